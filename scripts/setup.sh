@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs what the project needs, tunes the host when allowed, configures and builds.
+# Idempotent: run it as often as you like. Used by scripts/demo.sh and scripts/test.sh.
+#
+# Environment:
+#   BUILD_DIR=build        where to build
+#   EMOE_SKIP_APT=1        do not run apt-get (packages already installed)
+#   EMOE_HUGEPAGES=1100    2 MiB huge pages to reserve when root (0: leave the host alone)
+#   CI=true                build with -Werror
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+HUGEPAGES=${EMOE_HUGEPAGES:-1100}
+
+PACKAGES=(build-essential cmake ninja-build pkg-config git
+  libnuma-dev numactl liburing-dev libcap-dev libgflags-dev libgoogle-glog-dev
+  libgtest-dev libgmock-dev libbenchmark-dev fio clang-format)
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "setup: need root for: $*" >&2; return 1; fi
+}
+
+if [ "${EMOE_SKIP_APT:-0}" != 1 ]; then
+  echo "setup: installing packages: ${PACKAGES[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${PACKAGES[@]}" >/dev/null
+fi
+
+# Host tuning: only as root, never required (the code falls back and says why).
+if [ "$(id -u)" = 0 ] && [ "$HUGEPAGES" != 0 ]; then
+  cur=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
+  if [ "$cur" -lt "$HUGEPAGES" ]; then
+    if echo "$HUGEPAGES" > /proc/sys/vm/nr_hugepages 2>/dev/null; then
+      echo "setup: vm.nr_hugepages $cur -> $(cat /proc/sys/vm/nr_hugepages) (2 MiB hugetlb pages)"
+    else
+      echo "setup: could not raise vm.nr_hugepages (read-only /proc/sys?); hugetlb tests will skip"
+    fi
+  else
+    echo "setup: vm.nr_hugepages=$cur already >= $HUGEPAGES"
+  fi
+  thp=/sys/kernel/mm/transparent_hugepage/shmem_enabled
+  if [ -w "$thp" ] && grep -q '\[never\]\|\[deny\]' "$thp"; then
+    if echo advise > "$thp" 2>/dev/null; then
+      echo "setup: shmem THP set to advise (was never/deny)"
+    else
+      echo "setup: could not set $thp; shmem THP tests will skip"
+    fi
+  fi
+elif [ "$(id -u)" != 0 ]; then
+  echo "setup: not root: host left as is (huge pages: $(cat /proc/sys/vm/nr_hugepages 2>/dev/null))"
+fi
+
+WERROR=OFF
+if [ "${CI:-}" = true ]; then WERROR=ON; fi
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMOE_WERROR=$WERROR >/dev/null
+cmake --build "$BUILD_DIR" -j "$(nproc)"
+echo "setup: built in $BUILD_DIR"

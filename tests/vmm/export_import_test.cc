@@ -1,0 +1,124 @@
+// Export/import across real processes: the fd goes over a UNIX socket with SCM_RIGHTS, and a
+// write through one process's mapping is seen through the other's.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "test_util.h"
+#include "vmm/vmm.h"
+
+namespace vmm {
+namespace {
+
+struct Pair {
+  int parent = -1, child = -1;
+  Pair() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+      parent = sv[0];
+      child = sv[1];
+    }
+  }
+  ~Pair() {
+    if (parent >= 0) close(parent);
+    if (child >= 0) close(child);
+  }
+};
+
+// Child exit codes name the step that failed.
+int ChildMain(int sock) {
+  auto arena = ReceiveArena(sock, nullptr, /*direct_map=*/false);
+  if (!arena.ok()) return 10;
+  ReceivedMessage m;
+  {
+    auto r = RecvFds(sock, 0);
+    if (!r.ok()) return 11;
+    m = std::move(*r);
+  }
+  uint64_t offset = 0, len = 0;
+  if (std::sscanf(m.payload.c_str(), "%lu %lu", &offset, &len) != 2) return 12;
+  auto view = (*arena)->View(offset, len);
+  if (!view.ok()) return 13;
+  auto res = Reservation::Reserve(len);
+  if (!res.ok()) return 14;
+  if (!(*res)->Map(0, *view, 0, 0, {Protection::kReadWrite, true}).ok()) return 15;
+  uint8_t* p = (*res)->base();
+  for (uint64_t i = 0; i < len; i += 4096) {
+    if (p[i] != 0xab) return 16;  // the parent's bytes, without a copy
+  }
+  p[len - 1] = 0xcd;  // seen by the parent
+  if (!SendFds(sock, "done", {}).ok()) return 17;
+  return 0;
+}
+
+TEST(ExportImportTest, ForkedChildSeesAndWritesTheSamePages) {
+  for (PageSizePolicy policy :
+       {PageSizePolicy::kSmall, PageSizePolicy::kShmemThp, PageSizePolicy::kHugetlb}) {
+    std::string skip;
+    auto arena = testing::MakeArena(policy, 8 << 20, &skip, "shared");
+    if (!arena) continue;  // the 4K case always runs
+    Extent e = *arena->Allocate(4 << 20);
+    std::memset(e.data(), 0xab, e.size_bytes());
+    Pair sp;
+    ASSERT_GE(sp.parent, 0);
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(sp.parent);
+      _exit(ChildMain(sp.child));
+    }
+    ASSERT_TRUE(SendArena(sp.parent, *arena).ok());
+    const std::string loc = std::to_string(e.offset_bytes()) + " " + std::to_string(e.size_bytes());
+    ASSERT_TRUE(SendFds(sp.parent, loc, {}).ok());
+    auto reply = RecvFds(sp.parent, 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0) << testing::PolicyName(policy) << ": child step failed";
+    ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+    EXPECT_EQ(static_cast<uint8_t*>(e.data())[e.size_bytes() - 1], 0xcd)
+        << "the child's write must be visible here";
+  }
+}
+
+TEST(FdPassingTest, SendAndReceiveSeveralFds) {
+  Pair sp;
+  std::string skip;
+  auto a = testing::MakeArena(PageSizePolicy::kSmall, 1 << 20, &skip, "a");
+  auto b = testing::MakeArena(PageSizePolicy::kSmall, 1 << 20, &skip, "b");
+  ASSERT_TRUE(SendFds(sp.parent, "two", {a->fd(), b->fd()}).ok());
+  auto m = RecvFds(sp.child);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->payload, "two");
+  ASSERT_EQ(m->fds.size(), 2u);
+  EXPECT_NE(m->fds[0].get(), a->fd()) << "a new descriptor for the same file";
+}
+
+TEST(FdPassingTest, TooManyFdsAreRefusedAndClosed) {
+  Pair sp;
+  std::string skip;
+  auto a = testing::MakeArena(PageSizePolicy::kSmall, 1 << 20, &skip, "many");
+  const int fds_before = testing::OpenFdCount();
+  ASSERT_TRUE(SendFds(sp.parent, "three", {a->fd(), a->fd(), a->fd()}).ok());
+  auto m = RecvFds(sp.child, 1);
+  EXPECT_EQ(m.status().code(), StatusCode::kDataLoss) << m.status().ToString();
+  EXPECT_EQ(testing::OpenFdCount(), fds_before) << "fds that did arrive must be closed";
+}
+
+TEST(FdPassingTest, BadInputAndClosedPeer) {
+  Pair sp;
+  EXPECT_EQ(SendFds(sp.parent, "", {}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(SendFds(sp.parent, std::string(kMaxPassedPayload + 1, 'x'), {}).code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(SendFds(sp.parent, "not arena metadata", {}).ok());
+  EXPECT_EQ(ReceiveArena(sp.child).status().code(), StatusCode::kDataLoss);
+  close(sp.parent);
+  sp.parent = -1;
+  EXPECT_EQ(RecvFds(sp.child).status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace vmm

@@ -1,0 +1,216 @@
+// vmm/arena.h: an Arena is one memfd of fixed capacity, carved into extents of whole pages.
+//
+// Concepts (see vmm/vmm.h for the glossary):
+//  - The arena's page size is 2 MiB (hugetlb memfd or shmem with transparent huge pages) or 4 KiB.
+//    PageSizePolicy::kAuto tries hugetlb, then shmem THP, then 4 KiB, and records why each
+//    rejected kind was rejected (fallback_reason()).
+//  - The memfd is named "vmm:<name>" so it shows in /proc/PID/maps, bound to a NUMA node with
+//    mbind(MPOL_BIND) when one is given, and sealed (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+//    once sized, so no holder of the fd can truncate it under another.
+//  - Extents are runs of contiguous pages handed out by a BuddyAllocator. An Extent is a
+//    refcounted handle: copies share it, and the pages return to the pool only when the last copy
+//    (including mappings in Reservations, which hold a copy) is released. With
+//    ArenaOptions::discard_on_free the released pages are punched out of the memfd
+//    (fallocate PUNCH_HOLE) so their memory goes back to the kernel.
+//  - Export() describes the arena (fd, capacity, page size, kind, node, name) for another process;
+//    Arena::Import() on the receiving side gives an arena whose pages are addressed by offset
+//    (View()), since the allocator lives with the exporter.
+//
+// Invariants (CheckInvariants()):
+//  1. The allocator's invariants hold (page_allocator.h).
+//  2. Live owned extents are disjoint, inside the arena, and together with the free blocks they
+//     cover every page exactly once.
+//  3. The memfd's size equals capacity and its seals include SHRINK, GROW and SEAL.
+//
+// Thread safety: all methods are safe to call concurrently; allocation state is guarded by an
+// internal mutex. Extent handles may be copied and released from any thread.
+#ifndef VMM_ARENA_H_
+#define VMM_ARENA_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "vmm/os.h"
+#include "vmm/page_allocator.h"
+#include "vmm/status.h"
+#include "vmm/unique_fd.h"
+
+namespace vmm {
+
+inline constexpr uint64_t kSmallPageSize = 4096;
+inline constexpr uint64_t kHugePageSize = 2 << 20;
+
+enum class PageKind : int {
+  kHugetlb2M = 0,  // memfd_create(MFD_HUGETLB | MFD_HUGE_2MB): pages from the hugetlb pool
+  kShmemThp2M,     // plain memfd + madvise(MADV_HUGEPAGE): shmem transparent huge pages
+  kSmall4K,        // plain memfd, 4 KiB pages
+};
+const char* PageKindName(PageKind k);  // "hugetlb-2M", "shmem-thp-2M", "4K"
+uint64_t PageKindSize(PageKind k);
+
+enum class PageSizePolicy : int {
+  kAuto = 0,  // hugetlb -> shmem THP -> 4 KiB, first that works
+  kHugetlb,   // only hugetlb; error if unavailable
+  kShmemThp,  // only shmem THP; error if unavailable
+  kSmall,     // 4 KiB
+};
+// Parses "auto", "hugetlb", "thp", "4k" (as used by flags). kInvalidArgument otherwise.
+StatusOr<PageSizePolicy> ParsePageSizePolicy(const std::string& s);
+
+struct ArenaOptions {
+  std::string name = "arena";   // shows as "memfd:vmm:<name>" in /proc/PID/maps; <= 240 chars
+  uint64_t capacity_bytes = 0;  // rounded up to the page size; must be > 0
+  PageSizePolicy page_size = PageSizePolicy::kAuto;
+  int numa_node = -1;            // -1: no binding; otherwise mbind(MPOL_BIND) to this node
+  bool direct_map = true;        // keep one read-write mapping of the whole arena (Extent::data())
+  bool discard_on_free = false;  // punch freed pages out of the memfd (returns memory to the OS)
+  Os* os = nullptr;              // nullptr: Os::Default()
+
+  Status Validate() const;
+};
+
+// What another process needs to map the arena. The fd is owned by this struct.
+struct ExportedArena {
+  UniqueFd fd;
+  std::string name;
+  uint64_t capacity_bytes = 0;
+  uint64_t page_size = 0;
+  PageKind kind = PageKind::kSmall4K;
+  int numa_node = -1;
+
+  // The fields other than the fd as one line of text ("name=...;capacity=...;..."), and back.
+  std::string SerializeMetadata() const;
+  static StatusOr<ExportedArena> ParseMetadata(const std::string& text);
+};
+
+class Arena;
+
+// A refcounted run of pages in an Arena. Copyable; a default-constructed Extent is empty.
+class Extent {
+ public:
+  Extent() = default;
+
+  bool valid() const { return state_ != nullptr; }
+  Arena* arena() const;
+  const std::shared_ptr<Arena>& arena_ref() const;
+  uint64_t first_page() const;
+  uint64_t num_pages() const;
+  uint64_t offset_bytes() const;  // offset in the memfd
+  uint64_t size_bytes() const;
+  // Pointer into the arena's direct map, or nullptr when the arena has none.
+  void* data() const;
+  // Number of handles (including mappings) sharing these pages.
+  long use_count() const { return state_ ? state_.use_count() : 0; }
+  // True for extents that return their pages to the allocator (false for Import()/View()).
+  bool owned() const;
+  // Drops this handle; the pages are freed if it was the last one.
+  void Reset() { state_.reset(); }
+
+  std::string DebugString() const;  // "arena 'x' pages [a, b) (N MiB)"
+
+ private:
+  friend class Arena;
+  struct State;
+  explicit Extent(std::shared_ptr<State> s) : state_(std::move(s)) {}
+  std::shared_ptr<State> state_;
+};
+
+struct ArenaStats {
+  std::string name;
+  PageKind kind = PageKind::kSmall4K;
+  uint64_t page_size = 0;
+  uint64_t capacity_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t free_bytes = 0;
+  uint64_t peak_used_bytes = 0;
+  uint64_t largest_free_bytes = 0;
+  uint64_t live_extents = 0;
+  uint64_t allocations = 0;
+  uint64_t frees = 0;
+  uint64_t failed_allocations = 0;
+  uint64_t discarded_bytes = 0;  // punched out on free
+  double fragmentation = 0.0;
+  std::string ToString() const;
+};
+
+class Arena : public std::enable_shared_from_this<Arena> {
+ public:
+  // Creates the memfd, sizes and seals it, binds it to the node, maps it if direct_map.
+  // Errors: kInvalidArgument (bad options), kUnavailable (the page size asked for cannot be had:
+  // the message says why and how to enable it), kResourceExhausted (not enough memory or huge
+  // pages), or the failing syscall's status. Nothing is left behind on failure.
+  static StatusOr<std::shared_ptr<Arena>> Create(const ArenaOptions& options);
+
+  // Adopts an exported arena received from another process. Verifies the fd's size against the
+  // metadata and that it is sealed against shrinking. The result has no allocator: address its
+  // pages with View().
+  static StatusOr<std::shared_ptr<Arena>> Import(ExportedArena exported, Os* os = nullptr,
+                                                 bool direct_map = true);
+
+  ~Arena();
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  // Allocates `bytes` (rounded up to whole pages) of contiguous pages aligned to `align_bytes`
+  // (a power of two, at least the page size; 0 = page size). Full arena -> kResourceExhausted
+  // naming the arena, the request, free bytes and the largest free run.
+  StatusOr<Extent> Allocate(uint64_t bytes, uint64_t align_bytes = 0);
+
+  // A non-owning extent over [offset, offset + bytes) (page-aligned): for imported arenas, or to
+  // address a sub-range of an owned extent. It keeps the arena alive but frees nothing.
+  StatusOr<Extent> View(uint64_t offset, uint64_t bytes);
+
+  // Duplicates the fd and describes the arena for another process.
+  StatusOr<ExportedArena> Export() const;
+
+  const std::string& name() const { return name_; }
+  PageKind kind() const { return kind_; }
+  uint64_t page_size() const { return page_size_; }
+  uint64_t capacity_bytes() const { return capacity_; }
+  uint64_t num_pages() const { return capacity_ / page_size_; }
+  int numa_node() const { return numa_node_; }
+  int fd() const { return fd_.get(); }
+  bool imported() const { return imported_; }
+  Os* os() const { return os_; }
+  // Base of the direct map, or nullptr.
+  uint8_t* direct_map() const { return direct_map_; }
+  // Why larger page kinds were not used ("" when the first choice worked).
+  const std::string& fallback_reason() const { return fallback_reason_; }
+  // Why the NUMA binding was skipped ("" when bound or not asked).
+  const std::string& numa_note() const { return numa_note_; }
+
+  ArenaStats Stats() const;
+  Status CheckInvariants() const;
+
+ private:
+  friend class Extent;
+  Arena() = default;
+  // Called by the last Extent handle of an owned run.
+  void Release(uint64_t first_page, uint64_t num_pages);
+
+  std::string name_;
+  PageKind kind_ = PageKind::kSmall4K;
+  uint64_t page_size_ = kSmallPageSize;
+  uint64_t capacity_ = 0;
+  int numa_node_ = -1;
+  bool imported_ = false;
+  bool discard_on_free_ = false;
+  Os* os_ = nullptr;
+  UniqueFd fd_;
+  uint8_t* direct_map_ = nullptr;
+  std::string fallback_reason_;
+  std::string numa_note_;
+
+  mutable std::mutex mu_;
+  std::unique_ptr<BuddyAllocator> allocator_;  // null for imported arenas
+  std::map<uint64_t, uint64_t> live_;          // first page -> pages, owned live extents
+  uint64_t discarded_bytes_ = 0;
+};
+
+}  // namespace vmm
+
+#endif  // VMM_ARENA_H_

@@ -1,0 +1,98 @@
+// vmm/page_allocator.h: a buddy allocator of page numbers (pure metadata, no memory touched).
+//
+// Concept: the arena's pages [0, total_pages) are kept as free blocks of 2^order pages, each
+// aligned to its size (the kernel's buddy system). Allocate(n) takes the lowest-addressed block of
+// the smallest order >= ceil(log2 n) (and >= log2 align), splits it down, and gives the unused tail
+// back as smaller blocks, so an extent occupies exactly n pages (like alloc_pages_exact). Free
+// decomposes a run into maximal aligned blocks and merges each with its buddy while the buddy is
+// free. Allocate is O(log^2 n) set operations at worst (one per order), Free O(log^2 n).
+//
+// Invariants (CheckInvariants() verifies all of them):
+//  1. Every free block [start, start + 2^order) lies inside [0, total_pages) and start is a
+//     multiple of 2^order.
+//  2. Free blocks do not overlap; `free_by_start_` and `free_lists_` hold exactly the same blocks.
+//  3. No free block has its buddy free at the same order (merging is complete).
+//  4. free_pages_ equals the sum of the free blocks' sizes; used = total - free; peak >= used.
+//
+// Thread safety: none. The owner (vmm::Arena) serializes calls with its own mutex.
+#ifndef VMM_PAGE_ALLOCATOR_H_
+#define VMM_PAGE_ALLOCATOR_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "vmm/status.h"
+
+namespace vmm {
+
+struct PageAllocatorStats {
+  uint64_t total_pages = 0;
+  uint64_t free_pages = 0;
+  uint64_t used_pages = 0;
+  uint64_t peak_used_pages = 0;           // highest used_pages ever seen
+  uint64_t largest_free_block_pages = 0;  // the largest extent Allocate can return right now
+  uint64_t free_blocks = 0;               // number of free buddy blocks
+  uint64_t allocations = 0;               // successful Allocate calls
+  uint64_t frees = 0;                     // Free calls
+  uint64_t failed_allocations = 0;        // Allocate calls refused for lack of space
+  // 1 - largest_free_block / free_pages: 0 when all free memory is one block, -> 1 when the free
+  // memory is shattered into single pages. 0 when nothing is free.
+  double fragmentation = 0.0;
+  std::vector<uint64_t> free_blocks_per_order;  // index = order
+};
+
+class BuddyAllocator {
+ public:
+  static constexpr int kMaxOrder = 48;
+
+  // All pages start free.
+  explicit BuddyAllocator(uint64_t total_pages);
+
+  // Returns the first page of `num_pages` contiguous pages whose first page is a multiple of
+  // `align_pages`. REQUIRES: num_pages >= 1; align_pages a power of two.
+  // Errors: kInvalidArgument for a bad request, kResourceExhausted when no free block is large
+  // enough (the message gives free pages and the largest free block).
+  StatusOr<uint64_t> Allocate(uint64_t num_pages, uint64_t align_pages = 1);
+
+  // Returns pages [first_page, first_page + num_pages) to the free pool.
+  // REQUIRES: the run was returned by Allocate (or is a sub-run of one) and is not free already.
+  // A run that overlaps free pages or leaves the arena is memory corruption: aborts.
+  void Free(uint64_t first_page, uint64_t num_pages);
+
+  // True if page `page` is inside a free block.
+  bool IsFree(uint64_t page) const;
+
+  uint64_t total_pages() const { return total_pages_; }
+  uint64_t free_pages() const { return free_pages_; }
+  uint64_t used_pages() const { return total_pages_ - free_pages_; }
+  PageAllocatorStats Stats() const;
+
+  // Free blocks as (first_page, num_pages), ascending.
+  std::vector<std::pair<uint64_t, uint64_t>> FreeBlocks() const;
+
+  Status CheckInvariants() const;
+
+ private:
+  void InsertFree(uint64_t start, int order);
+  void EraseFree(uint64_t start, int order);
+  // Frees one aligned block, merging with its buddies.
+  void FreeBlock(uint64_t start, int order);
+  // Frees an arbitrary run by decomposing it into maximal aligned blocks.
+  void FreeRun(uint64_t start, uint64_t num_pages);
+
+  uint64_t total_pages_;
+  uint64_t free_pages_ = 0;
+  uint64_t peak_used_pages_ = 0;
+  uint64_t allocations_ = 0;
+  uint64_t frees_ = 0;
+  uint64_t failed_allocations_ = 0;
+  std::set<uint64_t> free_lists_[kMaxOrder + 1];  // start pages of free blocks, per order
+  std::map<uint64_t, int> free_by_start_;         // start page -> order, all free blocks
+};
+
+}  // namespace vmm
+
+#endif  // VMM_PAGE_ALLOCATOR_H_

@@ -1,0 +1,197 @@
+#include "vmm/page_allocator.h"
+
+#include <bit>
+#include <cstdio>
+#include <cstdlib>
+
+namespace vmm {
+
+namespace {
+
+uint64_t BlockSize(int order) { return uint64_t{1} << order; }
+
+// Smallest order whose block holds n pages.
+int OrderFor(uint64_t n) { return n <= 1 ? 0 : 64 - std::countl_zero(n - 1); }
+
+[[noreturn]] void Corruption(const char* what, uint64_t a, uint64_t b) {
+  std::fprintf(stderr, "vmm: BuddyAllocator corruption: %s (%llu, %llu)\n", what,
+               static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
+  std::abort();
+}
+
+}  // namespace
+
+BuddyAllocator::BuddyAllocator(uint64_t total_pages) : total_pages_(total_pages) {
+  FreeRun(0, total_pages);
+}
+
+void BuddyAllocator::InsertFree(uint64_t start, int order) {
+  free_lists_[order].insert(start);
+  free_by_start_.emplace(start, order);
+  free_pages_ += BlockSize(order);
+}
+
+void BuddyAllocator::EraseFree(uint64_t start, int order) {
+  free_lists_[order].erase(start);
+  free_by_start_.erase(start);
+  free_pages_ -= BlockSize(order);
+}
+
+void BuddyAllocator::FreeBlock(uint64_t start, int order) {
+  // Merge with the buddy while it is free at the same order and the merged block fits.
+  while (order < kMaxOrder) {
+    const uint64_t buddy = start ^ BlockSize(order);
+    if (buddy + BlockSize(order) > total_pages_) break;
+    auto it = free_lists_[order].find(buddy);
+    if (it == free_lists_[order].end()) break;
+    EraseFree(buddy, order);
+    start = std::min(start, buddy);
+    ++order;
+  }
+  InsertFree(start, order);
+}
+
+void BuddyAllocator::FreeRun(uint64_t start, uint64_t num_pages) {
+  while (num_pages > 0) {
+    // Largest aligned block starting at `start` that fits in the run.
+    int order = start == 0 ? kMaxOrder : std::countr_zero(start);
+    if (order > kMaxOrder) order = kMaxOrder;
+    while (BlockSize(order) > num_pages) --order;
+    FreeBlock(start, order);
+    start += BlockSize(order);
+    num_pages -= BlockSize(order);
+  }
+}
+
+StatusOr<uint64_t> BuddyAllocator::Allocate(uint64_t num_pages, uint64_t align_pages) {
+  if (num_pages == 0) return Status::InvalidArgument("allocate 0 pages");
+  if (align_pages == 0 || !std::has_single_bit(align_pages)) {
+    return Status::InvalidArgument("alignment of " + std::to_string(align_pages) +
+                                   " pages is not a power of two");
+  }
+  if (num_pages > total_pages_) {
+    ++failed_allocations_;
+    return Status::ResourceExhausted("request of " + std::to_string(num_pages) +
+                                     " pages exceeds the capacity of " +
+                                     std::to_string(total_pages_) + " pages");
+  }
+  // Buddy blocks are aligned to their size, so a block of order >= log2(align) is aligned.
+  const int want = std::max(OrderFor(num_pages), std::countr_zero(align_pages));
+  for (int order = want; order <= kMaxOrder; ++order) {
+    if (free_lists_[order].empty()) continue;
+    const uint64_t start = *free_lists_[order].begin();  // lowest address: less fragmentation
+    EraseFree(start, order);
+    // Give back the tail beyond num_pages (as in alloc_pages_exact).
+    const uint64_t block = BlockSize(order);
+    if (block > num_pages) FreeRun(start + num_pages, block - num_pages);
+    ++allocations_;
+    peak_used_pages_ = std::max(peak_used_pages_, used_pages());
+    return start;
+  }
+  ++failed_allocations_;
+  const PageAllocatorStats s = Stats();
+  return Status::ResourceExhausted(
+      "no free run of " + std::to_string(num_pages) + " pages (aligned to " +
+      std::to_string(align_pages) + "): " + std::to_string(s.free_pages) + " of " +
+      std::to_string(total_pages_) + " pages free, largest free block " +
+      std::to_string(s.largest_free_block_pages) + " pages");
+}
+
+void BuddyAllocator::Free(uint64_t first_page, uint64_t num_pages) {
+  if (num_pages == 0 || first_page >= total_pages_ || num_pages > total_pages_ - first_page) {
+    Corruption("free outside the arena", first_page, num_pages);
+  }
+  // The run must not overlap any free block: check the block at or before first_page and any
+  // block starting inside the run.
+  auto it = free_by_start_.upper_bound(first_page);
+  if (it != free_by_start_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + BlockSize(prev->second) > first_page) {
+      Corruption("double free (run starts inside a free block)", first_page, num_pages);
+    }
+  }
+  if (it != free_by_start_.end() && it->first < first_page + num_pages) {
+    Corruption("double free (run overlaps a free block)", first_page, num_pages);
+  }
+  ++frees_;
+  FreeRun(first_page, num_pages);
+}
+
+bool BuddyAllocator::IsFree(uint64_t page) const {
+  auto it = free_by_start_.upper_bound(page);
+  if (it == free_by_start_.begin()) return false;
+  --it;
+  return page < it->first + BlockSize(it->second);
+}
+
+PageAllocatorStats BuddyAllocator::Stats() const {
+  PageAllocatorStats s;
+  s.total_pages = total_pages_;
+  s.free_pages = free_pages_;
+  s.used_pages = used_pages();
+  s.peak_used_pages = peak_used_pages_;
+  s.allocations = allocations_;
+  s.frees = frees_;
+  s.failed_allocations = failed_allocations_;
+  s.free_blocks = free_by_start_.size();
+  s.free_blocks_per_order.assign(kMaxOrder + 1, 0);
+  for (int o = 0; o <= kMaxOrder; ++o) {
+    s.free_blocks_per_order[o] = free_lists_[o].size();
+    if (!free_lists_[o].empty()) s.largest_free_block_pages = BlockSize(o);
+  }
+  s.fragmentation =
+      free_pages_ == 0 ? 0.0 : 1.0 - static_cast<double>(s.largest_free_block_pages) / free_pages_;
+  return s;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> BuddyAllocator::FreeBlocks() const {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  out.reserve(free_by_start_.size());
+  for (const auto& [start, order] : free_by_start_) out.emplace_back(start, BlockSize(order));
+  return out;
+}
+
+Status BuddyAllocator::CheckInvariants() const {
+  uint64_t sum = 0, end_of_prev = 0, blocks_in_lists = 0;
+  for (int o = 0; o <= kMaxOrder; ++o) {
+    blocks_in_lists += free_lists_[o].size();
+    for (uint64_t start : free_lists_[o]) {
+      auto it = free_by_start_.find(start);
+      if (it == free_by_start_.end() || it->second != o) {
+        return Status::Internal("invariant 2: block " + std::to_string(start) + " of order " +
+                                std::to_string(o) + " missing from free_by_start");
+      }
+    }
+  }
+  if (blocks_in_lists != free_by_start_.size()) {
+    return Status::Internal("invariant 2: free lists and free_by_start differ in size");
+  }
+  for (const auto& [start, order] : free_by_start_) {
+    const uint64_t size = BlockSize(order);
+    if (start % size != 0 || start + size > total_pages_) {
+      return Status::Internal("invariant 1: block " + std::to_string(start) + " order " +
+                              std::to_string(order) + " misaligned or outside the arena");
+    }
+    if (start < end_of_prev) {
+      return Status::Internal("invariant 2: free block " + std::to_string(start) + " overlaps");
+    }
+    end_of_prev = start + size;
+    sum += size;
+    const uint64_t buddy = start ^ size;
+    if (buddy + size <= total_pages_ && order < kMaxOrder) {
+      auto b = free_by_start_.find(buddy);
+      if (b != free_by_start_.end() && b->second == order) {
+        return Status::Internal("invariant 3: block " + std::to_string(start) +
+                                " and its buddy are both free at order " + std::to_string(order));
+      }
+    }
+  }
+  if (sum != free_pages_) {
+    return Status::Internal("invariant 4: free blocks sum to " + std::to_string(sum) +
+                            " pages but free_pages is " + std::to_string(free_pages_));
+  }
+  if (peak_used_pages_ < used_pages()) return Status::Internal("invariant 4: peak < used");
+  return Status::Ok();
+}
+
+}  // namespace vmm
