@@ -1,0 +1,96 @@
+// hbm/device.h: devices (a NUMA node or a slice of one) and their memory arenas.
+//
+// A device stands in for an accelerator: a CPU set, a memory node and a capacity. By default there
+// is one device per NUMA node with the node's memory; DeviceOptions can cut a node into several
+// devices with an explicit capacity so that experiments run 2-8 devices on a one-node host.
+// Each device owns one vmm::Arena per usage (weights, experts, KV), bound to its node, with exact
+// accounting per usage and in total.
+//
+// Thread safety: PlanDevices is a pure function. Device::Allocate and Stats may be called from any
+// thread (the arenas lock internally).
+#ifndef HBM_DEVICE_H_
+#define HBM_DEVICE_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vmm/arena.h"
+#include "vmm/host.h"
+#include "vmm/status.h"
+
+namespace emoe::hbm {
+
+using vmm::Status;
+using vmm::StatusOr;
+
+struct DeviceOptions {
+  int devices_per_node = 1;     // >= 1
+  uint64_t capacity_bytes = 0;  // per device; 0 = the node's memory divided by devices_per_node
+  bool pin_cpus = false;        // every device gets CPUs of its own (refused if too few CPUs)
+  std::vector<int> nodes;       // NUMA nodes to use; empty = every node with memory
+  Status Validate() const;
+};
+
+struct DeviceSpec {
+  int id = 0;
+  int node = 0;
+  std::vector<int> cpus;        // the CPUs its worker threads run on
+  uint64_t capacity_bytes = 0;  // memory the device may hold, all usages together
+  std::string ToString() const;
+};
+
+// Cuts the topology into devices. Errors name the impossible part: a capacity beyond the node's
+// memory, more pinned devices than CPUs, an unknown node.
+StatusOr<std::vector<DeviceSpec>> PlanDevices(const DeviceOptions& options,
+                                              const std::vector<vmm::NumaNode>& topology);
+
+enum class Usage : int { kWeights = 0, kExperts, kKv };
+inline constexpr int kNumUsages = 3;
+const char* UsageName(Usage u);
+
+// Bytes of each usage's arena on a device. Their sum must fit in the device's capacity.
+struct DeviceMemoryOptions {
+  std::array<uint64_t, kNumUsages> usage_bytes = {0, 0, 0};  // 0 = no arena for that usage
+  vmm::PageSizePolicy page_size = vmm::PageSizePolicy::kAuto;
+  bool discard_on_free = false;
+  Status Validate(const DeviceSpec& spec) const;
+};
+
+struct DeviceStats {
+  int device = 0;
+  std::array<vmm::ArenaStats, kNumUsages> usage;  // name empty when the usage has no arena
+  uint64_t capacity_bytes = 0;
+  uint64_t used_bytes = 0;       // all usages
+  uint64_t peak_used_bytes = 0;  // sum of per-usage peaks (an upper bound of the joint peak)
+  std::string ToString() const;
+};
+
+class Device {
+ public:
+  // Creates the arenas ("dev<id>.weights", ...) bound to the device's node.
+  static StatusOr<std::unique_ptr<Device>> Create(const DeviceSpec& spec,
+                                                  const DeviceMemoryOptions& memory);
+
+  const DeviceSpec& spec() const { return spec_; }
+  int id() const { return spec_.id; }
+  // The arena of a usage, or null when the device has none.
+  const std::shared_ptr<vmm::Arena>& arena(Usage u) const { return arenas_[static_cast<int>(u)]; }
+
+  // Allocates from the usage's arena. kFailedPrecondition when the device has no such arena;
+  // the arena's kResourceExhausted (naming device and usage) when it is full.
+  StatusOr<vmm::Extent> Allocate(Usage u, uint64_t bytes, uint64_t align_bytes = 0);
+
+  DeviceStats Stats() const;
+
+ private:
+  Device() = default;
+  DeviceSpec spec_;
+  std::array<std::shared_ptr<vmm::Arena>, kNumUsages> arenas_;
+};
+
+}  // namespace emoe::hbm
+
+#endif  // HBM_DEVICE_H_

@@ -1,0 +1,109 @@
+// hbm/hmm.h: the HBM Management Module, the one owner of model memory.
+//
+// It holds the devices (and their arenas) and a registry of named tensors per device. Loading a
+// checkpoint asks a placement callback where each tensor goes: the first device of the decision
+// gets it from disk (io_uring, once), the others by peer-to-peer copy from that first copy.
+// Records hold vmm::Extent handles, so released tensors return their pages only when nobody
+// (e.g. an attached instance's mapping) uses them any more.
+//
+// Failure atomicity: LoadCheckpoint validates everything first (names, devices, capacity), then
+// allocates, reads and copies; on any failure every extent it allocated is released and the
+// registry is unchanged.
+//
+// Thread safety: all methods may be called from any thread; the registry is guarded by a mutex,
+// loads are serialized.
+#ifndef HBM_HMM_H_
+#define HBM_HMM_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hbm/device.h"
+#include "hbm/loader.h"
+#include "hbm/p2p.h"
+#include "hbm/safetensors.h"
+
+namespace emoe::hbm {
+
+struct HmmOptions {
+  DeviceOptions devices;
+  DeviceMemoryOptions memory;
+  LoaderOptions loader;
+  int copy_threads_per_device = 0;  // 0 = one per device CPU, at most 8
+};
+
+struct TensorRecord {
+  std::string name;
+  int device = 0;
+  Usage usage = Usage::kWeights;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  vmm::Extent extent;             // pages holding it (keeps them alive)
+  uint64_t offset_in_extent = 0;  // where the data starts (O_DIRECT alignment slack)
+  uint64_t size_bytes = 0;
+  const void* data() const { return static_cast<const uint8_t*>(extent.data()) + offset_in_extent; }
+};
+
+struct PlacementDecision {
+  Usage usage = Usage::kWeights;
+  std::vector<int> devices;  // first: read from disk; others: P2P replicas. Empty: skip tensor.
+};
+using PlacementFn = std::function<PlacementDecision(const TensorInfo&)>;
+// Every tensor on every listed device, as weights.
+PlacementFn ReplicateEverywhere(std::vector<int> devices);
+
+struct LoadReport {
+  uint64_t tensors = 0;          // records created
+  uint64_t bytes_from_disk = 0;  // tensor bytes read (each tensor once)
+  uint64_t bytes_p2p = 0;        // tensor bytes copied device to device
+  double disk_seconds = 0;
+  double p2p_seconds = 0;
+  LoadStats disk;
+  std::string ToString() const;
+};
+
+class Hmm {
+ public:
+  // Plans devices from the host topology (vmm::NumaNodes()) and creates them.
+  static StatusOr<std::unique_ptr<Hmm>> Create(const HmmOptions& options);
+  // Uses the given device specs (tests, experiments).
+  static StatusOr<std::unique_ptr<Hmm>> CreateWithDevices(const std::vector<DeviceSpec>& specs,
+                                                          const HmmOptions& options);
+
+  int num_devices() const { return static_cast<int>(devices_.size()); }
+  Device& device(int id) { return *devices_.at(id); }
+  CopyEngine& copies() { return *copies_; }
+
+  StatusOr<LoadReport> LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement);
+
+  // Copies a registered tensor to another device (P2P). kAlreadyExists if it is there.
+  Status Replicate(const std::string& name, int from_device, int to_device);
+
+  StatusOr<TensorRecord> Find(const std::string& name, int device) const;
+  std::vector<TensorRecord> List(int device = -1) const;  // -1: all devices
+  // Drops the record; its pages return when the last mapping of them goes.
+  Status Release(const std::string& name, int device);
+  void ReleaseAll();
+
+  std::vector<DeviceStats> Stats() const;
+  std::string Report() const;
+
+ private:
+  Hmm() = default;
+  using Key = std::pair<std::string, int>;  // (name, device)
+
+  HmmOptions options_;
+  std::vector<std::unique_ptr<Device>> devices_;
+  std::unique_ptr<CopyEngine> copies_;
+  std::mutex load_mu_;     // serializes loads
+  mutable std::mutex mu_;  // guards registry_
+  std::map<Key, TensorRecord> registry_;
+};
+
+}  // namespace emoe::hbm
+
+#endif  // HBM_HMM_H_

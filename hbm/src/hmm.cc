@@ -1,0 +1,256 @@
+#include "hbm/hmm.h"
+
+#include <chrono>
+#include <cstdio>
+#include <set>
+
+namespace emoe::hbm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string Mib(uint64_t b) {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%.1f MiB", b / 1048576.0);
+  return buf;
+}
+
+}  // namespace
+
+PlacementFn ReplicateEverywhere(std::vector<int> devices) {
+  return [devices = std::move(devices)](const TensorInfo&) {
+    return PlacementDecision{Usage::kWeights, devices};
+  };
+}
+
+std::string LoadReport::ToString() const {
+  char buf[320];
+  std::snprintf(buf, sizeof(buf),
+                "%llu tensors; %s from disk in %.3f s (%.2f GB/s, %s); %s peer-to-peer in %.3f s "
+                "(%.2f GB/s)",
+                static_cast<unsigned long long>(tensors), Mib(bytes_from_disk).c_str(),
+                disk_seconds, disk_seconds > 0 ? bytes_from_disk / disk_seconds / 1e9 : 0.0,
+                disk.direct_io ? "O_DIRECT" : ("buffered: " + disk.fallback_reason).c_str(),
+                Mib(bytes_p2p).c_str(), p2p_seconds,
+                p2p_seconds > 0 ? bytes_p2p / p2p_seconds / 1e9 : 0.0);
+  return buf;
+}
+
+StatusOr<std::unique_ptr<Hmm>> Hmm::Create(const HmmOptions& options) {
+  VMM_ASSIGN_OR_RETURN(auto specs, PlanDevices(options.devices, vmm::NumaNodes()));
+  return CreateWithDevices(specs, options);
+}
+
+StatusOr<std::unique_ptr<Hmm>> Hmm::CreateWithDevices(const std::vector<DeviceSpec>& specs,
+                                                      const HmmOptions& options) {
+  VMM_RETURN_IF_ERROR(options.loader.Validate());
+  if (specs.empty()) return Status::InvalidArgument("an HMM needs at least one device");
+  auto h = std::unique_ptr<Hmm>(new Hmm());
+  h->options_ = options;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (specs[i].id != static_cast<int>(i)) {
+      return Status::InvalidArgument("device ids must be 0..n-1 in order");
+    }
+    VMM_ASSIGN_OR_RETURN(auto d, Device::Create(specs[i], options.memory));
+    h->devices_.push_back(std::move(d));
+  }
+  h->copies_ = std::make_unique<CopyEngine>(specs, options.copy_threads_per_device);
+  return h;
+}
+
+StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint,
+                                         const PlacementFn& placement) {
+  std::lock_guard<std::mutex> load_lock(load_mu_);
+  // 1. Validate every decision before touching memory.
+  struct Planned {
+    const TensorInfo* info;
+    PlacementDecision where;
+  };
+  std::vector<Planned> plan;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const TensorInfo& t : checkpoint.tensors) {
+      PlacementDecision d = placement(t);
+      if (d.devices.empty()) continue;
+      std::set<int> seen;
+      for (int dev : d.devices) {
+        if (dev < 0 || dev >= num_devices() || !seen.insert(dev).second) {
+          return Status::InvalidArgument("placement of '" + t.name + "' names device " +
+                                         std::to_string(dev) + " (unknown or repeated; " +
+                                         std::to_string(num_devices()) + " devices)");
+        }
+        if (registry_.count({t.name, dev})) {
+          return Status::AlreadyExists("tensor '" + t.name + "' is already on device " +
+                                       std::to_string(dev));
+        }
+      }
+      plan.push_back({&t, std::move(d)});
+    }
+  }
+  // 2. Allocate. The primary copy is laid out so that an aligned O_DIRECT read can land in it:
+  // the data starts at (file offset mod 4 KiB) inside the extent.
+  std::vector<TensorRecord> records;
+  std::vector<ReadRequest> reads;
+  std::vector<std::pair<size_t, size_t>> replicas;  // (replica record, primary record)
+  LoadReport report;
+  for (const Planned& p : plan) {
+    const TensorInfo& t = *p.info;
+    const uint64_t slack = t.file_offset % kDirectAlignment;
+    const uint64_t span =
+        (slack + t.size_bytes + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
+    size_t primary = records.size();
+    for (size_t k = 0; k < p.where.devices.size(); ++k) {
+      const int dev = p.where.devices[k];
+      auto e = devices_[dev]->Allocate(p.where.usage, std::max<uint64_t>(span, 1));
+      if (!e.ok()) {
+        Status s = e.status();
+        return s.Annotate("load '" + t.name + "'");  // `records` releases what was allocated
+      }
+      TensorRecord r;
+      r.name = t.name;
+      r.device = dev;
+      r.usage = p.where.usage;
+      r.dtype = t.dtype;
+      r.shape = t.shape;
+      r.extent = std::move(*e);
+      r.offset_in_extent = slack;
+      r.size_bytes = t.size_bytes;
+      if (r.extent.data() == nullptr) {
+        return Status::FailedPrecondition("device arenas need a direct map to load into");
+      }
+      if (k == 0) {
+        ReadRequest rq;
+        rq.path = t.file;
+        rq.file_offset = t.file_offset - slack;
+        rq.length = span;
+        rq.required = slack + t.size_bytes;
+        rq.dest = r.extent.data();
+        if (t.size_bytes > 0) reads.push_back(rq);
+      } else {
+        replicas.emplace_back(records.size(), primary);
+      }
+      records.push_back(std::move(r));
+    }
+    report.bytes_from_disk += t.size_bytes;
+  }
+  // 3. Read each tensor once.
+  auto t0 = Clock::now();
+  Loader loader(options_.loader);
+  VMM_ASSIGN_OR_RETURN(report.disk, loader.Load(reads));
+  report.disk_seconds = Since(t0);
+  // 4. Replicas by peer-to-peer copy, all in flight at once on the destinations' workers.
+  t0 = Clock::now();
+  std::vector<std::future<Status>> copies;
+  for (auto [rep, pri] : replicas) {
+    TensorRecord& dst = records[rep];
+    const TensorRecord& src = records[pri];
+    copies.push_back(copies_->CopyAsync(dst.device, dst.extent.data(), src.extent.data(),
+                                        src.offset_in_extent + src.size_bytes));
+    report.bytes_p2p += src.size_bytes;
+  }
+  Status copy_status;
+  for (auto& f : copies) {
+    Status s = f.get();
+    if (copy_status.ok()) copy_status = s;
+  }
+  VMM_RETURN_IF_ERROR(copy_status);
+  report.p2p_seconds = Since(t0);
+  // 5. Publish.
+  std::lock_guard<std::mutex> l(mu_);
+  for (TensorRecord& r : records) {
+    const Key key{r.name, r.device};
+    registry_.emplace(key, std::move(r));
+  }
+  report.tensors = records.size();
+  return report;
+}
+
+Status Hmm::Replicate(const std::string& name, int from_device, int to_device) {
+  VMM_ASSIGN_OR_RETURN(TensorRecord src, Find(name, from_device));
+  if (to_device < 0 || to_device >= num_devices()) {
+    return Status::InvalidArgument("replicate '" + name + "': unknown device " +
+                                   std::to_string(to_device));
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (registry_.count({name, to_device})) {
+      return Status::AlreadyExists("tensor '" + name + "' is already on device " +
+                                   std::to_string(to_device));
+    }
+  }
+  VMM_ASSIGN_OR_RETURN(vmm::Extent e,
+                       devices_[to_device]->Allocate(src.usage, src.extent.size_bytes()));
+  VMM_RETURN_IF_ERROR(
+      copies_->Copy(to_device, e.data(), src.extent.data(), src.offset_in_extent + src.size_bytes));
+  TensorRecord r = src;
+  r.device = to_device;
+  r.extent = std::move(e);
+  std::lock_guard<std::mutex> l(mu_);
+  if (!registry_.emplace(Key{name, to_device}, std::move(r)).second) {
+    return Status::AlreadyExists("tensor '" + name + "' appeared on device " +
+                                 std::to_string(to_device) + " meanwhile");
+  }
+  return Status::Ok();
+}
+
+StatusOr<TensorRecord> Hmm::Find(const std::string& name, int device) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = registry_.find({name, device});
+  if (it == registry_.end()) {
+    return Status::NotFound("tensor '" + name + "' is not on device " + std::to_string(device));
+  }
+  return it->second;
+}
+
+std::vector<TensorRecord> Hmm::List(int device) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<TensorRecord> out;
+  for (const auto& [key, r] : registry_) {
+    if (device < 0 || key.second == device) out.push_back(r);
+  }
+  return out;
+}
+
+Status Hmm::Release(const std::string& name, int device) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (registry_.erase({name, device}) == 0) {
+    return Status::NotFound("release: tensor '" + name + "' is not on device " +
+                            std::to_string(device));
+  }
+  return Status::Ok();
+}
+
+void Hmm::ReleaseAll() {
+  std::lock_guard<std::mutex> l(mu_);
+  registry_.clear();
+}
+
+std::vector<DeviceStats> Hmm::Stats() const {
+  std::vector<DeviceStats> out;
+  for (const auto& d : devices_) out.push_back(d->Stats());
+  return out;
+}
+
+std::string Hmm::Report() const {
+  std::string out;
+  uint64_t used = 0, peak = 0;
+  for (const DeviceStats& s : Stats()) {
+    out += s.ToString() + "\n";
+    used += s.used_bytes;
+    peak += s.peak_used_bytes;
+  }
+  size_t n;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    n = registry_.size();
+  }
+  return out + "total: " + std::to_string(n) + " tensor records, used " + Mib(used) + ", peak " +
+         Mib(peak) + "\n";
+}
+
+}  // namespace emoe::hbm

@@ -1,0 +1,311 @@
+#include "hbm/loader.h"
+
+#include <fcntl.h>
+#include <liburing.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+
+#include "vmm/unique_fd.h"
+
+namespace emoe::hbm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Gib(double b) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f GiB", b / 1073741824.0);
+  return buf;
+}
+
+bool Aligned(uint64_t v) { return v % kDirectAlignment == 0; }
+
+// One read in flight or waiting. Lives in a vector; its index is the io_uring user_data.
+struct Chunk {
+  int file = 0;             // index into the open files
+  uint64_t offset = 0;      // next file offset to read
+  uint64_t length = 0;      // bytes left to read
+  uint8_t* dest = nullptr;  // where they go
+  uint64_t must_reach = 0;  // file offset up to which end of file is an error
+};
+
+struct OpenFiles {
+  std::vector<std::string> paths;
+  std::vector<vmm::UniqueFd> fds;
+  std::vector<uint64_t> sizes;
+  std::map<std::string, int> index;
+  bool all_direct = true;
+  std::string fallback_reason;
+};
+
+StatusOr<OpenFiles> OpenAll(const std::vector<ReadRequest>& requests, bool want_direct) {
+  OpenFiles f;
+  bool direct = want_direct;
+  if (!want_direct) {
+    f.fallback_reason = "direct I/O not requested";
+  } else {
+    for (const ReadRequest& r : requests) {
+      if (!Aligned(r.file_offset) || !Aligned(r.length) ||
+          !Aligned(reinterpret_cast<uintptr_t>(r.dest))) {
+        direct = false;
+        f.fallback_reason = "request for " + r.path + " at offset " +
+                            std::to_string(r.file_offset) + " is not 4 KiB-aligned";
+        break;
+      }
+    }
+  }
+  for (const ReadRequest& r : requests) {
+    if (f.index.count(r.path)) continue;
+    int fd = -1;
+    if (direct) {
+      fd = open(r.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+      if (fd < 0 && errno == EINVAL) {
+        f.fallback_reason = r.path + ": the file system refuses O_DIRECT";
+      }
+    }
+    if (fd < 0) {
+      fd = open(r.path.c_str(), O_RDONLY | O_CLOEXEC);
+      f.all_direct = false;
+    }
+    if (fd < 0) return Status::FromErrno(errno, "open " + r.path + " for loading", "open");
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      const int err = errno;
+      close(fd);
+      return Status::FromErrno(err, r.path, "fstat");
+    }
+    f.index[r.path] = static_cast<int>(f.paths.size());
+    f.paths.push_back(r.path);
+    f.fds.emplace_back(fd);
+    f.sizes.push_back(st.st_size);
+  }
+  if (!direct) f.all_direct = false;
+  return f;
+}
+
+Status CheckRequests(const std::vector<ReadRequest>& requests, const OpenFiles& files) {
+  for (const ReadRequest& r : requests) {
+    if (r.dest == nullptr && r.length > 0) {
+      return Status::InvalidArgument("read of " + r.path + " has no destination");
+    }
+    const uint64_t required = r.required ? r.required : r.length;
+    const uint64_t size = files.sizes[files.index.at(r.path)];
+    if (required > r.length || r.file_offset > size || required > size - r.file_offset) {
+      return Status::DataLoss(r.path + ": truncated: needs bytes up to offset " +
+                              std::to_string(r.file_offset + required) + ", the file has " +
+                              std::to_string(size));
+    }
+  }
+  return Status::Ok();
+}
+
+class ProgressReporter {
+ public:
+  ProgressReporter(const LoaderOptions& o, uint64_t total)
+      : options_(o), total_(total), start_(Clock::now()), last_(start_) {}
+  void Update(uint64_t done, bool final) {
+    if (!options_.progress) return;
+    const auto now = Clock::now();
+    if (!final &&
+        std::chrono::duration<double>(now - last_).count() < options_.progress_interval_s) {
+      return;
+    }
+    last_ = now;
+    LoadProgress p;
+    p.bytes_done = done;
+    p.bytes_total = total_;
+    p.seconds = std::chrono::duration<double>(now - start_).count();
+    p.bytes_per_second = p.seconds > 0 ? done / p.seconds : 0;
+    p.eta_seconds = p.bytes_per_second > 0 ? (total_ - done) / p.bytes_per_second : 0;
+    options_.progress(p);
+  }
+
+ private:
+  const LoaderOptions& options_;
+  uint64_t total_;
+  Clock::time_point start_, last_;
+};
+
+}  // namespace
+
+std::string LoadProgress::ToString() const {
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "%5.1f%% %s of %s, %.2f GB/s, ETA %.1f s",
+                bytes_total ? 100.0 * bytes_done / bytes_total : 100.0, Gib(bytes_done).c_str(),
+                Gib(bytes_total).c_str(), bytes_per_second / 1e9, eta_seconds);
+  return buf;
+}
+
+Status LoaderOptions::Validate() const {
+  if (queue_depth < 1 || queue_depth > 4096) {
+    return Status::InvalidArgument("loader queue depth must be 1..4096, got " +
+                                   std::to_string(queue_depth));
+  }
+  if (chunk_bytes == 0 || !Aligned(chunk_bytes) || chunk_bytes > (1ull << 30)) {
+    return Status::InvalidArgument(
+        "loader chunk size must be a multiple of 4096 up to 1 GiB, got " +
+        std::to_string(chunk_bytes));
+  }
+  return Status::Ok();
+}
+
+StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
+  VMM_RETURN_IF_ERROR(options_.Validate());
+  const auto start = Clock::now();
+  VMM_ASSIGN_OR_RETURN(OpenFiles files, OpenAll(requests, options_.direct_io));
+  VMM_RETURN_IF_ERROR(CheckRequests(requests, files));
+
+  LoadStats stats;
+  stats.direct_io = files.all_direct;
+  if (!files.all_direct) stats.fallback_reason = files.fallback_reason;
+
+  std::vector<Chunk> chunks;
+  uint64_t total = 0;
+  for (const ReadRequest& r : requests) {
+    const uint64_t required_end = r.file_offset + (r.required ? r.required : r.length);
+    for (uint64_t off = 0; off < r.length; off += options_.chunk_bytes) {
+      Chunk c;
+      c.file = files.index.at(r.path);
+      c.offset = r.file_offset + off;
+      c.length = std::min(options_.chunk_bytes, r.length - off);
+      c.dest = static_cast<uint8_t*>(r.dest) + off;
+      c.must_reach = std::min(required_end, c.offset + c.length);
+      chunks.push_back(c);
+    }
+    total += r.length;
+  }
+
+  io_uring ring;
+  const int qd = static_cast<int>(
+      std::min<uint64_t>(options_.queue_depth, std::max<size_t>(chunks.size(), 1)));
+  if (int ret = io_uring_queue_init(qd, &ring, 0); ret < 0) {
+    // No io_uring (disabled by sysctl or seccomp): the pread loop does the same job.
+    auto fallback = LoadWithPread(requests, options_.chunk_bytes);
+    if (fallback.ok()) {
+      fallback->fallback_reason =
+          std::string("io_uring unavailable (") + strerror(-ret) + "): loaded with pread";
+    }
+    return fallback;
+  }
+  std::vector<int> raw_fds;
+  for (const auto& fd : files.fds) raw_fds.push_back(fd.get());
+  const bool fixed = io_uring_register_files(&ring, raw_fds.data(), raw_fds.size()) == 0;
+
+  std::deque<size_t> pending;
+  for (size_t i = 0; i < chunks.size(); ++i) pending.push_back(i);
+  ProgressReporter progress(options_, total);
+  uint64_t done = 0;
+  int inflight = 0;
+  Status first_error;
+  while ((first_error.ok() && !pending.empty()) || inflight > 0) {
+    while (first_error.ok() && !pending.empty() && inflight < qd) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+      if (sqe == nullptr) break;
+      const size_t i = pending.front();
+      pending.pop_front();
+      const Chunk& c = chunks[i];
+      io_uring_prep_read(sqe, fixed ? c.file : raw_fds[c.file], c.dest, c.length, c.offset);
+      if (fixed) sqe->flags |= IOSQE_FIXED_FILE;
+      io_uring_sqe_set_data64(sqe, i);
+      ++inflight;
+    }
+    int ret = io_uring_submit_and_wait(&ring, 1);
+    if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+      first_error = Status::FromErrno(-ret, "io_uring load", "io_uring_submit_and_wait");
+      break;  // the ring is unusable; in-flight reads are cancelled by queue_exit below
+    }
+    io_uring_cqe* cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      ++seen;
+      --inflight;
+      const size_t i = io_uring_cqe_get_data64(cqe);
+      Chunk& c = chunks[i];
+      const int res = cqe->res;
+      if (res == -EINTR || res == -EAGAIN) {
+        pending.push_front(i);
+      } else if (res < 0) {
+        if (first_error.ok()) {
+          first_error =
+              Status::FromErrno(-res,
+                                files.paths[c.file] + " at offset " + std::to_string(c.offset) +
+                                    " (" + std::to_string(c.length) + " bytes)",
+                                "io_uring read");
+        }
+      } else if (res == 0) {
+        if (c.offset < c.must_reach && first_error.ok()) {
+          first_error =
+              Status::DataLoss(files.paths[c.file] + ": end of file at offset " +
+                               std::to_string(c.offset) + ", needed data up to " +
+                               std::to_string(c.must_reach) + " (truncated while loading?)");
+        }
+      } else {
+        ++stats.reads;
+        done += res;
+        if (static_cast<uint64_t>(res) < c.length) {
+          c.offset += res;
+          c.dest += res;
+          c.length -= res;
+          if (c.offset >= files.sizes[c.file]) {
+            // End of file (an aligned read covering a tail): fine if nothing required is missing.
+            if (c.offset < c.must_reach && first_error.ok()) {
+              first_error = Status::DataLoss(files.paths[c.file] + ": end of file at offset " +
+                                             std::to_string(c.offset) + ", needed data up to " +
+                                             std::to_string(c.must_reach));
+            }
+          } else {
+            ++stats.short_reads;
+            pending.push_front(i);  // resubmit the remainder
+          }
+        }
+      }
+    }
+    io_uring_cq_advance(&ring, seen);
+    progress.Update(done, false);
+  }
+  io_uring_queue_exit(&ring);
+  if (!first_error.ok()) return first_error;
+  progress.Update(done, true);
+  stats.bytes = done;
+  stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return stats;
+}
+
+StatusOr<LoadStats> LoadWithPread(const std::vector<ReadRequest>& requests, uint64_t chunk_bytes) {
+  const auto start = Clock::now();
+  VMM_ASSIGN_OR_RETURN(OpenFiles files, OpenAll(requests, false));
+  VMM_RETURN_IF_ERROR(CheckRequests(requests, files));
+  LoadStats stats;
+  stats.fallback_reason = "pread loop";
+  for (const ReadRequest& r : requests) {
+    const int fd = files.fds[files.index.at(r.path)].get();
+    const uint64_t required = r.required ? r.required : r.length;
+    uint64_t got = 0;
+    while (got < r.length) {
+      const uint64_t n = std::min(chunk_bytes, r.length - got);
+      const ssize_t k = pread(fd, static_cast<uint8_t*>(r.dest) + got, n, r.file_offset + got);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) return Status::FromErrno(errno, r.path, "pread");
+      if (k == 0) break;
+      got += k;
+      ++stats.reads;
+    }
+    if (got < required) {
+      return Status::DataLoss(r.path + ": end of file at offset " +
+                              std::to_string(r.file_offset + got) + ", needed data up to " +
+                              std::to_string(r.file_offset + required));
+    }
+    stats.bytes += got;
+  }
+  stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return stats;
+}
+
+}  // namespace emoe::hbm

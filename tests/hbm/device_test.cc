@@ -1,0 +1,98 @@
+#include "hbm/device.h"
+
+#include <gtest/gtest.h>
+
+namespace emoe::hbm {
+namespace {
+
+std::vector<vmm::NumaNode> TwoNodes() {
+  vmm::NumaNode a, b;
+  a.id = 0;
+  a.cpus = {0, 1, 2, 3};
+  a.mem_total_bytes = 8ll << 30;
+  b.id = 1;
+  b.cpus = {4, 5};
+  b.mem_total_bytes = 4ll << 30;
+  return {a, b};
+}
+
+TEST(PlanDevicesTest, OneDevicePerNodeByDefault) {
+  auto d = PlanDevices({}, TwoNodes());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_EQ(d->size(), 2u);
+  EXPECT_EQ((*d)[1].node, 1);
+  EXPECT_EQ((*d)[1].capacity_bytes, 4ull << 30);
+  EXPECT_EQ((*d)[0].cpus.size(), 4u);
+}
+
+TEST(PlanDevicesTest, SlicesNodesWithDisjointCpus) {
+  DeviceOptions o;
+  o.devices_per_node = 2;
+  o.capacity_bytes = 1ull << 30;
+  o.pin_cpus = true;
+  auto d = PlanDevices(o, TwoNodes());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_EQ(d->size(), 4u);
+  EXPECT_EQ((*d)[0].cpus, (std::vector<int>{0, 1}));
+  EXPECT_EQ((*d)[1].cpus, (std::vector<int>{2, 3}));
+  EXPECT_EQ((*d)[3].cpus, (std::vector<int>{5}));
+  EXPECT_EQ((*d)[3].id, 3);
+}
+
+TEST(PlanDevicesTest, MoreDevicesThanCpusShareUnlessPinned) {
+  DeviceOptions o;
+  o.devices_per_node = 3;
+  o.nodes = {1};
+  auto d = PlanDevices(o, TwoNodes());
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d)[2].cpus, (std::vector<int>{4, 5}));
+  o.pin_cpus = true;
+  auto e = PlanDevices(o, TwoNodes());
+  EXPECT_EQ(e.status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("has 2 CPUs"), std::string::npos) << e.status().message();
+}
+
+TEST(PlanDevicesTest, ImpossibleSpecsAreRefused) {
+  DeviceOptions o;
+  o.capacity_bytes = 5ull << 30;  // node 1 has 4 GiB
+  auto d = PlanDevices(o, TwoNodes());
+  EXPECT_EQ(d.status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_NE(d.status().message().find("node 1"), std::string::npos) << d.status().message();
+  o = {};
+  o.nodes = {7};
+  EXPECT_NE(PlanDevices(o, TwoNodes()).status().message().find("node 7"), std::string::npos);
+  o = {};
+  o.devices_per_node = 0;
+  EXPECT_FALSE(PlanDevices(o, TwoNodes()).ok());
+}
+
+TEST(DeviceTest, ArenasPerUsageWithAccounting) {
+  DeviceSpec spec;
+  spec.id = 2;
+  spec.node = 0;
+  spec.capacity_bytes = 64 << 20;
+  DeviceMemoryOptions m;
+  m.usage_bytes = {16 << 20, 8 << 20, 0};
+  m.page_size = vmm::PageSizePolicy::kSmall;
+  auto d = Device::Create(spec, m);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ((*d)->arena(Usage::kWeights)->name(), "dev2.weights");
+  EXPECT_EQ((*d)->arena(Usage::kKv), nullptr);
+  auto w = (*d)->Allocate(Usage::kWeights, 1 << 20);
+  ASSERT_TRUE(w.ok());
+  auto kv = (*d)->Allocate(Usage::kKv, 4096);
+  EXPECT_EQ(kv.status().code(), vmm::StatusCode::kFailedPrecondition);
+  auto big = (*d)->Allocate(Usage::kExperts, 9 << 20);
+  EXPECT_EQ(big.status().code(), vmm::StatusCode::kResourceExhausted);
+  EXPECT_NE(big.status().message().find("device 2 experts"), std::string::npos)
+      << big.status().message();
+  DeviceStats s = (*d)->Stats();
+  EXPECT_EQ(s.used_bytes, 1u << 20);
+  EXPECT_NE(s.ToString().find("dev2.weights"), std::string::npos);
+
+  m.usage_bytes = {64 << 20, 1 << 20, 0};
+  EXPECT_EQ(Device::Create(spec, m).status().code(), vmm::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace emoe::hbm

@@ -1,0 +1,162 @@
+#include "hbm/hmm.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "test_files.h"
+#include "vmm/stats.h"
+
+namespace emoe::hbm {
+namespace {
+
+using testing::ScratchDir;
+
+std::vector<DeviceSpec> Devices(int n, uint64_t capacity) {
+  std::vector<DeviceSpec> out;
+  for (int i = 0; i < n; ++i) {
+    DeviceSpec s;
+    s.id = i;
+    s.node = 0;
+    s.cpus = {0};
+    s.capacity_bytes = capacity;
+    out.push_back(s);
+  }
+  return out;
+}
+
+HmmOptions Options(uint64_t weights_bytes, uint64_t experts_bytes = 0) {
+  HmmOptions o;
+  o.memory.usage_bytes = {weights_bytes, experts_bytes, 0};
+  o.memory.page_size = vmm::PageSizePolicy::kSmall;
+  o.copy_threads_per_device = 2;
+  return o;
+}
+
+// A checkpoint with tensors at unaligned offsets (align 2), of several dtypes and sizes.
+std::string MakeCheckpoint(const ScratchDir& dir, std::vector<TensorToWrite>* out) {
+  std::vector<TensorToWrite> t = {
+      {"embed", DType::kBF16, {64, 100}, testing::RandomBytes(64 * 100 * 2, 1)},
+      {"layers.0.attn.q", DType::kF32, {100, 100}, testing::RandomBytes(40000, 2)},
+      {"layers.0.mlp.experts.0.w1", DType::kBF16, {256, 1000}, testing::RandomBytes(512000, 3)},
+      {"layers.0.mlp.experts.1.w1", DType::kBF16, {256, 1000}, testing::RandomBytes(512000, 4)},
+      {"norm", DType::kF16, {3}, testing::RandomBytes(6, 5)},
+  };
+  const std::string path = dir.File("model.safetensors");
+  EXPECT_TRUE(WriteSafetensors(path, t, {}, 2).ok());
+  *out = t;
+  return path;
+}
+
+TEST(HmmTest, LoadsOnceAndReplicatesByteExact) {
+  ScratchDir dir;
+  std::vector<TensorToWrite> written;
+  auto ckpt = OpenCheckpoint(MakeCheckpoint(dir, &written));
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  auto hmm = Hmm::CreateWithDevices(Devices(3, 64 << 20), Options(16 << 20, 8 << 20));
+  ASSERT_TRUE(hmm.ok()) << hmm.status().ToString();
+  // Experts are split over devices 1 and 2; everything else is on all three.
+  auto placement = [](const TensorInfo& t) {
+    if (t.name.find(".experts.0.") != std::string::npos) {
+      return PlacementDecision{Usage::kExperts, {1}};
+    }
+    if (t.name.find(".experts.1.") != std::string::npos) {
+      return PlacementDecision{Usage::kExperts, {2, 0}};
+    }
+    return PlacementDecision{Usage::kWeights, {0, 1, 2}};
+  };
+  const uint64_t copied_before = vmm::GlobalCounters().bytes_copied.load();
+  auto report = (*hmm)->LoadCheckpoint(*ckpt, placement);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->bytes_from_disk, ckpt->total_bytes) << "each tensor read from disk once";
+  EXPECT_EQ(report->tensors, 3u * 3 + 1 + 2);
+  EXPECT_EQ(report->bytes_p2p, 2 * (12800 + 40000 + 6) + 512000u);
+  EXPECT_GE(vmm::GlobalCounters().bytes_copied.load() - copied_before, report->bytes_p2p);
+  for (const TensorToWrite& w : written) {
+    for (const TensorRecord& r : (*hmm)->List()) {
+      if (r.name != w.name) continue;
+      ASSERT_EQ(r.size_bytes, w.bytes.size());
+      EXPECT_EQ(std::memcmp(r.data(), w.bytes.data(), r.size_bytes), 0)
+          << r.name << " on device " << r.device;
+      EXPECT_EQ(r.shape, w.shape);
+    }
+  }
+  EXPECT_EQ((*hmm)->List(1).size(), 4u);
+  EXPECT_FALSE((*hmm)->Find("layers.0.mlp.experts.0.w1", 0).ok());
+  // Accounting: experts on device 2 use exactly their pages.
+  const DeviceStats s2 = (*hmm)->Stats()[2];
+  EXPECT_EQ(s2.usage[static_cast<int>(Usage::kExperts)].used_bytes, 512000u / 4096 * 4096 + 4096);
+  EXPECT_NE((*hmm)->Report().find("total: 12 tensor records"), std::string::npos)
+      << (*hmm)->Report();
+
+  // Loading again is refused without changing anything.
+  auto again = (*hmm)->LoadCheckpoint(*ckpt, placement);
+  EXPECT_EQ(again.status().code(), vmm::StatusCode::kAlreadyExists);
+  EXPECT_EQ((*hmm)->List().size(), 12u);
+
+  // Release returns pages; Replicate copies peer to peer.
+  ASSERT_TRUE((*hmm)->Release("layers.0.mlp.experts.0.w1", 1).ok());
+  EXPECT_EQ((*hmm)->Stats()[1].usage[static_cast<int>(Usage::kExperts)].used_bytes, 0u);
+  ASSERT_TRUE((*hmm)->Replicate("layers.0.mlp.experts.1.w1", 2, 1).ok());
+  auto rep = (*hmm)->Find("layers.0.mlp.experts.1.w1", 1);
+  ASSERT_TRUE(rep.ok());
+  EXPECT_EQ(std::memcmp(rep->data(), written[3].bytes.data(), rep->size_bytes), 0);
+  EXPECT_EQ((*hmm)->Replicate("layers.0.mlp.experts.1.w1", 2, 1).code(),
+            vmm::StatusCode::kAlreadyExists);
+  EXPECT_EQ((*hmm)->Release("nope", 0).code(), vmm::StatusCode::kNotFound);
+}
+
+TEST(HmmTest, FullArenaFailsTheWholeLoadCleanly) {
+  ScratchDir dir;
+  std::vector<TensorToWrite> written;
+  auto ckpt = OpenCheckpoint(MakeCheckpoint(dir, &written));
+  ASSERT_TRUE(ckpt.ok());
+  // 1 MiB of weights per device cannot hold both experts (500 KB each) plus the rest.
+  auto hmm = Hmm::CreateWithDevices(Devices(2, 8 << 20), Options(1 << 20));
+  ASSERT_TRUE(hmm.ok());
+  auto r = (*hmm)->LoadCheckpoint(*ckpt, ReplicateEverywhere({0, 1}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), vmm::StatusCode::kResourceExhausted) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("is full"), std::string::npos) << r.status().message();
+  EXPECT_TRUE((*hmm)->List().empty());
+  for (const DeviceStats& s : (*hmm)->Stats()) EXPECT_EQ(s.used_bytes, 0u) << s.ToString();
+}
+
+TEST(HmmTest, TruncatedCheckpointFailsCleanly) {
+  ScratchDir dir;
+  std::vector<TensorToWrite> written;
+  const std::string path = MakeCheckpoint(dir, &written);
+  auto ckpt = OpenCheckpoint(path);
+  ASSERT_TRUE(ckpt.ok());
+  ASSERT_EQ(truncate(path.c_str(), 300000), 0);  // cut after the header was read
+  auto hmm = Hmm::CreateWithDevices(Devices(1, 8 << 20), Options(4 << 20));
+  auto r = (*hmm)->LoadCheckpoint(*ckpt, ReplicateEverywhere({0}));
+  EXPECT_EQ(r.status().code(), vmm::StatusCode::kDataLoss) << r.status().ToString();
+  EXPECT_TRUE((*hmm)->List().empty());
+  EXPECT_EQ((*hmm)->Stats()[0].used_bytes, 0u);
+  EXPECT_EQ(OpenCheckpoint(path).status().code(), vmm::StatusCode::kDataLoss);
+}
+
+TEST(HmmTest, BadPlacementIsRefused) {
+  ScratchDir dir;
+  std::vector<TensorToWrite> written;
+  auto ckpt = OpenCheckpoint(MakeCheckpoint(dir, &written));
+  auto hmm = Hmm::CreateWithDevices(Devices(2, 8 << 20), Options(4 << 20));
+  auto r = (*hmm)->LoadCheckpoint(*ckpt, ReplicateEverywhere({0, 5}));
+  EXPECT_EQ(r.status().code(), vmm::StatusCode::kInvalidArgument);
+  r = (*hmm)->LoadCheckpoint(*ckpt, ReplicateEverywhere({1, 1}));
+  EXPECT_EQ(r.status().code(), vmm::StatusCode::kInvalidArgument);
+}
+
+TEST(HmmTest, CopyEngineCopiesLargeBuffersAcrossWorkers) {
+  CopyEngine engine(Devices(2, 1 << 20), 3);
+  EXPECT_EQ(engine.threads(1), 3);
+  std::string src = testing::RandomBytes((16 << 20) + 5, 11), dst(src.size(), '\0');
+  ASSERT_TRUE(engine.Copy(1, dst.data(), src.data(), src.size()).ok());
+  EXPECT_EQ(src, dst);
+  EXPECT_EQ(engine.Copy(7, dst.data(), src.data(), 1).code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(engine.Copy(0, dst.data(), src.data(), 0).ok());
+}
+
+}  // namespace
+}  // namespace emoe::hbm

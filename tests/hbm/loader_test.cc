@@ -1,0 +1,135 @@
+#include "hbm/loader.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "test_files.h"
+
+namespace emoe::hbm {
+namespace {
+
+using testing::ScratchDir;
+
+struct AlignedBuffer {
+  explicit AlignedBuffer(size_t n)
+      : size(n), p(static_cast<uint8_t*>(std::aligned_alloc(4096, n))) {
+    std::memset(p, 0xee, n);
+  }
+  ~AlignedBuffer() { std::free(p); }
+  size_t size;
+  uint8_t* p;
+};
+
+class LoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = dir_.File("blob");
+    data_ = testing::RandomBytes(kSize, 7);
+    testing::WriteFile(path_, data_);
+  }
+  static constexpr size_t kSize = (5 << 20) + 123;  // not a multiple of 4096
+  ScratchDir dir_;
+  std::string path_, data_;
+};
+
+TEST_F(LoaderTest, AlignedReadsUseDirectIoAndMatchTheFile) {
+  const size_t aligned_len = (kSize + 4095) / 4096 * 4096;
+  AlignedBuffer buf(aligned_len);
+  LoaderOptions o;
+  o.queue_depth = 4;
+  o.chunk_bytes = 64 << 10;
+  int calls = 0;
+  o.progress = [&](const LoadProgress& p) {
+    ++calls;
+    EXPECT_LE(p.bytes_done, p.bytes_total);
+  };
+  // The whole file: the last chunk ends past end of file, which is fine up to `required`.
+  auto s = Loader(o).Load({{path_, 0, aligned_len, buf.p, kSize}});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(std::memcmp(buf.p, data_.data(), kSize), 0);
+  EXPECT_EQ(s->bytes, kSize);
+  EXPECT_GE(calls, 1) << "a final progress report";
+  if (!s->direct_io) {
+    std::printf("O_DIRECT not used here: %s\n", s->fallback_reason.c_str());
+  }
+  EXPECT_GE(s->reads, kSize / (64 << 10));
+}
+
+TEST_F(LoaderTest, UnalignedRequestsFallBackToBufferedWithReason) {
+  std::vector<uint8_t> a(1000), b(70000);
+  LoaderOptions o;
+  o.chunk_bytes = 8192;
+  o.queue_depth = 2;
+  auto s = Loader(o).Load({{path_, 17, a.size(), a.data()}, {path_, 4097, b.size(), b.data()}});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_FALSE(s->direct_io);
+  EXPECT_NE(s->fallback_reason.find("not 4 KiB-aligned"), std::string::npos) << s->fallback_reason;
+  EXPECT_EQ(std::memcmp(a.data(), data_.data() + 17, a.size()), 0);
+  EXPECT_EQ(std::memcmp(b.data(), data_.data() + 4097, b.size()), 0);
+}
+
+TEST_F(LoaderTest, QueueDepthOneAndManyFilesAgreeWithPread) {
+  const std::string other = dir_.File("other");
+  const std::string other_data = testing::RandomBytes(300000, 9);
+  testing::WriteFile(other, other_data);
+  std::vector<uint8_t> x(kSize), y(other_data.size()), x2(kSize), y2(other_data.size());
+  LoaderOptions o;
+  o.queue_depth = 1;
+  o.chunk_bytes = 4096;
+  o.direct_io = false;
+  auto s = Loader(o).Load({{path_, 0, kSize, x.data()}, {other, 0, y.size(), y.data()}});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto p = LoadWithPread({{path_, 0, kSize, x2.data()}, {other, 0, y2.size(), y2.data()}});
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(x, x2);
+  EXPECT_EQ(y, y2);
+  EXPECT_EQ(std::memcmp(y.data(), other_data.data(), y.size()), 0);
+}
+
+TEST_F(LoaderTest, TruncatedFileIsDataLossNamingIt) {
+  std::vector<uint8_t> buf(kSize + 10);
+  auto s = Loader({}).Load({{path_, 0, buf.size(), buf.data()}});
+  EXPECT_EQ(s.status().code(), vmm::StatusCode::kDataLoss);
+  EXPECT_NE(s.status().message().find("blob"), std::string::npos) << s.status().message();
+  auto p = LoadWithPread({{path_, 0, buf.size(), buf.data()}});
+  EXPECT_EQ(p.status().code(), vmm::StatusCode::kDataLoss);
+  EXPECT_EQ(Loader({}).Load({{dir_.File("absent"), 0, 1, buf.data()}}).status().code(),
+            vmm::StatusCode::kNotFound);
+}
+
+TEST_F(LoaderTest, FileShrinkingDuringLoadIsCaught) {
+  // The size is checked up front; a file cut after that check must still fail cleanly: simulate
+  // by loading a request whose required bytes exceed what exists after truncation.
+  const size_t len = 1 << 20;
+  AlignedBuffer buf(len);
+  ASSERT_EQ(truncate(path_.c_str(), 4096 * 3), 0);
+  auto s = Loader({}).Load({{path_, 0, len, buf.p}});
+  EXPECT_EQ(s.status().code(), vmm::StatusCode::kDataLoss) << s.status().ToString();
+}
+
+TEST(LoaderOptionsTest, BadOptionsAreRefused) {
+  LoaderOptions o;
+  o.queue_depth = 0;
+  EXPECT_EQ(o.Validate().code(), vmm::StatusCode::kInvalidArgument);
+  o.queue_depth = 8;
+  o.chunk_bytes = 1000;
+  EXPECT_EQ(o.Validate().code(), vmm::StatusCode::kInvalidArgument);
+  std::vector<uint8_t> b(10);
+  EXPECT_FALSE(Loader(o).Load({{"/dev/null", 0, 10, b.data()}}).ok());
+}
+
+TEST(LoadProgressTest, Readable) {
+  LoadProgress p;
+  p.bytes_done = 1ull << 30;
+  p.bytes_total = 2ull << 30;
+  p.bytes_per_second = 2e9;
+  p.eta_seconds = 0.5;
+  EXPECT_EQ(p.ToString(), " 50.0% 1.00 GiB of 2.00 GiB, 2.00 GB/s, ETA 0.5 s");
+}
+
+}  // namespace
+}  // namespace emoe::hbm

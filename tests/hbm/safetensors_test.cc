@@ -1,0 +1,145 @@
+#include "hbm/safetensors.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "test_files.h"
+
+namespace emoe::hbm {
+namespace {
+
+using testing::ScratchDir;
+
+std::vector<TensorToWrite> Sample() {
+  return {{"a.weight", DType::kF32, {2, 3}, testing::RandomBytes(24, 1)},
+          {"b.bias", DType::kBF16, {5}, testing::RandomBytes(10, 2)},
+          {"c.empty", DType::kF16, {0, 4}, ""}};
+}
+
+TEST(SafetensorsTest, RoundTrip) {
+  ScratchDir dir;
+  const std::string path = dir.File("m.safetensors");
+  ASSERT_TRUE(WriteSafetensors(path, Sample(), {{"format", "pt"}}).ok());
+  auto f = ReadSafetensorsHeader(path);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->metadata.at("format"), "pt");
+  ASSERT_EQ(f->tensors.size(), 3u);
+  const std::string file = testing::ReadFile(path);
+  for (const TensorInfo& t : f->tensors) {
+    for (const auto& w : Sample()) {
+      if (w.name != t.name) continue;
+      EXPECT_EQ(t.dtype, w.dtype);
+      EXPECT_EQ(t.shape, w.shape);
+      EXPECT_EQ(file.substr(t.file_offset, t.size_bytes), w.bytes) << t.name;
+    }
+  }
+  auto c = OpenCheckpoint(path);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->total_bytes, 34u);
+  ASSERT_NE(c->Find("b.bias"), nullptr);
+  EXPECT_EQ(c->Find("nope"), nullptr);
+}
+
+// Writes a file with a hand-made header and returns the status of reading it.
+vmm::Status ReadWithHeader(const ScratchDir& dir, const std::string& header, size_t data_bytes,
+                           int64_t declared_len = -1) {
+  const std::string path = dir.File("bad.safetensors");
+  std::string bytes(8, '\0');
+  const uint64_t len = declared_len >= 0 ? declared_len : header.size();
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(len >> (8 * i));
+  bytes += header + std::string(data_bytes, 'x');
+  testing::WriteFile(path, bytes);
+  return ReadSafetensorsHeader(path).status();
+}
+
+TEST(SafetensorsTest, CorruptionsGiveClearErrors) {
+  ScratchDir dir;
+  struct Case {
+    const char* what;
+    std::string header;
+    size_t data;
+    int64_t declared;
+    const char* expect;
+  } cases[] = {
+      {"header longer than the file", R"({})", 0, 1000, "truncated"},
+      {"oversized header", R"({})", 0, int64_t{1} << 40, "exceeds the limit"},
+      {"not json", "{not json", 0, -1, "not a JSON object"},
+      {"unknown dtype", R"({"t":{"dtype":"I8","shape":[1],"data_offsets":[0,1]}})", 1, -1,
+       "unsupported dtype 'I8'"},
+      {"out of range", R"({"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8, -1,
+       "outside the data section"},
+      {"reversed", R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})", 8, -1,
+       "outside the data section"},
+      {"size mismatch", R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8, -1,
+       "needs 12"},
+      {"negative dim", R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4, -1,
+       "negative"},
+      {"overlap",
+       R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+       12, -1, "overlap"},
+      {"missing offsets", R"({"t":{"dtype":"F32","shape":[2]}})", 8, -1, "data_offsets"},
+      {"bad metadata", R"({"__metadata__":{"k":1}})", 0, -1, "not a string"},
+  };
+  for (const Case& c : cases) {
+    vmm::Status s = ReadWithHeader(dir, c.header, c.data, c.declared);
+    EXPECT_EQ(s.code(), vmm::StatusCode::kDataLoss) << c.what << ": " << s.ToString();
+    EXPECT_NE(s.message().find(c.expect), std::string::npos) << c.what << ": " << s.message();
+    EXPECT_NE(s.message().find("bad.safetensors"), std::string::npos) << "names the file";
+  }
+  testing::WriteFile(dir.File("short"), "abc");
+  EXPECT_NE(ReadSafetensorsHeader(dir.File("short")).status().message().find("truncated"),
+            std::string::npos);
+  EXPECT_EQ(ReadSafetensorsHeader(dir.File("absent")).status().code(), vmm::StatusCode::kNotFound);
+}
+
+TEST(SafetensorsTest, TensorNamesAppearInErrors) {
+  ScratchDir dir;
+  vmm::Status s = ReadWithHeader(
+      dir, R"({"layers.3.mlp.experts.7.w1":{"dtype":"BF16","shape":[2],"data_offsets":[0,6]}})", 6);
+  EXPECT_NE(s.message().find("layers.3.mlp.experts.7.w1"), std::string::npos) << s.message();
+}
+
+TEST(SafetensorsTest, ShardedCheckpointWithIndex) {
+  ScratchDir dir;
+  auto all = Sample();
+  ASSERT_TRUE(WriteSafetensors(dir.File("model-00001-of-00002.safetensors"), {all[0]}).ok());
+  ASSERT_TRUE(
+      WriteSafetensors(dir.File("model-00002-of-00002.safetensors"), {all[1], all[2]}).ok());
+  testing::WriteFile(dir.File("model.safetensors.index.json"),
+                     R"({"metadata":{},"weight_map":{
+      "a.weight":"model-00001-of-00002.safetensors",
+      "b.bias":"model-00002-of-00002.safetensors",
+      "c.empty":"model-00002-of-00002.safetensors"}})");
+  auto c = OpenCheckpoint(dir.path());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->shards.size(), 2u);
+  ASSERT_NE(c->Find("b.bias"), nullptr);
+  EXPECT_NE(c->Find("b.bias")->file.find("00002"), std::string::npos);
+
+  // The index names a tensor that the shard lacks.
+  testing::WriteFile(dir.File("model.safetensors.index.json"),
+                     R"({"weight_map":{"a.weight":"model-00001-of-00002.safetensors",
+      "b.bias":"model-00002-of-00002.safetensors","c.empty":"model-00002-of-00002.safetensors",
+      "d.missing":"model-00001-of-00002.safetensors"}})");
+  auto bad = OpenCheckpoint(dir.path());
+  EXPECT_EQ(bad.status().code(), vmm::StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("d.missing"), std::string::npos);
+
+  testing::WriteFile(dir.File("model.safetensors.index.json"),
+                     R"({"weight_map":{"a.weight":"../evil.safetensors"}})");
+  EXPECT_NE(OpenCheckpoint(dir.path()).status().message().find("leaves"), std::string::npos);
+}
+
+TEST(SafetensorsTest, DuplicateNamesAcrossShards) {
+  ScratchDir dir;
+  auto all = Sample();
+  ASSERT_TRUE(WriteSafetensors(dir.File("x1.safetensors"), {all[0]}).ok());
+  ASSERT_TRUE(WriteSafetensors(dir.File("x2.safetensors"), {all[0]}).ok());
+  auto c = OpenCheckpoint(dir.path());
+  EXPECT_EQ(c.status().code(), vmm::StatusCode::kDataLoss);
+  EXPECT_NE(c.status().message().find("a.weight"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace emoe::hbm
