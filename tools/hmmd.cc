@@ -72,6 +72,13 @@ void DropCapabilities() {
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("HBM Management daemon: owns model memory, serves zero-copy attach");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  // Block the stop signals before any thread starts (copy workers, client threads inherit the
+  // mask), so that only the sigwait below receives them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   if (FLAGS_checkpoint.empty()) {
@@ -136,12 +143,6 @@ int main(int argc, char** argv) {
   so.allow_writable = FLAGS_allow_writable;
   const std::string dir = so.socket_path.substr(0, so.socket_path.rfind('/'));
   if (!dir.empty()) mkdir(dir.c_str(), 0700);  // the runtime directory, private
-  // Block the stop signals before any thread starts, then wait for them here.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   emoe::hbm::HmmServer server(hmm->get(), so);
   if (auto s = server.Start(); !s.ok()) {
     LOG(ERROR) << s.ToString();

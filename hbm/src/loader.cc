@@ -179,7 +179,9 @@ StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
       c.must_reach = std::min(required_end, c.offset + c.length);
       chunks.push_back(c);
     }
-    total += r.length;
+    // Bytes that exist: an aligned read may reach past end of file.
+    const uint64_t size = files.sizes[files.index.at(r.path)];
+    total += std::min(r.length, size > r.file_offset ? size - r.file_offset : 0);
   }
 
   io_uring ring;

@@ -66,7 +66,9 @@ TEST(HmmdTest, ServesAttachAndStopsOnSigterm) {
   ASSERT_EQ(kill(pid, SIGTERM), 0);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "exited " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ", signal "
+      << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   EXPECT_NE(stat(sock.c_str(), &st), 0) << "the socket file is removed on exit";
 }
 
