@@ -2,197 +2,635 @@
 //
 //   host_doctor [--dir=/path] [--json] [--strict]
 //
-// Sections: NUMA nodes (CPUs, memory), the 2 MiB hugetlb pool (global and per node), shmem THP,
-// io_uring (ring setup and supported opcodes), capabilities (libcap), O_DIRECT in --dir,
-// vm.max_map_count. Then one verdict per feature: OK, DEGRADED (works, slower or limited) or
-// MISSING, with the command that fixes it.
+// Sections: NUMA nodes (CPUs, memory, whether mbind works), the 2 MiB hugetlb pool (global and per
+// node), shmem THP, io_uring (ring setup, features, SQPOLL, supported opcodes), capabilities
+// (libcap) and RLIMIT_MEMLOCK, O_DIRECT in --dir, vm.max_map_count. Then one verdict per feature:
+//   OK        works;
+//   DEGRADED  works with limits, or a fallback covers it (e.g. hugetlb missing but shmem THP
+//   works); MISSING   unavailable and nothing covers it;
+// with the command that enables it. Exits 0 unless a flag is bad, or with --strict when something
+// is MISSING (exit 1).
+//
+// Uses only vmm/host.h from vmm; the io_uring, libcap, mbind and O_DIRECT probes live here.
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <gflags/gflags.h>
 #include <liburing.h>
+#include <numa.h>
+#include <numaif.h>
 #include <sys/capability.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vmm/host.h"
 
+namespace {
+
+bool ValidateDir(const char* flag, const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return true;
+  std::fprintf(stderr, "--%s=%s: not a directory\n", flag, dir.c_str());
+  return false;
+}
+
+}  // namespace
+
 DEFINE_string(dir, "/tmp", "directory in which to test O_DIRECT (where model files would live)");
+DEFINE_validator(dir, &ValidateDir);
 DEFINE_bool(json, false, "print a JSON object instead of text");
 DEFINE_bool(strict, false, "exit with status 1 when a feature is MISSING");
 
 namespace {
 
+constexpr long kRecommendedMaxMapCount = 262144;
+constexpr long kSuggestedMaxMapCount = 1048576;
+constexpr long kSuggestedHugePages = 1024;  // 2 GiB of 2 MiB pages
+constexpr size_t kDirectIoBytes = 4096;     // a multiple of every common logical block size
+constexpr char kThpShmem[] = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+constexpr char kThpShmem2M[] = "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled";
+
+// ---------------------------------------------------------------------------------------------
+// Facts
+
+struct NumaFacts {
+  bool available = false;
+  std::vector<vmm::NumaNode> nodes;
+  std::vector<vmm::HugePagePool> pools;  // one per node when available, else empty
+  std::string mbind_error;               // "" when mbind(MPOL_BIND) to the first node works
+};
+
+struct ThpFacts {
+  vmm::ShmemThpMode mode;
+  bool usable = false;
+  std::string reason;  // why not, when !usable
+};
+
+struct UringFacts {
+  bool available = false;
+  std::string error;      // why io_uring_queue_init failed
+  std::string disabled;   // kernel.io_uring_disabled, "" when absent
+  bool seccomp = false;   // a seccomp filter is active on this process
+  unsigned features = 0;  // IORING_FEAT_* of a default ring
+  std::string sqpoll;     // "" when an IORING_SETUP_SQPOLL ring can be created, else the error
+  int supported = 0;      // opcodes the kernel supports
+  int known = 0;          // opcodes the kernel knows (last_op + 1)
+  std::vector<std::pair<const char*, bool>> opcodes;  // the ones the loader may use
+};
+
+struct CapFact {
+  const char* name;
+  cap_value_t value;
+  const char* enables;
+  bool effective = false;
+  bool permitted = false;
+};
+
+struct CapFacts {
+  std::string error;  // cap_get_proc failure
+  std::vector<CapFact> caps;
+  long long memlock_bytes = -1;  // RLIMIT_MEMLOCK soft limit, -1 when unlimited
+};
+
+struct ODirectFacts {
+  std::string dir;
+  bool works = false;
+  bool unsupported = false;  // the file system refused O_DIRECT (EINVAL)
+  std::string tested;        // what was tried
+  std::string error;
+};
+
 struct Verdict {
   std::string feature;
   std::string state;  // OK, DEGRADED, MISSING
   std::string detail;
-  std::string fix;  // command that enables it, "" if none needed
+  std::string fix;  // command that enables it; "" when nothing to do
 };
 
 struct Report {
-  std::vector<vmm::NumaNode> nodes;
-  bool numa = false;
+  NumaFacts numa;
   vmm::HugePagePool pool;
-  std::vector<vmm::HugePagePool> node_pools;
-  vmm::ShmemThpMode thp;
-  std::string thp_reason;
-  bool thp_ok = false;
-  std::string uring_error;
-  std::vector<std::string> uring_ops;  // supported among the ones the loader uses
-  int uring_supported = 0;
-  int uring_last_op = 0;
-  struct Cap {
-    const char* name;
-    cap_value_t value;
-    const char* enables;
-    bool effective = false, permitted = false;
-  };
-  std::vector<Cap> caps;
-  std::string odirect;  // "" ok, else the error
+  ThpFacts thp;
+  UringFacts uring;
+  CapFacts caps;
+  ODirectFacts odirect;
   long max_map_count = -1;
   std::vector<Verdict> verdicts;
 };
 
-void ProbeUring(Report* r) {
+std::string Errno(int err) { return std::strerror(err); }
+
+// A "Name:\tvalue" line of /proc/self/status, or "".
+std::string ProcStatusField(const std::string& name) {
+  std::istringstream in(vmm::ReadSysFile("/proc/self/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, name.size() + 1, name + ":") == 0) {
+      const size_t v = line.find_first_not_of(" \t", name.size() + 1);
+      return v == std::string::npos ? "" : line.substr(v);
+    }
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// NUMA
+
+// "" when an anonymous page can be bound to `node` with mbind(MPOL_BIND), else the error.
+std::string ProbeMbind(int node) {
+  const size_t len = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return "mmap: " + Errno(errno);
+  struct bitmask* mask = numa_allocate_nodemask();
+  numa_bitmask_setbit(mask, static_cast<unsigned>(node));
+  const long ret = mbind(p, len, MPOL_BIND, mask->maskp, mask->size + 1, 0);
+  const int err = errno;
+  numa_free_nodemask(mask);
+  munmap(p, len);
+  if (ret == 0) return "";
+  return "mbind(MPOL_BIND) to node " + std::to_string(node) + ": " + Errno(err);
+}
+
+NumaFacts ProbeNuma() {
+  NumaFacts f;
+  f.available = vmm::NumaAvailable();
+  f.nodes = vmm::NumaNodes();
+  if (!f.available) return f;
+  for (const auto& n : f.nodes) f.pools.push_back(vmm::ReadHugePagePool(n.id));
+  f.mbind_error = ProbeMbind(f.nodes.front().id);
+  return f;
+}
+
+ThpFacts ProbeThp() {
+  ThpFacts f;
+  f.mode = vmm::ReadShmemThpMode();
+  f.usable = vmm::ShmemThpUsable(&f.reason);
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// io_uring
+
+void ReadOpcodes(io_uring* ring, UringFacts* f) {
+  io_uring_probe* probe = io_uring_get_probe_ring(ring);
+  if (probe == nullptr) return;  // kernels before 5.6 cannot be probed
+  f->known = probe->last_op + 1;
+  for (int op = 0; op <= probe->last_op; ++op) f->supported += io_uring_opcode_supported(probe, op);
+  const std::pair<int, const char*> wanted[] = {{IORING_OP_READ, "READ"},
+                                                {IORING_OP_READV, "READV"},
+                                                {IORING_OP_READ_FIXED, "READ_FIXED"},
+                                                {IORING_OP_WRITE, "WRITE"},
+                                                {IORING_OP_OPENAT, "OPENAT"},
+                                                {IORING_OP_FSYNC, "FSYNC"},
+                                                {IORING_OP_STATX, "STATX"},
+                                                {IORING_OP_CLOSE, "CLOSE"}};
+  for (auto [op, name] : wanted)
+    f->opcodes.emplace_back(name, io_uring_opcode_supported(probe, op));
+  io_uring_free_probe(probe);
+}
+
+// "" when a ring with `flags` can be created, else the error.
+std::string TryRing(unsigned flags) {
+  io_uring ring;
+  const int ret = io_uring_queue_init(4, &ring, flags);
+  if (ret < 0) return Errno(-ret);
+  io_uring_queue_exit(&ring);
+  return "";
+}
+
+UringFacts ProbeUring() {
+  UringFacts f;
+  f.disabled = vmm::ReadSysFile("/proc/sys/kernel/io_uring_disabled");
+  f.seccomp = ProcStatusField("Seccomp") == "2";
   io_uring ring;
   const int ret = io_uring_queue_init(8, &ring, 0);
   if (ret < 0) {
-    r->uring_error = std::string("io_uring_queue_init: ") + strerror(-ret);
-    const std::string disabled = vmm::ReadSysFile("/proc/sys/kernel/io_uring_disabled");
-    if (!disabled.empty() && disabled != "0") {
-      r->uring_error += " (kernel.io_uring_disabled=" + disabled + ")";
-    }
-    return;
+    f.error = "io_uring_queue_init: " + Errno(-ret);
+    return f;
   }
-  io_uring_probe* probe = io_uring_get_probe_ring(&ring);
-  if (probe != nullptr) {
-    r->uring_last_op = probe->last_op;
-    for (int op = 0; op <= probe->last_op; ++op)
-      r->uring_supported += io_uring_opcode_supported(probe, op);
-    const std::pair<int, const char*> wanted[] = {{IORING_OP_READ, "READ"},
-                                                  {IORING_OP_READV, "READV"},
-                                                  {IORING_OP_READ_FIXED, "READ_FIXED"},
-                                                  {IORING_OP_WRITE, "WRITE"},
-                                                  {IORING_OP_OPENAT, "OPENAT"},
-                                                  {IORING_OP_FSYNC, "FSYNC"},
-                                                  {IORING_OP_STATX, "STATX"},
-                                                  {IORING_OP_CLOSE, "CLOSE"}};
-    for (auto [op, name] : wanted) {
-      if (io_uring_opcode_supported(probe, op)) r->uring_ops.push_back(name);
-    }
-    io_uring_free_probe(probe);
-  }
+  f.available = true;
+  f.features = ring.features;
+  ReadOpcodes(&ring, &f);
   io_uring_queue_exit(&ring);
+  f.sqpoll = TryRing(IORING_SETUP_SQPOLL);
+  return f;
 }
 
-void ProbeCaps(Report* r) {
-  r->caps = {{"CAP_IPC_LOCK", CAP_IPC_LOCK,
-              "mlock without RLIMIT_MEMLOCK limits; SHM_HUGETLB shared memory"},
-             {"CAP_SYS_NICE", CAP_SYS_NICE,
-              "memory policies on other processes' pages (MPOL_MF_MOVE_ALL), real-time priorities "
-              "and pinning for serving threads"},
-             {"CAP_SYS_ADMIN", CAP_SYS_ADMIN,
-              "dropping page caches for cold-cache benchmarks, raising sysctls, page frame numbers "
-              "in /proc/self/pagemap"}};
+// The names of the ring features that matter to a loader.
+std::vector<std::string> FeatureNames(unsigned features) {
+  const std::pair<unsigned, const char*> known[] = {
+      {IORING_FEAT_NODROP, "NODROP"},       {IORING_FEAT_SUBMIT_STABLE, "SUBMIT_STABLE"},
+      {IORING_FEAT_FAST_POLL, "FAST_POLL"}, {IORING_FEAT_SQPOLL_NONFIXED, "SQPOLL_NONFIXED"},
+      {IORING_FEAT_EXT_ARG, "EXT_ARG"},     {IORING_FEAT_NATIVE_WORKERS, "NATIVE_WORKERS"}};
+  std::vector<std::string> names;
+  for (auto [bit, name] : known) {
+    if (features & bit) names.emplace_back(name);
+  }
+  return names;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capabilities
+
+CapFacts ProbeCaps() {
+  CapFacts f;
+  f.caps = {
+      {"CAP_IPC_LOCK", CAP_IPC_LOCK,
+       "mlock and io_uring registered buffers beyond RLIMIT_MEMLOCK; SHM_HUGETLB shared memory "
+       "outside vm.hugetlb_shm_group"},
+      {"CAP_SYS_NICE", CAP_SYS_NICE,
+       "moving other processes' pages (MPOL_MF_MOVE_ALL, move_pages); binding threads and "
+       "memory of other processes to nodes; negative nice and real-time priorities"},
+      {"CAP_SYS_ADMIN", CAP_SYS_ADMIN,
+       "dropping page caches for cold-load benchmarks; raising sysctls (nr_hugepages, "
+       "max_map_count, shmem_enabled); physical frames in /proc/self/pagemap"}};
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    f.memlock_bytes = static_cast<long long>(rl.rlim_cur);
+  }
   cap_t caps = cap_get_proc();
-  if (caps == nullptr) return;
-  for (auto& c : r->caps) {
+  if (caps == nullptr) {
+    f.error = "cap_get_proc: " + Errno(errno);
+    return f;
+  }
+  for (auto& c : f.caps) {
     cap_flag_value_t v = CAP_CLEAR;
     if (cap_get_flag(caps, c.value, CAP_EFFECTIVE, &v) == 0) c.effective = v == CAP_SET;
     if (cap_get_flag(caps, c.value, CAP_PERMITTED, &v) == 0) c.permitted = v == CAP_SET;
   }
   cap_free(caps);
+  return f;
 }
 
-void ProbeODirect(Report* r) {
-  std::string path = FLAGS_dir + "/host_doctor.XXXXXX";
-  std::vector<char> tmpl(path.begin(), path.end());
-  tmpl.push_back('\0');
-  const int fd = mkostemp(tmpl.data(), O_DIRECT | O_CLOEXEC);
+// ---------------------------------------------------------------------------------------------
+// O_DIRECT
+
+// 0 when aligned O_DIRECT I/O on `fd` works (a write first when `write`, then a read); else the
+// errno, with `error` saying which call failed.
+int DirectIo(int fd, bool write, std::string* error) {
+  void* buf = std::aligned_alloc(kDirectIoBytes, kDirectIoBytes);
+  if (buf == nullptr) {
+    *error = "aligned_alloc failed";
+    return ENOMEM;
+  }
+  std::memset(buf, 0, kDirectIoBytes);
+  int err = 0;
+  if (write && pwrite(fd, buf, kDirectIoBytes, 0) < 0) {
+    err = errno;
+    *error = "O_DIRECT write: " + Errno(err);
+  } else if (pread(fd, buf, kDirectIoBytes, 0) < 0) {
+    err = errno;
+    *error = "O_DIRECT read: " + Errno(err);
+  }
+  std::free(buf);
+  return err;
+}
+
+// The first regular file in `dir` this process can read, or "".
+std::string FirstReadableFile(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return "";
+  std::string found;
+  while (dirent* e = readdir(d)) {
+    const std::string path = dir + "/" + e->d_name;
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), R_OK) == 0) {
+      found = path;
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+// Records the outcome of opening with O_DIRECT (fd, or -1 with errno) and of one I/O.
+void RecordDirect(int fd, int open_errno, bool write, ODirectFacts* f) {
   if (fd < 0) {
-    r->odirect = std::string("open with O_DIRECT in ") + FLAGS_dir + ": " + strerror(errno);
+    f->unsupported = open_errno == EINVAL;
+    f->error = "open(O_DIRECT): " + Errno(open_errno) +
+               (f->unsupported ? " (the file system does not support O_DIRECT)" : "");
     return;
   }
-  unlink(tmpl.data());
-  void* buf = nullptr;
-  if (posix_memalign(&buf, 4096, 4096) == 0) {
-    std::memset(buf, 0, 4096);
-    if (pwrite(fd, buf, 4096, 0) != 4096) {
-      r->odirect = std::string("O_DIRECT write in ") + FLAGS_dir + ": " + strerror(errno);
-    }
-    free(buf);
-  }
+  const int err = DirectIo(fd, write, &f->error);
+  f->unsupported = err == EINVAL;
+  f->works = err == 0;
   close(fd);
 }
 
+// Creates (and removes) a temporary file in --dir; a read-only directory is tested on an existing
+// file instead.
+ODirectFacts ProbeODirect(const std::string& dir) {
+  ODirectFacts f;
+  f.dir = dir;
+  std::string tmpl = dir + "/.host_doctor.XXXXXX";
+  const int fd = mkostemp(tmpl.data(), O_DIRECT | O_CLOEXEC);
+  const int err = errno;
+  if (fd >= 0) unlink(tmpl.c_str());
+  if (fd >= 0 || err == EINVAL) {
+    f.tested = "a temporary file (write and read 4 KiB)";
+    RecordDirect(fd, err, /*write=*/true, &f);
+    return f;
+  }
+  const std::string file = FirstReadableFile(dir);
+  if (file.empty()) {
+    f.error =
+        "cannot create a file in " + dir + " (" + Errno(err) + ") and it holds no readable file";
+    return f;
+  }
+  f.tested = file + " (read 4 KiB)";
+  const int rfd = open(file.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+  RecordDirect(rfd, errno, /*write=*/false, &f);
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verdicts
+
+std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
+Verdict JudgeNuma(const NumaFacts& f) {
+  if (!f.available) {
+    return {"NUMA binding", "DEGRADED",
+            "libnuma reports no NUMA support; arenas are not bound to nodes",
+            "boot a kernel with CONFIG_NUMA=y and without numa=off"};
+  }
+  if (!f.mbind_error.empty()) {
+    return {"NUMA binding", "DEGRADED", f.mbind_error + "; arenas are not bound to nodes",
+            "grant CAP_SYS_NICE or allow mbind in the seccomp profile (docker: --cap-add "
+            "SYS_NICE)"};
+  }
+  return {"NUMA binding", "OK",
+          std::to_string(f.nodes.size()) + " node(s) with memory; mbind works", ""};
+}
+
+// Nodes whose pool has no free page while others have some: arenas bound there fall back.
+std::vector<std::string> EmptyNodePools(const NumaFacts& f) {
+  std::vector<std::string> empty;
+  if (f.pools.size() < 2) return empty;
+  for (size_t i = 0; i < f.pools.size(); ++i) {
+    if (f.pools[i].free == 0) empty.push_back(std::to_string(f.nodes[i].id));
+  }
+  return empty;
+}
+
+Verdict JudgeHugetlb(const Report& r) {
+  const vmm::HugePagePool& p = r.pool;
+  // The other 2 MiB source covers a missing one, so only both missing is MISSING.
+  const std::string missing = r.thp.usable ? "DEGRADED" : "MISSING";
+  const std::string fallback = r.thp.usable ? "; arenas use shmem THP instead" : "";
+  if (p.total < 0) {
+    return {"hugetlb 2M", missing, "the kernel has no 2 MiB hugetlb pool" + fallback,
+            "use a kernel with CONFIG_HUGETLBFS=y"};
+  }
+  if (p.available() <= 0) {
+    return {"hugetlb 2M", missing,
+            "no 2 MiB huge page available (vm.nr_hugepages=" + std::to_string(p.total) + ", free " +
+                std::to_string(p.free) + ")" + fallback,
+            "sysctl -w vm.nr_hugepages=" + std::to_string(p.total + kSuggestedHugePages)};
+  }
+  const std::string detail = std::to_string(p.available()) + " of " + std::to_string(p.total) +
+                             " pages available (" + std::to_string(p.available() * 2) + " MiB)";
+  const std::vector<std::string> empty = EmptyNodePools(r.numa);
+  if (!empty.empty()) {
+    return {"hugetlb 2M", "DEGRADED", detail + "; none free on node(s) " + Join(empty, ","),
+            "echo " + std::to_string(kSuggestedHugePages) + " > /sys/devices/system/node/node" +
+                empty.front() + "/hugepages/hugepages-2048kB/nr_hugepages"};
+  }
+  return {"hugetlb 2M", "OK", detail, ""};
+}
+
+bool ThpModeAllowsMadvise(const std::string& mode) {
+  return mode == "always" || mode == "within_size" || mode == "advise" || mode == "force";
+}
+
+std::string ThpFix(const vmm::ShmemThpMode& m) {
+  if (m.global.empty()) return "use a kernel with CONFIG_TRANSPARENT_HUGEPAGE=y";
+  std::vector<std::string> cmds;
+  if (!ThpModeAllowsMadvise(m.global)) cmds.push_back(std::string("echo advise > ") + kThpShmem);
+  if (!m.size_2m.empty() && m.size_2m != "inherit" && !ThpModeAllowsMadvise(m.size_2m)) {
+    cmds.push_back(std::string("echo inherit > ") + kThpShmem2M);
+  }
+  return Join(cmds, " && ");
+}
+
+std::string ThpModes(const vmm::ShmemThpMode& m) {
+  return "shmem_enabled=" + m.global + (m.size_2m.empty() ? "" : ", 2048kB=" + m.size_2m);
+}
+
+Verdict JudgeThp(const Report& r) {
+  const vmm::ShmemThpMode& m = r.thp.mode;
+  if (r.thp.usable) return {"shmem THP 2M", "OK", ThpModes(m), ""};
+  if (m.global.empty()) {
+    return {"shmem THP 2M", "MISSING", "the kernel has no shmem THP", ThpFix(m)};
+  }
+  const bool hugetlb = r.pool.available() > 0;
+  return {"shmem THP 2M", hugetlb ? "DEGRADED" : "MISSING",
+          ThpModes(m) + (hugetlb ? "; arenas use hugetlb pages while the pool lasts" : ""),
+          ThpFix(m)};
+}
+
+std::string UringFix(const UringFacts& f) {
+  if (!f.disabled.empty() && f.disabled != "0") return "sysctl -w kernel.io_uring_disabled=0";
+  if (f.seccomp) {
+    return "run without a seccomp filter that blocks io_uring_setup (docker: --security-opt "
+           "seccomp=<profile allowing io_uring_*>)";
+  }
+  return "use a kernel >= 5.6 with CONFIG_IO_URING=y";
+}
+
+Verdict JudgeUring(const UringFacts& f) {
+  if (!f.available) {
+    std::string why = f.error;
+    if (!f.disabled.empty() && f.disabled != "0") why += "; kernel.io_uring_disabled=" + f.disabled;
+    if (f.seccomp) why += "; a seccomp filter is active";
+    return {"io_uring", "MISSING", why + "; the loader falls back to pread", UringFix(f)};
+  }
+  std::vector<std::string> absent;
+  for (auto [name, ok] : f.opcodes) {
+    if (!ok) absent.emplace_back(name);
+  }
+  const std::string count = std::to_string(f.supported) + " opcodes supported";
+  if (!absent.empty()) {
+    return {"io_uring", "DEGRADED", count + "; missing " + Join(absent, ", "),
+            "use a kernel >= 5.6 (READ, OPENAT, STATX, CLOSE)"};
+  }
+  return {"io_uring", "OK", count, ""};
+}
+
+Verdict JudgeODirect(const ODirectFacts& f) {
+  if (f.works) return {"O_DIRECT", "OK", "works in " + f.dir, ""};
+  return {"O_DIRECT", "DEGRADED", f.dir + ": " + f.error + "; loads use buffered reads",
+          f.unsupported
+              ? "keep model files on a file system with O_DIRECT (ext4, xfs), not overlay/fuse"
+              : "pass --dir= a directory this user can write, or that holds a model file"};
+}
+
+Verdict JudgeMaxMapCount(long count) {
+  if (count >= kRecommendedMaxMapCount) return {"max_map_count", "OK", std::to_string(count), ""};
+  const std::string fix = "sysctl -w vm.max_map_count=" + std::to_string(kSuggestedMaxMapCount);
+  if (count < 0) return {"max_map_count", "DEGRADED", "/proc/sys/vm/max_map_count unreadable", fix};
+  return {"max_map_count", "DEGRADED",
+          std::to_string(count) + " < " + std::to_string(kRecommendedMaxMapCount) +
+              " recommended: each mapped slot costs up to 2 mappings",
+          fix};
+}
+
+std::string CapsFix(const std::vector<std::string>& missing) {
+  std::vector<std::string> fixes;
+  for (const auto& name : missing) {
+    if (name == "CAP_IPC_LOCK") {
+      fixes.push_back("setcap cap_ipc_lock+ep build/tools/hmmd");
+    }
+  }
+  if (fixes.size() < missing.size()) fixes.push_back("run setup and benchmarks as root");
+  return Join(fixes, "; ");
+}
+
+Verdict JudgeCaps(const CapFacts& f) {
+  if (!f.error.empty()) return {"capabilities", "DEGRADED", f.error, ""};
+  std::vector<std::string> missing;
+  for (const auto& c : f.caps) {
+    if (!c.effective) missing.emplace_back(c.name);
+  }
+  if (missing.empty())
+    return {"capabilities", "OK", "CAP_IPC_LOCK, CAP_SYS_NICE, CAP_SYS_ADMIN", ""};
+  return {"capabilities", "DEGRADED", "not effective: " + Join(missing, ", "), CapsFix(missing)};
+}
+
+std::vector<Verdict> Judge(const Report& r) {
+  return {JudgeNuma(r.numa),   JudgeHugetlb(r),         JudgeThp(r),
+          JudgeUring(r.uring), JudgeODirect(r.odirect), JudgeMaxMapCount(r.max_map_count),
+          JudgeCaps(r.caps)};
+}
+
+Report Examine(const std::string& dir) {
+  Report r;
+  r.numa = ProbeNuma();
+  r.pool = vmm::ReadHugePagePool(-1);
+  r.thp = ProbeThp();
+  r.uring = ProbeUring();
+  r.caps = ProbeCaps();
+  r.odirect = ProbeODirect(dir);
+  r.max_map_count = vmm::ReadMaxMapCount();
+  r.verdicts = Judge(r);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text
+
 std::string Gib(long long bytes) {
+  if (bytes < 0) return "unknown";
   char b[32];
-  std::snprintf(b, sizeof(b), "%.1f GiB", bytes / 1073741824.0);
+  std::snprintf(b, sizeof(b), "%.1f GiB", static_cast<double>(bytes) / (1LL << 30));
   return b;
 }
 
-void Judge(Report* r) {
-  auto add = [&](std::string f, std::string s, std::string d, std::string fix = "") {
-    r->verdicts.push_back({std::move(f), std::move(s), std::move(d), std::move(fix)});
-  };
-  if (r->numa) {
-    add("NUMA binding", "OK", std::to_string(r->nodes.size()) + " node(s) with memory");
-  } else {
-    add("NUMA binding", "DEGRADED", "libnuma reports no NUMA support; arenas are not bound",
-        "boot a kernel with CONFIG_NUMA");
+std::string CpuList(const std::vector<int>& cpus) {
+  std::vector<std::string> parts;
+  for (int c : cpus) parts.push_back(std::to_string(c));
+  return Join(parts, ",");
+}
+
+void PrintNuma(const NumaFacts& f) {
+  std::printf("== NUMA (%s)\n", f.available ? "libnuma" : "unavailable: the whole host as node 0");
+  for (const auto& n : f.nodes) {
+    std::printf("  node %d: cpus [%s], memory %s total, %s free\n", n.id, CpuList(n.cpus).c_str(),
+                Gib(n.mem_total_bytes).c_str(), Gib(n.mem_free_bytes).c_str());
   }
-  if (r->pool.available() > 0) {
-    add("hugetlb 2M", "OK",
-        std::to_string(r->pool.available()) + " of " + std::to_string(r->pool.total) +
-            " huge pages available");
-  } else {
-    add("hugetlb 2M", "MISSING",
-        "no free 2 MiB huge pages (vm.nr_hugepages=" + std::to_string(r->pool.total) + ")",
-        "sysctl -w vm.nr_hugepages=1100");
-  }
-  if (r->thp_ok) {
-    add("shmem THP 2M", "OK", "shmem_enabled=" + r->thp.global);
-  } else {
-    add("shmem THP 2M", r->pool.available() > 0 ? "DEGRADED" : "MISSING", r->thp_reason,
-        "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled");
-  }
-  if (r->uring_error.empty()) {
-    add("io_uring", "OK", std::to_string(r->uring_supported) + " opcodes supported");
-  } else {
-    add("io_uring", "MISSING", r->uring_error + "; the loader falls back to pread",
-        "sysctl -w kernel.io_uring_disabled=0");
-  }
-  if (r->odirect.empty()) {
-    add("O_DIRECT", "OK", "works in " + FLAGS_dir);
-  } else {
-    add("O_DIRECT", "DEGRADED", r->odirect + "; loads use buffered reads",
-        "keep model files on a file system with O_DIRECT (ext4, xfs), not tmpfs/overlay");
-  }
-  if (r->max_map_count >= 262144) {
-    add("vm.max_map_count", "OK", std::to_string(r->max_map_count));
-  } else {
-    add("vm.max_map_count", "DEGRADED",
-        std::to_string(r->max_map_count) +
-            ": each mapped slot costs up to 2 mappings; many experts x layers may exceed it",
-        "sysctl -w vm.max_map_count=1048576");
-  }
-  std::string missing;
-  for (const auto& c : r->caps) {
-    if (!c.effective) missing += std::string(missing.empty() ? "" : ", ") + c.name;
-  }
-  if (missing.empty()) {
-    add("capabilities", "OK", "CAP_IPC_LOCK, CAP_SYS_NICE, CAP_SYS_ADMIN held");
-  } else {
-    add("capabilities", "DEGRADED", "not held: " + missing,
-        "run as root, or setcap cap_ipc_lock,cap_sys_nice+ep on the binary");
+  if (f.available) {
+    std::printf("  mbind: %s\n", f.mbind_error.empty() ? "works" : f.mbind_error.c_str());
   }
 }
 
-std::string Json(const std::string& s) {
+void PrintHugetlb(const Report& r) {
+  const vmm::HugePagePool& p = r.pool;
+  std::printf("== hugetlb 2 MiB pool\n");
+  std::printf("  global: total %ld, free %ld, reserved %ld, surplus %ld, available %ld\n", p.total,
+              p.free, p.reserved, p.surplus, p.available());
+  for (size_t i = 0; i < r.numa.pools.size(); ++i) {
+    const vmm::HugePagePool& n = r.numa.pools[i];
+    std::printf("  node %d: total %ld, free %ld, surplus %ld\n", r.numa.nodes[i].id, n.total,
+                n.free, n.surplus);
+  }
+}
+
+void PrintThp(const ThpFacts& f) {
+  std::printf("== shmem THP\n  shmem_enabled: %s\n  hugepages-2048kB/shmem_enabled: %s\n  %s\n",
+              f.mode.global.empty() ? "(absent)" : f.mode.global.c_str(),
+              f.mode.size_2m.empty() ? "(absent)" : f.mode.size_2m.c_str(),
+              f.usable ? "usable: memfd + MADV_HUGEPAGE gets 2 MiB pages" : f.reason.c_str());
+}
+
+void PrintUring(const UringFacts& f) {
+  std::printf("== io_uring\n");
+  if (!f.available) {
+    std::printf("  unavailable: %s (kernel.io_uring_disabled=%s, seccomp filter: %s)\n",
+                f.error.c_str(), f.disabled.empty() ? "absent" : f.disabled.c_str(),
+                f.seccomp ? "yes" : "no");
+    return;
+  }
+  std::printf("  ring: ok; features: %s\n", Join(FeatureNames(f.features), " ").c_str());
+  std::printf("  SQPOLL: %s (optional: a kernel thread polls submissions, saving syscalls)\n",
+              f.sqpoll.empty() ? "available" : ("unavailable: " + f.sqpoll).c_str());
+  std::printf("  opcodes: %d of %d supported\n ", f.supported, f.known);
+  for (auto [name, ok] : f.opcodes) std::printf(" %s:%s", name, ok ? "yes" : "no");
+  std::printf("\n  READ_FIXED needs registered buffers, counted against RLIMIT_MEMLOCK\n");
+}
+
+void PrintCaps(const CapFacts& f) {
+  std::printf("== capabilities (effective/permitted)\n");
+  if (!f.error.empty()) std::printf("  %s\n", f.error.c_str());
+  for (const auto& c : f.caps) {
+    std::printf("  %-13s %-3s/%-3s  %s\n", c.name, c.effective ? "yes" : "no",
+                c.permitted ? "yes" : "no", c.enables);
+  }
+  std::printf("  RLIMIT_MEMLOCK: %s\n", f.memlock_bytes < 0
+                                            ? "unlimited"
+                                            : (std::to_string(f.memlock_bytes) + " bytes").c_str());
+}
+
+void PrintVerdicts(const std::vector<Verdict>& verdicts) {
+  std::printf("\n== verdict\n");
+  for (const auto& v : verdicts) {
+    std::printf("  %-14s %-9s %s\n", v.feature.c_str(), v.state.c_str(), v.detail.c_str());
+    if (v.state != "OK" && !v.fix.empty()) std::printf("  %-24s fix: %s\n", "", v.fix.c_str());
+  }
+}
+
+void PrintText(const Report& r) {
+  PrintNuma(r.numa);
+  PrintHugetlb(r);
+  PrintThp(r.thp);
+  PrintUring(r.uring);
+  PrintCaps(r.caps);
+  std::printf("== O_DIRECT in %s: %s\n", r.odirect.dir.c_str(),
+              r.odirect.works ? "works" : r.odirect.error.c_str());
+  if (!r.odirect.tested.empty()) std::printf("  tested on %s\n", r.odirect.tested.c_str());
+  std::printf("== vm.max_map_count: %ld (recommended >= %ld)\n", r.max_map_count,
+              kRecommendedMaxMapCount);
+  PrintVerdicts(r.verdicts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+std::string Quote(const std::string& s) {
   std::string o = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') {
@@ -200,7 +638,7 @@ std::string Json(const std::string& s) {
       o += c;
     } else if (static_cast<unsigned char>(c) < 0x20) {
       char b[8];
-      std::snprintf(b, sizeof(b), "\\u%04x", c);
+      std::snprintf(b, sizeof(b), "\\u%04x", static_cast<unsigned>(c));
       o += b;
     } else {
       o += c;
@@ -209,90 +647,146 @@ std::string Json(const std::string& s) {
   return o + "\"";
 }
 
-void PrintText(const Report& r) {
-  std::printf("== NUMA (%s)\n", r.numa ? "libnuma" : "not available: one pseudo-node");
-  for (const auto& n : r.nodes) {
-    std::string cpus;
-    for (int c : n.cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
-    std::printf("  node %d: cpus [%s], memory %s total, %s free\n", n.id, cpus.c_str(),
-                Gib(n.mem_total_bytes).c_str(), Gib(n.mem_free_bytes).c_str());
+std::string Bool(bool b) { return b ? "true" : "false"; }
+
+std::string Array(const std::vector<std::string>& json_items) {
+  return "[" + Join(json_items, ", ") + "]";
+}
+
+// A JSON object built field by field from values that are already JSON.
+class Object {
+ public:
+  Object& Add(const std::string& key, const std::string& json) {
+    fields_.push_back(Quote(key) + ": " + json);
+    return *this;
   }
-  std::printf("== hugetlb 2 MiB pool\n  global: total %ld, free %ld, reserved %ld, surplus %ld\n",
-              r.pool.total, r.pool.free, r.pool.reserved, r.pool.surplus);
-  for (size_t i = 0; i < r.node_pools.size(); ++i) {
-    std::printf("  node %d: total %ld, free %ld\n", r.nodes[i].id, r.node_pools[i].total,
-                r.node_pools[i].free);
+  Object& Str(const std::string& key, const std::string& s) { return Add(key, Quote(s)); }
+  Object& Int(const std::string& key, long long v) { return Add(key, std::to_string(v)); }
+  Object& Flag(const std::string& key, bool b) { return Add(key, Bool(b)); }
+  std::string Compact() const { return "{" + Join(fields_, ", ") + "}"; }
+  std::string Lines() const { return "{\n  " + Join(fields_, ",\n  ") + "\n}"; }
+
+ private:
+  std::vector<std::string> fields_;
+};
+
+std::string PoolJson(const vmm::HugePagePool& p) {
+  return Object()
+      .Int("total", p.total)
+      .Int("free", p.free)
+      .Int("reserved", p.reserved)
+      .Int("surplus", p.surplus)
+      .Int("available", p.available())
+      .Compact();
+}
+
+std::string NumaJson(const NumaFacts& f) {
+  std::vector<std::string> nodes;
+  for (size_t i = 0; i < f.nodes.size(); ++i) {
+    const vmm::NumaNode& n = f.nodes[i];
+    std::vector<std::string> cpus;
+    for (int c : n.cpus) cpus.push_back(std::to_string(c));
+    Object o;
+    o.Int("id", n.id)
+        .Add("cpus", Array(cpus))
+        .Int("mem_total_bytes", n.mem_total_bytes)
+        .Int("mem_free_bytes", n.mem_free_bytes);
+    if (i < f.pools.size()) o.Add("hugepages", PoolJson(f.pools[i]));
+    nodes.push_back(o.Compact());
   }
-  std::printf("== shmem THP\n  shmem_enabled=%s, hugepages-2048kB/shmem_enabled=%s: %s\n",
-              r.thp.global.c_str(), r.thp.size_2m.empty() ? "(absent)" : r.thp.size_2m.c_str(),
-              r.thp_ok ? "usable" : r.thp_reason.c_str());
-  std::printf("== io_uring\n");
-  if (r.uring_error.empty()) {
-    std::string ops;
-    for (const auto& o : r.uring_ops) ops += " " + o;
-    std::printf("  ring ok; %d of %d opcodes supported; loader opcodes:%s\n", r.uring_supported,
-                r.uring_last_op + 1, ops.c_str());
-  } else {
-    std::printf("  unavailable: %s\n", r.uring_error.c_str());
+  return Object()
+      .Flag("available", f.available)
+      .Str("mbind_error", f.mbind_error)
+      .Add("nodes", Array(nodes))
+      .Compact();
+}
+
+std::string ThpJson(const ThpFacts& f) {
+  return Object()
+      .Str("global", f.mode.global)
+      .Str("size_2m", f.mode.size_2m)
+      .Flag("usable", f.usable)
+      .Str("reason", f.reason)
+      .Compact();
+}
+
+std::string UringJson(const UringFacts& f) {
+  std::vector<std::string> features;
+  for (const auto& name : FeatureNames(f.features)) features.push_back(Quote(name));
+  Object opcodes;
+  for (auto [name, ok] : f.opcodes) opcodes.Flag(name, ok);
+  return Object()
+      .Flag("available", f.available)
+      .Str("error", f.error)
+      .Str("io_uring_disabled", f.disabled)
+      .Flag("seccomp_filter", f.seccomp)
+      .Add("features", Array(features))
+      .Flag("sqpoll", f.available && f.sqpoll.empty())
+      .Str("sqpoll_error", f.sqpoll)
+      .Int("opcodes_supported", f.supported)
+      .Int("opcodes_known", f.known)
+      .Add("opcodes", opcodes.Compact())
+      .Compact();
+}
+
+std::string CapsJson(const CapFacts& f) {
+  Object held;
+  for (const auto& c : f.caps) {
+    held.Add(c.name, Object()
+                         .Flag("effective", c.effective)
+                         .Flag("permitted", c.permitted)
+                         .Str("enables", c.enables)
+                         .Compact());
   }
-  std::printf("== capabilities (effective/permitted)\n");
-  for (const auto& c : r.caps) {
-    std::printf("  %-14s %s/%s  enables: %s\n", c.name, c.effective ? "yes" : "no",
-                c.permitted ? "yes" : "no", c.enables);
+  return Object()
+      .Str("error", f.error)
+      .Add("held", held.Compact())
+      .Int("rlimit_memlock_bytes", f.memlock_bytes)  // -1: unlimited
+      .Compact();
+}
+
+std::string ODirectJson(const ODirectFacts& f) {
+  return Object()
+      .Str("dir", f.dir)
+      .Flag("works", f.works)
+      .Flag("unsupported", f.unsupported)
+      .Str("tested", f.tested)
+      .Str("error", f.error)
+      .Compact();
+}
+
+std::string VerdictsJson(const std::vector<Verdict>& verdicts) {
+  std::vector<std::string> items;
+  for (const auto& v : verdicts) {
+    items.push_back(Object()
+                        .Str("feature", v.feature)
+                        .Str("state", v.state)
+                        .Str("detail", v.detail)
+                        .Str("fix", v.fix)
+                        .Compact());
   }
-  std::printf("== O_DIRECT in %s: %s\n", FLAGS_dir.c_str(),
-              r.odirect.empty() ? "works" : r.odirect.c_str());
-  std::printf("== vm.max_map_count: %ld\n\n== verdict\n", r.max_map_count);
-  for (const auto& v : r.verdicts) {
-    std::printf("  %-17s %-9s %s\n", v.feature.c_str(), v.state.c_str(), v.detail.c_str());
-    if (!v.fix.empty() && v.state != "OK") std::printf("  %-27s fix: %s\n", "", v.fix.c_str());
-  }
+  return Array(items);
 }
 
 void PrintJson(const Report& r) {
-  std::printf("{\n  \"numa_available\": %s,\n  \"nodes\": [", r.numa ? "true" : "false");
-  for (size_t i = 0; i < r.nodes.size(); ++i) {
-    const auto& n = r.nodes[i];
-    std::printf("%s\n    {\"id\": %d, \"cpus\": [", i ? "," : "", n.id);
-    for (size_t c = 0; c < n.cpus.size(); ++c) std::printf("%s%d", c ? ", " : "", n.cpus[c]);
-    std::printf("], \"mem_total_bytes\": %lld, \"mem_free_bytes\": %lld", n.mem_total_bytes,
-                n.mem_free_bytes);
-    if (i < r.node_pools.size()) {
-      std::printf(", \"hugepages_total\": %ld, \"hugepages_free\": %ld", r.node_pools[i].total,
-                  r.node_pools[i].free);
-    }
-    std::printf("}");
+  const std::string json = Object()
+                               .Add("numa", NumaJson(r.numa))
+                               .Add("hugepages", PoolJson(r.pool))
+                               .Add("shmem_thp", ThpJson(r.thp))
+                               .Add("io_uring", UringJson(r.uring))
+                               .Add("capabilities", CapsJson(r.caps))
+                               .Add("o_direct", ODirectJson(r.odirect))
+                               .Int("max_map_count", r.max_map_count)
+                               .Add("verdicts", VerdictsJson(r.verdicts))
+                               .Lines();
+  std::printf("%s\n", json.c_str());
+}
+
+bool AnyMissing(const std::vector<Verdict>& verdicts) {
+  for (const auto& v : verdicts) {
+    if (v.state == "MISSING") return true;
   }
-  std::printf(
-      "\n  ],\n  \"hugepages\": {\"total\": %ld, \"free\": %ld, \"reserved\": %ld, "
-      "\"surplus\": %ld},\n",
-      r.pool.total, r.pool.free, r.pool.reserved, r.pool.surplus);
-  std::printf("  \"shmem_thp\": {\"global\": %s, \"size_2m\": %s, \"usable\": %s},\n",
-              Json(r.thp.global).c_str(), Json(r.thp.size_2m).c_str(), r.thp_ok ? "true" : "false");
-  std::printf(
-      "  \"io_uring\": {\"available\": %s, \"error\": %s, \"opcodes_supported\": %d, "
-      "\"loader_opcodes\": [",
-      r.uring_error.empty() ? "true" : "false", Json(r.uring_error).c_str(), r.uring_supported);
-  for (size_t i = 0; i < r.uring_ops.size(); ++i) {
-    std::printf("%s%s", i ? ", " : "", Json(r.uring_ops[i]).c_str());
-  }
-  std::printf("]},\n  \"capabilities\": {");
-  for (size_t i = 0; i < r.caps.size(); ++i) {
-    std::printf("%s%s: {\"effective\": %s, \"permitted\": %s}", i ? ", " : "",
-                Json(r.caps[i].name).c_str(), r.caps[i].effective ? "true" : "false",
-                r.caps[i].permitted ? "true" : "false");
-  }
-  std::printf("},\n  \"o_direct\": {\"dir\": %s, \"works\": %s, \"error\": %s},\n",
-              Json(FLAGS_dir).c_str(), r.odirect.empty() ? "true" : "false",
-              Json(r.odirect).c_str());
-  std::printf("  \"max_map_count\": %ld,\n  \"verdicts\": [", r.max_map_count);
-  for (size_t i = 0; i < r.verdicts.size(); ++i) {
-    const auto& v = r.verdicts[i];
-    std::printf("%s\n    {\"feature\": %s, \"state\": %s, \"detail\": %s, \"fix\": %s}",
-                i ? "," : "", Json(v.feature).c_str(), Json(v.state).c_str(),
-                Json(v.detail).c_str(), Json(v.fix).c_str());
-  }
-  std::printf("\n  ]\n}\n");
+  return false;
 }
 
 }  // namespace
@@ -302,29 +796,15 @@ int main(int argc, char** argv) {
       "reports NUMA, huge pages, THP, io_uring, capabilities, O_DIRECT and vm.max_map_count, "
       "with a verdict per feature and how to enable what is missing");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
-  Report r;
-  r.numa = vmm::NumaAvailable();
-  r.nodes = vmm::NumaNodes();
-  r.pool = vmm::ReadHugePagePool(-1);
-  if (r.numa) {
-    for (const auto& n : r.nodes) r.node_pools.push_back(vmm::ReadHugePagePool(n.id));
+  if (argc > 1) {
+    std::fprintf(stderr, "host_doctor: unexpected argument '%s' (see --help)\n", argv[1]);
+    return 1;
   }
-  r.thp = vmm::ReadShmemThpMode();
-  r.thp_ok = vmm::ShmemThpUsable(&r.thp_reason);
-  ProbeUring(&r);
-  ProbeCaps(&r);
-  ProbeODirect(&r);
-  r.max_map_count = vmm::ReadMaxMapCount();
-  Judge(&r);
+  const Report r = Examine(FLAGS_dir);
   if (FLAGS_json) {
     PrintJson(r);
   } else {
     PrintText(r);
   }
-  if (FLAGS_strict) {
-    for (const auto& v : r.verdicts) {
-      if (v.state == "MISSING") return 1;
-    }
-  }
-  return 0;
+  return FLAGS_strict && AnyMissing(r.verdicts) ? 1 : 0;
 }

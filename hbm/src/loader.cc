@@ -30,6 +30,7 @@ bool Aligned(uint64_t v) { return v % kDirectAlignment == 0; }
 // One read in flight or waiting. Lives in a vector; its index is the io_uring user_data.
 struct Chunk {
   int file = 0;             // index into the open files
+  int buffer = -1;          // registered buffer holding dest, -1 if none
   uint64_t offset = 0;      // next file offset to read
   uint64_t length = 0;      // bytes left to read
   uint8_t* dest = nullptr;  // where they go
@@ -167,12 +168,18 @@ StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
   if (!files.all_direct) stats.fallback_reason = files.fallback_reason;
 
   std::vector<Chunk> chunks;
+  std::vector<iovec> buffers;  // one per request piece of at most ~1 GiB (the kernel's limit)
+  const uint64_t piece = (1ull << 30) / options_.chunk_bytes * options_.chunk_bytes;
   uint64_t total = 0;
   for (const ReadRequest& r : requests) {
     const uint64_t required_end = r.file_offset + (r.required ? r.required : r.length);
     for (uint64_t off = 0; off < r.length; off += options_.chunk_bytes) {
+      if (off % piece == 0) {
+        buffers.push_back({static_cast<uint8_t*>(r.dest) + off, std::min(piece, r.length - off)});
+      }
       Chunk c;
       c.file = files.index.at(r.path);
+      c.buffer = static_cast<int>(buffers.size()) - 1;
       c.offset = r.file_offset + off;
       c.length = std::min(options_.chunk_bytes, r.length - off);
       c.dest = static_cast<uint8_t*>(r.dest) + off;
@@ -199,6 +206,8 @@ StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
   std::vector<int> raw_fds;
   for (const auto& fd : files.fds) raw_fds.push_back(fd.get());
   const bool fixed = io_uring_register_files(&ring, raw_fds.data(), raw_fds.size()) == 0;
+  stats.fixed_buffers = options_.register_buffers && !buffers.empty() && buffers.size() <= 16384 &&
+                        io_uring_register_buffers(&ring, buffers.data(), buffers.size()) == 0;
 
   std::deque<size_t> pending;
   for (size_t i = 0; i < chunks.size(); ++i) pending.push_back(i);
@@ -213,7 +222,12 @@ StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
       const size_t i = pending.front();
       pending.pop_front();
       const Chunk& c = chunks[i];
-      io_uring_prep_read(sqe, fixed ? c.file : raw_fds[c.file], c.dest, c.length, c.offset);
+      const int file = fixed ? c.file : raw_fds[c.file];
+      if (stats.fixed_buffers) {
+        io_uring_prep_read_fixed(sqe, file, c.dest, c.length, c.offset, c.buffer);
+      } else {
+        io_uring_prep_read(sqe, file, c.dest, c.length, c.offset);
+      }
       if (fixed) sqe->flags |= IOSQE_FIXED_FILE;
       io_uring_sqe_set_data64(sqe, i);
       ++inflight;

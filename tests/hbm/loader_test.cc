@@ -57,6 +57,15 @@ TEST_F(LoaderTest, AlignedReadsUseDirectIoAndMatchTheFile) {
     std::printf("O_DIRECT not used here: %s\n", s->fallback_reason.c_str());
   }
   EXPECT_GE(s->reads, kSize / (64 << 10));
+  if (!s->fixed_buffers) std::printf("destinations not registered with the ring here\n");
+
+  // The same with registration off (plain IORING_OP_READ).
+  std::memset(buf.p, 0, aligned_len);
+  o.register_buffers = false;
+  auto plain = Loader(o).Load({{path_, 0, aligned_len, buf.p, kSize}});
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_FALSE(plain->fixed_buffers);
+  EXPECT_EQ(std::memcmp(buf.p, data_.data(), kSize), 0);
 }
 
 TEST_F(LoaderTest, UnalignedRequestsFallBackToBufferedWithReason) {

@@ -40,6 +40,9 @@ struct LoaderOptions {
   unsigned queue_depth = 32;          // chunks in flight, 1..4096
   uint64_t chunk_bytes = 1ull << 20;  // bytes per read, multiple of 4096
   bool direct_io = true;              // O_DIRECT when aligned and supported
+  // Register the destinations with the ring (IORING_OP_READ_FIXED): the kernel pins them once
+  // instead of per read. Falls back silently when registration is refused (RLIMIT_MEMLOCK).
+  bool register_buffers = true;
   // Called from the loading thread at most every `progress_interval_s` and once at the end.
   std::function<void(const LoadProgress&)> progress;
   double progress_interval_s = 1.0;
@@ -62,6 +65,7 @@ struct LoadStats {
   uint64_t reads = 0;           // reads completed (chunks plus resubmissions)
   uint64_t short_reads = 0;     // resubmitted remainders
   bool direct_io = false;       // every file was read with O_DIRECT
+  bool fixed_buffers = false;   // destinations were registered (READ_FIXED)
   std::string fallback_reason;  // why not, when direct_io was asked
   double gbps() const { return seconds > 0 ? bytes / seconds / 1e9 : 0; }
 };
