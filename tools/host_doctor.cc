@@ -4,12 +4,12 @@
 //
 // Sections: NUMA nodes (CPUs, memory, whether mbind works), the 2 MiB hugetlb pool (global and per
 // node), shmem THP, io_uring (ring setup, features, SQPOLL, supported opcodes), capabilities
-// (libcap) and RLIMIT_MEMLOCK, O_DIRECT in --dir, vm.max_map_count. Then one verdict per feature:
+// (libcap) and RLIMIT_MEMLOCK, O_DIRECT in --dir, vm.max_map_count. Then one verdict per feature,
+// with the command that enables what is not OK:
 //   OK        works;
-//   DEGRADED  works with limits, or a fallback covers it (e.g. hugetlb missing but shmem THP
-//   works); MISSING   unavailable and nothing covers it;
-// with the command that enables it. Exits 0 unless a flag is bad, or with --strict when something
-// is MISSING (exit 1).
+//   DEGRADED  works with limits, or a fallback covers it (hugetlb gone but shmem THP works);
+//   MISSING   unavailable and nothing covers it.
+// Exits 0 unless a flag is bad, or 1 with --strict when something is MISSING.
 //
 // Uses only vmm/host.h from vmm; the io_uring, libcap, mbind and O_DIRECT probes live here.
 #include <dirent.h>
@@ -25,7 +25,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -195,8 +194,9 @@ void ReadOpcodes(io_uring* ring, UringFacts* f) {
                                                 {IORING_OP_FSYNC, "FSYNC"},
                                                 {IORING_OP_STATX, "STATX"},
                                                 {IORING_OP_CLOSE, "CLOSE"}};
-  for (auto [op, name] : wanted)
+  for (auto [op, name] : wanted) {
     f->opcodes.emplace_back(name, io_uring_opcode_supported(probe, op));
+  }
   io_uring_free_probe(probe);
 }
 
@@ -507,8 +507,9 @@ Verdict JudgeCaps(const CapFacts& f) {
   for (const auto& c : f.caps) {
     if (!c.effective) missing.emplace_back(c.name);
   }
-  if (missing.empty())
+  if (missing.empty()) {
     return {"capabilities", "OK", "CAP_IPC_LOCK, CAP_SYS_NICE, CAP_SYS_ADMIN", ""};
+  }
   return {"capabilities", "DEGRADED", "not effective: " + Join(missing, ", "), CapsFix(missing)};
 }
 

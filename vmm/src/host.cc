@@ -129,7 +129,8 @@ std::string ReadSysFile(const std::string& path) {
 
 bool WriteSysFile(const std::string& path, const std::string& value, std::string* error) {
   const std::string line = value + "\n";
-  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  // The flags of the shell's `echo value > path`, which sysfs and procfs accept.
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   ssize_t n = -1;
   if (fd >= 0) {
     do {
