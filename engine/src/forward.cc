@@ -1,0 +1,313 @@
+#include "engine/forward.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+namespace emoe::engine {
+
+namespace {
+
+void RmsNorm(const float* x, const WeightRef& w, int64_t n, double eps, float* out,
+             std::vector<float>* scratch) {
+  scratch->resize(n);
+  ToFloat(w, 0, n, scratch->data());
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float r = static_cast<float>(1.0 / std::sqrt(ss / n + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * r * (*scratch)[i];
+}
+
+// Hugging Face's rotate_half convention: element i pairs with i + d/2.
+void Rope(float* x, int64_t d, int64_t pos, double theta) {
+  const int64_t half = d / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const double inv = std::pow(theta, -2.0 * i / d);
+    const double a = pos * inv;
+    const float c = static_cast<float>(std::cos(a)), s = static_cast<float>(std::sin(a));
+    const float x1 = x[i], x2 = x[i + half];
+    x[i] = x1 * c - x2 * s;
+    x[i + half] = x2 * c + x1 * s;
+  }
+}
+
+float Silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+StatusOr<WeightRef> Need(const WeightSource& src, const std::string& name,
+                         const std::vector<int64_t>& shape) {
+  VMM_ASSIGN_OR_RETURN(WeightRef r, src.Get(name));
+  if (r.shape != shape) {
+    return Status::DataLoss("weight '" + name + "' has the wrong shape for the config");
+  }
+  return r;
+}
+
+}  // namespace
+
+void ToFloat(const WeightRef& w, int64_t offset, int64_t n, float* out) {
+  if (w.dtype == hbm::DType::kF32) {
+    std::memcpy(out, static_cast<const float*>(w.data) + offset, n * sizeof(float));
+    return;
+  }
+  const uint16_t* p = static_cast<const uint16_t*>(w.data) + offset;
+  if (w.dtype == hbm::DType::kBF16) {
+    for (int64_t i = 0; i < n; ++i) out[i] = Bf16ToFloat(p[i]);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {  // IEEE half
+    const uint16_t h = p[i];
+    const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    uint32_t u;
+    if (exp == 0) {
+      if (man == 0) {
+        u = sign;
+      } else {  // subnormal
+        int e = -1;
+        uint32_t m = man;
+        do {
+          m <<= 1;
+          ++e;
+        } while (!(m & 0x400));
+        u = sign | ((127 - 15 - e) << 23) | ((m & 0x3ff) << 13);
+      }
+    } else if (exp == 31) {
+      u = sign | 0x7f800000u | (man << 13);
+    } else {
+      u = sign | ((exp + 112) << 23) | (man << 13);
+    }
+    std::memcpy(&out[i], &u, 4);
+  }
+}
+
+StatusOr<ModelWeights> ModelWeights::Bind(const ModelConfig& c, const WeightSource& src) {
+  VMM_RETURN_IF_ERROR(c.Validate());
+  ModelWeights w;
+  w.config = c;
+  const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
+                kv = c.num_key_value_heads * c.head_dim, f = c.moe_intermediate_size;
+  VMM_ASSIGN_OR_RETURN(w.embed, Need(src, "model.embed_tokens.weight", {c.vocab_size, h}));
+  VMM_ASSIGN_OR_RETURN(w.final_norm, Need(src, "model.norm.weight", {h}));
+  if (c.tie_word_embeddings) {
+    w.lm_head = w.embed;
+  } else {
+    VMM_ASSIGN_OR_RETURN(w.lm_head, Need(src, "lm_head.weight", {c.vocab_size, h}));
+  }
+  const bool mixtral = c.architecture == Architecture::kMixtral;
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights L;
+    VMM_ASSIGN_OR_RETURN(L.input_norm, Need(src, p + "input_layernorm.weight", {h}));
+    VMM_ASSIGN_OR_RETURN(L.q, Need(src, p + "self_attn.q_proj.weight", {q, h}));
+    VMM_ASSIGN_OR_RETURN(L.k, Need(src, p + "self_attn.k_proj.weight", {kv, h}));
+    VMM_ASSIGN_OR_RETURN(L.v, Need(src, p + "self_attn.v_proj.weight", {kv, h}));
+    VMM_ASSIGN_OR_RETURN(L.o, Need(src, p + "self_attn.o_proj.weight", {h, q}));
+    if (!mixtral) {
+      VMM_ASSIGN_OR_RETURN(L.q_norm, Need(src, p + "self_attn.q_norm.weight", {c.head_dim}));
+      VMM_ASSIGN_OR_RETURN(L.k_norm, Need(src, p + "self_attn.k_norm.weight", {c.head_dim}));
+    }
+    VMM_ASSIGN_OR_RETURN(L.post_norm, Need(src, p + "post_attention_layernorm.weight", {h}));
+    const std::string moe = p + (mixtral ? "block_sparse_moe." : "mlp.");
+    VMM_ASSIGN_OR_RETURN(L.router, Need(src, moe + "gate.weight", {c.num_experts, h}));
+    for (int e = 0; e < c.num_experts; ++e) {
+      const std::string x = moe + "experts." + std::to_string(e) + ".";
+      std::array<WeightRef, 3> ex;
+      VMM_ASSIGN_OR_RETURN(ex[0],
+                           Need(src, x + (mixtral ? "w1" : "gate_proj") + ".weight", {f, h}));
+      VMM_ASSIGN_OR_RETURN(ex[1], Need(src, x + (mixtral ? "w3" : "up_proj") + ".weight", {f, h}));
+      VMM_ASSIGN_OR_RETURN(ex[2],
+                           Need(src, x + (mixtral ? "w2" : "down_proj") + ".weight", {h, f}));
+      L.experts.push_back(std::move(ex));
+    }
+    w.layers.push_back(std::move(L));
+  }
+  return w;
+}
+
+KvCache KvCache::Create(const ModelConfig& c, int64_t max_tokens) {
+  KvCache kv;
+  kv.max_tokens = max_tokens;
+  const size_t per_layer = max_tokens * c.num_key_value_heads * c.head_dim;
+  kv.k.assign(c.num_hidden_layers, std::vector<float>(per_layer));
+  kv.v.assign(c.num_hidden_layers, std::vector<float>(per_layer));
+  return kv;
+}
+
+void Forward::MatMul(const float* x, int64_t m, const WeightRef& w, float* y) {
+  const int64_t n = w.shape[0], k = w.shape[1];
+  const float* wf;
+  if (w.dtype == hbm::DType::kF32) {
+    wf = static_cast<const float*>(w.data);
+  } else {
+    wide_.resize(n * k);
+    ToFloat(w, 0, n * k, wide_.data());
+    wf = wide_.data();
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, wf, k, 0.0f, y, n);
+}
+
+void Forward::Attention(int layer, int64_t t0, int64_t count, KvCache* kv) {
+  const ModelConfig& c = w_->config;
+  const LayerWeights& L = w_->layers[layer];
+  const int64_t H = c.hidden_size, hd = c.head_dim, nh = c.num_attention_heads,
+                nkv = c.num_key_value_heads, group = nh / nkv;
+  q_.resize(count * nh * hd);
+  k_.resize(count * nkv * hd);
+  v_.resize(count * nkv * hd);
+  MatMul(x_.data(), count, L.q, q_.data());
+  MatMul(x_.data(), count, L.k, k_.data());
+  MatMul(x_.data(), count, L.v, v_.data());
+  std::vector<float> norm_scratch;
+  for (int64_t t = 0; t < count; ++t) {
+    for (int64_t h = 0; h < nh; ++h) {
+      float* qh = &q_[(t * nh + h) * hd];
+      if (L.q_norm.data) RmsNorm(qh, L.q_norm, hd, c.rms_norm_eps, qh, &norm_scratch);
+      Rope(qh, hd, t0 + t, c.rope_theta);
+    }
+    for (int64_t h = 0; h < nkv; ++h) {
+      float* kh = &k_[(t * nkv + h) * hd];
+      if (L.k_norm.data) RmsNorm(kh, L.k_norm, hd, c.rms_norm_eps, kh, &norm_scratch);
+      Rope(kh, hd, t0 + t, c.rope_theta);
+    }
+    std::memcpy(&kv->k[layer][(t0 + t) * nkv * hd], &k_[t * nkv * hd], nkv * hd * sizeof(float));
+    std::memcpy(&kv->v[layer][(t0 + t) * nkv * hd], &v_[t * nkv * hd], nkv * hd * sizeof(float));
+  }
+  attn_.assign(count * nh * hd, 0.0f);
+  std::vector<float> scores;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t t = 0; t < count; ++t) {
+    const int64_t len = t0 + t + 1;  // causal: positions 0..t0+t
+    scores.resize(len);
+    for (int64_t h = 0; h < nh; ++h) {
+      const float* qh = &q_[(t * nh + h) * hd];
+      const int64_t g = h / group;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < len; ++j) {
+        const float* kj = &kv->k[layer][(j * nkv + g) * hd];
+        float s = 0;
+        for (int64_t d = 0; d < hd; ++d) s += qh[d] * kj[d];
+        scores[j] = s * scale;
+        mx = std::max(mx, scores[j]);
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
+      float* out = &attn_[(t * nh + h) * hd];
+      for (int64_t j = 0; j < len; ++j) {
+        const float p = static_cast<float>(scores[j] / sum);
+        const float* vj = &kv->v[layer][(j * nkv + g) * hd];
+        for (int64_t d = 0; d < hd; ++d) out[d] += p * vj[d];
+      }
+    }
+  }
+  proj_.resize(count * H);
+  MatMul(attn_.data(), count, L.o, proj_.data());
+  for (int64_t i = 0; i < count * H; ++i) h_[i] += proj_[i];
+}
+
+void Forward::Moe(int layer, int64_t count) {
+  const ModelConfig& c = w_->config;
+  const LayerWeights& L = w_->layers[layer];
+  const int64_t H = c.hidden_size, E = c.num_experts, K = c.num_experts_per_tok,
+                F = c.moe_intermediate_size;
+  logits_.resize(count * E);
+  MatMul(x_.data(), count, L.router, logits_.data());
+  // Routing: softmax over all experts, top-k (ties to the lower id), renormalized when asked
+  // (always for Mixtral, where softmax over the top-k logits is the same thing).
+  const bool renorm = c.norm_topk_prob || c.architecture == Architecture::kMixtral;
+  std::vector<std::vector<std::pair<int64_t, float>>> by_expert(E);  // (token, weight)
+  std::vector<int64_t> order(E);
+  for (int64_t t = 0; t < count; ++t) {
+    const float* lg = &logits_[t * E];
+    const float mx = *std::max_element(lg, lg + E);
+    double sum = 0;
+    std::vector<double> p(E);
+    for (int64_t e = 0; e < E; ++e) sum += (p[e] = std::exp(static_cast<double>(lg[e]) - mx));
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                      [&](int64_t a, int64_t b) { return p[a] != p[b] ? p[a] > p[b] : a < b; });
+    double top = 0;
+    for (int64_t i = 0; i < K; ++i) top += p[order[i]];
+    for (int64_t i = 0; i < K; ++i) {
+      const double wgt = p[order[i]] / (renorm ? top : sum);
+      by_expert[order[i]].emplace_back(t, static_cast<float>(wgt));
+    }
+  }
+  out_.assign(count * H, 0.0f);
+  std::vector<float> xs, ys;
+  for (int64_t e = 0; e < E; ++e) {  // ascending expert id: a fixed summation order
+    const auto& routed = by_expert[e];
+    if (routed.empty()) continue;
+    const int64_t n = routed.size();
+    xs.resize(n * H);
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(&xs[i * H], &x_[routed[i].first * H], H * sizeof(float));
+    }
+    gate_.resize(n * F);
+    up_.resize(n * F);
+    MatMul(xs.data(), n, L.experts[e][0], gate_.data());
+    MatMul(xs.data(), n, L.experts[e][1], up_.data());
+    for (int64_t i = 0; i < n * F; ++i) gate_[i] = Silu(gate_[i]) * up_[i];
+    ys.resize(n * H);
+    MatMul(gate_.data(), n, L.experts[e][2], ys.data());
+    for (int64_t i = 0; i < n; ++i) {
+      float* dst = &out_[routed[i].first * H];
+      const float wgt = routed[i].second;
+      for (int64_t d = 0; d < H; ++d) dst[d] += wgt * ys[i * H + d];
+    }
+  }
+  for (int64_t i = 0; i < count * H; ++i) h_[i] += out_[i];
+}
+
+StatusOr<std::vector<float>> Forward::Run(const std::vector<int32_t>& tokens, KvCache* kv) {
+  const ModelConfig& c = w_->config;
+  const int64_t count = tokens.size(), H = c.hidden_size, t0 = kv->length;
+  if (count == 0) return Status::InvalidArgument("forward: no tokens");
+  if (t0 + count > kv->max_tokens) {
+    return Status::OutOfRange("forward: " + std::to_string(t0 + count) +
+                              " tokens exceed the cache of " + std::to_string(kv->max_tokens));
+  }
+  h_.resize(count * H);
+  for (int64_t t = 0; t < count; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= c.vocab_size) {
+      return Status::InvalidArgument("token id " + std::to_string(tokens[t]) +
+                                     " outside the vocabulary of " + std::to_string(c.vocab_size));
+    }
+    ToFloat(w_->embed, static_cast<int64_t>(tokens[t]) * H, H, &h_[t * H]);
+  }
+  x_.resize(count * H);
+  std::vector<float> scratch;
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& L = w_->layers[l];
+    for (int64_t t = 0; t < count; ++t) {
+      RmsNorm(&h_[t * H], L.input_norm, H, c.rms_norm_eps, &x_[t * H], &scratch);
+    }
+    Attention(l, t0, count, kv);
+    for (int64_t t = 0; t < count; ++t) {
+      RmsNorm(&h_[t * H], L.post_norm, H, c.rms_norm_eps, &x_[t * H], &scratch);
+    }
+    Moe(l, count);
+  }
+  kv->length = t0 + count;
+  std::vector<float> last(H), logits(c.vocab_size);
+  RmsNorm(&h_[(count - 1) * H], w_->final_norm, H, c.rms_norm_eps, last.data(), &scratch);
+  MatMul(last.data(), 1, w_->lm_head, logits.data());
+  return logits;
+}
+
+StatusOr<std::vector<int32_t>> Forward::Greedy(const std::vector<int32_t>& prompt, int n,
+                                               KvCache* kv) {
+  std::vector<int32_t> out;
+  VMM_ASSIGN_OR_RETURN(std::vector<float> logits, Run(prompt, kv));
+  for (int i = 0; i < n; ++i) {
+    const int32_t next =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    out.push_back(next);
+    if (i + 1 == n) break;
+    VMM_ASSIGN_OR_RETURN(logits, Run({next}, kv));
+  }
+  return out;
+}
+
+}  // namespace emoe::engine
