@@ -126,13 +126,13 @@ StatusOr<ModelWeights> ModelWeights::Bind(const ModelConfig& c, const WeightSour
   return w;
 }
 
-KvCache KvCache::Create(const ModelConfig& c, int64_t max_tokens) {
-  KvCache kv;
-  kv.max_tokens = max_tokens;
-  const size_t per_layer = max_tokens * c.num_key_value_heads * c.head_dim;
-  kv.k.assign(c.num_hidden_layers, std::vector<float>(per_layer));
-  kv.v.assign(c.num_hidden_layers, std::vector<float>(per_layer));
-  return kv;
+kv::KvGeometry KvGeometryFor(const ModelConfig& c, int64_t block_tokens) {
+  kv::KvGeometry g;
+  g.layers = c.num_hidden_layers;
+  g.kv_heads = c.num_key_value_heads;
+  g.head_dim = c.head_dim;
+  g.block_tokens = block_tokens;
+  return g;
 }
 
 void Forward::MatMul(const float* x, int64_t m, const WeightRef& w, float* y) {
@@ -148,7 +148,7 @@ void Forward::MatMul(const float* x, int64_t m, const WeightRef& w, float* y) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, wf, k, 0.0f, y, n);
 }
 
-void Forward::Attention(int layer, int64_t t0, int64_t count, KvCache* kv) {
+void Forward::Attention(int layer, int64_t t0, int64_t count, kv::Sequence* kv) {
   const ModelConfig& c = w_->config;
   const LayerWeights& L = w_->layers[layer];
   const int64_t H = c.hidden_size, hd = c.head_dim, nh = c.num_attention_heads,
@@ -171,10 +171,17 @@ void Forward::Attention(int layer, int64_t t0, int64_t count, KvCache* kv) {
       if (L.k_norm.data) RmsNorm(kh, L.k_norm, hd, c.rms_norm_eps, kh, &norm_scratch);
       Rope(kh, hd, t0 + t, c.rope_theta);
     }
-    std::memcpy(&kv->k[layer][(t0 + t) * nkv * hd], &k_[t * nkv * hd], nkv * hd * sizeof(float));
-    std::memcpy(&kv->v[layer][(t0 + t) * nkv * hd], &v_[t * nkv * hd], nkv * hd * sizeof(float));
+    std::memcpy(kv->Key(layer, t0 + t), &k_[t * nkv * hd], nkv * hd * sizeof(float));
+    std::memcpy(kv->Value(layer, t0 + t), &v_[t * nkv * hd], nkv * hd * sizeof(float));
   }
   attn_.assign(count * nh * hd, 0.0f);
+  // K and V of every position, resolved once per layer (the paged lookup is not per head).
+  const int64_t total = t0 + count;
+  std::vector<const float*> keys(total), values(total);
+  for (int64_t j = 0; j < total; ++j) {
+    keys[j] = kv->Key(layer, j);
+    values[j] = kv->Value(layer, j);
+  }
   std::vector<float> scores;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t t = 0; t < count; ++t) {
@@ -185,7 +192,7 @@ void Forward::Attention(int layer, int64_t t0, int64_t count, KvCache* kv) {
       const int64_t g = h / group;
       float mx = -INFINITY;
       for (int64_t j = 0; j < len; ++j) {
-        const float* kj = &kv->k[layer][(j * nkv + g) * hd];
+        const float* kj = keys[j] + g * hd;
         float s = 0;
         for (int64_t d = 0; d < hd; ++d) s += qh[d] * kj[d];
         scores[j] = s * scale;
@@ -196,7 +203,7 @@ void Forward::Attention(int layer, int64_t t0, int64_t count, KvCache* kv) {
       float* out = &attn_[(t * nh + h) * hd];
       for (int64_t j = 0; j < len; ++j) {
         const float p = static_cast<float>(scores[j] / sum);
-        const float* vj = &kv->v[layer][(j * nkv + g) * hd];
+        const float* vj = values[j] + g * hd;
         for (int64_t d = 0; d < hd; ++d) out[d] += p * vj[d];
       }
     }
@@ -260,20 +267,24 @@ void Forward::Moe(int layer, int64_t count) {
   for (int64_t i = 0; i < count * H; ++i) h_[i] += out_[i];
 }
 
-StatusOr<std::vector<float>> Forward::Run(const std::vector<int32_t>& tokens, KvCache* kv) {
+StatusOr<std::vector<float>> Forward::Run(const std::vector<int32_t>& tokens, kv::Sequence* kv) {
   const ModelConfig& c = w_->config;
-  const int64_t count = tokens.size(), H = c.hidden_size, t0 = kv->length;
+  const int64_t count = tokens.size(), H = c.hidden_size, t0 = kv->length();
   if (count == 0) return Status::InvalidArgument("forward: no tokens");
-  if (t0 + count > kv->max_tokens) {
-    return Status::OutOfRange("forward: " + std::to_string(t0 + count) +
-                              " tokens exceed the cache of " + std::to_string(kv->max_tokens));
-  }
-  h_.resize(count * H);
-  for (int64_t t = 0; t < count; ++t) {
-    if (tokens[t] < 0 || tokens[t] >= c.vocab_size) {
-      return Status::InvalidArgument("token id " + std::to_string(tokens[t]) +
+  for (int32_t tok : tokens) {
+    if (tok < 0 || tok >= c.vocab_size) {
+      return Status::InvalidArgument("token id " + std::to_string(tok) +
                                      " outside the vocabulary of " + std::to_string(c.vocab_size));
     }
+  }
+  if (t0 + count > c.max_position_embeddings) {
+    return Status::OutOfRange("forward: position " + std::to_string(t0 + count) +
+                              " beyond max_position_embeddings " +
+                              std::to_string(c.max_position_embeddings));
+  }
+  VMM_RETURN_IF_ERROR(kv->Reserve(t0 + count));
+  h_.resize(count * H);
+  for (int64_t t = 0; t < count; ++t) {
     ToFloat(w_->embed, static_cast<int64_t>(tokens[t]) * H, H, &h_[t * H]);
   }
   x_.resize(count * H);
@@ -289,7 +300,7 @@ StatusOr<std::vector<float>> Forward::Run(const std::vector<int32_t>& tokens, Kv
     }
     Moe(l, count);
   }
-  kv->length = t0 + count;
+  kv->SetLength(t0 + count);
   std::vector<float> last(H), logits(c.vocab_size);
   RmsNorm(&h_[(count - 1) * H], w_->final_norm, H, c.rms_norm_eps, last.data(), &scratch);
   MatMul(last.data(), 1, w_->lm_head, logits.data());
@@ -297,7 +308,7 @@ StatusOr<std::vector<float>> Forward::Run(const std::vector<int32_t>& tokens, Kv
 }
 
 StatusOr<std::vector<int32_t>> Forward::Greedy(const std::vector<int32_t>& prompt, int n,
-                                               KvCache* kv) {
+                                               kv::Sequence* kv) {
   std::vector<int32_t> out;
   VMM_ASSIGN_OR_RETURN(std::vector<float> logits, Run(prompt, kv));
   for (int i = 0; i < n; ++i) {

@@ -190,7 +190,7 @@ TEST_P(ForwardTest, MatchesReferenceThroughPrefillAndDecode) {
   const ModelConfig config = std::get<0>(GetParam()) == 0 ? *PresetConfig("tiny") : TinyMixtral();
   auto l = Load(config, std::get<1>(GetParam()));
   Forward fwd(&l->weights);
-  KvCache kv = KvCache::Create(config, 64);
+  kv::ContiguousSequence kv(KvGeometryFor(config), 64);
   std::vector<int32_t> seq = {72, 101, 108, 108, 111, 32};
   auto logits = fwd.Run(seq, &kv);
   ASSERT_TRUE(logits.ok()) << logits.status().ToString();
@@ -202,7 +202,7 @@ TEST_P(ForwardTest, MatchesReferenceThroughPrefillAndDecode) {
     ASSERT_TRUE(logits.ok());
     EXPECT_LT(RelErr(*logits, ref.Logits(seq)), 1e-4) << "decode at " << seq.size();
   }
-  EXPECT_EQ(kv.length, static_cast<int64_t>(seq.size()));
+  EXPECT_EQ(kv.length(), static_cast<int64_t>(seq.size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ForwardTest,
@@ -217,26 +217,62 @@ TEST(GreedyTest, GeneratedModelIsNotDegenerate) {
   const ModelConfig config = *PresetConfig("tiny");
   auto l = Load(config, hbm::DType::kBF16);
   Forward fwd(&l->weights);
-  KvCache kv = KvCache::Create(config, 128);
+  kv::ContiguousSequence kv(KvGeometryFor(config), 128);
   auto out = fwd.Greedy({84, 104, 101, 32, 113, 117, 105, 99, 107}, 24, &kv);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   ASSERT_EQ(out->size(), 24u);
   const std::set<int32_t> distinct(out->begin(), out->end());
   EXPECT_GE(distinct.size(), 4u) << "greedy output collapsed to a few tokens";
   // Same input, same output: deterministic.
-  KvCache kv2 = KvCache::Create(config, 128);
+  kv::ContiguousSequence kv2(KvGeometryFor(config), 128);
   EXPECT_EQ(*fwd.Greedy({84, 104, 101, 32, 113, 117, 105, 99, 107}, 24, &kv2), *out);
+}
+
+TEST(PagedKvTest, PagedCacheGivesTheSameLogitsAsContiguous) {
+  const ModelConfig config = *PresetConfig("tiny");
+  auto l = Load(config, hbm::DType::kBF16);
+  hbm::DeviceSpec spec;
+  spec.capacity_bytes = 8 << 20;
+  hbm::DeviceMemoryOptions m;
+  m.usage_bytes = {0, 0, 4 << 20};
+  m.page_size = vmm::PageSizePolicy::kSmall;
+  auto dev = std::move(*hbm::Device::Create(spec, m));
+  const kv::KvGeometry g = KvGeometryFor(config, /*block_tokens=*/4);
+  auto store = std::move(*kv::KvStore::Create(*dev, g, 6 * g.block_bytes()));
+  Forward fwd(&l->weights);
+  kv::PagedSequence paged(store.get());
+  kv::ContiguousSequence flat(g, 64);
+  const std::vector<int32_t> prompt = {10, 20, 30, 40, 50, 60, 70};
+  auto a = fwd.Run(prompt, &paged);
+  auto b = fwd.Run(prompt, &flat);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b) << "same arithmetic, different storage";
+  for (int32_t t : {1, 2, 3, 4, 5, 6}) {
+    a = fwd.Run({t}, &paged);
+    b = fwd.Run({t}, &flat);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_EQ(*a, *b);
+  }
+  EXPECT_EQ(paged.blocks().size(), 4u);  // 13 tokens in blocks of 4
+  // A second sequence cannot get the 3 blocks it needs: refused, nothing changes.
+  kv::PagedSequence other(store.get());
+  auto full = fwd.Run({1, 2, 3, 4, 5, 6, 7, 8, 9}, &other);
+  EXPECT_EQ(full.status().code(), vmm::StatusCode::kResourceExhausted);
+  EXPECT_EQ(other.length(), 0);
+  EXPECT_EQ(store->pool().free_blocks(), 2);
+  paged.Release();
+  EXPECT_TRUE(fwd.Run({1, 2, 3, 4, 5, 6, 7, 8, 9}, &other).ok());
 }
 
 TEST(ForwardErrorsTest, BadInputsAreRefused) {
   const ModelConfig config = *PresetConfig("tiny");
   auto l = Load(config, hbm::DType::kBF16);
   Forward fwd(&l->weights);
-  KvCache kv = KvCache::Create(config, 4);
+  kv::ContiguousSequence kv(KvGeometryFor(config), 4);
   EXPECT_EQ(fwd.Run({256}, &kv).status().code(), vmm::StatusCode::kInvalidArgument);
-  EXPECT_EQ(fwd.Run({1, 2, 3, 4, 5}, &kv).status().code(), vmm::StatusCode::kOutOfRange);
+  EXPECT_EQ(fwd.Run({1, 2, 3, 4, 5}, &kv).status().code(), vmm::StatusCode::kResourceExhausted);
   EXPECT_EQ(fwd.Run({}, &kv).status().code(), vmm::StatusCode::kInvalidArgument);
-  EXPECT_EQ(kv.length, 0) << "a refused step leaves the cache as it was";
+  EXPECT_EQ(kv.length(), 0) << "a refused step leaves the cache as it was";
   // A source without the weights the config needs.
   ModelConfig bigger = config;
   bigger.num_hidden_layers = 3;

@@ -20,6 +20,7 @@
 
 #include "engine/model.h"
 #include "hbm/safetensors.h"
+#include "kv/kv_cache.h"
 
 namespace emoe::engine {
 
@@ -49,28 +50,25 @@ struct ModelWeights {
   static StatusOr<ModelWeights> Bind(const ModelConfig& config, const WeightSource& source);
 };
 
-// Per-sequence KV cache, contiguous per layer: [max_tokens, kv_heads, head_dim] for K and V.
-struct KvCache {
-  int64_t max_tokens = 0;
-  int64_t length = 0;                    // tokens stored
-  std::vector<std::vector<float>> k, v;  // per layer
-  static KvCache Create(const ModelConfig& c, int64_t max_tokens);
-};
+// The KV geometry of a model (fp32 K and V per layer and KV head).
+kv::KvGeometry KvGeometryFor(const ModelConfig& config, int64_t block_tokens = 16);
 
 class Forward {
  public:
   explicit Forward(const ModelWeights* weights) : w_(weights) {}
-  // Runs `tokens` (appended after kv.length) through the model and returns the logits of the
-  // last token ([vocab]). kOutOfRange when the cache would overflow, kInvalidArgument for a token
-  // id outside the vocabulary.
-  StatusOr<std::vector<float>> Run(const std::vector<int32_t>& tokens, KvCache* kv);
+  // Runs `tokens` (appended after kv->length()) through the model and returns the logits of the
+  // last token ([vocab]). The sequence's KV is reserved first: kResourceExhausted when the cache
+  // cannot hold the tokens, kInvalidArgument for a token id outside the vocabulary; in both
+  // cases the sequence is unchanged.
+  StatusOr<std::vector<float>> Run(const std::vector<int32_t>& tokens, kv::Sequence* kv);
   // Greedy decoding: prefill `prompt`, then `n` tokens by argmax.
-  StatusOr<std::vector<int32_t>> Greedy(const std::vector<int32_t>& prompt, int n, KvCache* kv);
+  StatusOr<std::vector<int32_t>> Greedy(const std::vector<int32_t>& prompt, int n,
+                                        kv::Sequence* kv);
 
  private:
   // y[m x n] = x[m x k] * W^T, W [n x k] (bf16 or fp32).
   void MatMul(const float* x, int64_t m, const WeightRef& w, float* y);
-  void Attention(int layer, int64_t t0, int64_t count, KvCache* kv);
+  void Attention(int layer, int64_t t0, int64_t count, kv::Sequence* kv);
   void Moe(int layer, int64_t count);
 
   const ModelWeights* w_;

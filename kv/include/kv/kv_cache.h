@@ -1,0 +1,144 @@
+// kv/kv_cache.h: the paged KV cache: a block pool (pure metadata), append-only block tables per
+// sequence, and block storage in a device's KV arena (shareable with other processes like any
+// arena).
+//
+// Concepts:
+//  - A block holds `block_tokens` tokens of K and V for every layer, fp32, laid out
+//    [layer][K|V][token][kv_heads * head_dim]; block b lives at byte b * block_bytes of the store.
+//  - BlockPool: free list + refcounts (a block shared by two sequences, e.g. a common prefix,
+//    has refcount 2 and returns to the free list at the last release).
+//  - Sequence: the KV of one request as the attention code sees it: Reserve room for more
+//    tokens, then Key/Value pointers per (layer, position). PagedSequence maps positions to
+//    blocks through its block table; ContiguousSequence is one flat buffer (reference, tests).
+//
+// Invariants (BlockPool::CheckInvariants):
+//  1. Every block is either free (refcount 0, on the free list exactly once) or used (refcount
+//     > 0, not on the free list).
+//  2. free_blocks() equals the free list's length.
+//
+// Thread safety: BlockPool and KvStore lock internally; a Sequence belongs to one request and is
+// used by one thread at a time.
+#ifndef KV_KV_CACHE_H_
+#define KV_KV_CACHE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hbm/device.h"
+#include "vmm/status.h"
+
+namespace emoe::kv {
+
+using vmm::Status;
+using vmm::StatusOr;
+
+using BlockId = int32_t;
+
+struct KvGeometry {
+  int64_t layers = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t block_tokens = 16;
+  int64_t token_floats() const { return kv_heads * head_dim; }  // one token, one of K or V
+  uint64_t block_bytes() const {
+    return 2ull * layers * block_tokens * token_floats() * sizeof(float);
+  }
+  Status Validate() const;
+};
+
+class BlockPool {
+ public:
+  explicit BlockPool(int64_t num_blocks);
+  // All-or-nothing: `n` blocks with refcount 1, or kResourceExhausted and nothing taken.
+  StatusOr<std::vector<BlockId>> Allocate(int64_t n);
+  void Ref(BlockId b);    // REQUIRES: b is used
+  void Unref(BlockId b);  // frees at zero; aborts on a free block (double release)
+  int64_t num_blocks() const { return static_cast<int64_t>(refs_.size()); }
+  int64_t free_blocks() const;
+  int32_t refcount(BlockId b) const;
+  Status CheckInvariants() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<int32_t> refs_;
+  std::vector<BlockId> free_;  // LIFO: recently freed blocks are reused first (warm in cache)
+};
+
+// Block storage: one extent of a device's KV arena.
+class KvStore {
+ public:
+  // `capacity_bytes` 0 = everything the KV arena has free. kResourceExhausted when not even one
+  // block fits; kFailedPrecondition when the device has no KV arena.
+  static StatusOr<std::unique_ptr<KvStore>> Create(hbm::Device& device, const KvGeometry& g,
+                                                   uint64_t capacity_bytes = 0);
+  const KvGeometry& geometry() const { return geometry_; }
+  BlockPool& pool() { return *pool_; }
+  float* Key(BlockId b, int64_t layer, int64_t slot);  // slot < block_tokens
+  float* Value(BlockId b, int64_t layer, int64_t slot);
+  const vmm::Extent& extent() const { return extent_; }
+
+ private:
+  KvStore() = default;
+  KvGeometry geometry_;
+  vmm::Extent extent_;
+  uint8_t* base_ = nullptr;
+  std::unique_ptr<BlockPool> pool_;
+};
+
+// The KV of one sequence, as attention sees it.
+class Sequence {
+ public:
+  virtual ~Sequence() = default;
+  virtual int64_t length() const = 0;  // tokens stored
+  // Makes room for `total_tokens` tokens; kResourceExhausted (state unchanged) when it cannot.
+  virtual Status Reserve(int64_t total_tokens) = 0;
+  virtual void SetLength(int64_t tokens) = 0;  // REQUIRES: <= reserved
+  virtual float* Key(int64_t layer, int64_t pos) = 0;
+  virtual float* Value(int64_t layer, int64_t pos) = 0;
+};
+
+// One flat buffer (the reference layout).
+class ContiguousSequence : public Sequence {
+ public:
+  ContiguousSequence(const KvGeometry& g, int64_t max_tokens);
+  int64_t length() const override { return length_; }
+  Status Reserve(int64_t total_tokens) override;
+  void SetLength(int64_t tokens) override { length_ = tokens; }
+  float* Key(int64_t layer, int64_t pos) override;
+  float* Value(int64_t layer, int64_t pos) override;
+
+ private:
+  KvGeometry g_;
+  int64_t max_tokens_, length_ = 0;
+  std::vector<float> k_, v_;
+};
+
+// Blocks from a KvStore through an append-only block table. Releases its blocks on destruction.
+class PagedSequence : public Sequence {
+ public:
+  explicit PagedSequence(KvStore* store) : store_(store) {}
+  ~PagedSequence() override { Release(); }
+  PagedSequence(const PagedSequence&) = delete;
+  PagedSequence& operator=(const PagedSequence&) = delete;
+
+  int64_t length() const override { return length_; }
+  Status Reserve(int64_t total_tokens) override;
+  void SetLength(int64_t tokens) override { length_ = tokens; }
+  float* Key(int64_t layer, int64_t pos) override;
+  float* Value(int64_t layer, int64_t pos) override;
+  // Returns every block to the pool (the sequence is empty afterwards).
+  void Release();
+  const std::vector<BlockId>& blocks() const { return blocks_; }
+
+ private:
+  KvStore* store_;
+  std::vector<BlockId> blocks_;
+  int64_t length_ = 0;
+};
+
+}  // namespace emoe::kv
+
+#endif  // KV_KV_CACHE_H_

@@ -1,0 +1,166 @@
+#include "kv/kv_cache.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace emoe::kv {
+
+Status KvGeometry::Validate() const {
+  if (layers <= 0 || kv_heads <= 0 || head_dim <= 0 || block_tokens <= 0 || block_tokens > 4096) {
+    return Status::InvalidArgument(
+        "KV geometry needs positive layers, heads, head_dim and 1..4096 "
+        "tokens per block");
+  }
+  return Status::Ok();
+}
+
+BlockPool::BlockPool(int64_t num_blocks) : refs_(num_blocks, 0) {
+  free_.reserve(num_blocks);
+  for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(static_cast<BlockId>(b));
+}
+
+StatusOr<std::vector<BlockId>> BlockPool::Allocate(int64_t n) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (n < 0 || n > static_cast<int64_t>(free_.size())) {
+    return Status::ResourceExhausted("KV block pool: " + std::to_string(n) + " blocks asked, " +
+                                     std::to_string(free_.size()) + " of " +
+                                     std::to_string(refs_.size()) + " free");
+  }
+  std::vector<BlockId> out(free_.end() - n, free_.end());
+  free_.resize(free_.size() - n);
+  for (BlockId b : out) refs_[b] = 1;
+  return out;
+}
+
+void BlockPool::Ref(BlockId b) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (b < 0 || b >= static_cast<BlockId>(refs_.size()) || refs_[b] <= 0) {
+    std::fprintf(stderr, "kv: Ref of free or unknown block %d\n", b);
+    std::abort();
+  }
+  ++refs_[b];
+}
+
+void BlockPool::Unref(BlockId b) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (b < 0 || b >= static_cast<BlockId>(refs_.size()) || refs_[b] <= 0) {
+    std::fprintf(stderr, "kv: release of free or unknown block %d (double release)\n", b);
+    std::abort();
+  }
+  if (--refs_[b] == 0) free_.push_back(b);
+}
+
+int64_t BlockPool::free_blocks() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return free_.size();
+}
+
+int32_t BlockPool::refcount(BlockId b) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return refs_.at(b);
+}
+
+Status BlockPool::CheckInvariants() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<int> on_list(refs_.size(), 0);
+  for (BlockId b : free_) {
+    if (b < 0 || b >= static_cast<BlockId>(refs_.size())) {
+      return Status::Internal("invariant 1: free list holds unknown block " + std::to_string(b));
+    }
+    if (++on_list[b] > 1 || refs_[b] != 0) {
+      return Status::Internal("invariant 1: block " + std::to_string(b) +
+                              " is on the free list twice or while in use");
+    }
+  }
+  for (size_t b = 0; b < refs_.size(); ++b) {
+    if (refs_[b] < 0 || (refs_[b] == 0 && on_list[b] != 1)) {
+      return Status::Internal("invariant 1: block " + std::to_string(b) + " is lost");
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<KvStore>> KvStore::Create(hbm::Device& device, const KvGeometry& g,
+                                                   uint64_t capacity_bytes) {
+  VMM_RETURN_IF_ERROR(g.Validate());
+  const auto& arena = device.arena(hbm::Usage::kKv);
+  if (!arena) {
+    return Status::FailedPrecondition("device " + std::to_string(device.id()) + " has no KV arena");
+  }
+  if (capacity_bytes == 0) capacity_bytes = arena->Stats().largest_free_bytes;
+  const int64_t blocks = capacity_bytes / g.block_bytes();
+  if (blocks < 1) {
+    return Status::ResourceExhausted(
+        "device " + std::to_string(device.id()) + ": " + std::to_string(capacity_bytes) +
+        " bytes of KV memory hold no block of " + std::to_string(g.block_bytes()) + " bytes");
+  }
+  auto s = std::unique_ptr<KvStore>(new KvStore());
+  s->geometry_ = g;
+  VMM_ASSIGN_OR_RETURN(s->extent_, device.Allocate(hbm::Usage::kKv, blocks * g.block_bytes()));
+  s->base_ = static_cast<uint8_t*>(s->extent_.data());
+  if (s->base_ == nullptr) return Status::FailedPrecondition("the KV arena has no direct map");
+  s->pool_ = std::make_unique<BlockPool>(blocks);
+  return s;
+}
+
+float* KvStore::Key(BlockId b, int64_t layer, int64_t slot) {
+  const KvGeometry& g = geometry_;
+  float* block = reinterpret_cast<float*>(base_ + b * g.block_bytes());
+  return block + ((layer * 2 + 0) * g.block_tokens + slot) * g.token_floats();
+}
+
+float* KvStore::Value(BlockId b, int64_t layer, int64_t slot) {
+  const KvGeometry& g = geometry_;
+  float* block = reinterpret_cast<float*>(base_ + b * g.block_bytes());
+  return block + ((layer * 2 + 1) * g.block_tokens + slot) * g.token_floats();
+}
+
+ContiguousSequence::ContiguousSequence(const KvGeometry& g, int64_t max_tokens)
+    : g_(g),
+      max_tokens_(max_tokens),
+      k_(g.layers * max_tokens * g.token_floats()),
+      v_(g.layers * max_tokens * g.token_floats()) {}
+
+Status ContiguousSequence::Reserve(int64_t total_tokens) {
+  if (total_tokens > max_tokens_) {
+    return Status::ResourceExhausted("KV: " + std::to_string(total_tokens) +
+                                     " tokens exceed the sequence's " +
+                                     std::to_string(max_tokens_));
+  }
+  return Status::Ok();
+}
+
+float* ContiguousSequence::Key(int64_t layer, int64_t pos) {
+  return &k_[(layer * max_tokens_ + pos) * g_.token_floats()];
+}
+
+float* ContiguousSequence::Value(int64_t layer, int64_t pos) {
+  return &v_[(layer * max_tokens_ + pos) * g_.token_floats()];
+}
+
+Status PagedSequence::Reserve(int64_t total_tokens) {
+  const int64_t bt = store_->geometry().block_tokens;
+  const int64_t need = (total_tokens + bt - 1) / bt - static_cast<int64_t>(blocks_.size());
+  if (need <= 0) return Status::Ok();
+  VMM_ASSIGN_OR_RETURN(std::vector<BlockId> more, store_->pool().Allocate(need));
+  blocks_.insert(blocks_.end(), more.begin(), more.end());
+  return Status::Ok();
+}
+
+float* PagedSequence::Key(int64_t layer, int64_t pos) {
+  const int64_t bt = store_->geometry().block_tokens;
+  return store_->Key(blocks_[pos / bt], layer, pos % bt);
+}
+
+float* PagedSequence::Value(int64_t layer, int64_t pos) {
+  const int64_t bt = store_->geometry().block_tokens;
+  return store_->Value(blocks_[pos / bt], layer, pos % bt);
+}
+
+void PagedSequence::Release() {
+  for (BlockId b : blocks_) store_->pool().Unref(b);
+  blocks_.clear();
+  length_ = 0;
+}
+
+}  // namespace emoe::kv
