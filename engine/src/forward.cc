@@ -148,27 +148,30 @@ void Forward::MatMul(const float* x, int64_t m, const WeightRef& w, float* y) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, wf, k, 0.0f, y, n);
 }
 
-void Forward::Attention(int layer, int64_t t0, int64_t count, kv::Sequence* kv) {
+void Forward::AttentionBlock(int layer, int64_t t0, int64_t count, kv::Sequence* kv, float* h) {
   const ModelConfig& c = w_->config;
   const LayerWeights& L = w_->layers[layer];
   const int64_t H = c.hidden_size, hd = c.head_dim, nh = c.num_attention_heads,
                 nkv = c.num_key_value_heads, group = nh / nkv;
+  x_.resize(count * H);
+  for (int64_t t = 0; t < count; ++t) {
+    RmsNorm(&h[t * H], L.input_norm, H, c.rms_norm_eps, &x_[t * H], &norm_);
+  }
   q_.resize(count * nh * hd);
   k_.resize(count * nkv * hd);
   v_.resize(count * nkv * hd);
   MatMul(x_.data(), count, L.q, q_.data());
   MatMul(x_.data(), count, L.k, k_.data());
   MatMul(x_.data(), count, L.v, v_.data());
-  std::vector<float> norm_scratch;
   for (int64_t t = 0; t < count; ++t) {
-    for (int64_t h = 0; h < nh; ++h) {
-      float* qh = &q_[(t * nh + h) * hd];
-      if (L.q_norm.data) RmsNorm(qh, L.q_norm, hd, c.rms_norm_eps, qh, &norm_scratch);
+    for (int64_t i = 0; i < nh; ++i) {
+      float* qh = &q_[(t * nh + i) * hd];
+      if (L.q_norm.data) RmsNorm(qh, L.q_norm, hd, c.rms_norm_eps, qh, &norm_);
       Rope(qh, hd, t0 + t, c.rope_theta);
     }
-    for (int64_t h = 0; h < nkv; ++h) {
-      float* kh = &k_[(t * nkv + h) * hd];
-      if (L.k_norm.data) RmsNorm(kh, L.k_norm, hd, c.rms_norm_eps, kh, &norm_scratch);
+    for (int64_t i = 0; i < nkv; ++i) {
+      float* kh = &k_[(t * nkv + i) * hd];
+      if (L.k_norm.data) RmsNorm(kh, L.k_norm, hd, c.rms_norm_eps, kh, &norm_);
       Rope(kh, hd, t0 + t, c.rope_theta);
     }
     std::memcpy(kv->Key(layer, t0 + t), &k_[t * nkv * hd], nkv * hd * sizeof(float));
@@ -187,20 +190,20 @@ void Forward::Attention(int layer, int64_t t0, int64_t count, kv::Sequence* kv) 
   for (int64_t t = 0; t < count; ++t) {
     const int64_t len = t0 + t + 1;  // causal: positions 0..t0+t
     scores.resize(len);
-    for (int64_t h = 0; h < nh; ++h) {
-      const float* qh = &q_[(t * nh + h) * hd];
-      const int64_t g = h / group;
+    for (int64_t i = 0; i < nh; ++i) {
+      const float* qh = &q_[(t * nh + i) * hd];
+      const int64_t g = i / group;
       float mx = -INFINITY;
       for (int64_t j = 0; j < len; ++j) {
         const float* kj = keys[j] + g * hd;
-        float s = 0;
-        for (int64_t d = 0; d < hd; ++d) s += qh[d] * kj[d];
-        scores[j] = s * scale;
+        float sc = 0;
+        for (int64_t d = 0; d < hd; ++d) sc += qh[d] * kj[d];
+        scores[j] = sc * scale;
         mx = std::max(mx, scores[j]);
       }
       double sum = 0;
       for (int64_t j = 0; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
-      float* out = &attn_[(t * nh + h) * hd];
+      float* out = &attn_[(t * nh + i) * hd];
       for (int64_t j = 0; j < len; ++j) {
         const float p = static_cast<float>(scores[j] / sum);
         const float* vj = values[j] + g * hd;
@@ -210,66 +213,66 @@ void Forward::Attention(int layer, int64_t t0, int64_t count, kv::Sequence* kv) 
   }
   proj_.resize(count * H);
   MatMul(attn_.data(), count, L.o, proj_.data());
-  for (int64_t i = 0; i < count * H; ++i) h_[i] += proj_[i];
+  for (int64_t i = 0; i < count * H; ++i) h[i] += proj_[i];
 }
 
-void Forward::Moe(int layer, int64_t count) {
+void Forward::Route(int layer, const float* h, int64_t count, float* x,
+                    std::vector<std::vector<std::pair<int, float>>>* routes) {
   const ModelConfig& c = w_->config;
   const LayerWeights& L = w_->layers[layer];
-  const int64_t H = c.hidden_size, E = c.num_experts, K = c.num_experts_per_tok,
-                F = c.moe_intermediate_size;
+  const int64_t H = c.hidden_size, E = c.num_experts, K = c.num_experts_per_tok;
+  for (int64_t t = 0; t < count; ++t) {
+    RmsNorm(&h[t * H], L.post_norm, H, c.rms_norm_eps, &x[t * H], &norm_);
+  }
   logits_.resize(count * E);
-  MatMul(x_.data(), count, L.router, logits_.data());
-  // Routing: softmax over all experts, top-k (ties to the lower id), renormalized when asked
-  // (always for Mixtral, where softmax over the top-k logits is the same thing).
+  MatMul(x, count, L.router, logits_.data());
+  // Softmax over all experts, top-k (ties to the lower id), renormalized when asked (always for
+  // Mixtral, where softmax over the top-k logits is the same thing).
   const bool renorm = c.norm_topk_prob || c.architecture == Architecture::kMixtral;
-  std::vector<std::vector<std::pair<int64_t, float>>> by_expert(E);  // (token, weight)
+  routes->assign(count, {});
   std::vector<int64_t> order(E);
+  std::vector<double> p(E);
   for (int64_t t = 0; t < count; ++t) {
     const float* lg = &logits_[t * E];
     const float mx = *std::max_element(lg, lg + E);
     double sum = 0;
-    std::vector<double> p(E);
     for (int64_t e = 0; e < E; ++e) sum += (p[e] = std::exp(static_cast<double>(lg[e]) - mx));
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + K, order.end(),
                       [&](int64_t a, int64_t b) { return p[a] != p[b] ? p[a] > p[b] : a < b; });
     double top = 0;
     for (int64_t i = 0; i < K; ++i) top += p[order[i]];
+    auto& r = (*routes)[t];
     for (int64_t i = 0; i < K; ++i) {
-      const double wgt = p[order[i]] / (renorm ? top : sum);
-      by_expert[order[i]].emplace_back(t, static_cast<float>(wgt));
+      r.emplace_back(static_cast<int>(order[i]),
+                     static_cast<float>(p[order[i]] / (renorm ? top : sum)));
     }
+    std::sort(r.begin(), r.end());  // ascending expert id: the fixed summation order
   }
-  out_.assign(count * H, 0.0f);
-  std::vector<float> xs, ys;
-  for (int64_t e = 0; e < E; ++e) {  // ascending expert id: a fixed summation order
-    const auto& routed = by_expert[e];
-    if (routed.empty()) continue;
-    const int64_t n = routed.size();
-    xs.resize(n * H);
-    for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(&xs[i * H], &x_[routed[i].first * H], H * sizeof(float));
-    }
-    gate_.resize(n * F);
-    up_.resize(n * F);
-    MatMul(xs.data(), n, L.experts[e][0], gate_.data());
-    MatMul(xs.data(), n, L.experts[e][1], up_.data());
-    for (int64_t i = 0; i < n * F; ++i) gate_[i] = Silu(gate_[i]) * up_[i];
-    ys.resize(n * H);
-    MatMul(gate_.data(), n, L.experts[e][2], ys.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* dst = &out_[routed[i].first * H];
-      const float wgt = routed[i].second;
-      for (int64_t d = 0; d < H; ++d) dst[d] += wgt * ys[i * H + d];
-    }
-  }
-  for (int64_t i = 0; i < count * H; ++i) h_[i] += out_[i];
 }
 
-StatusOr<std::vector<float>> Forward::Run(const std::vector<int32_t>& tokens, kv::Sequence* kv) {
+void Forward::Expert(int layer, int e, const float* xs, int64_t n, float* ys) {
   const ModelConfig& c = w_->config;
-  const int64_t count = tokens.size(), H = c.hidden_size, t0 = kv->length();
+  const auto& ex = w_->layers[layer].experts[e];
+  const int64_t F = c.moe_intermediate_size;
+  gate_.resize(n * F);
+  up_.resize(n * F);
+  MatMul(xs, n, ex[0], gate_.data());
+  MatMul(xs, n, ex[1], up_.data());
+  for (int64_t i = 0; i < n * F; ++i) gate_[i] = Silu(gate_[i]) * up_[i];
+  MatMul(gate_.data(), n, ex[2], ys);
+}
+
+void Forward::Logits(const float* h, float* logits) {
+  const ModelConfig& c = w_->config;
+  std::vector<float> last(c.hidden_size);
+  RmsNorm(h, w_->final_norm, c.hidden_size, c.rms_norm_eps, last.data(), &norm_);
+  MatMul(last.data(), 1, w_->lm_head, logits);
+}
+
+Status Forward::Prepare(const std::vector<int32_t>& tokens, kv::Sequence* kv) {
+  const ModelConfig& c = w_->config;
+  const int64_t count = tokens.size(), t0 = kv->length();
   if (count == 0) return Status::InvalidArgument("forward: no tokens");
   for (int32_t tok : tokens) {
     if (tok < 0 || tok >= c.vocab_size) {
@@ -282,28 +285,56 @@ StatusOr<std::vector<float>> Forward::Run(const std::vector<int32_t>& tokens, kv
                               " beyond max_position_embeddings " +
                               std::to_string(c.max_position_embeddings));
   }
-  VMM_RETURN_IF_ERROR(kv->Reserve(t0 + count));
-  h_.resize(count * H);
-  for (int64_t t = 0; t < count; ++t) {
-    ToFloat(w_->embed, static_cast<int64_t>(tokens[t]) * H, H, &h_[t * H]);
+  return kv->Reserve(t0 + count);
+}
+
+void Forward::Embed(const std::vector<int32_t>& tokens, float* h) {
+  const int64_t H = w_->config.hidden_size;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    ToFloat(w_->embed, static_cast<int64_t>(tokens[t]) * H, H, &h[t * H]);
   }
-  x_.resize(count * H);
-  std::vector<float> scratch;
+}
+
+StatusOr<std::vector<float>> Forward::Run(const std::vector<int32_t>& tokens, kv::Sequence* kv) {
+  VMM_RETURN_IF_ERROR(Prepare(tokens, kv));
+  const ModelConfig& c = w_->config;
+  const int64_t count = tokens.size(), H = c.hidden_size, t0 = kv->length();
+  std::vector<float> h(count * H), x(count * H), ys, out(count * H);
+  Embed(tokens, h.data());
+  std::vector<std::vector<std::pair<int, float>>> routes;
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const LayerWeights& L = w_->layers[l];
+    AttentionBlock(l, t0, count, kv, h.data());
+    Route(l, h.data(), count, x.data(), &routes);
+    // Rows per expert, in token order; then each token sums its experts in ascending id.
+    std::vector<std::vector<int64_t>> rows(c.num_experts);
     for (int64_t t = 0; t < count; ++t) {
-      RmsNorm(&h_[t * H], L.input_norm, H, c.rms_norm_eps, &x_[t * H], &scratch);
+      for (auto [e, w] : routes[t]) rows[e].push_back(t);
     }
-    Attention(l, t0, count, kv);
+    std::vector<std::vector<float>> expert_out(c.num_experts);
+    std::vector<float> xs;
+    for (int e = 0; e < c.num_experts; ++e) {
+      if (rows[e].empty()) continue;
+      xs.resize(rows[e].size() * H);
+      for (size_t i = 0; i < rows[e].size(); ++i) {
+        std::memcpy(&xs[i * H], &x[rows[e][i] * H], H * sizeof(float));
+      }
+      expert_out[e].resize(rows[e].size() * H);
+      Expert(l, e, xs.data(), rows[e].size(), expert_out[e].data());
+    }
+    std::vector<size_t> next(c.num_experts, 0);
     for (int64_t t = 0; t < count; ++t) {
-      RmsNorm(&h_[t * H], L.post_norm, H, c.rms_norm_eps, &x_[t * H], &scratch);
+      float* o = &out[t * H];
+      std::fill(o, o + H, 0.0f);
+      for (auto [e, w] : routes[t]) {
+        const float* y = &expert_out[e][next[e]++ * H];
+        for (int64_t d = 0; d < H; ++d) o[d] += w * y[d];
+      }
+      for (int64_t d = 0; d < H; ++d) h[t * H + d] += o[d];
     }
-    Moe(l, count);
   }
   kv->SetLength(t0 + count);
-  std::vector<float> last(H), logits(c.vocab_size);
-  RmsNorm(&h_[(count - 1) * H], w_->final_norm, H, c.rms_norm_eps, last.data(), &scratch);
-  MatMul(last.data(), 1, w_->lm_head, logits.data());
+  std::vector<float> logits(c.vocab_size);
+  Logits(&h[(count - 1) * H], logits.data());
   return logits;
 }
 

@@ -65,14 +65,27 @@ class Forward {
   StatusOr<std::vector<int32_t>> Greedy(const std::vector<int32_t>& prompt, int n,
                                         kv::Sequence* kv);
 
+  // Building blocks, used by Run and by multi-device instances (engine/instance.h).
+  // Checks ids, positions and reserves KV for `tokens` after kv->length().
+  Status Prepare(const std::vector<int32_t>& tokens, kv::Sequence* kv);
+  // h[count x H] = embeddings of `tokens`.
+  void Embed(const std::vector<int32_t>& tokens, float* h);
+  // h += attention(input_norm(h)) for `count` tokens at positions t0.. of `kv`.
+  void AttentionBlock(int layer, int64_t t0, int64_t count, kv::Sequence* kv, float* h);
+  // x = post_attention_norm(h); routes[t] = the token's top-k (expert, weight), ascending expert.
+  void Route(int layer, const float* h, int64_t count, float* x,
+             std::vector<std::vector<std::pair<int, float>>>* routes);
+  // ys[n x H] = expert e of `layer` applied to xs[n x H].
+  void Expert(int layer, int e, const float* xs, int64_t n, float* ys);
+  // logits[vocab] of one hidden state.
+  void Logits(const float* h, float* logits);
+
  private:
   // y[m x n] = x[m x k] * W^T, W [n x k] (bf16 or fp32).
   void MatMul(const float* x, int64_t m, const WeightRef& w, float* y);
-  void Attention(int layer, int64_t t0, int64_t count, kv::Sequence* kv);
-  void Moe(int layer, int64_t count);
 
   const ModelWeights* w_;
-  std::vector<float> h_, x_, q_, k_, v_, attn_, proj_, wide_, logits_, gate_, up_, act_, out_;
+  std::vector<float> x_, q_, k_, v_, attn_, proj_, wide_, logits_, gate_, up_, norm_;
 };
 
 // Widens bf16 or copies f32 into `out` (n elements).

@@ -1,0 +1,112 @@
+// DP attention + EP experts: the same greedy tokens, bit for bit, on 1, 2, 3 and 4 devices.
+#include "engine/instance.h"
+
+#include <gtest/gtest.h>
+
+#include "../hbm/test_files.h"
+
+namespace emoe::engine {
+namespace {
+
+using hbm::testing::ScratchDir;
+
+struct World {
+  ScratchDir dir;
+  ModelConfig config;
+  std::unique_ptr<hbm::Hmm> hmm;
+  std::vector<std::unique_ptr<kv::KvStore>> stores;  // one per device
+};
+
+std::unique_ptr<World> MakeWorld(const std::string& preset) {
+  auto w = std::make_unique<World>();
+  w->config = *PresetConfig(preset);
+  EXPECT_TRUE(GenerateModel(w->config, {}, w->dir.path()).ok());
+  auto ckpt = hbm::OpenCheckpoint(w->dir.path());
+  hbm::HmmOptions o;
+  o.memory.usage_bytes = {16 << 20, 0, 4 << 20};
+  o.memory.page_size = vmm::PageSizePolicy::kSmall;
+  std::vector<hbm::DeviceSpec> specs(4);
+  for (int i = 0; i < 4; ++i) {
+    specs[i].id = i;
+    specs[i].cpus = {i % 2};
+    specs[i].capacity_bytes = 32 << 20;
+  }
+  w->hmm = std::move(*hbm::Hmm::CreateWithDevices(specs, o));
+  EXPECT_TRUE(w->hmm->LoadCheckpoint(*ckpt, hbm::ReplicateEverywhere({0, 1, 2, 3})).ok());
+  for (int i = 0; i < 4; ++i) {
+    w->stores.push_back(
+        std::move(*kv::KvStore::Create(w->hmm->device(i), KvGeometryFor(w->config, 8))));
+  }
+  return w;
+}
+
+// Greedy decoding of `prompts` as one batch on the first `n` devices (sequence i on rank i % n).
+std::vector<std::vector<int32_t>> Generate(World& w, int n,
+                                           const std::vector<std::vector<int32_t>>& prompts,
+                                           int steps, std::vector<float>* first_logits) {
+  std::vector<int> devices;
+  for (int d = 0; d < n; ++d) devices.push_back(d);
+  auto inst = Instance::Create(w.hmm.get(), w.config, devices);
+  EXPECT_TRUE(inst.ok()) << inst.status().ToString();
+  std::vector<std::unique_ptr<kv::PagedSequence>> seqs;
+  std::vector<SequenceInput> batch;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const int rank = static_cast<int>(i) % n;
+    seqs.push_back(std::make_unique<kv::PagedSequence>(w.stores[rank].get()));
+    batch.push_back({seqs.back().get(), prompts[i], rank});
+  }
+  std::vector<std::vector<int32_t>> out(prompts.size());
+  for (int s = 0; s < steps; ++s) {
+    auto logits = (*inst)->Step(batch);
+    EXPECT_TRUE(logits.ok()) << logits.status().ToString();
+    if (s == 0) *first_logits = (*logits)[0];
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto& l = (*logits)[i];
+      const int32_t next = static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+      out[i].push_back(next);
+      batch[i].tokens = {next};
+    }
+  }
+  return out;
+}
+
+TEST(InstanceTest, SameTokensBitForBitOnOneToFourDevices) {
+  auto w = MakeWorld("tiny");
+  const std::vector<std::vector<int32_t>> prompts = {
+      {72, 101, 108, 108, 111}, {87, 111, 114, 108, 100, 33, 32, 49}, {1, 2, 3}, {200}, {9, 9}};
+  std::vector<float> l1;
+  const auto want = Generate(*w, 1, prompts, 12, &l1);
+  for (int n = 2; n <= 4; ++n) {
+    std::vector<float> ln;
+    EXPECT_EQ(Generate(*w, n, prompts, 12, &ln), want) << n << " devices";
+    EXPECT_EQ(ln, l1) << "logits differ in bits on " << n << " devices";
+  }
+}
+
+TEST(InstanceTest, ExpertsAreSpreadOverRanks) {
+  auto w = MakeWorld("tiny");
+  auto inst = Instance::Create(w->hmm.get(), w->config, {0, 1, 2});
+  ASSERT_TRUE(inst.ok());
+  std::vector<int> per(3, 0);
+  for (int e = 0; e < w->config.num_experts; ++e) ++per[(*inst)->expert_owner(e)];
+  EXPECT_EQ(per, (std::vector<int>{3, 3, 2}));
+  EXPECT_EQ(Instance::Create(w->hmm.get(), w->config, {0, 7}).status().code(),
+            vmm::StatusCode::kInvalidArgument);
+}
+
+TEST(InstanceTest, BadStepChangesNothing) {
+  auto w = MakeWorld("tiny");
+  auto inst = std::move(*Instance::Create(w->hmm.get(), w->config, {0, 1}));
+  kv::PagedSequence a(w->stores[0].get()), b(w->stores[1].get());
+  auto r = inst->Step({{&a, {1, 2, 3}, 0}, {&b, {999}, 1}});
+  EXPECT_EQ(r.status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(a.length(), 0);
+  EXPECT_EQ(b.length(), 0);
+  EXPECT_EQ(inst->Step({{&a, {1}, 5}}).status().code(), vmm::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(inst->Step({{&a, {1, 2, 3}, 0}, {&b, {4}, 1}}).ok());
+  EXPECT_EQ(a.length(), 3);
+  EXPECT_EQ(b.length(), 1);
+}
+
+}  // namespace
+}  // namespace emoe::engine
