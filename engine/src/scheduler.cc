@@ -1,0 +1,194 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace emoe::engine {
+
+Status SchedulerOptions::Validate() const {
+  if (max_tokens_per_step < 1 || max_batch < 1) {
+    return Status::InvalidArgument("scheduler: token budget and batch limit must be positive");
+  }
+  return Status::Ok();
+}
+
+int32_t SampleToken(const std::vector<float>& logits, float temperature, float top_p,
+                    std::mt19937_64* rng) {
+  if (temperature <= 0.0f) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  const float mx = *std::max_element(logits.begin(), logits.end());
+  std::vector<std::pair<double, int32_t>> p(logits.size());
+  double sum = 0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    p[i] = {std::exp((logits[i] - mx) / temperature), static_cast<int32_t>(i)};
+    sum += p[i].first;
+  }
+  std::sort(p.begin(), p.end(), [](auto& a, auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  // The smallest prefix whose mass reaches top_p.
+  double mass = 0;
+  size_t keep = 0;
+  while (keep < p.size() && (keep == 0 || mass < top_p * sum)) mass += p[keep++].first;
+  const double u = std::uniform_real_distribution<double>(0.0, mass)(*rng);
+  double acc = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    acc += p[i].first;
+    if (u < acc) return p[i].second;
+  }
+  return p[keep - 1].second;
+}
+
+Scheduler::Scheduler(Instance* instance, std::vector<kv::KvStore*> stores, SchedulerOptions options)
+    : inst_(instance), stores_(std::move(stores)), options_(options) {}
+
+Scheduler::~Scheduler() = default;
+
+int64_t Scheduler::BlocksFor(int64_t tokens) const {
+  const int64_t bt = stores_[0]->geometry().block_tokens;
+  return (tokens + bt - 1) / bt;
+}
+
+Status Scheduler::Submit(Request r) {
+  VMM_RETURN_IF_ERROR(options_.Validate());
+  const ModelConfig& c = inst_->config();
+  if (r.prompt.empty())
+    return Status::InvalidArgument("request " + std::to_string(r.id) + ": empty prompt");
+  for (int32_t t : r.prompt) {
+    if (t < 0 || t >= c.vocab_size) {
+      return Status::InvalidArgument("request " + std::to_string(r.id) + ": token " +
+                                     std::to_string(t) + " outside the vocabulary");
+    }
+  }
+  if (r.max_new_tokens < 1) {
+    return Status::InvalidArgument("request " + std::to_string(r.id) + ": max_new_tokens < 1");
+  }
+  int64_t largest = 0;
+  for (kv::KvStore* s : stores_) largest = std::max(largest, s->pool().num_blocks());
+  const int64_t need = static_cast<int64_t>(r.prompt.size()) + 1;
+  if (BlocksFor(need) > largest || need > c.max_position_embeddings ||
+      need > options_.max_tokens_per_step) {
+    return Status::InvalidArgument(
+        "request " + std::to_string(r.id) + ": a prompt of " + std::to_string(r.prompt.size()) +
+        " tokens exceeds the KV store, the model's context or the step's token budget");
+  }
+  auto a = std::make_unique<Active>();
+  a->result.id = r.id;
+  a->result.arrival_s = r.arrival_s;
+  a->rng.seed(r.seed);
+  a->req = std::move(r);
+  waiting_.push_back(std::move(a));
+  return Status::Ok();
+}
+
+void Scheduler::Preempt(size_t index) {
+  std::unique_ptr<Active> a = std::move(running_[index]);
+  running_.erase(running_.begin() + index);
+  a->seq.reset();  // blocks back to the pool; the tokens so far are recomputed on readmission
+  a->rank = -1;
+  ++a->result.preemptions;
+  waiting_.push_front(std::move(a));
+}
+
+StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, int32_t)>& on_token) {
+  const ModelConfig& c = inst_->config();
+  // 1. Every running request needs room for one more token; preempt the youngest of a rank
+  // that runs out of blocks.
+  for (int r = 0; r < inst_->num_ranks(); ++r) {
+    for (;;) {
+      int64_t need = 0;
+      for (const auto& a : running_) {
+        if (a->rank == r) {
+          need += std::max<int64_t>(
+              0, BlocksFor(a->seq->length() + 1) - static_cast<int64_t>(a->seq->blocks().size()));
+        }
+      }
+      if (need <= stores_[r]->pool().free_blocks()) break;
+      size_t youngest = running_.size();
+      for (size_t i = 0; i < running_.size(); ++i) {
+        if (running_[i]->rank == r &&
+            (youngest == running_.size() ||
+             running_[i]->req.arrival_s >= running_[youngest]->req.arrival_s)) {
+          youngest = i;
+        }
+      }
+      if (youngest == running_.size()) break;
+      Preempt(youngest);
+    }
+  }
+  // 2. The batch: decodes first, then admissions within the budget.
+  std::vector<SequenceInput> batch;
+  std::vector<Active*> members;
+  int64_t budget = options_.max_tokens_per_step;
+  std::vector<int64_t> free_blocks(inst_->num_ranks());
+  for (int r = 0; r < inst_->num_ranks(); ++r) free_blocks[r] = stores_[r]->pool().free_blocks();
+  for (auto& a : running_) {
+    if (static_cast<int>(batch.size()) >= options_.max_batch || budget < 1) break;
+    batch.push_back({a->seq.get(), {a->result.output.back()}, a->rank});
+    members.push_back(a.get());
+    free_blocks[a->rank] -= std::max<int64_t>(
+        0, BlocksFor(a->seq->length() + 1) - static_cast<int64_t>(a->seq->blocks().size()));
+    --budget;
+  }
+  while (!waiting_.empty() && static_cast<int>(batch.size()) < options_.max_batch &&
+         waiting_.front()->req.arrival_s <= now_s) {
+    Active& a = *waiting_.front();
+    std::vector<int32_t> tokens = a.req.prompt;  // plus what it generated before a preemption
+    tokens.insert(tokens.end(), a.result.output.begin(), a.result.output.end());
+    if (static_cast<int64_t>(tokens.size()) > budget) break;
+    int best = -1;
+    for (int r = 0; r < inst_->num_ranks(); ++r) {
+      if (free_blocks[r] >= BlocksFor(tokens.size() + 1) &&
+          (best < 0 || free_blocks[r] > free_blocks[best])) {
+        best = r;
+      }
+    }
+    if (best < 0) break;  // wait for KV to free up
+    a.rank = best;
+    a.seq = std::make_unique<kv::PagedSequence>(stores_[best]);
+    free_blocks[best] -= BlocksFor(tokens.size() + 1);
+    budget -= tokens.size();
+    batch.push_back({a.seq.get(), std::move(tokens), best});
+    members.push_back(&a);
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+  if (batch.empty()) return 0;
+  VMM_ASSIGN_OR_RETURN(auto logits, inst_->Step(batch));
+  // 3. Sample, stream, retire.
+  for (size_t i = 0; i < members.size(); ++i) {
+    Active& a = *members[i];
+    const int32_t tok = SampleToken(logits[i], a.req.temperature, a.req.top_p, &a.rng);
+    a.result.output.push_back(tok);
+    if (!a.started) {
+      a.started = true;
+      a.result.first_token_s = now_s;
+    }
+    if (on_token) on_token(a.req.id, tok);
+  }
+  for (size_t i = 0; i < running_.size();) {
+    Active& a = *running_[i];
+    const bool length = static_cast<int>(a.result.output.size()) >= a.req.max_new_tokens;
+    const bool context = a.seq->length() + 1 >= c.max_position_embeddings ||
+                         BlocksFor(a.seq->length() + 1) > stores_[a.rank]->pool().num_blocks();
+    if (length || context) {
+      a.result.finish_s = now_s;
+      a.result.finish_reason = length ? "length" : "context";
+      finished_.push_back(a.result);
+      running_.erase(running_.begin() + i);
+    } else {
+      ++i;
+    }
+  }
+  return static_cast<int>(batch.size());
+}
+
+std::vector<RequestResult> Scheduler::TakeFinished() {
+  std::vector<RequestResult> out;
+  out.swap(finished_);
+  return out;
+}
+
+}  // namespace emoe::engine
