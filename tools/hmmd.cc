@@ -125,9 +125,10 @@ int main(int argc, char** argv) {
   auto placement = [&](const emoe::hbm::TensorInfo& t) {
     std::smatch m;
     if (std::regex_search(t.name, m, expert)) {
-      return emoe::hbm::PlacementDecision{emoe::hbm::Usage::kExperts, {std::stoi(m[1].str()) % n}};
+      return emoe::hbm::PlacementDecision{
+          emoe::hbm::Usage::kExperts, {std::stoi(m[1].str()) % n}, "expert" + m[1].str()};
     }
-    emoe::hbm::PlacementDecision all{emoe::hbm::Usage::kWeights, {}};
+    emoe::hbm::PlacementDecision all{emoe::hbm::Usage::kWeights, {}, ""};
     for (int d = 0; d < n; ++d) all.devices.push_back(d);
     return all;
   };

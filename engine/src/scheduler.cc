@@ -157,6 +157,7 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
   }
   if (batch.empty()) return 0;
   VMM_ASSIGN_OR_RETURN(auto logits, inst_->Step(batch));
+  if (options_.clock) now_s = options_.clock();
   // 3. Sample, stream, retire.
   for (size_t i = 0; i < members.size(); ++i) {
     Active& a = *members[i];

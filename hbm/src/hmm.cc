@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <set>
 
 namespace emoe::hbm {
@@ -24,7 +25,7 @@ std::string Mib(uint64_t b) {
 
 PlacementFn ReplicateEverywhere(std::vector<int> devices) {
   return [devices = std::move(devices)](const TensorInfo&) {
-    return PlacementDecision{Usage::kWeights, devices};
+    return PlacementDecision{Usage::kWeights, devices, ""};
   };
 }
 
@@ -92,51 +93,80 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint,
       plan.push_back({&t, std::move(d)});
     }
   }
-  // 2. Allocate. The primary copy is laid out so that an aligned O_DIRECT read can land in it:
-  // the data starts at (file offset mod 4 KiB) inside the extent.
+  // 2. Allocate: one extent per (device, usage, group), each tensor at a 4 KiB boundary of it,
+  // laid out so that an aligned O_DIRECT read lands it in place: the data starts at
+  // (file offset mod 4 KiB) past its boundary.
+  struct Slot {
+    size_t plan = 0;
+    size_t k = 0;           // index into the decision's devices
+    std::string key;        // the extent group
+    uint64_t span_off = 0;  // 4 KiB-aligned start of the tensor's span in the group extent
+  };
+  std::vector<Slot> slots;
+  std::map<std::string, uint64_t> group_bytes;
+  std::map<std::string, std::pair<int, Usage>> group_where;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const TensorInfo& t = *plan[i].info;
+    const uint64_t slack = t.file_offset % kDirectAlignment;
+    const uint64_t span =
+        (slack + t.size_bytes + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
+    for (size_t k = 0; k < plan[i].where.devices.size(); ++k) {
+      const int dev = plan[i].where.devices[k];
+      const std::string key =
+          std::to_string(dev) + "/" + UsageName(plan[i].where.usage) + "/" + plan[i].where.group;
+      uint64_t& used = group_bytes[key];
+      slots.push_back({i, k, key, used});
+      used += std::max<uint64_t>(span, kDirectAlignment);
+      group_where[key] = {dev, plan[i].where.usage};
+    }
+  }
+  std::map<std::string, vmm::Extent> extents;
+  for (const auto& [key, bytes] : group_bytes) {
+    auto [dev, usage] = group_where[key];
+    auto e = devices_[dev]->Allocate(usage, bytes);
+    if (!e.ok()) {
+      Status s = e.status();
+      return s.Annotate("load group '" + key + "'");  // `extents` releases what was allocated
+    }
+    if (e->data() == nullptr) {
+      return Status::FailedPrecondition("device arenas need a direct map to load into");
+    }
+    extents[key] = std::move(*e);
+  }
   std::vector<TensorRecord> records;
   std::vector<ReadRequest> reads;
   std::vector<std::pair<size_t, size_t>> replicas;  // (replica record, primary record)
   LoadReport report;
-  for (const Planned& p : plan) {
-    const TensorInfo& t = *p.info;
+  size_t primary = 0;
+  for (const Slot& sl : slots) {
+    const TensorInfo& t = *plan[sl.plan].info;
     const uint64_t slack = t.file_offset % kDirectAlignment;
-    const uint64_t span =
-        (slack + t.size_bytes + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
-    size_t primary = records.size();
-    for (size_t k = 0; k < p.where.devices.size(); ++k) {
-      const int dev = p.where.devices[k];
-      auto e = devices_[dev]->Allocate(p.where.usage, std::max<uint64_t>(span, 1));
-      if (!e.ok()) {
-        Status s = e.status();
-        return s.Annotate("load '" + t.name + "'");  // `records` releases what was allocated
-      }
-      TensorRecord r;
-      r.name = t.name;
-      r.device = dev;
-      r.usage = p.where.usage;
-      r.dtype = t.dtype;
-      r.shape = t.shape;
-      r.extent = std::move(*e);
-      r.offset_in_extent = slack;
-      r.size_bytes = t.size_bytes;
-      if (r.extent.data() == nullptr) {
-        return Status::FailedPrecondition("device arenas need a direct map to load into");
-      }
-      if (k == 0) {
+    TensorRecord r;
+    r.name = t.name;
+    r.device = plan[sl.plan].where.devices[sl.k];
+    r.usage = plan[sl.plan].where.usage;
+    r.dtype = t.dtype;
+    r.shape = t.shape;
+    r.extent = extents[sl.key];
+    r.offset_in_extent = sl.span_off + slack;
+    r.size_bytes = t.size_bytes;
+    if (sl.k == 0) {
+      primary = records.size();
+      if (t.size_bytes > 0) {
         ReadRequest rq;
         rq.path = t.file;
         rq.file_offset = t.file_offset - slack;
-        rq.length = span;
+        rq.length =
+            (slack + t.size_bytes + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
         rq.required = slack + t.size_bytes;
-        rq.dest = r.extent.data();
-        if (t.size_bytes > 0) reads.push_back(rq);
-      } else {
-        replicas.emplace_back(records.size(), primary);
+        rq.dest = static_cast<uint8_t*>(r.extent.data()) + sl.span_off;
+        reads.push_back(rq);
       }
-      records.push_back(std::move(r));
+      report.bytes_from_disk += t.size_bytes;
+    } else {
+      replicas.emplace_back(records.size(), primary);
     }
-    report.bytes_from_disk += t.size_bytes;
+    records.push_back(std::move(r));
   }
   // 3. Read each tensor once.
   auto t0 = Clock::now();
@@ -149,8 +179,8 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint,
   for (auto [rep, pri] : replicas) {
     TensorRecord& dst = records[rep];
     const TensorRecord& src = records[pri];
-    copies.push_back(copies_->CopyAsync(dst.device, dst.extent.data(), src.extent.data(),
-                                        src.offset_in_extent + src.size_bytes));
+    copies.push_back(
+        copies_->CopyAsync(dst.device, const_cast<void*>(dst.data()), src.data(), src.size_bytes));
     report.bytes_p2p += src.size_bytes;
   }
   Status copy_status;
@@ -183,13 +213,17 @@ Status Hmm::Replicate(const std::string& name, int from_device, int to_device) {
                                    std::to_string(to_device));
     }
   }
-  VMM_ASSIGN_OR_RETURN(vmm::Extent e,
-                       devices_[to_device]->Allocate(src.usage, src.extent.size_bytes()));
-  VMM_RETURN_IF_ERROR(
-      copies_->Copy(to_device, e.data(), src.extent.data(), src.offset_in_extent + src.size_bytes));
+  // Its own extent on the target, with the same 4 KiB slack as the source (same alignment).
+  const uint64_t slack = src.offset_in_extent % kDirectAlignment;
+  VMM_ASSIGN_OR_RETURN(
+      vmm::Extent e,
+      devices_[to_device]->Allocate(src.usage, std::max<uint64_t>(slack + src.size_bytes, 1)));
   TensorRecord r = src;
   r.device = to_device;
   r.extent = std::move(e);
+  r.offset_in_extent = slack;
+  VMM_RETURN_IF_ERROR(
+      copies_->Copy(to_device, const_cast<void*>(r.data()), src.data(), src.size_bytes));
   std::lock_guard<std::mutex> l(mu_);
   if (!registry_.emplace(Key{name, to_device}, std::move(r)).second) {
     return Status::AlreadyExists("tensor '" + name + "' appeared on device " +

@@ -58,12 +58,12 @@ TEST(HmmTest, LoadsOnceAndReplicatesByteExact) {
   // Experts are split over devices 1 and 2; everything else is on all three.
   auto placement = [](const TensorInfo& t) {
     if (t.name.find(".experts.0.") != std::string::npos) {
-      return PlacementDecision{Usage::kExperts, {1}};
+      return PlacementDecision{Usage::kExperts, {1}, "e0"};
     }
     if (t.name.find(".experts.1.") != std::string::npos) {
-      return PlacementDecision{Usage::kExperts, {2, 0}};
+      return PlacementDecision{Usage::kExperts, {2, 0}, "e1"};
     }
-    return PlacementDecision{Usage::kWeights, {0, 1, 2}};
+    return PlacementDecision{Usage::kWeights, {0, 1, 2}, ""};
   };
   const uint64_t copied_before = vmm::GlobalCounters().bytes_copied.load();
   auto report = (*hmm)->LoadCheckpoint(*ckpt, placement);

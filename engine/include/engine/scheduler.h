@@ -51,6 +51,9 @@ struct RequestResult {
 struct SchedulerOptions {
   int64_t max_tokens_per_step = 512;  // prefill + decode tokens in one step
   int max_batch = 64;                 // sequences in one step
+  // Seconds on the scheduler's clock, read when a step's tokens are ready (TTFT/TPOT/E2E).
+  // Unset: token times are the step's `now_s`.
+  std::function<double()> clock;
   Status Validate() const;
 };
 

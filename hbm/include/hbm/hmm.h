@@ -3,8 +3,9 @@
 // It holds the devices (and their arenas) and a registry of named tensors per device. Loading a
 // checkpoint asks a placement callback where each tensor goes: the first device of the decision
 // gets it from disk (io_uring, once), the others by peer-to-peer copy from that first copy.
-// Records hold vmm::Extent handles, so released tensors return their pages only when nobody
-// (e.g. an attached instance's mapping) uses them any more.
+// Records hold vmm::Extent handles (shared by the tensors of a placement group), so released
+// tensors return their pages only when nobody (the group's other tensors, an attached instance's
+// mapping) uses them any more.
 //
 // Failure atomicity: LoadCheckpoint validates everything first (names, devices, capacity), then
 // allocates, reads and copies; on any failure every extent it allocated is released and the
@@ -51,6 +52,11 @@ struct TensorRecord {
 struct PlacementDecision {
   Usage usage = Usage::kWeights;
   std::vector<int> devices;  // first: read from disk; others: P2P replicas. Empty: skip tensor.
+  // Tensors of one load with the same (device, usage, group) share one extent, each at a 4 KiB
+  // boundary: small tensors do not each cost a 2 MiB page. Give experts a group of their own
+  // ("layer 3 expert 17") so that each expert can later be remapped on its own. The extent's
+  // pages return when every tensor in it is released.
+  std::string group;
 };
 using PlacementFn = std::function<PlacementDecision(const TensorInfo&)>;
 // Every tensor on every listed device, as weights.
