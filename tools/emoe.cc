@@ -54,6 +54,9 @@ DEFINE_double(rate, 10.0, "synthetic arrivals per second (Poisson)");
 DEFINE_int32(max_prompt_tokens, 256, "prompt lengths are clipped to this");
 DEFINE_int32(max_output_tokens, 64, "output lengths are clipped to this");
 DEFINE_string(json, "", "write the workload report as JSON here");
+DEFINE_double(compute_share, 1.0,
+              "device compute share in (0, 1] (DESIGN 4.4): each device idles (1/share - 1) "
+              "times its compute after each step, like a slower accelerator");
 
 namespace {
 
@@ -226,7 +229,9 @@ int main(int argc, char** argv) {
   auto load = (*hmm)->LoadCheckpoint(*ckpt, placement);
   if (!load.ok()) return Fail(load.status());
   std::fprintf(stderr, "loaded %s: %s\n", model.c_str(), load->ToString().c_str());
-  auto inst = emoe::engine::Instance::Create(hmm->get(), *config, devices);
+  emoe::engine::InstanceOptions io;
+  io.compute_share = FLAGS_compute_share;
+  auto inst = emoe::engine::Instance::Create(hmm->get(), *config, devices, io);
   if (!inst.ok()) return Fail(inst.status());
   std::vector<std::unique_ptr<emoe::kv::KvStore>> stores;
   std::vector<emoe::kv::KvStore*> store_ptrs;

@@ -4,18 +4,31 @@
 #include <sched.h>
 
 #include <barrier>
+#include <chrono>
 #include <cstring>
+#include <ctime>
 #include <thread>
 
 #include "experts/placement.h"
 
 namespace emoe::engine {
 
+Status InstanceOptions::Validate() const {
+  if (!(compute_share > 0.0 && compute_share <= 1.0)) {
+    return Status::InvalidArgument("compute share must be in (0, 1], got " +
+                                   std::to_string(compute_share));
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::unique_ptr<Instance>> Instance::Create(const hbm::Hmm* hmm, const ModelConfig& config,
-                                                     std::vector<int> devices) {
+                                                     std::vector<int> devices,
+                                                     InstanceOptions options) {
+  VMM_RETURN_IF_ERROR(options.Validate());
   if (devices.empty()) return Status::InvalidArgument("an instance needs at least one device");
   auto inst = std::unique_ptr<Instance>(new Instance());
   inst->config_ = config;
+  inst->options_ = options;
   inst->devices_ = std::move(devices);
   VMM_ASSIGN_OR_RETURN(inst->owner_,
                        experts::BalancedPlacement(config.num_experts, inst->num_ranks()));
@@ -63,7 +76,15 @@ StatusOr<std::vector<std::vector<float>>> Instance::Step(const std::vector<Seque
     slot[i].resize(batch[i].tokens.size() * K);
   }
   std::barrier sync(num_ranks());
+  busy_s_.assign(num_ranks(), 0.0);
+  idle_s_.assign(num_ranks(), 0.0);
+  auto thread_cpu_s = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+  };
   auto work = [&](int r) {
+    const double cpu0 = thread_cpu_s();
     if (!ranks_[r].cpus.empty()) {
       cpu_set_t set;
       CPU_ZERO(&set);
@@ -129,6 +150,13 @@ StatusOr<std::vector<std::vector<float>>> Instance::Step(const std::vector<Seque
       const int64_t last = batch[i].tokens.size() - 1;
       f.Logits(&h[i][last * H], logits[i].data());
       batch[i].kv->SetLength(t0[i] + batch[i].tokens.size());
+    }
+    busy_s_[r] = thread_cpu_s() - cpu0;
+    if (options_.compute_share < 1.0) {
+      const double idle = busy_s_[r] * (1.0 / options_.compute_share - 1.0);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(idle);
+      std::this_thread::sleep_until(until);
+      idle_s_[r] = idle;
     }
   };
   std::vector<std::thread> threads;

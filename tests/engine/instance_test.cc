@@ -94,6 +94,25 @@ TEST(InstanceTest, ExpertsAreSpreadOverRanks) {
             vmm::StatusCode::kInvalidArgument);
 }
 
+TEST(InstanceTest, ComputeShareIdlesInProportion) {
+  auto w = MakeWorld("tiny");
+  InstanceOptions o;
+  o.compute_share = 0.25;
+  auto inst = std::move(*Instance::Create(w->hmm.get(), w->config, {0, 1}, o));
+  kv::PagedSequence a(w->stores[0].get()), b(w->stores[1].get());
+  std::vector<int32_t> prompt(32, 5);
+  ASSERT_TRUE(inst->Step({{&a, prompt, 0}, {&b, prompt, 1}}).ok());
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_GT(inst->last_busy_s()[r], 0.0);
+    EXPECT_DOUBLE_EQ(inst->last_idle_s()[r], inst->last_busy_s()[r] * 3.0) << "share 1/4";
+  }
+  o.compute_share = 0.0;
+  EXPECT_EQ(Instance::Create(w->hmm.get(), w->config, {0}, o).status().code(),
+            vmm::StatusCode::kInvalidArgument);
+  o.compute_share = 1.5;
+  EXPECT_FALSE(Instance::Create(w->hmm.get(), w->config, {0}, o).ok());
+}
+
 TEST(InstanceTest, BadStepChangesNothing) {
   auto w = MakeWorld("tiny");
   auto inst = std::move(*Instance::Create(w->hmm.get(), w->config, {0, 1}));

@@ -30,11 +30,22 @@ struct SequenceInput {
   int rank = 0;                 // DP rank (index into the instance's devices)
 };
 
+struct InstanceOptions {
+  // DESIGN 4.4: on hosts with fewer cores than devices, a device can run at a fixed compute share
+  // s in (0, 1]: after each step, each device thread idles (1/s - 1) times the CPU time it just
+  // used, like an accelerator 1/s times slower. Then N devices of share 1/N on a shared host give
+  // about N times the capacity of one such device. 1 (the default) disables it. Memory
+  // operations are never slowed.
+  double compute_share = 1.0;
+  Status Validate() const;
+};
+
 class Instance {
  public:
   // `devices`: HMM device ids, one DP rank each, in rank order.
   static StatusOr<std::unique_ptr<Instance>> Create(const hbm::Hmm* hmm, const ModelConfig& config,
-                                                    std::vector<int> devices);
+                                                    std::vector<int> devices,
+                                                    InstanceOptions options = {});
 
   int num_ranks() const { return static_cast<int>(devices_.size()); }
   int device(int rank) const { return devices_[rank]; }
@@ -46,6 +57,10 @@ class Instance {
   // keeps its length.
   StatusOr<std::vector<std::vector<float>>> Step(const std::vector<SequenceInput>& batch);
 
+  // CPU seconds each rank computed, and seconds it idled for its compute share, in the last step.
+  const std::vector<double>& last_busy_s() const { return busy_s_; }
+  const std::vector<double>& last_idle_s() const { return idle_s_; }
+
  private:
   Instance() = default;
   struct Rank {
@@ -55,6 +70,8 @@ class Instance {
     std::vector<int> cpus;
   };
   ModelConfig config_;
+  InstanceOptions options_;
+  std::vector<double> busy_s_, idle_s_;
   std::vector<int> devices_;
   std::vector<int> owner_;  // expert -> rank
   std::vector<Rank> ranks_;
