@@ -25,7 +25,9 @@
 
 #include "engine/instance.h"
 #include "engine/scheduler.h"
+#include "engine/weight_sources.h"
 #include "experts/placement.h"
+#include "hbm/client.h"
 #include "hbm/hmm.h"
 
 DEFINE_string(model, "", "model directory (config.json + safetensors)");
@@ -54,6 +56,9 @@ DEFINE_double(rate, 10.0, "synthetic arrivals per second (Poisson)");
 DEFINE_int32(max_prompt_tokens, 256, "prompt lengths are clipped to this");
 DEFINE_int32(max_output_tokens, 64, "output lengths are clipped to this");
 DEFINE_string(json, "", "write the workload report as JSON here");
+DEFINE_string(hmmd_socket, "",
+              "attach to a running hmmd (weights zero-copy, read-only) instead of loading them; "
+              "--model still gives config.json");
 DEFINE_double(compute_share, 1.0,
               "device compute share in (0, 1] (DESIGN 4.4): each device idles (1/share - 1) "
               "times its compute after each step, like a slower accelerator");
@@ -175,72 +180,123 @@ int main(int argc, char** argv) {
   auto policy = vmm::ParsePageSizePolicy(FLAGS_page_size);
   if (!policy.ok()) return Fail(policy.status());
 
-  // Devices: --devices slices of the first NUMA node (or one per node when there are enough).
-  emoe::hbm::HmmOptions o;
-  const auto nodes = vmm::NumaNodes();
-  o.devices.devices_per_node = FLAGS_devices;
-  o.devices.nodes = {nodes[0].id};
-  o.devices.capacity_bytes = FLAGS_device_capacity_mb << 20;
-  // Arena sizes from the checkpoint: every device holds the non-expert tensors and its share of
-  // the experts (one extent per expert, rounded to 2 MiB pages in the worst case).
-  uint64_t dense = 0, expert_bytes = 0;
-  {
-    std::map<std::string, int> is_expert;
-    for (const auto& s : emoe::engine::ExpectedTensors(*config)) is_expert[s.name] = s.expert;
-    for (const auto& t : ckpt->tensors) {
-      (is_expert[t.name] >= 0 ? expert_bytes : dense) += t.size_bytes + 8192;
-    }
-  }
-  const uint64_t per_device_experts =
-      expert_bytes / FLAGS_devices +
-      (config->num_experts / FLAGS_devices + 1) * config->num_hidden_layers * (2ull << 20);
-  const uint64_t weights = FLAGS_weights_mb ? FLAGS_weights_mb << 20 : dense + (4ull << 20);
-  o.memory.usage_bytes = {weights, per_device_experts, FLAGS_kv_mb << 20};
-  o.memory.page_size = *policy;
-  if (o.devices.capacity_bytes == 0) {
-    o.devices.capacity_bytes =
-        o.memory.usage_bytes[0] + o.memory.usage_bytes[1] + o.memory.usage_bytes[2];
-  }
-  auto hmm = emoe::hbm::Hmm::Create(o);
-  if (!hmm.ok()) return Fail(hmm.status());
-  std::vector<int> devices;
-  for (int d = 0; d < (*hmm)->num_devices(); ++d) devices.push_back(d);
-  // Attention weights on every device; each expert only on the device that owns it.
-  auto owner = emoe::experts::BalancedPlacement(config->num_experts, devices.size());
-  if (!owner.ok()) return Fail(owner.status());
-  std::vector<emoe::engine::TensorSpec> specs = emoe::engine::ExpectedTensors(*config);
-  std::map<std::string, int> expert_of;
-  std::map<std::string, size_t> spec_index;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    expert_of[specs[i].name] = specs[i].expert;
-    spec_index[specs[i].name] = i;
-  }
-  auto placement = [&](const emoe::hbm::TensorInfo& t) {
-    const int e = expert_of.count(t.name) ? expert_of[t.name] : -1;
-    if (e >= 0) {  // one extent per expert, on its owner: the unit a redistribution remaps
-      const auto& spec = specs[spec_index[t.name]];
-      return emoe::hbm::PlacementDecision{
-          emoe::hbm::Usage::kExperts,
-          {(*owner)[e]},
-          "layer" + std::to_string(spec.layer) + ".expert" + std::to_string(e)};
-    }
-    return emoe::hbm::PlacementDecision{emoe::hbm::Usage::kWeights, devices, ""};
-  };
-  auto load = (*hmm)->LoadCheckpoint(*ckpt, placement);
-  if (!load.ok()) return Fail(load.status());
-  std::fprintf(stderr, "loaded %s: %s\n", model.c_str(), load->ToString().c_str());
-  emoe::engine::InstanceOptions io;
-  io.compute_share = FLAGS_compute_share;
-  auto inst = emoe::engine::Instance::Create(hmm->get(), *config, devices, io);
-  if (!inst.ok()) return Fail(inst.status());
+  std::unique_ptr<emoe::hbm::Hmm> hmm_owner;
+  std::unique_ptr<emoe::hbm::HmmClient> client;
+  std::unique_ptr<emoe::hbm::Attachment> attachment;
+  std::vector<std::unique_ptr<emoe::hbm::Device>> kv_devices;
+  std::unique_ptr<emoe::engine::Instance> instance;
   std::vector<std::unique_ptr<emoe::kv::KvStore>> stores;
   std::vector<emoe::kv::KvStore*> store_ptrs;
-  for (int d : devices) {
-    auto s = emoe::kv::KvStore::Create((*hmm)->device(d),
-                                       emoe::engine::KvGeometryFor(*config, FLAGS_block_tokens));
-    if (!s.ok()) return Fail(s.status());
-    store_ptrs.push_back(s->get());
-    stores.push_back(std::move(*s));
+  emoe::engine::InstanceOptions io;
+  io.compute_share = FLAGS_compute_share;
+  if (!FLAGS_hmmd_socket.empty()) {
+    // Weights from a running hmmd (zero-copy, read-only); KV in local per-device arenas.
+    auto c = emoe::hbm::HmmClient::Connect(FLAGS_hmmd_socket);
+    if (!c.ok()) return Fail(c.status());
+    client = std::move(*c);
+    auto att = client->Attach(-1, /*writable=*/false);
+    if (!att.ok()) return Fail(att.status());
+    attachment = std::move(*att);
+    int n = 0;
+    for (const auto& t : attachment->tensors()) n = std::max(n, t.device + 1);
+    if (n == 0) return Fail(vmm::Status::NotFound("hmmd serves no tensors"));
+    const auto cpus = vmm::NumaNodes()[0].cpus;
+    std::vector<std::unique_ptr<emoe::engine::WeightSource>> sources;
+    std::vector<std::vector<int>> rank_cpus;
+    for (int d = 0; d < n; ++d) {
+      sources.push_back(
+          std::make_unique<emoe::engine::AttachmentWeightSource>(attachment.get(), d));
+      rank_cpus.push_back({cpus[d % cpus.size()]});
+      emoe::hbm::DeviceSpec spec;
+      spec.id = d;
+      spec.node = vmm::NumaNodes()[0].id;
+      spec.cpus = rank_cpus.back();
+      spec.capacity_bytes = FLAGS_kv_mb << 20;
+      emoe::hbm::DeviceMemoryOptions m;
+      m.usage_bytes = {0, 0, FLAGS_kv_mb << 20};
+      m.page_size = *policy;
+      auto dev = emoe::hbm::Device::Create(spec, m);
+      if (!dev.ok()) return Fail(dev.status());
+      kv_devices.push_back(std::move(*dev));
+      auto s = emoe::kv::KvStore::Create(*kv_devices.back(),
+                                         emoe::engine::KvGeometryFor(*config, FLAGS_block_tokens));
+      if (!s.ok()) return Fail(s.status());
+      store_ptrs.push_back(s->get());
+      stores.push_back(std::move(*s));
+    }
+    auto inst = emoe::engine::Instance::CreateFromSources(std::move(sources), std::move(rank_cpus),
+                                                          *config, io);
+    if (!inst.ok()) return Fail(inst.status());
+    instance = std::move(*inst);
+    std::fprintf(stderr, "attached to hmmd at %s: %zu tensors on %d devices, %.1f MiB mapped\n",
+                 FLAGS_hmmd_socket.c_str(), attachment->tensors().size(), n,
+                 attachment->mapped_bytes() / 1048576.0);
+  } else {
+    // Devices: --devices slices of the first NUMA node (or one per node when there are enough).
+    emoe::hbm::HmmOptions o;
+    const auto nodes = vmm::NumaNodes();
+    o.devices.devices_per_node = FLAGS_devices;
+    o.devices.nodes = {nodes[0].id};
+    o.devices.capacity_bytes = FLAGS_device_capacity_mb << 20;
+    // Arena sizes from the checkpoint: every device holds the non-expert tensors and its share of
+    // the experts (one extent per expert, rounded to 2 MiB pages in the worst case).
+    uint64_t dense = 0, expert_bytes = 0;
+    {
+      std::map<std::string, int> is_expert;
+      for (const auto& s : emoe::engine::ExpectedTensors(*config)) is_expert[s.name] = s.expert;
+      for (const auto& t : ckpt->tensors) {
+        (is_expert[t.name] >= 0 ? expert_bytes : dense) += t.size_bytes + 8192;
+      }
+    }
+    const uint64_t per_device_experts =
+        expert_bytes / FLAGS_devices +
+        (config->num_experts / FLAGS_devices + 1) * config->num_hidden_layers * (2ull << 20);
+    const uint64_t weights = FLAGS_weights_mb ? FLAGS_weights_mb << 20 : dense + (4ull << 20);
+    o.memory.usage_bytes = {weights, per_device_experts, FLAGS_kv_mb << 20};
+    o.memory.page_size = *policy;
+    if (o.devices.capacity_bytes == 0) {
+      o.devices.capacity_bytes =
+          o.memory.usage_bytes[0] + o.memory.usage_bytes[1] + o.memory.usage_bytes[2];
+    }
+    auto hmm = emoe::hbm::Hmm::Create(o);
+    if (!hmm.ok()) return Fail(hmm.status());
+    hmm_owner = std::move(*hmm);
+    std::vector<int> devices;
+    for (int d = 0; d < hmm_owner->num_devices(); ++d) devices.push_back(d);
+    // Attention weights on every device; each expert only on the device that owns it.
+    auto owner = emoe::experts::BalancedPlacement(config->num_experts, devices.size());
+    if (!owner.ok()) return Fail(owner.status());
+    std::vector<emoe::engine::TensorSpec> specs = emoe::engine::ExpectedTensors(*config);
+    std::map<std::string, int> expert_of;
+    std::map<std::string, size_t> spec_index;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      expert_of[specs[i].name] = specs[i].expert;
+      spec_index[specs[i].name] = i;
+    }
+    auto placement = [&](const emoe::hbm::TensorInfo& t) {
+      const int e = expert_of.count(t.name) ? expert_of[t.name] : -1;
+      if (e >= 0) {  // one extent per expert, on its owner: the unit a redistribution remaps
+        const auto& spec = specs[spec_index[t.name]];
+        return emoe::hbm::PlacementDecision{
+            emoe::hbm::Usage::kExperts,
+            {(*owner)[e]},
+            "layer" + std::to_string(spec.layer) + ".expert" + std::to_string(e)};
+      }
+      return emoe::hbm::PlacementDecision{emoe::hbm::Usage::kWeights, devices, ""};
+    };
+    auto load = hmm_owner->LoadCheckpoint(*ckpt, placement);
+    if (!load.ok()) return Fail(load.status());
+    std::fprintf(stderr, "loaded %s: %s\n", model.c_str(), load->ToString().c_str());
+    auto inst = emoe::engine::Instance::Create(hmm_owner.get(), *config, devices, io);
+    if (!inst.ok()) return Fail(inst.status());
+    instance = std::move(*inst);
+    for (int d : devices) {
+      auto s = emoe::kv::KvStore::Create(hmm_owner->device(d),
+                                         emoe::engine::KvGeometryFor(*config, FLAGS_block_tokens));
+      if (!s.ok()) return Fail(s.status());
+      store_ptrs.push_back(s->get());
+      stores.push_back(std::move(*s));
+    }
   }
   const auto start = std::chrono::steady_clock::now();
   auto now = [&] {
@@ -251,7 +307,7 @@ int main(int argc, char** argv) {
   so.max_tokens_per_step = FLAGS_max_tokens_per_step;
   so.max_batch = FLAGS_max_batch;
   if (auto s = so.Validate(); !s.ok()) return Fail(s);
-  emoe::engine::Scheduler sched(inst->get(), store_ptrs, so);
+  emoe::engine::Scheduler sched(instance.get(), store_ptrs, so);
 
   std::mt19937_64 rng(FLAGS_seed);
   std::vector<Request> reqs;

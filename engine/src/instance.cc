@@ -24,23 +24,41 @@ Status InstanceOptions::Validate() const {
 StatusOr<std::unique_ptr<Instance>> Instance::Create(const hbm::Hmm* hmm, const ModelConfig& config,
                                                      std::vector<int> devices,
                                                      InstanceOptions options) {
-  VMM_RETURN_IF_ERROR(options.Validate());
   if (devices.empty()) return Status::InvalidArgument("an instance needs at least one device");
-  auto inst = std::unique_ptr<Instance>(new Instance());
-  inst->config_ = config;
-  inst->options_ = options;
-  inst->devices_ = std::move(devices);
-  VMM_ASSIGN_OR_RETURN(inst->owner_,
-                       experts::BalancedPlacement(config.num_experts, inst->num_ranks()));
-  for (int d : inst->devices_) {
+  std::vector<std::unique_ptr<WeightSource>> sources;
+  std::vector<std::vector<int>> cpus;
+  for (int d : devices) {
     if (d < 0 || d >= hmm->num_devices()) {
       return Status::InvalidArgument("instance device " + std::to_string(d) +
                                      " is not a device of the HMM");
     }
+    sources.push_back(std::make_unique<HmmWeightSource>(hmm, d));
+    cpus.push_back(const_cast<hbm::Hmm*>(hmm)->device(d).spec().cpus);
+  }
+  VMM_ASSIGN_OR_RETURN(auto inst,
+                       CreateFromSources(std::move(sources), std::move(cpus), config, options));
+  inst->devices_ = std::move(devices);
+  return inst;
+}
+
+StatusOr<std::unique_ptr<Instance>> Instance::CreateFromSources(
+    std::vector<std::unique_ptr<WeightSource>> sources, std::vector<std::vector<int>> cpus,
+    const ModelConfig& config, InstanceOptions options) {
+  VMM_RETURN_IF_ERROR(options.Validate());
+  if (sources.empty() || sources.size() != cpus.size()) {
+    return Status::InvalidArgument("an instance needs one weight source and CPU set per rank");
+  }
+  auto inst = std::unique_ptr<Instance>(new Instance());
+  inst->config_ = config;
+  inst->options_ = options;
+  for (size_t i = 0; i < sources.size(); ++i) inst->devices_.push_back(static_cast<int>(i));
+  VMM_ASSIGN_OR_RETURN(inst->owner_,
+                       experts::BalancedPlacement(config.num_experts, inst->num_ranks()));
+  for (size_t i = 0; i < sources.size(); ++i) {
     Rank r;
-    r.source = std::make_unique<HmmWeightSource>(hmm, d);
+    r.source = std::move(sources[i]);
     VMM_ASSIGN_OR_RETURN(r.weights, ModelWeights::Bind(config, *r.source));
-    r.cpus = const_cast<hbm::Hmm*>(hmm)->device(d).spec().cpus;
+    r.cpus = std::move(cpus[i]);
     inst->ranks_.push_back(std::move(r));
   }
   // Forward keeps a pointer to its weights: create them once the vector no longer moves.

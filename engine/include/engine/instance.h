@@ -46,6 +46,11 @@ class Instance {
   static StatusOr<std::unique_ptr<Instance>> Create(const hbm::Hmm* hmm, const ModelConfig& config,
                                                     std::vector<int> devices,
                                                     InstanceOptions options = {});
+  // The same over any weight sources (e.g. AttachmentWeightSource over an hmmd attachment): one
+  // source and one CPU set per rank; `devices` only labels the ranks.
+  static StatusOr<std::unique_ptr<Instance>> CreateFromSources(
+      std::vector<std::unique_ptr<WeightSource>> sources, std::vector<std::vector<int>> cpus,
+      const ModelConfig& config, InstanceOptions options = {});
 
   int num_ranks() const { return static_cast<int>(devices_.size()); }
   int device(int rank) const { return devices_[rank]; }
@@ -64,7 +69,7 @@ class Instance {
  private:
   Instance() = default;
   struct Rank {
-    std::unique_ptr<HmmWeightSource> source;
+    std::unique_ptr<WeightSource> source;
     ModelWeights weights;
     std::unique_ptr<Forward> forward;
     std::vector<int> cpus;
