@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "hbm/loader.h"
 #include "vmm/arena.h"
 #include "vmm/stats.h"
@@ -37,15 +38,6 @@ DEFINE_bool(cold, true, "also measure with a cold page cache (drops caches; need
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-bool DropCaches() {
-  sync();
-  const int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = write(fd, "3\n", 2) == 2;
-  close(fd);
-  return ok;
-}
 
 vmm::Status EnsureFile(const std::string& path, uint64_t size) {
   struct stat st;
@@ -135,7 +127,7 @@ int main(int argc, char** argv) {
   uint8_t* dest = (*arena)->direct_map();
   std::memset(dest, 0, size);  // fault in once; the methods measure I/O, not page faults
 
-  const bool can_drop = FLAGS_cold && DropCaches();
+  const bool can_drop = FLAGS_cold && emoe::bench::DropCaches();
   if (FLAGS_cold && !can_drop) std::printf("cold runs skipped: cannot drop caches (not root?)\n");
 
   auto loader = [&](bool direct) -> vmm::StatusOr<double> {
@@ -190,7 +182,7 @@ int main(int argc, char** argv) {
     for (const Method& m : methods) {
       double best = 0;
       for (int r = 0; r < FLAGS_runs; ++r) {
-        if (cold) DropCaches();
+        if (cold) emoe::bench::DropCaches();
         auto secs = m.run();
         vmm::CheckOk(secs.status(), m.name);
         best = std::max(best, size / *secs / 1e9);
@@ -202,7 +194,7 @@ int main(int argc, char** argv) {
     const bool huge = (*arena)->kind() == vmm::PageKind::kHugetlb2M;
     double fio_best = -1;
     for (int r = 0; r < FLAGS_runs; ++r) {
-      if (cold) DropCaches();
+      if (cold) emoe::bench::DropCaches();
       fio_best = std::max(fio_best, Fio(FLAGS_file, size, cold, huge) / 1e9);
     }
     std::printf("\n== %s page cache, %llu MiB, %llu KiB reads, queue depth %u (best of %d)\n",

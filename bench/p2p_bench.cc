@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bench_util.h"
 #include "hbm/device.h"
 #include "hbm/loader.h"
 #include "hbm/p2p.h"
@@ -29,15 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-bool DropCaches() {
-  sync();
-  const int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = write(fd, "3\n", 2) == 2;
-  close(fd);
-  return ok;
 }
 
 }  // namespace
@@ -100,7 +92,7 @@ int main(int argc, char** argv) {
                 best / memcpy_best);
   }
   if (access(FLAGS_file.c_str(), R_OK) == 0) {
-    const bool cold = DropCaches();
+    const bool cold = emoe::bench::DropCaches();
     emoe::hbm::LoaderOptions lo;
     auto s = emoe::hbm::Loader(lo).Load({{FLAGS_file, 0, size, dst->data()}});
     if (s.ok()) {
