@@ -141,8 +141,13 @@ kv::KvGeometry KvGeometryFor(const ModelConfig& c, int64_t block_tokens) {
 void Forward::MatMul(const float* x, int64_t m, const WeightRef& w, float* y) {
   const int64_t n = w.shape[0], k = w.shape[1];
   if (w.dtype == hbm::DType::kF32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k,
-                static_cast<const float*>(w.data), k, 0.0f, y, n);
+    if (m == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, static_cast<const float*>(w.data), k, x,
+                  1, 0.0f, y, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k,
+                  static_cast<const float*>(w.data), k, 0.0f, y, n);
+    }
     return;
   }
   // bf16/f16: widen a tile of rows small enough to stay in cache (~256 KiB of fp32), multiply it,
@@ -153,8 +158,13 @@ void Forward::MatMul(const float* x, int64_t m, const WeightRef& w, float* y) {
   for (int64_t r0 = 0; r0 < n; r0 += tile) {
     const int64_t rows = std::min(tile, n - r0);
     ToFloat(w, r0 * k, rows * k, wide_.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, rows, k, 1.0f, x, k, wide_.data(), k,
-                0.0f, y + r0, n);
+    if (m == 1) {  // decode of one token: a matrix-vector product
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, k, 1.0f, wide_.data(), k, x, 1, 0.0f, y + r0,
+                  1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, rows, k, 1.0f, x, k, wide_.data(), k,
+                  0.0f, y + r0, n);
+    }
   }
 }
 
