@@ -35,9 +35,13 @@ DEFINE_string(preset, "",
               "generate this preset (see gen_model --list_presets) into --model, or "
               "into a scratch directory when --model is empty");
 DEFINE_int32(devices, 1, "devices of the instance (DP ranks; experts are split over them)");
-DEFINE_uint64(device_capacity_mb, 0, "memory per device, MiB (0: node memory / devices)");
+DEFINE_uint64(device_capacity_mb, 0,
+              "memory per device, MiB (0: weights + experts + KV, or the node's memory / devices "
+              "when --kv_mb is 0)");
 DEFINE_uint64(weights_mb, 0, "weights arena per device, MiB (0: sized from the checkpoint)");
-DEFINE_uint64(kv_mb, 64, "KV arena per device, MiB");
+DEFINE_uint64(kv_mb, 0,
+              "KV arena per device, MiB (0: the device memory left after the weights, at most "
+              "1 GiB; 64 MiB when attached to hmmd)");
 DEFINE_string(page_size, "auto", "arena pages: auto, hugetlb, thp, 4k");
 DEFINE_int32(block_tokens, 16, "tokens per KV block");
 DEFINE_int32(max_tokens_per_step, 512, "token budget of one batch step");
@@ -211,9 +215,10 @@ int main(int argc, char** argv) {
       spec.id = d;
       spec.node = vmm::NumaNodes()[0].id;
       spec.cpus = rank_cpus.back();
-      spec.capacity_bytes = FLAGS_kv_mb << 20;
+      const uint64_t kv = (FLAGS_kv_mb ? FLAGS_kv_mb : 64) << 20;
+      spec.capacity_bytes = kv;
       emoe::hbm::DeviceMemoryOptions m;
-      m.usage_bytes = {0, 0, FLAGS_kv_mb << 20};
+      m.usage_bytes = {0, 0, kv};
       m.page_size = *policy;
       auto dev = emoe::hbm::Device::Create(spec, m);
       if (!dev.ok()) return Fail(dev.status());
@@ -252,7 +257,22 @@ int main(int argc, char** argv) {
         expert_bytes / FLAGS_devices +
         (config->num_experts / FLAGS_devices + 1) * config->num_hidden_layers * (2ull << 20);
     const uint64_t weights = FLAGS_weights_mb ? FLAGS_weights_mb << 20 : dense + (4ull << 20);
-    o.memory.usage_bytes = {weights, per_device_experts, FLAGS_kv_mb << 20};
+    // KV: what --kv_mb says, or the device memory left after the weights (at most 1 GiB).
+    uint64_t kv = FLAGS_kv_mb << 20;
+    if (kv == 0) {
+      auto plan = emoe::hbm::PlanDevices(o.devices, nodes);
+      if (!plan.ok()) return Fail(plan.status());
+      const uint64_t cap = (*plan)[0].capacity_bytes, used = weights + per_device_experts;
+      if (cap <= used + (1 << 20)) {
+        return Fail(vmm::Status::ResourceExhausted("the weights need " +
+                                                   std::to_string(used >> 20) +
+                                                   " MiB per device, leaving no KV "
+                                                   "memory in a device of " +
+                                                   std::to_string(cap >> 20) + " MiB"));
+      }
+      kv = std::min<uint64_t>(cap - used, 1ull << 30);
+    }
+    o.memory.usage_bytes = {weights, per_device_experts, kv};
     o.memory.page_size = *policy;
     if (o.devices.capacity_bytes == 0) {
       o.devices.capacity_bytes =

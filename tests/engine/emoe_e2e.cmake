@@ -32,3 +32,15 @@ if(NOT requests EQUAL 16)
   message(FATAL_ERROR "report has ${requests} requests:\n${json}")
 endif()
 message(STATUS "1 and 3 devices agree: ${t1}; workload ttft p50 ${p50} ms")
+
+# A truncated checkpoint is refused with an error naming the file; nothing is served.
+file(COPY ${WORK}/tiny/ DESTINATION ${WORK}/cut)
+file(SIZE ${WORK}/cut/model.safetensors size)
+math(EXPR half "${size} / 2")
+execute_process(COMMAND truncate -s ${half} ${WORK}/cut/model.safetensors)
+execute_process(COMMAND ${EMOE} --model=${WORK}/cut --prompt=x --page_size=4k
+  RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+if(rc EQUAL 0 OR NOT err MATCHES "DATA_LOSS.*model.safetensors")
+  message(FATAL_ERROR "a truncated checkpoint was not refused clearly (${rc}): ${err}")
+endif()
+message(STATUS "truncated checkpoint refused: ${err}")
