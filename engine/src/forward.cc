@@ -85,7 +85,8 @@ void ToFloat(const WeightRef& w, int64_t offset, int64_t n, float* out) {
   }
 }
 
-StatusOr<ModelWeights> ModelWeights::Bind(const ModelConfig& c, const WeightSource& src) {
+StatusOr<ModelWeights> ModelWeights::Bind(const ModelConfig& c, const WeightSource& src,
+                                          const std::function<bool(int, int)>& want_expert) {
   VMM_RETURN_IF_ERROR(c.Validate());
   ModelWeights w;
   w.config = c;
@@ -117,6 +118,10 @@ StatusOr<ModelWeights> ModelWeights::Bind(const ModelConfig& c, const WeightSour
     for (int e = 0; e < c.num_experts; ++e) {
       const std::string x = moe + "experts." + std::to_string(e) + ".";
       std::array<WeightRef, 3> ex;
+      if (want_expert && !want_expert(l, e)) {  // another rank's expert: left unbound
+        L.experts.push_back(std::move(ex));
+        continue;
+      }
       VMM_ASSIGN_OR_RETURN(ex[0],
                            Need(src, x + (mixtral ? "w1" : "gate_proj") + ".weight", {f, h}));
       VMM_ASSIGN_OR_RETURN(ex[1], Need(src, x + (mixtral ? "w3" : "up_proj") + ".weight", {f, h}));
@@ -274,6 +279,11 @@ void Forward::Route(int layer, const float* h, int64_t count, float* x,
 void Forward::Expert(int layer, int e, const float* xs, int64_t n, float* ys) {
   const ModelConfig& c = w_->config;
   const auto& ex = w_->layers[layer].experts[e];
+  if (ex[0].data == nullptr) {
+    vmm::CheckOk(Status::FailedPrecondition("expert " + std::to_string(e) + " of layer " +
+                                            std::to_string(layer) + " is not bound on this rank"),
+                 "Forward::Expert");
+  }
   const int64_t F = c.moe_intermediate_size;
   gate_.resize(n * F);
   up_.resize(n * F);

@@ -9,6 +9,8 @@
 #include <ctime>
 #include <thread>
 
+#include <cblas.h>
+
 #include "experts/placement.h"
 
 namespace emoe::engine {
@@ -21,52 +23,182 @@ Status InstanceOptions::Validate() const {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<Instance>> Instance::Create(const hbm::Hmm* hmm, const ModelConfig& config,
+StatusOr<std::unique_ptr<Instance>> Instance::Boot(const ModelConfig& config,
+                                                   std::vector<std::vector<int>> cpus,
+                                                   InstanceOptions options) {
+  VMM_RETURN_IF_ERROR(options.Validate());
+  VMM_RETURN_IF_ERROR(config.Validate());
+  if (cpus.empty()) return Status::InvalidArgument("an instance needs at least one rank");
+  auto inst = std::unique_ptr<Instance>(new Instance());
+  inst->config_ = config;
+  inst->options_ = options;
+  for (size_t r = 0; r < cpus.size(); ++r) {
+    inst->workers_.emplace_back(&Instance::WorkerLoop, inst.get(), static_cast<int>(r), cpus[r]);
+  }
+  // Warm the BLAS and the workers' stacks on scratch data.
+  inst->RunOnWorkers([](int) {
+    std::vector<float> a(64 * 64, 1.0f), c(64 * 64);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 64, 64, 64, 1.0f, a.data(), 64, a.data(),
+                64, 0.0f, c.data(), 64);
+  });
+  return inst;
+}
+
+Status Instance::Attach(std::vector<int> devices,
+                        std::vector<std::unique_ptr<WeightSource>> sources,
+                        const experts::ExpertPlacement& placement) {
+  if (attached_) return Status::FailedPrecondition("the instance is already attached");
+  if (devices.size() != workers_.size() || sources.size() != workers_.size()) {
+    return Status::FailedPrecondition("attach: " + std::to_string(devices.size()) +
+                                      " devices and " + std::to_string(sources.size()) +
+                                      " sources for an instance of " +
+                                      std::to_string(workers_.size()) + " ranks");
+  }
+  VMM_RETURN_IF_ERROR(placement.Validate());
+  if (placement.num_layers() != config_.num_hidden_layers ||
+      placement.num_experts() != config_.num_experts) {
+    return Status::InvalidArgument("attach: the placement's shape does not match the model");
+  }
+  std::vector<std::vector<int>> owner(placement.num_layers(),
+                                      std::vector<int>(placement.num_experts(), -1));
+  for (int l = 0; l < placement.num_layers(); ++l) {
+    for (int e = 0; e < placement.num_experts(); ++e) {
+      for (size_t r = 0; r < devices.size(); ++r) {
+        if (devices[r] == placement.owner[l][e]) owner[l][e] = static_cast<int>(r);
+      }
+      if (owner[l][e] < 0) {
+        return Status::InvalidArgument("attach: expert " + std::to_string(e) + " of layer " +
+                                       std::to_string(l) + " belongs to device " +
+                                       std::to_string(placement.owner[l][e]) +
+                                       ", which is not in the instance");
+      }
+    }
+  }
+  std::vector<Rank> ranks;
+  for (size_t r = 0; r < sources.size(); ++r) {
+    Rank rk;
+    rk.source = std::move(sources[r]);
+    auto mine = [&owner, r](int l, int e) { return owner[l][e] == static_cast<int>(r); };
+    VMM_ASSIGN_OR_RETURN(rk.weights, ModelWeights::Bind(config_, *rk.source, mine));
+    ranks.push_back(std::move(rk));
+  }
+  // Forward keeps a pointer to its weights: create them once the vector no longer moves.
+  for (Rank& r : ranks) r.forward = std::make_unique<Forward>(&r.weights);
+  ranks_ = std::move(ranks);
+  devices_ = std::move(devices);
+  placement_ = placement;
+  owner_ = std::move(owner);
+  attached_ = true;
+  return Status::Ok();
+}
+
+Status Instance::WarmUp() {
+  const kv::KvGeometry g = KvGeometryFor(config_);
+  std::vector<std::unique_ptr<kv::ContiguousSequence>> seqs;
+  std::vector<SequenceInput> batch;
+  for (int r = 0; r < num_ranks(); ++r) {
+    seqs.push_back(std::make_unique<kv::ContiguousSequence>(g, 1));
+    batch.push_back({seqs.back().get(), {0}, r});
+  }
+  return Step(batch).status();
+}
+
+StatusOr<std::unique_ptr<Instance>> Instance::Create(hbm::Hmm* hmm, const ModelConfig& config,
                                                      std::vector<int> devices,
-                                                     InstanceOptions options) {
+                                                     InstanceOptions options,
+                                                     const experts::ExpertPlacement* placement) {
   if (devices.empty()) return Status::InvalidArgument("an instance needs at least one device");
-  std::vector<std::unique_ptr<WeightSource>> sources;
   std::vector<std::vector<int>> cpus;
   for (int d : devices) {
     if (d < 0 || d >= hmm->num_devices()) {
       return Status::InvalidArgument("instance device " + std::to_string(d) +
                                      " is not a device of the HMM");
     }
-    sources.push_back(std::make_unique<HmmWeightSource>(hmm, d));
-    cpus.push_back(const_cast<hbm::Hmm*>(hmm)->device(d).spec().cpus);
+    cpus.push_back(hmm->device(d).spec().cpus);
   }
-  VMM_ASSIGN_OR_RETURN(auto inst,
-                       CreateFromSources(std::move(sources), std::move(cpus), config, options));
-  inst->devices_ = std::move(devices);
+  experts::ExpertPlacement p;
+  if (placement != nullptr) {
+    p = *placement;
+  } else {
+    VMM_ASSIGN_OR_RETURN(
+        p, experts::InitialPlacement(config.num_hidden_layers, config.num_experts, devices));
+  }
+  std::vector<std::unique_ptr<WeightSource>> sources;
+  for (int d : devices) {
+    VMM_ASSIGN_OR_RETURN(auto w, DeviceWeights::Build(*hmm, config, d, p, {}));
+    sources.push_back(std::move(w));
+  }
+  VMM_ASSIGN_OR_RETURN(auto inst, Boot(config, std::move(cpus), options));
+  VMM_RETURN_IF_ERROR(inst->Attach(std::move(devices), std::move(sources), p));
   return inst;
 }
 
 StatusOr<std::unique_ptr<Instance>> Instance::CreateFromSources(
     std::vector<std::unique_ptr<WeightSource>> sources, std::vector<std::vector<int>> cpus,
     const ModelConfig& config, InstanceOptions options) {
-  VMM_RETURN_IF_ERROR(options.Validate());
   if (sources.empty() || sources.size() != cpus.size()) {
     return Status::InvalidArgument("an instance needs one weight source and CPU set per rank");
   }
-  auto inst = std::unique_ptr<Instance>(new Instance());
-  inst->config_ = config;
-  inst->options_ = options;
-  for (size_t i = 0; i < sources.size(); ++i) inst->devices_.push_back(static_cast<int>(i));
-  VMM_ASSIGN_OR_RETURN(inst->owner_,
-                       experts::BalancedPlacement(config.num_experts, inst->num_ranks()));
-  for (size_t i = 0; i < sources.size(); ++i) {
-    Rank r;
-    r.source = std::move(sources[i]);
-    VMM_ASSIGN_OR_RETURN(r.weights, ModelWeights::Bind(config, *r.source));
-    r.cpus = std::move(cpus[i]);
-    inst->ranks_.push_back(std::move(r));
-  }
-  // Forward keeps a pointer to its weights: create them once the vector no longer moves.
-  for (Rank& r : inst->ranks_) r.forward = std::make_unique<Forward>(&r.weights);
+  std::vector<int> devices;
+  for (size_t i = 0; i < sources.size(); ++i) devices.push_back(static_cast<int>(i));
+  VMM_ASSIGN_OR_RETURN(
+      auto p, experts::InitialPlacement(config.num_hidden_layers, config.num_experts, devices));
+  VMM_ASSIGN_OR_RETURN(auto inst, Boot(config, std::move(cpus), options));
+  VMM_RETURN_IF_ERROR(inst->Attach(std::move(devices), std::move(sources), p));
   return inst;
 }
 
+Instance::~Instance() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+int Instance::rank_of_device(int device) const {
+  for (size_t r = 0; r < devices_.size(); ++r) {
+    if (devices_[r] == device) return static_cast<int>(r);
+  }
+  return -1;
+}
+
+void Instance::WorkerLoop(int r, std::vector<int> cpus) {
+  if (!cpus.empty()) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : cpus) CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort
+  }
+  uint64_t seen = 0;
+  for (;;) {
+    const std::function<void(int)>* job;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      job = job_;
+    }
+    (*job)(r);
+    std::lock_guard<std::mutex> l(mu_);
+    if (--pending_ == 0) done_cv_.notify_all();
+  }
+}
+
+void Instance::RunOnWorkers(const std::function<void(int)>& job) {
+  std::unique_lock<std::mutex> l(mu_);
+  job_ = &job;
+  pending_ = num_ranks();
+  ++generation_;
+  cv_.notify_all();
+  done_cv_.wait(l, [&] { return pending_ == 0; });
+  job_ = nullptr;
+}
+
 StatusOr<std::vector<std::vector<float>>> Instance::Step(const std::vector<SequenceInput>& batch) {
+  if (!attached_) return Status::FailedPrecondition("step on an instance that is not attached");
   const ModelConfig& c = config_;
   const int64_t H = c.hidden_size, K = c.num_experts_per_tok;
   const int n = static_cast<int>(batch.size());
@@ -103,12 +235,6 @@ StatusOr<std::vector<std::vector<float>>> Instance::Step(const std::vector<Seque
   };
   auto work = [&](int r) {
     const double cpu0 = thread_cpu_s();
-    if (!ranks_[r].cpus.empty()) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      for (int cpu : ranks_[r].cpus) CPU_SET(cpu, &set);
-      pthread_setaffinity_np(pthread_self(), sizeof(set), &set);  // best effort
-    }
     Forward& f = *ranks_[r].forward;
     for (int i = 0; i < n; ++i) {
       if (batch[i].rank == r) f.Embed(batch[i].tokens, h[i].data());
@@ -126,7 +252,7 @@ StatusOr<std::vector<std::vector<float>>> Instance::Step(const std::vector<Seque
       sync.arrive_and_wait();
       // B: this rank's experts over every routed token, in global (sequence, token) order.
       for (int e = 0; e < c.num_experts; ++e) {
-        if (owner_[e] != r) continue;
+        if (owner_[l][e] != r) continue;
         rows.clear();
         for (int i = 0; i < n; ++i) {
           for (size_t t = 0; t < routes[i].size(); ++t) {
@@ -177,10 +303,7 @@ StatusOr<std::vector<std::vector<float>>> Instance::Step(const std::vector<Seque
       idle_s_[r] = idle;
     }
   };
-  std::vector<std::thread> threads;
-  // Every rank on a thread of its own: pinning must not touch the caller's thread.
-  for (int r = 0; r < num_ranks(); ++r) threads.emplace_back(work, r);
-  for (auto& t : threads) t.join();
+  RunOnWorkers(work);
   return logits;
 }
 

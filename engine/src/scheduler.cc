@@ -186,6 +186,70 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
   return static_cast<int>(batch.size());
 }
 
+StatusOr<Scheduler::SwitchStats> Scheduler::SwitchInstance(Instance* instance,
+                                                           std::vector<kv::KvStore*> stores,
+                                                           const kv::PagedSequence::CopyFn& copy) {
+  if (instance == nullptr || static_cast<int>(stores.size()) != instance->num_ranks()) {
+    return Status::InvalidArgument("switchover: one KV store per rank of the new instance needed");
+  }
+  const ModelConfig &a = instance->config(), &b = inst_->config();
+  if (a.hidden_size != b.hidden_size || a.vocab_size != b.vocab_size ||
+      a.num_hidden_layers != b.num_hidden_layers || a.num_experts != b.num_experts) {
+    return Status::InvalidArgument("switchover to an instance of another model");
+  }
+  SwitchStats st;
+  std::vector<int> new_rank(running_.size(), -1);
+  for (size_t i = 0; i < running_.size(); ++i) {
+    const int r = instance->rank_of_device(inst_->device(running_[i]->rank));
+    if (r >= 0 && stores[r] == running_[i]->seq->store()) new_rank[i] = r;
+  }
+  // Handed-over blocks stay where they are; moved ones go to the freest new rank.
+  std::vector<int64_t> free_blocks(stores.size());
+  for (size_t r = 0; r < stores.size(); ++r) free_blocks[r] = stores[r]->pool().free_blocks();
+  inst_ = instance;
+  stores_ = std::move(stores);
+  for (size_t i = 0, k = 0; i < running_.size(); ++k) {
+    Active& a = *running_[i];
+    if (new_rank[k] >= 0) {
+      a.rank = new_rank[k];
+      ++st.kept;
+      ++i;
+      continue;
+    }
+    int best = -1;
+    const int64_t need = static_cast<int64_t>(a.seq->blocks().size()) + 1;
+    for (size_t r = 0; r < stores_.size(); ++r) {
+      if (free_blocks[r] >= need && (best < 0 || free_blocks[r] > free_blocks[best])) {
+        best = static_cast<int>(r);
+      }
+    }
+    if (copy && best >= 0) {
+      auto moved = a.seq->CopyTo(stores_[best], copy);
+      if (moved.ok()) {
+        st.bytes_copied += a.seq->blocks().size() * stores_[best]->geometry().block_bytes();
+        free_blocks[best] -= static_cast<int64_t>((*moved)->blocks().size());
+        a.seq = std::move(*moved);  // the old blocks return to the leaving device's pool
+        a.rank = best;
+        ++st.copied;
+        ++i;
+        continue;
+      }
+    }
+    Preempt(i);
+    ++st.preempted;
+  }
+  return st;
+}
+
+int Scheduler::PreemptAll() {
+  int n = 0;
+  while (!running_.empty()) {
+    Preempt(running_.size() - 1);
+    ++n;
+  }
+  return n;
+}
+
 std::vector<RequestResult> Scheduler::TakeFinished() {
   std::vector<RequestResult> out;
   out.swap(finished_);

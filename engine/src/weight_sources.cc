@@ -1,5 +1,9 @@
 #include "engine/weight_sources.h"
 
+#include <cstring>
+
+#include "vmm/stats.h"
+
 namespace emoe::engine {
 
 StatusOr<WeightRef> HmmWeightSource::Get(const std::string& name) const {
@@ -18,6 +22,125 @@ StatusOr<WeightRef> AttachmentWeightSource::Get(const std::string& name) const {
   }
   if (v == nullptr) return Status::NotFound("the attachment has no tensor '" + name + "'");
   return WeightRef{v->data, v->dtype, v->shape};
+}
+
+StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::Build(
+    hbm::Hmm& hmm, const ModelConfig& config, int device, const experts::ExpertPlacement& placement,
+    const DeviceWeightsOptions& options, DeviceWeightsStats* stats) {
+  if (device < 0 || device >= hmm.num_devices()) {
+    return Status::InvalidArgument("device weights: unknown device " + std::to_string(device));
+  }
+  if (placement.num_layers() != config.num_hidden_layers ||
+      placement.num_experts() != config.num_experts) {
+    return Status::InvalidArgument(
+        "device weights: the placement's shape does not match the model");
+  }
+  auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
+  DeviceWeightsStats st;
+  hbm::Device& dev = hmm.device(device);
+  // Copies `bytes` at `src` into a new extent of `usage` (the ablations).
+  auto copy_in = [&](hbm::Usage usage, const void* src, uint64_t bytes) -> StatusOr<void*> {
+    VMM_ASSIGN_OR_RETURN(vmm::Extent e, dev.Allocate(usage, std::max<uint64_t>(bytes, 1)));
+    vmm::CopyBytes(e.data(), src, bytes);
+    st.bytes_copied += bytes;
+    out->owned_.push_back(e);
+    return e.data();
+  };
+  // Per layer: the local experts and their three tensors' records.
+  std::vector<std::vector<std::vector<hbm::TensorRecord>>> expert_records(config.num_hidden_layers);
+  for (const TensorSpec& spec : ExpectedTensors(config)) {
+    if (spec.expert >= 0) continue;
+    VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r, hmm.Find(options.prefix + spec.name, device));
+    const void* data = r.data();
+    if (options.private_copy) {
+      VMM_ASSIGN_OR_RETURN(void* p, copy_in(hbm::Usage::kWeights, r.data(), r.size_bytes));
+      data = p;
+    } else {
+      out->owned_.push_back(r.extent);
+    }
+    out->refs_[spec.name] = WeightRef{data, r.dtype, r.shape};
+  }
+  std::map<std::pair<int, int>, std::vector<std::string>> expert_names;  // (layer, e) -> names
+  for (const TensorSpec& spec : ExpectedTensors(config)) {
+    if (spec.expert >= 0) expert_names[{spec.layer, spec.expert}].push_back(spec.name);
+  }
+  out->slots_.resize(config.num_hidden_layers);
+  for (int l = 0; l < config.num_hidden_layers; ++l) {
+    const std::vector<int> local = placement.LocalExperts(l, device);
+    if (local.empty()) continue;
+    std::vector<std::vector<hbm::TensorRecord>> recs;
+    std::vector<vmm::Extent> extents;
+    for (int e : local) {
+      std::vector<hbm::TensorRecord> rs;
+      for (const std::string& n : expert_names[{l, e}]) {
+        VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r, hmm.Find(options.prefix + n, device));
+        if (!rs.empty() && r.extent.offset_bytes() != rs[0].extent.offset_bytes()) {
+          return Status::FailedPrecondition(
+              "expert " + std::to_string(e) + " of layer " + std::to_string(l) + " on device " +
+              std::to_string(device) + " is not in one extent (load it with a group)");
+        }
+        rs.push_back(std::move(r));
+      }
+      extents.push_back(rs[0].extent);
+      recs.push_back(std::move(rs));
+    }
+    // Experts loaded without a group of their own share a bigger extent: they are viewed where
+    // they are (zero-copy, but no slot range to remap).
+    bool own = true;
+    for (size_t i = 0; i < extents.size(); ++i) {
+      uint64_t span = 0;
+      for (const hbm::TensorRecord& r : recs[i]) span += r.size_bytes + 2 * hbm::kDirectAlignment;
+      const uint64_t page = extents[i].arena()->page_size();
+      own = own && extents[i].size_bytes() <= (span + page - 1) / page * page;
+    }
+    if (!own && options.experts == ExpertView::kSlots && !options.private_copy) {
+      for (const auto& rs : recs) {
+        for (const hbm::TensorRecord& r : rs) {
+          out->refs_[r.name.substr(options.prefix.size())] = WeightRef{r.data(), r.dtype, r.shape};
+          out->owned_.push_back(r.extent);
+        }
+      }
+      continue;
+    }
+    const uint64_t slot_bytes = experts::SlotBytesFor(extents);
+    const uint8_t* base = nullptr;
+    if (options.experts == ExpertView::kSlots && !options.private_copy) {
+      VMM_ASSIGN_OR_RETURN(out->slots_[l],
+                           experts::ExpertSlots::Create("dev" + std::to_string(device) + ".layer" +
+                                                            std::to_string(l) + ".experts",
+                                                        slot_bytes, extents));
+      base = out->slots_[l]->base();
+      st.bytes_mapped += out->slots_[l]->mapped_bytes();
+      st.slots += out->slots_[l]->num_slots();
+    } else {
+      std::vector<const void*> srcs;
+      uint64_t bytes = extents[0].size_bytes();
+      for (const vmm::Extent& x : extents) {
+        srcs.push_back(x.data());
+        bytes = std::min(bytes, x.size_bytes());
+      }
+      VMM_ASSIGN_OR_RETURN(
+          experts::NaiveBuffer buf,
+          experts::NaiveContiguousCopy(*dev.arena(hbm::Usage::kExperts), slot_bytes, srcs, bytes));
+      st.bytes_copied += buf.copied_bytes;
+      base = static_cast<const uint8_t*>(buf.buffer.data());
+      out->owned_.push_back(std::move(buf.buffer));
+    }
+    for (size_t i = 0; i < local.size(); ++i) {
+      for (const hbm::TensorRecord& r : recs[i]) {
+        const std::string name = r.name.substr(options.prefix.size());
+        out->refs_[name] = WeightRef{base + i * slot_bytes + r.offset_in_extent, r.dtype, r.shape};
+      }
+    }
+  }
+  if (stats != nullptr) *stats = st;
+  return out;
+}
+
+StatusOr<WeightRef> DeviceWeights::Get(const std::string& name) const {
+  auto it = refs_.find(name);
+  if (it == refs_.end()) return Status::NotFound("this device's weights have no '" + name + "'");
+  return it->second;
 }
 
 }  // namespace emoe::engine

@@ -64,8 +64,8 @@ StatusOr<std::unique_ptr<Hmm>> Hmm::CreateWithDevices(const std::vector<DeviceSp
   return h;
 }
 
-StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint,
-                                         const PlacementFn& placement) {
+StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement,
+                                         const std::string& name_prefix) {
   std::lock_guard<std::mutex> load_lock(load_mu_);
   // 1. Validate every decision before touching memory.
   struct Planned {
@@ -85,9 +85,9 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint,
                                          std::to_string(dev) + " (unknown or repeated; " +
                                          std::to_string(num_devices()) + " devices)");
         }
-        if (registry_.count({t.name, dev})) {
-          return Status::AlreadyExists("tensor '" + t.name + "' is already on device " +
-                                       std::to_string(dev));
+        if (registry_.count({name_prefix + t.name, dev})) {
+          return Status::AlreadyExists("tensor '" + name_prefix + t.name +
+                                       "' is already on device " + std::to_string(dev));
         }
       }
       plan.push_back({&t, std::move(d)});
@@ -142,7 +142,7 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint,
     const TensorInfo& t = *plan[sl.plan].info;
     const uint64_t slack = t.file_offset % kDirectAlignment;
     TensorRecord r;
-    r.name = t.name;
+    r.name = name_prefix + t.name;
     r.device = plan[sl.plan].where.devices[sl.k];
     r.usage = plan[sl.plan].where.usage;
     r.dtype = t.dtype;
@@ -230,6 +230,79 @@ Status Hmm::Replicate(const std::string& name, int from_device, int to_device) {
                                  std::to_string(to_device) + " meanwhile");
   }
   return Status::Ok();
+}
+
+StatusOr<uint64_t> Hmm::CopyGroup(const std::vector<std::string>& names, int from_device,
+                                  int to_device, Usage usage, const std::string& dst_prefix) {
+  if (to_device < 0 || to_device >= num_devices()) {
+    return Status::InvalidArgument("copy group: unknown device " + std::to_string(to_device));
+  }
+  if (names.empty()) return uint64_t{0};
+  std::vector<TensorRecord> src;
+  std::vector<uint64_t> offsets;
+  uint64_t bytes = 0, total = 0;
+  for (const std::string& n : names) {
+    VMM_ASSIGN_OR_RETURN(TensorRecord r, Find(n, from_device));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (registry_.count({dst_prefix + n, to_device})) {
+        return Status::AlreadyExists("tensor '" + dst_prefix + n + "' is already on device " +
+                                     std::to_string(to_device));
+      }
+    }
+    const uint64_t slack = r.offset_in_extent % kDirectAlignment;
+    offsets.push_back(bytes + slack);
+    bytes += (slack + std::max<uint64_t>(r.size_bytes, 1) + kDirectAlignment - 1) /
+             kDirectAlignment * kDirectAlignment;
+    total += r.size_bytes;
+    src.push_back(std::move(r));
+  }
+  VMM_ASSIGN_OR_RETURN(vmm::Extent e, devices_[to_device]->Allocate(usage, bytes));
+  if (e.data() == nullptr) {
+    return Status::FailedPrecondition("device arenas need a direct map to copy into");
+  }
+  std::vector<TensorRecord> out;
+  std::vector<std::future<Status>> copies;
+  for (size_t i = 0; i < src.size(); ++i) {
+    TensorRecord r = src[i];
+    r.name = dst_prefix + src[i].name;
+    r.device = to_device;
+    r.usage = usage;
+    r.extent = e;
+    r.offset_in_extent = offsets[i];
+    copies.push_back(copies_->CopyAsync(to_device, const_cast<void*>(r.data()), src[i].data(),
+                                        src[i].size_bytes));
+    out.push_back(std::move(r));
+  }
+  Status copy_status;
+  for (auto& f : copies) {
+    Status s = f.get();
+    if (copy_status.ok()) copy_status = s;
+  }
+  VMM_RETURN_IF_ERROR(copy_status.Annotate("copy group to device " + std::to_string(to_device)));
+  std::lock_guard<std::mutex> l(mu_);
+  for (const TensorRecord& r : out) {
+    if (registry_.count({r.name, to_device})) {
+      return Status::AlreadyExists("tensor '" + r.name + "' appeared on device " +
+                                   std::to_string(to_device) + " meanwhile");
+    }
+  }
+  for (TensorRecord& r : out) registry_.emplace(Key{r.name, to_device}, std::move(r));
+  return total;
+}
+
+size_t Hmm::ReleaseIf(const std::function<bool(const TensorRecord&)>& pred) {
+  std::lock_guard<std::mutex> l(mu_);
+  size_t n = 0;
+  for (auto it = registry_.begin(); it != registry_.end();) {
+    if (pred(it->second)) {
+      it = registry_.erase(it);
+      ++n;
+    } else {
+      ++it;
+    }
+  }
+  return n;
 }
 
 StatusOr<TensorRecord> Hmm::Find(const std::string& name, int device) const {

@@ -163,4 +163,22 @@ void PagedSequence::Release() {
   length_ = 0;
 }
 
+StatusOr<std::unique_ptr<PagedSequence>> PagedSequence::CopyTo(KvStore* dst,
+                                                               const CopyFn& copy) const {
+  const KvGeometry &a = store_->geometry(), &b = dst->geometry();
+  if (a.block_bytes() != b.block_bytes() || a.block_tokens != b.block_tokens) {
+    return Status::InvalidArgument("KV copy between stores of different geometry");
+  }
+  auto out = std::make_unique<PagedSequence>(dst);
+  if (blocks_.empty()) return out;
+  VMM_ASSIGN_OR_RETURN(out->blocks_, dst->pool().Allocate(blocks_.size()));
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    Status s =
+        copy(dst->BlockData(out->blocks_[i]), store_->BlockData(blocks_[i]), a.block_bytes());
+    if (!s.ok()) return s.Annotate("KV block copy");  // `out` releases its blocks
+  }
+  out->length_ = length_;
+  return out;
+}
+
 }  // namespace emoe::kv

@@ -88,7 +88,7 @@ TEST(InstanceTest, ExpertsAreSpreadOverRanks) {
   auto inst = Instance::Create(w->hmm.get(), w->config, {0, 1, 2});
   ASSERT_TRUE(inst.ok());
   std::vector<int> per(3, 0);
-  for (int e = 0; e < w->config.num_experts; ++e) ++per[(*inst)->expert_owner(e)];
+  for (int e = 0; e < w->config.num_experts; ++e) ++per[(*inst)->expert_owner(0, e)];
   EXPECT_EQ(per, (std::vector<int>{3, 3, 2}));
   EXPECT_EQ(Instance::Create(w->hmm.get(), w->config, {0, 7}).status().code(),
             vmm::StatusCode::kInvalidArgument);

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,7 +48,10 @@ struct ModelWeights {
   WeightRef embed, final_norm, lm_head;  // lm_head == embed when tied
   std::vector<LayerWeights> layers;
   // Resolves every tensor of ExpectedTensors(config); names the first missing or misshapen one.
-  static StatusOr<ModelWeights> Bind(const ModelConfig& config, const WeightSource& source);
+  // With `want_expert`, experts (layer, e) it rejects are left unbound (null): an EP rank binds
+  // only its own.
+  static StatusOr<ModelWeights> Bind(const ModelConfig& config, const WeightSource& source,
+                                     const std::function<bool(int, int)>& want_expert = {});
 };
 
 // The KV geometry of a model (fp32 K and V per layer and KV head).

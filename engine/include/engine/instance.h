@@ -1,25 +1,37 @@
 // engine/instance.h: an inference instance over a set of devices: DP attention + EP experts.
 //
 // Each device of the instance is a DP rank with a worker thread pinned to its CPUs: it runs
-// attention for its own sequences (their KV lives on that device) and owns a share of the experts
-// (experts::BalancedPlacement). A step runs layer by layer in three phases separated by barriers:
+// attention for its own sequences (their KV lives on that device) and owns the experts an
+// experts::ExpertPlacement gives its device. A step runs layer by layer in three phases
+// separated by barriers:
 //   A  each rank: attention and routing for its sequences (token activations into shared buffers)
 //   B  each rank: its experts over every token routed to them, from all ranks (dispatch), in a
 //      global order (sequence, position), so an expert sees the same rows whatever the device
 //      count
 //   C  each rank: combine for its tokens, summing expert outputs in ascending expert id
-// which makes the output bit-identical for 1..N devices. The instance owns no weight memory: it
-// reads the HMM's records (the attention weights of its own device, the experts of their owners).
+// which makes the output bit-identical for 1..N devices and any placement. The instance owns no
+// weight memory: its WeightSources are views (engine/weight_sources.h).
 //
-// Thread safety: Step is called by one thread at a time; it runs its own workers.
+// Life cycle (DESIGN 4.1): Boot() makes a pre-initialized instance (worker threads started and
+// pinned, the BLAS warmed on scratch data) that is not attached to any weights; Attach() binds
+// the weights of every rank; WarmUp() runs one step on private KV. Create() does all three.
+// A standby pool keeps booted instances for likely next configurations.
+//
+// Thread safety: Step/Attach/WarmUp are called by one thread at a time; the instance runs its
+// own workers.
 #ifndef ENGINE_INSTANCE_H_
 #define ENGINE_INSTANCE_H_
 
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "engine/forward.h"
 #include "engine/weight_sources.h"
+#include "experts/placement.h"
 #include "hbm/hmm.h"
 
 namespace emoe::engine {
@@ -42,24 +54,46 @@ struct InstanceOptions {
 
 class Instance {
  public:
-  // `devices`: HMM device ids, one DP rank each, in rank order.
-  static StatusOr<std::unique_ptr<Instance>> Create(const hbm::Hmm* hmm, const ModelConfig& config,
-                                                    std::vector<int> devices,
-                                                    InstanceOptions options = {});
-  // The same over any weight sources (e.g. AttachmentWeightSource over an hmmd attachment): one
-  // source and one CPU set per rank; `devices` only labels the ranks.
+  // Pre-initialized, not attached: one pinned worker per CPU set (one per rank).
+  static StatusOr<std::unique_ptr<Instance>> Boot(const ModelConfig& config,
+                                                  std::vector<std::vector<int>> cpus,
+                                                  InstanceOptions options = {});
+  // Binds rank r to sources[r] (device devices[r]); rank r computes the experts `placement`
+  // gives devices[r] and binds only those. kFailedPrecondition when already attached or the
+  // rank count differs from Boot's; a missing tensor is named. On error nothing is bound.
+  Status Attach(std::vector<int> devices, std::vector<std::unique_ptr<WeightSource>> sources,
+                const experts::ExpertPlacement& placement);
+  // One step of one token per rank on private KV: touches every weight and sizes the scratch.
+  Status WarmUp();
+
+  // Boot + Attach over the HMM's records (DeviceWeights: expert slots, zero-copy) with the
+  // round-robin placement over `devices`, or the given one.
+  static StatusOr<std::unique_ptr<Instance>> Create(
+      hbm::Hmm* hmm, const ModelConfig& config, std::vector<int> devices,
+      InstanceOptions options = {}, const experts::ExpertPlacement* placement = nullptr);
+  // The same over any weight sources that hold every tensor (e.g. an hmmd attachment): one
+  // source and one CPU set per rank; rank r is labelled device r.
   static StatusOr<std::unique_ptr<Instance>> CreateFromSources(
       std::vector<std::unique_ptr<WeightSource>> sources, std::vector<std::vector<int>> cpus,
       const ModelConfig& config, InstanceOptions options = {});
 
-  int num_ranks() const { return static_cast<int>(devices_.size()); }
+  ~Instance();
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+
+  bool attached() const { return attached_; }
+  int num_ranks() const { return static_cast<int>(workers_.size()); }
   int device(int rank) const { return devices_[rank]; }
-  int expert_owner(int e) const { return owner_[e]; }
+  const std::vector<int>& devices() const { return devices_; }
+  int rank_of_device(int device) const;  // -1 when the device is not in the instance
+  int expert_owner(int layer, int e) const { return owner_[layer][e]; }  // a rank
+  const experts::ExpertPlacement& placement() const { return placement_; }
   const ModelConfig& config() const { return config_; }
+  const WeightSource* source(int rank) const { return ranks_[rank].source.get(); }
 
   // One forward step over `batch`; returns the last-token logits of each input, in order.
   // Validates every input and reserves KV first: on error nothing has run and every sequence
-  // keeps its length.
+  // keeps its length. kFailedPrecondition before Attach.
   StatusOr<std::vector<std::vector<float>>> Step(const std::vector<SequenceInput>& batch);
 
   // CPU seconds each rank computed, and seconds it idled for its compute share, in the last step.
@@ -72,14 +106,27 @@ class Instance {
     std::unique_ptr<WeightSource> source;
     ModelWeights weights;
     std::unique_ptr<Forward> forward;
-    std::vector<int> cpus;
   };
+  // Runs job(r) on every rank's worker and waits for all.
+  void RunOnWorkers(const std::function<void(int)>& job);
+  void WorkerLoop(int r, std::vector<int> cpus);
+
   ModelConfig config_;
   InstanceOptions options_;
+  bool attached_ = false;
   std::vector<double> busy_s_, idle_s_;
   std::vector<int> devices_;
-  std::vector<int> owner_;  // expert -> rank
+  experts::ExpertPlacement placement_;
+  std::vector<std::vector<int>> owner_;  // [layer][expert] -> rank
   std::vector<Rank> ranks_;
+
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(int)>* job_ = nullptr;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace emoe::engine

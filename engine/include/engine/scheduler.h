@@ -75,6 +75,23 @@ class Scheduler {
   // number of sequences stepped (0 when nothing could run).
   StatusOr<int> Step(double now_s, const std::function<void(int64_t, int32_t)>& on_token = {});
 
+  // The switchover of a scale event (DESIGN 4.3 step 4): every request continues on `instance`
+  // with `stores` (one per rank of the new instance). A running request whose device is also in
+  // the new instance, with the same store, keeps its KV: its block table is handed over, nothing
+  // is copied or recomputed. A request on a device that leaves has its blocks copied with `copy`
+  // (P2P) to the new rank with the most free blocks; without `copy`, or when no rank has room,
+  // it is preempted (recomputed later, with the same tokens). Waiting requests just wait.
+  // kInvalidArgument (and nothing changed) when the stores do not match the instance.
+  struct SwitchStats {
+    int kept = 0, copied = 0, preempted = 0;
+    uint64_t bytes_copied = 0;
+  };
+  StatusOr<SwitchStats> SwitchInstance(Instance* instance, std::vector<kv::KvStore*> stores,
+                                       const kv::PagedSequence::CopyFn& copy);
+  // Drops every running request's KV and requeues it for recomputation (a cold restart).
+  int PreemptAll();
+  Instance* instance() const { return inst_; }
+
   bool idle() const { return waiting_.empty() && running_.empty(); }
   size_t waiting() const { return waiting_.size(); }
   size_t running() const { return running_.size(); }

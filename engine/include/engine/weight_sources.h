@@ -1,9 +1,25 @@
-// engine/weight_sources.h: where the engine's weights come from. It owns none: it reads an HMM's
-// registry in-process, or an attachment to hmmd.
+// engine/weight_sources.h: where the engine's weights come from. The engine owns no model
+// memory by default: it reads an HMM's registry in-process, or an attachment to hmmd.
+//
+// DeviceWeights builds the view one DP rank has of the HMM on its device: the non-expert tensors
+// of that device (zero-copy: the HMM's pages) and, per layer, the rank's local experts as ONE
+// contiguous range of expert slots (experts/slots.h) mapped over each expert's own extent. That
+// is the "attach" of a new instance: a few mmaps, no copy. The ablations of #5 replace parts of
+// it: kNaiveCopy copies the local experts into one new contiguous buffer per layer (what a system
+// without VM remapping does), and private_copy copies every tensor into extents of the source's
+// own (no zero-copy attach). The source keeps everything it maps or copies alive; dropping it
+// unmaps its view and frees its own copies.
 #ifndef ENGINE_WEIGHT_SOURCES_H_
 #define ENGINE_WEIGHT_SOURCES_H_
 
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "engine/forward.h"
+#include "experts/placement.h"
+#include "experts/slots.h"
 #include "hbm/client.h"
 #include "hbm/hmm.h"
 
@@ -30,6 +46,45 @@ class AttachmentWeightSource : public WeightSource {
  private:
   const hbm::Attachment* att_;
   int device_;
+};
+
+enum class ExpertView {
+  kSlots,      // VM remap: slots mapped over the experts' own extents (no copy)
+  kNaiveCopy,  // baseline: one new contiguous buffer per layer, every local expert copied in
+};
+
+struct DeviceWeightsOptions {
+  ExpertView experts = ExpertView::kSlots;
+  bool private_copy = false;  // copy non-expert tensors too (ablation: no zero-copy attach)
+  std::string prefix;         // the HMM names are prefix + checkpoint name
+};
+
+struct DeviceWeightsStats {
+  uint64_t bytes_mapped = 0;  // expert slot bytes mapped over the HMM's pages
+  uint64_t bytes_copied = 0;  // bytes copied into the source's own extents
+  int slots = 0;              // expert slots mapped
+};
+
+// A fixed table of views, keeping their memory alive.
+class DeviceWeights : public WeightSource {
+ public:
+  // The weights of `device` under `placement` (the device's local experts only).
+  // kNotFound names a tensor the HMM lacks on that device; kResourceExhausted comes from a full
+  // arena (copies) and leaves nothing allocated.
+  static StatusOr<std::unique_ptr<DeviceWeights>> Build(hbm::Hmm& hmm, const ModelConfig& config,
+                                                        int device,
+                                                        const experts::ExpertPlacement& placement,
+                                                        const DeviceWeightsOptions& options,
+                                                        DeviceWeightsStats* stats = nullptr);
+  StatusOr<WeightRef> Get(const std::string& name) const override;
+  const experts::ExpertSlots* slots(int layer) const {
+    return layer < static_cast<int>(slots_.size()) ? slots_[layer].get() : nullptr;
+  }
+
+ private:
+  std::map<std::string, WeightRef> refs_;
+  std::vector<std::unique_ptr<experts::ExpertSlots>> slots_;  // per layer (kSlots)
+  std::vector<vmm::Extent> owned_;  // the HMM's extents it views, or its own copies
 };
 
 }  // namespace emoe::engine

@@ -84,16 +84,28 @@ class Hmm {
   Device& device(int id) { return *devices_.at(id); }
   CopyEngine& copies() { return *copies_; }
 
-  StatusOr<LoadReport> LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement);
+  // Registers each loaded tensor as `name_prefix` + its checkpoint name (a prefix lets a second,
+  // private copy of a tensor live on a device that already holds it: the baselines of #5).
+  StatusOr<LoadReport> LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement,
+                                      const std::string& name_prefix = "");
 
   // Copies a registered tensor to another device (P2P). kAlreadyExists if it is there.
   Status Replicate(const std::string& name, int from_device, int to_device);
+
+  // Copies registered tensors of `from_device` into ONE new extent of `usage` on `to_device` (each
+  // at a 4 KiB boundary, like a load group), P2P on the destination's workers, registered as
+  // `dst_prefix` + name. All or nothing: on any error (unknown tensor, already there, arena full,
+  // copy failure) nothing is registered and the new extent is freed. Returns the bytes copied.
+  StatusOr<uint64_t> CopyGroup(const std::vector<std::string>& names, int from_device,
+                               int to_device, Usage usage, const std::string& dst_prefix = "");
 
   StatusOr<TensorRecord> Find(const std::string& name, int device) const;
   std::vector<TensorRecord> List(int device = -1) const;  // -1: all devices
   // Drops the record; its pages return when the last mapping of them goes.
   Status Release(const std::string& name, int device);
   void ReleaseAll();
+  // Drops every record `pred` accepts; returns how many.
+  size_t ReleaseIf(const std::function<bool(const TensorRecord&)>& pred);
 
   std::vector<DeviceStats> Stats() const;
   std::string Report() const;

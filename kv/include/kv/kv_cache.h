@@ -22,6 +22,7 @@
 #define KV_KV_CACHE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -78,6 +79,7 @@ class KvStore {
   BlockPool& pool() { return *pool_; }
   float* Key(BlockId b, int64_t layer, int64_t slot);  // slot < block_tokens
   float* Value(BlockId b, int64_t layer, int64_t slot);
+  uint8_t* BlockData(BlockId b) { return base_ + b * geometry_.block_bytes(); }
   const vmm::Extent& extent() const { return extent_; }
 
  private:
@@ -132,6 +134,14 @@ class PagedSequence : public Sequence {
   // Returns every block to the pool (the sequence is empty afterwards).
   void Release();
   const std::vector<BlockId>& blocks() const { return blocks_; }
+  KvStore* store() const { return store_; }
+
+  // Copies this sequence's blocks into fresh blocks of `dst` (another device's store: a request
+  // moving off a device that leaves the instance) with `copy` (e.g. the HMM's P2P engine), and
+  // returns the copy; this sequence is unchanged. kResourceExhausted when `dst` has too few free
+  // blocks; on any failure nothing stays allocated in `dst`.
+  using CopyFn = std::function<Status(void* dst, const void* src, uint64_t bytes)>;
+  StatusOr<std::unique_ptr<PagedSequence>> CopyTo(KvStore* dst, const CopyFn& copy) const;
 
  private:
   KvStore* store_;

@@ -1,0 +1,190 @@
+// engine/coordinator.h: serving with elastic scaling (DESIGN 4.1 and 4.3).
+//
+// The coordinator owns the serving loop (a thread stepping the active instance's scheduler), the
+// per-device KV stores (they outlive instances: a switchover hands block tables over), a small
+// LRU pool of standby instances (booted, not attached), and the scale procedures. It reads and
+// writes model memory only through the HMM.
+//
+// Scale (method kElastic), while the old instance keeps serving:
+//   1 plan      new balanced placement with minimal movement (experts::Rebalance), the
+//               redistribution plan, validated; a request that cannot be met is refused here
+//   2 memory    new devices get the non-expert weights by P2P from a peer, incoming experts are
+//               P2P-copied into new extents of their new owners, new devices get KV stores;
+//               retained weights, experts and KV are not touched
+//   3 instance  a standby instance for the new device set (or one booted on demand) attaches:
+//               dense weights zero-copy, experts as slot ranges over their extents
+//   4 warm-up   one step on private KV
+//   5 switch    between two steps of the serving loop: the scheduler continues on the new
+//               instance; requests whose device stays keep their KV blocks (no copy, no
+//               recompute), requests on leaving devices have their blocks copied P2P
+//   6 cleanup   the old instance exits; outgoing experts and leaving devices' memory are freed
+// A failure in 1-4 rolls back everything the event created; serving never stopped.
+// The baselines and ablations of #5 run through the same procedure with parts replaced.
+//
+// Thread safety: Submit/TakeFinished/Timeline/Stats may be called from any thread; Scale and
+// Restart from one control thread at a time.
+#ifndef ENGINE_COORDINATOR_H_
+#define ENGINE_COORDINATOR_H_
+
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/instance.h"
+#include "engine/scheduler.h"
+#include "experts/plan.h"
+#include "hbm/hmm.h"
+#include "kv/kv_cache.h"
+
+namespace emoe::engine {
+
+enum class ScaleMethod {
+  kElastic,      // this project
+  kColdRestart,  // stop serving, reload from disk on the new devices, start
+  kExtravagant,  // a new instance on fresh devices loaded from disk, then switch
+  kColocated,    // a new instance on the new device set with its own copy (loaded from disk)
+};
+const char* ScaleMethodName(ScaleMethod m);
+StatusOr<ScaleMethod> ParseScaleMethod(const std::string& name);
+
+struct ScaleOptions {
+  ScaleMethod method = ScaleMethod::kElastic;
+  // Ablations of kElastic, one at a time.
+  bool zero_copy = true;  // false: the new instance copies every tensor it uses
+  bool p2p = true;        // false: new devices read what they need from disk
+  bool preinit = true;    // false: boot the new instance on demand, not from the standby pool
+  bool vm_remap = true;   // false: experts copied into one new contiguous buffer per layer
+  // Fault injection for tests: fail the event right after this phase ("plan", "memory",
+  // "instance", "warmup"), as if the step had failed there.
+  std::string fail_after;
+  std::string Name() const;  // "elastic", "elastic-no-p2p", "cold-restart", ...
+};
+
+struct ScaleReport {
+  std::string name;
+  std::vector<int> from_devices, to_devices;
+  double command_s = 0;   // on the coordinator's clock
+  double latency_s = 0;   // command -> the new instance serving
+  double downtime_s = 0;  // time no instance could serve
+  std::map<std::string, double> phase_s;
+  uint64_t bytes_remapped = 0;  // expert slot bytes mapped over existing pages
+  uint64_t bytes_p2p = 0;       // device-to-device copies (weights, experts, KV)
+  uint64_t bytes_disk = 0;      // read from the checkpoint
+  uint64_t bytes_copied = 0;    // copied into private buffers (ablations)
+  uint64_t arena_before = 0, arena_peak = 0, arena_after = 0;  // all devices, exact
+  uint64_t pss_peak_bytes = 0;                                 // the process's PSS, sampled
+  int64_t experts_moved = 0, experts_retained = 0;
+  int requests_kept = 0, requests_kv_copied = 0, requests_recomputed = 0;
+  std::string ToJson() const;
+};
+
+struct CoordinatorOptions {
+  InstanceOptions instance;
+  SchedulerOptions scheduler;  // its clock is replaced by the coordinator's
+  uint64_t kv_bytes_per_device = 64ull << 20;
+  int64_t block_tokens = 16;
+  int standby_pool = 2;  // LRU capacity of standby instances
+  Status Validate() const;
+};
+
+struct StepRecord {
+  double t = 0;      // end of the step, coordinator clock
+  int tokens = 0;    // tokens produced
+  int instance = 0;  // generation of the instance that ran it
+};
+
+class Coordinator {
+ public:
+  // Loads `checkpoint` from disk onto `devices` (dense weights everywhere, each expert on its
+  // owner under the round-robin placement), creates KV stores and the first instance, and
+  // starts serving.
+  static StatusOr<std::unique_ptr<Coordinator>> Create(hbm::Hmm* hmm,
+                                                       const hbm::Checkpoint& checkpoint,
+                                                       const ModelConfig& config,
+                                                       std::vector<int> devices,
+                                                       CoordinatorOptions options);
+  ~Coordinator();
+
+  double Now() const;
+  // Queues a request (arrival_s is set to Now() when 0). Validation errors come back at once.
+  Status Submit(Request r);
+  std::vector<RequestResult> TakeFinished();
+  size_t outstanding() const;
+  std::vector<StepRecord> Timeline() const;
+  // Largest gap between two consecutive tokens of one request, over tokens emitted in [t0, t1].
+  double MaxTokenGap(double t0, double t1) const;
+
+  // Moves serving to `devices` (HMM device ids). kInvalidArgument / kResourceExhausted for a
+  // request that cannot be met (nothing changes); any later failure rolls back and returns the
+  // error with serving unchanged.
+  StatusOr<ScaleReport> Scale(std::vector<int> devices, const ScaleOptions& options);
+  // Replaces the active instance by a new one over the same memory (a crashed instance
+  // restarted): no weight is read from disk, running requests keep their KV.
+  StatusOr<ScaleReport> RestartInstance();
+  // Boots a standby instance for `devices` into the pool (evicting the least recently used).
+  Status PrepareStandby(const std::vector<int>& devices);
+
+  std::vector<int> devices() const;
+  const experts::ExpertPlacement& placement() const { return placement_; }
+  int standby_count() const;
+  uint64_t ArenaUsedBytes() const;  // all devices, all usages
+  hbm::Hmm* hmm() { return hmm_; }
+  int serving_errors() const;
+
+ private:
+  Coordinator() = default;
+  struct Switch;
+  void ServeLoop();
+  // Runs `fn` on the serving thread between two steps and waits for it.
+  void OnServingThread(const std::function<void()>& fn);
+  std::vector<std::vector<int>> CpusOf(const std::vector<int>& devices) const;
+  StatusOr<std::unique_ptr<Instance>> TakeStandby(const std::vector<int>& devices, bool allowed);
+  StatusOr<hbm::LoadReport> LoadFromDisk(const std::vector<int>& devices,
+                                         const experts::ExpertPlacement& placement,
+                                         const std::string& prefix,
+                                         const std::function<bool(const TensorSpec&, int)>& want);
+  StatusOr<ScaleReport> ScaleElastic(std::vector<int> devices, const ScaleOptions& o);
+  StatusOr<ScaleReport> ScaleFromDisk(std::vector<int> devices, const ScaleOptions& o);
+  void Sample(ScaleReport* r) const;
+
+  hbm::Hmm* hmm_ = nullptr;
+  const hbm::Checkpoint* checkpoint_ = nullptr;
+  ModelConfig config_;
+  CoordinatorOptions options_;
+  std::vector<TensorSpec> specs_;
+  std::chrono::steady_clock::time_point start_;
+
+  // Owned by the control thread (Scale/Restart); read by the serving thread only through
+  // OnServingThread.
+  experts::ExpertPlacement placement_;
+  std::string prefix_;  // HMM names of the active weights: prefix_ + checkpoint name
+  int prefix_generation_ = 0;
+  std::unique_ptr<Instance> active_;
+  std::map<int, std::unique_ptr<kv::KvStore>> stores_;                         // device -> KV store
+  std::list<std::pair<std::vector<int>, std::unique_ptr<Instance>>> standby_;  // front = newest
+  std::unique_ptr<Scheduler> sched_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::deque<Request> inbox_;
+  const std::function<void()>* task_ = nullptr;
+  bool stop_ = false;
+  int generation_ = 0;
+  int serving_errors_ = 0;
+  size_t outstanding_ = 0;
+  std::vector<RequestResult> finished_;
+  std::vector<StepRecord> timeline_;
+  std::map<int64_t, double> last_token_;
+  std::vector<std::pair<double, double>> gaps_;  // (token time, gap since the previous token)
+  std::thread server_;
+};
+
+}  // namespace emoe::engine
+
+#endif  // ENGINE_COORDINATOR_H_

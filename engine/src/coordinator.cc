@@ -1,0 +1,849 @@
+#include "engine/coordinator.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "experts/plan.h"
+
+namespace emoe::engine {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// The process's proportional set size from /proc/self/smaps_rollup (0 when unreadable).
+uint64_t PssBytes() {
+  std::ifstream f("/proc/self/smaps_rollup");
+  std::string key;
+  uint64_t kb;
+  std::string unit;
+  while (f >> key) {
+    if (key == "Pss:" && (f >> kb >> unit)) return kb * 1024;
+    f.ignore(1 << 12, '\n');
+  }
+  return 0;
+}
+
+std::string Devices(const std::vector<int>& d) {
+  std::ostringstream o;
+  o << '[';
+  for (size_t i = 0; i < d.size(); ++i) o << (i ? "," : "") << d[i];
+  o << ']';
+  return o.str();
+}
+
+}  // namespace
+
+const char* ScaleMethodName(ScaleMethod m) {
+  switch (m) {
+    case ScaleMethod::kElastic:
+      return "elastic";
+    case ScaleMethod::kColdRestart:
+      return "cold-restart";
+    case ScaleMethod::kExtravagant:
+      return "extravagant";
+    case ScaleMethod::kColocated:
+      return "colocated";
+  }
+  return "?";
+}
+
+StatusOr<ScaleMethod> ParseScaleMethod(const std::string& name) {
+  for (ScaleMethod m : {ScaleMethod::kElastic, ScaleMethod::kColdRestart, ScaleMethod::kExtravagant,
+                        ScaleMethod::kColocated}) {
+    if (name == ScaleMethodName(m)) return m;
+  }
+  return Status::InvalidArgument("unknown scale method '" + name +
+                                 "' (elastic, cold-restart, extravagant, colocated)");
+}
+
+std::string ScaleOptions::Name() const {
+  std::string n = ScaleMethodName(method);
+  if (method != ScaleMethod::kElastic) return n;
+  if (!zero_copy) n += "-no-zero-copy";
+  if (!p2p) n += "-no-p2p";
+  if (!preinit) n += "-no-preinit";
+  if (!vm_remap) n += "-no-vm-remap";
+  return n;
+}
+
+std::string ScaleReport::ToJson() const {
+  std::ostringstream o;
+  o.precision(6);
+  o << "{\"name\":\"" << name << "\",\"from\":" << Devices(from_devices)
+    << ",\"to\":" << Devices(to_devices) << ",\"command_s\":" << command_s
+    << ",\"latency_s\":" << latency_s << ",\"downtime_s\":" << downtime_s << ",\"phases\":{";
+  bool first = true;
+  for (const auto& [k, v] : phase_s) {
+    o << (first ? "" : ",") << "\"" << k << "\":" << v;
+    first = false;
+  }
+  o << "},\"bytes_remapped\":" << bytes_remapped << ",\"bytes_p2p\":" << bytes_p2p
+    << ",\"bytes_disk\":" << bytes_disk << ",\"bytes_copied\":" << bytes_copied
+    << ",\"arena_before\":" << arena_before << ",\"arena_peak\":" << arena_peak
+    << ",\"arena_after\":" << arena_after << ",\"pss_peak_bytes\":" << pss_peak_bytes
+    << ",\"experts_moved\":" << experts_moved << ",\"experts_retained\":" << experts_retained
+    << ",\"requests_kept\":" << requests_kept << ",\"requests_kv_copied\":" << requests_kv_copied
+    << ",\"requests_recomputed\":" << requests_recomputed << "}";
+  return o.str();
+}
+
+Status CoordinatorOptions::Validate() const {
+  VMM_RETURN_IF_ERROR(instance.Validate());
+  VMM_RETURN_IF_ERROR(scheduler.Validate());
+  if (kv_bytes_per_device == 0) return Status::InvalidArgument("KV bytes per device must be > 0");
+  if (block_tokens < 1) return Status::InvalidArgument("block_tokens must be >= 1");
+  if (standby_pool < 0) return Status::InvalidArgument("standby_pool must be >= 0");
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(hbm::Hmm* hmm,
+                                                           const hbm::Checkpoint& checkpoint,
+                                                           const ModelConfig& config,
+                                                           std::vector<int> devices,
+                                                           CoordinatorOptions options) {
+  VMM_RETURN_IF_ERROR(options.Validate());
+  VMM_RETURN_IF_ERROR(ValidateCheckpoint(config, checkpoint));
+  std::sort(devices.begin(), devices.end());
+  auto c = std::unique_ptr<Coordinator>(new Coordinator());
+  c->hmm_ = hmm;
+  c->checkpoint_ = &checkpoint;
+  c->config_ = config;
+  c->options_ = options;
+  c->specs_ = ExpectedTensors(config);
+  c->start_ = Clock::now();
+  VMM_ASSIGN_OR_RETURN(c->placement_, experts::InitialPlacement(config.num_hidden_layers,
+                                                                config.num_experts, devices));
+  VMM_RETURN_IF_ERROR(c->LoadFromDisk(devices, c->placement_, "", [](const TensorSpec&, int) {
+                         return true;
+                       }).status());
+  for (int d : devices) {
+    VMM_ASSIGN_OR_RETURN(
+        c->stores_[d],
+        kv::KvStore::Create(hmm->device(d), KvGeometryFor(config, options.block_tokens),
+                            options.kv_bytes_per_device));
+  }
+  VMM_ASSIGN_OR_RETURN(c->active_,
+                       Instance::Create(hmm, config, devices, options.instance, &c->placement_));
+  VMM_RETURN_IF_ERROR(c->active_->WarmUp());
+  std::vector<kv::KvStore*> stores;
+  for (int d : devices) stores.push_back(c->stores_[d].get());
+  SchedulerOptions so = options.scheduler;
+  Coordinator* self = c.get();
+  so.clock = [self] { return self->Now(); };
+  c->sched_ = std::make_unique<Scheduler>(c->active_.get(), stores, so);
+  c->server_ = std::thread(&Coordinator::ServeLoop, c.get());
+  return c;
+}
+
+Coordinator::~Coordinator() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (server_.joinable()) server_.join();
+  sched_.reset();
+}
+
+double Coordinator::Now() const { return Since(start_); }
+
+Status Coordinator::Submit(Request r) {
+  if (r.arrival_s == 0) r.arrival_s = Now();
+  if (r.prompt.empty() || r.max_new_tokens < 1) {
+    return Status::InvalidArgument("request " + std::to_string(r.id) +
+                                   ": empty prompt or max_new_tokens < 1");
+  }
+  for (int32_t t : r.prompt) {
+    if (t < 0 || t >= config_.vocab_size) {
+      return Status::InvalidArgument("request " + std::to_string(r.id) + ": token " +
+                                     std::to_string(t) + " outside the vocabulary");
+    }
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    inbox_.push_back(std::move(r));
+    ++outstanding_;
+  }
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+std::vector<RequestResult> Coordinator::TakeFinished() {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<RequestResult> out;
+  out.swap(finished_);
+  return out;
+}
+
+size_t Coordinator::outstanding() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return outstanding_;
+}
+
+std::vector<StepRecord> Coordinator::Timeline() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return timeline_;
+}
+
+double Coordinator::MaxTokenGap(double t0, double t1) const {
+  std::lock_guard<std::mutex> l(mu_);
+  double g = 0;
+  for (const auto& [t, gap] : gaps_) {
+    if (t >= t0 && t <= t1) g = std::max(g, gap);
+  }
+  return g;
+}
+
+int Coordinator::serving_errors() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return serving_errors_;
+}
+
+void Coordinator::ServeLoop() {
+  for (;;) {
+    std::deque<Request> in;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      if (task_ != nullptr) {
+        (*task_)();
+        task_ = nullptr;
+        done_cv_.notify_all();
+      }
+      if (stop_) return;
+      if (inbox_.empty() && sched_->idle() && task_ == nullptr) {
+        cv_.wait_for(l, std::chrono::milliseconds(50));
+        continue;
+      }
+      in.swap(inbox_);
+    }
+    std::vector<RequestResult> rejected;
+    for (Request& r : in) {
+      Status s = sched_->Submit(r);
+      if (!s.ok()) {
+        RequestResult res;
+        res.id = r.id;
+        res.arrival_s = r.arrival_s;
+        res.finish_s = Now();
+        res.finish_reason = "rejected: " + s.ToString();
+        rejected.push_back(res);
+      }
+    }
+    std::vector<std::pair<int64_t, double>> tokens;
+    auto n = sched_->Step(Now(), [&](int64_t id, int32_t) { tokens.emplace_back(id, Now()); });
+    std::vector<RequestResult> done = sched_->TakeFinished();
+    std::lock_guard<std::mutex> l(mu_);
+    if (!n.ok()) ++serving_errors_;
+    for (auto& r : rejected) done.push_back(std::move(r));
+    outstanding_ -= done.size();
+    for (auto& r : done) {
+      last_token_.erase(r.id);
+      finished_.push_back(std::move(r));
+    }
+    if (n.ok() && *n > 0)
+      timeline_.push_back({Now(), static_cast<int>(tokens.size()), generation_});
+    for (auto [id, t] : tokens) {
+      auto it = last_token_.find(id);
+      if (it != last_token_.end()) gaps_.emplace_back(t, t - it->second);
+      last_token_[id] = t;
+    }
+  }
+}
+
+void Coordinator::OnServingThread(const std::function<void()>& fn) {
+  std::unique_lock<std::mutex> l(mu_);
+  task_ = &fn;
+  cv_.notify_all();
+  done_cv_.wait(l, [&] { return task_ == nullptr; });
+}
+
+std::vector<int> Coordinator::devices() const { return active_->devices(); }
+
+int Coordinator::standby_count() const { return static_cast<int>(standby_.size()); }
+
+uint64_t Coordinator::ArenaUsedBytes() const {
+  uint64_t used = 0;
+  for (const hbm::DeviceStats& s : hmm_->Stats()) used += s.used_bytes;
+  return used;
+}
+
+void Coordinator::Sample(ScaleReport* r) const {
+  r->arena_peak = std::max(r->arena_peak, ArenaUsedBytes());
+  r->pss_peak_bytes = std::max(r->pss_peak_bytes, PssBytes());
+}
+
+std::vector<std::vector<int>> Coordinator::CpusOf(const std::vector<int>& devices) const {
+  std::vector<std::vector<int>> cpus;
+  for (int d : devices) cpus.push_back(hmm_->device(d).spec().cpus);
+  return cpus;
+}
+
+Status Coordinator::PrepareStandby(const std::vector<int>& devices) {
+  if (options_.standby_pool == 0) return Status::Ok();
+  for (int d : devices) {
+    if (d < 0 || d >= hmm_->num_devices()) {
+      return Status::InvalidArgument("standby for unknown device " + std::to_string(d));
+    }
+  }
+  const auto cpus = CpusOf(devices);
+  for (const auto& [key, inst] : standby_) {
+    if (key == devices) return Status::Ok();
+  }
+  VMM_ASSIGN_OR_RETURN(auto inst, Instance::Boot(config_, cpus, options_.instance));
+  standby_.emplace_front(devices, std::move(inst));
+  while (static_cast<int>(standby_.size()) > options_.standby_pool) standby_.pop_back();
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Instance>> Coordinator::TakeStandby(const std::vector<int>& devices,
+                                                             bool allowed) {
+  if (allowed) {
+    for (auto it = standby_.begin(); it != standby_.end(); ++it) {
+      if (it->first == devices) {
+        auto inst = std::move(it->second);
+        standby_.erase(it);
+        return inst;
+      }
+    }
+  }
+  return Instance::Boot(config_, CpusOf(devices), options_.instance);
+}
+
+StatusOr<hbm::LoadReport> Coordinator::LoadFromDisk(
+    const std::vector<int>& devices, const experts::ExpertPlacement& placement,
+    const std::string& prefix, const std::function<bool(const TensorSpec&, int)>& want) {
+  std::map<std::string, const TensorSpec*> by_name;
+  for (const TensorSpec& s : specs_) by_name[s.name] = &s;
+  auto where = [&](const hbm::TensorInfo& t) {
+    hbm::PlacementDecision d;
+    auto it = by_name.find(t.name);
+    if (it == by_name.end()) return d;
+    const TensorSpec& s = *it->second;
+    if (s.expert >= 0) {
+      const int owner = placement.owner[s.layer][s.expert];
+      if (want(s, owner)) {
+        d.usage = hbm::Usage::kExperts;
+        d.devices = {owner};
+        d.group = "layer" + std::to_string(s.layer) + ".expert" + std::to_string(s.expert);
+      }
+      return d;
+    }
+    for (int dev : devices) {
+      if (want(s, dev)) d.devices.push_back(dev);
+    }
+    return d;
+  };
+  return hmm_->LoadCheckpoint(*checkpoint_, where, prefix);
+}
+
+StatusOr<ScaleReport> Coordinator::Scale(std::vector<int> devices, const ScaleOptions& options) {
+  std::sort(devices.begin(), devices.end());
+  if (devices.empty()) {
+    return Status::InvalidArgument("scale to no devices: an instance needs at least one");
+  }
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (devices[i] < 0 || devices[i] >= hmm_->num_devices() ||
+        (i > 0 && devices[i] == devices[i - 1])) {
+      return Status::InvalidArgument("scale to " + Devices(devices) + ": device " +
+                                     std::to_string(devices[i]) + " is unknown or repeated (" +
+                                     std::to_string(hmm_->num_devices()) + " devices)");
+    }
+  }
+  if (devices == active_->devices() && options.method == ScaleMethod::kElastic) {
+    return Status::InvalidArgument("scale to " + Devices(devices) + ": already serving there");
+  }
+  if (options.method == ScaleMethod::kElastic) return ScaleElastic(std::move(devices), options);
+  return ScaleFromDisk(std::move(devices), options);
+}
+
+// Everything a failed event must undo.
+struct Coordinator::Switch {
+  std::vector<std::pair<std::string, int>> records;  // HMM records created
+  std::vector<int> new_stores;                       // devices whose KV store was created
+};
+
+StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const ScaleOptions& o) {
+  ScaleReport rep;
+  rep.name = o.Name();
+  rep.from_devices = active_->devices();
+  rep.to_devices = devices;
+  const auto t0 = Clock::now();
+  rep.command_s = Now();
+  rep.arena_before = ArenaUsedBytes();
+  Sample(&rep);
+  auto phase = [&, t = t0](const char* name) mutable {
+    rep.phase_s[name] = Since(t);
+    t = Clock::now();
+    Sample(&rep);
+  };
+  auto injected = [&](const char* name) -> Status {
+    if (o.fail_after == name)
+      return Status::Internal(std::string("injected failure after ") + name);
+    return Status::Ok();
+  };
+  // 1. Plan.
+  VMM_ASSIGN_OR_RETURN(experts::ExpertPlacement to, experts::Rebalance(placement_, devices));
+  VMM_ASSIGN_OR_RETURN(experts::RedistributionPlan plan,
+                       experts::PlanRedistribution(placement_, to));
+  VMM_RETURN_IF_ERROR(plan.Validate());
+  rep.experts_moved = plan.moved_count();
+  rep.experts_retained = plan.retained_count();
+  const std::vector<int> added = plan.added_devices(), removed = plan.removed_devices();
+  std::map<std::pair<int, int>, std::vector<std::string>> expert_names;
+  std::vector<std::string> dense;
+  for (const TensorSpec& s : specs_) {
+    if (s.expert >= 0) {
+      expert_names[{s.layer, s.expert}].push_back(prefix_ + s.name);
+    } else {
+      dense.push_back(prefix_ + s.name);
+    }
+  }
+  // Can it be met? Bytes each device must receive, against what its arenas have free.
+  {
+    std::map<int, uint64_t> need_w, need_e;
+    const int peer = rep.from_devices[0];
+    for (int d : added) {
+      for (const std::string& n : dense) {
+        VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r, hmm_->Find(n, peer));
+        need_w[d] += r.size_bytes + hbm::kDirectAlignment;
+      }
+    }
+    for (const experts::ExpertMove& m : plan.moves) {
+      VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r,
+                           hmm_->Find(expert_names[{m.layer, m.expert}][0], m.from));
+      need_e[m.to] += r.extent.size_bytes();
+    }
+    for (int d : devices) {
+      const hbm::DeviceStats st = hmm_->device(d).Stats();
+      const auto& w = st.usage[static_cast<int>(hbm::Usage::kWeights)];
+      const auto& e = st.usage[static_cast<int>(hbm::Usage::kExperts)];
+      const auto& k = st.usage[static_cast<int>(hbm::Usage::kKv)];
+      auto refuse = [&](const char* what, uint64_t need, uint64_t free) {
+        return Status::ResourceExhausted(
+            "scale to " + Devices(devices) + " refused: device " + std::to_string(d) + " needs " +
+            std::to_string(need >> 20) + " MiB more " + what + " memory but has " +
+            std::to_string(free >> 20) + " MiB free; serving continues on " +
+            Devices(rep.from_devices));
+      };
+      if (need_w[d] > w.free_bytes) return refuse("weight", need_w[d], w.free_bytes);
+      if (need_e[d] > e.free_bytes) return refuse("expert", need_e[d], e.free_bytes);
+      if (!stores_.count(d) && options_.kv_bytes_per_device > k.free_bytes) {
+        return refuse("KV", options_.kv_bytes_per_device, k.free_bytes);
+      }
+    }
+  }
+  phase("plan");
+  VMM_RETURN_IF_ERROR(injected("plan"));
+  // From here on, failures roll back what this event created.
+  Switch undo;
+  std::unique_ptr<Instance> next;
+  auto rollback = [&](Status s) -> Status {
+    next.reset();
+    for (const auto& [name, d] : undo.records) (void)hmm_->Release(name, d);
+    for (int d : undo.new_stores) stores_.erase(d);
+    return s.Annotate("scale to " + Devices(devices) + " rolled back; serving continues on " +
+                      Devices(rep.from_devices));
+  };
+  // 2. Memory, concurrent with serving.
+  {
+    const int peer = rep.from_devices[0];
+    Status s;
+    if (o.p2p) {
+      for (int d : added) {
+        if (!s.ok()) break;
+        auto b = hmm_->CopyGroup(dense, peer, d, hbm::Usage::kWeights);
+        if (b.ok()) {
+          rep.bytes_p2p += *b;
+          for (const std::string& n : dense) undo.records.emplace_back(n, d);
+        } else {
+          s = b.status();
+        }
+      }
+      for (const experts::ExpertMove& m : plan.moves) {
+        if (!s.ok()) break;
+        const auto& names = expert_names[{m.layer, m.expert}];
+        auto b = hmm_->CopyGroup(names, m.from, m.to, hbm::Usage::kExperts);
+        if (b.ok()) {
+          rep.bytes_p2p += *b;
+          for (const std::string& n : names) undo.records.emplace_back(n, m.to);
+        } else {
+          s = b.status();
+        }
+      }
+    } else {
+      std::set<std::pair<int, int>> incoming;
+      for (const experts::ExpertMove& m : plan.moves) incoming.insert({m.layer, m.expert});
+      std::set<int> add(added.begin(), added.end());
+      auto want = [&](const TensorSpec& sp, int dev) {
+        return sp.expert >= 0 ? incoming.count({sp.layer, sp.expert}) > 0 : add.count(dev) > 0;
+      };
+      auto r = LoadFromDisk(added, to, prefix_, want);
+      if (r.ok()) {
+        rep.bytes_disk += r->bytes_from_disk;
+        for (const TensorSpec& sp : specs_) {
+          if (sp.expert >= 0 && incoming.count({sp.layer, sp.expert})) {
+            undo.records.emplace_back(prefix_ + sp.name, to.owner[sp.layer][sp.expert]);
+          } else if (sp.expert < 0) {
+            for (int d : added) undo.records.emplace_back(prefix_ + sp.name, d);
+          }
+        }
+      } else {
+        s = r.status();
+      }
+    }
+    for (int d : added) {
+      if (!s.ok()) break;
+      auto st = kv::KvStore::Create(hmm_->device(d), KvGeometryFor(config_, options_.block_tokens),
+                                    options_.kv_bytes_per_device);
+      if (st.ok()) {
+        stores_[d] = std::move(*st);
+        undo.new_stores.push_back(d);
+      } else {
+        s = st.status();
+      }
+    }
+    if (s.ok()) s = injected("memory");
+    phase("memory");
+    if (!s.ok()) return rollback(s);
+  }
+  // 3. The new instance attaches.
+  {
+    auto inst = TakeStandby(devices, o.preinit);
+    if (!inst.ok()) return rollback(inst.status());
+    next = std::move(*inst);
+    DeviceWeightsOptions wo;
+    wo.prefix = prefix_;
+    wo.private_copy = !o.zero_copy;
+    wo.experts = o.vm_remap ? ExpertView::kSlots : ExpertView::kNaiveCopy;
+    std::vector<std::unique_ptr<WeightSource>> sources;
+    for (int d : devices) {
+      DeviceWeightsStats ws;
+      auto w = DeviceWeights::Build(*hmm_, config_, d, to, wo, &ws);
+      if (!w.ok()) return rollback(w.status());
+      rep.bytes_remapped += ws.bytes_mapped;
+      rep.bytes_copied += ws.bytes_copied;
+      sources.push_back(std::move(*w));
+    }
+    Status s = next->Attach(devices, std::move(sources), to);
+    if (s.ok()) s = injected("instance");
+    phase("instance");
+    if (!s.ok()) return rollback(s);
+  }
+  // 4. Warm-up.
+  {
+    Status s = next->WarmUp();
+    if (s.ok()) s = injected("warmup");
+    phase("warmup");
+    if (!s.ok()) return rollback(s);
+  }
+  // 5. Switchover between two steps.
+  {
+    std::vector<kv::KvStore*> stores;
+    for (int d : devices) stores.push_back(stores_[d].get());
+    hbm::Hmm* hmm = hmm_;
+    std::vector<int> dev_of_store;
+    for (int d : devices) dev_of_store.push_back(d);
+    kv::PagedSequence::CopyFn copy = [hmm, stores, dev_of_store](void* dst, const void* src,
+                                                                 uint64_t n) {
+      for (size_t i = 0; i < stores.size(); ++i) {
+        const uint8_t* b = static_cast<const uint8_t*>(stores[i]->extent().data());
+        if (dst >= b && dst < b + stores[i]->extent().size_bytes()) {
+          return hmm->copies().Copy(dev_of_store[i], dst, src, n);
+        }
+      }
+      return Status::Internal("KV copy to an unknown store");
+    };
+    StatusOr<Scheduler::SwitchStats> sw = Status::Internal("switch did not run");
+    double blocked = 0;
+    OnServingThread([&] {
+      const auto ts = Clock::now();
+      sw = sched_->SwitchInstance(next.get(), stores, copy);
+      if (sw.ok()) ++generation_;
+      blocked = Since(ts);
+    });
+    if (!sw.ok()) return rollback(sw.status());
+    rep.downtime_s = blocked;
+    rep.requests_kept = sw->kept;
+    rep.requests_kv_copied = sw->copied;
+    rep.requests_recomputed = sw->preempted;
+    rep.bytes_p2p += sw->bytes_copied;
+    rep.latency_s = Since(t0);
+    phase("switch");
+  }
+  // 6. Cleanup: the old instance exits, outgoing experts and leaving devices are freed.
+  std::swap(active_, next);
+  next.reset();
+  for (const experts::ExpertMove& m : plan.moves) {
+    for (const std::string& n : expert_names[{m.layer, m.expert}]) (void)hmm_->Release(n, m.from);
+  }
+  std::set<int> gone(removed.begin(), removed.end());
+  hmm_->ReleaseIf([&](const hbm::TensorRecord& r) { return gone.count(r.device) > 0; });
+  for (int d : removed) stores_.erase(d);
+  placement_ = to;
+  phase("cleanup");
+  rep.arena_after = ArenaUsedBytes();
+  return rep;
+}
+
+StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const ScaleOptions& o) {
+  ScaleReport rep;
+  rep.name = o.Name();
+  rep.from_devices = active_->devices();
+  const auto t0 = Clock::now();
+  rep.command_s = Now();
+  rep.arena_before = ArenaUsedBytes();
+  Sample(&rep);
+  auto phase = [&, t = t0](const char* name) mutable {
+    rep.phase_s[name] = Since(t);
+    t = Clock::now();
+    Sample(&rep);
+  };
+  if (o.method == ScaleMethod::kExtravagant) {
+    // As many fresh devices as asked for, none of them serving now.
+    std::vector<int> fresh;
+    for (int d = 0; d < hmm_->num_devices() && fresh.size() < devices.size(); ++d) {
+      if (active_->rank_of_device(d) < 0) fresh.push_back(d);
+    }
+    if (fresh.size() < devices.size()) {
+      return Status::ResourceExhausted("extravagant scaling to " + std::to_string(devices.size()) +
+                                       " devices needs that many "
+                                       "fresh devices besides the " +
+                                       std::to_string(rep.from_devices.size()) +
+                                       " serving; the HMM has " +
+                                       std::to_string(hmm_->num_devices()));
+    }
+    devices = fresh;
+  }
+  rep.to_devices = devices;
+  VMM_ASSIGN_OR_RETURN(
+      experts::ExpertPlacement to,
+      experts::InitialPlacement(config_.num_hidden_layers, config_.num_experts, devices));
+  const std::string old_prefix = prefix_;
+  const std::string new_prefix = "g" + std::to_string(++prefix_generation_) + "/";
+  const std::vector<int> old_devices = rep.from_devices;
+  auto geometry = KvGeometryFor(config_, options_.block_tokens);
+  auto ensure_stores = [&]() -> Status {
+    for (int d : devices) {
+      if (stores_.count(d)) continue;
+      VMM_ASSIGN_OR_RETURN(
+          stores_[d], kv::KvStore::Create(hmm_->device(d), geometry, options_.kv_bytes_per_device));
+    }
+    return Status::Ok();
+  };
+  auto all = [](const TensorSpec&, int) { return true; };
+  phase("plan");
+  std::unique_ptr<Instance> next;
+  if (o.method == ScaleMethod::kColdRestart) {
+    // Stop serving; everything of the old configuration goes; load; start.
+    const auto stop_t = Clock::now();
+    std::mutex m;
+    std::condition_variable cv;
+    bool resume = false, paused = false;
+    std::thread pauser([&] {
+      OnServingThread([&] {
+        sched_->PreemptAll();
+        std::unique_lock<std::mutex> l(m);
+        paused = true;
+        cv.notify_all();
+        cv.wait(l, [&] { return resume; });
+      });
+    });
+    {
+      std::unique_lock<std::mutex> l(m);
+      cv.wait(l, [&] { return paused; });
+    }
+    Status s;
+    {
+      // The serving thread is parked inside its task: the scheduler is ours until `resume`.
+      std::vector<int> none;
+      for (auto& [d, st] : stores_) none.push_back(d);
+      active_.reset();
+      hmm_->ReleaseIf([&](const hbm::TensorRecord& r) { return r.name.rfind(old_prefix, 0) == 0; });
+      phase("stop");
+      auto r = LoadFromDisk(devices, to, new_prefix, all);
+      s = r.status();
+      if (r.ok()) rep.bytes_disk += r->bytes_from_disk;
+      phase("memory");
+      if (s.ok()) {
+        stores_.clear();  // preempted: no sequence holds blocks any more
+        s = ensure_stores();
+      }
+      if (s.ok()) {
+        DeviceWeightsOptions wo;
+        wo.prefix = new_prefix;
+        auto inst = Instance::Boot(config_, CpusOf(devices), options_.instance);
+        s = inst.status();
+        if (s.ok()) {
+          next = std::move(*inst);
+          std::vector<std::unique_ptr<WeightSource>> sources;
+          for (int d : devices) {
+            auto w = DeviceWeights::Build(*hmm_, config_, d, to, wo);
+            if (!w.ok()) {
+              s = w.status();
+              break;
+            }
+            sources.push_back(std::move(*w));
+          }
+          if (s.ok()) s = next->Attach(devices, std::move(sources), to);
+          if (s.ok()) s = next->WarmUp();
+        }
+      }
+      phase("instance");
+      if (s.ok()) {
+        std::vector<kv::KvStore*> stores;
+        for (int d : devices) stores.push_back(stores_[d].get());
+        auto sw = sched_->SwitchInstance(next.get(), stores, {});
+        s = sw.status();
+        if (s.ok()) ++generation_;
+      }
+      {
+        std::lock_guard<std::mutex> l(m);
+        resume = true;
+      }
+      cv.notify_all();
+    }
+    pauser.join();
+    if (!s.ok()) {
+      // The old configuration is gone: this is the cold restart's risk. Say so loudly.
+      return s.Annotate("cold restart to " + Devices(devices) +
+                        " failed after the old instance was stopped; not serving");
+    }
+    rep.downtime_s = Since(stop_t);
+    rep.latency_s = Since(t0);
+    active_ = std::move(next);
+    prefix_ = new_prefix;
+    placement_ = to;
+    phase("switch");
+    rep.arena_after = ArenaUsedBytes();
+    return rep;
+  }
+  // Extravagant and colocated: the new copy is loaded from disk while the old one serves.
+  std::vector<int> created;
+  auto rollback = [&](Status s) -> Status {
+    next.reset();
+    hmm_->ReleaseIf([&](const hbm::TensorRecord& r) { return r.name.rfind(new_prefix, 0) == 0; });
+    for (int d : created) stores_.erase(d);
+    return s.Annotate("scale to " + Devices(devices) + " rolled back");
+  };
+  {
+    auto r = LoadFromDisk(devices, to, new_prefix, all);
+    if (!r.ok()) return rollback(r.status());
+    rep.bytes_disk += r->bytes_from_disk;
+    for (int d : devices) {
+      if (stores_.count(d)) continue;
+      auto st = kv::KvStore::Create(hmm_->device(d), geometry, options_.kv_bytes_per_device);
+      if (!st.ok()) return rollback(st.status());
+      stores_[d] = std::move(*st);
+      created.push_back(d);
+    }
+    phase("memory");
+  }
+  {
+    auto inst = TakeStandby(devices, true);
+    if (!inst.ok()) return rollback(inst.status());
+    next = std::move(*inst);
+    DeviceWeightsOptions wo;
+    wo.prefix = new_prefix;
+    std::vector<std::unique_ptr<WeightSource>> sources;
+    for (int d : devices) {
+      auto w = DeviceWeights::Build(*hmm_, config_, d, to, wo);
+      if (!w.ok()) return rollback(w.status());
+      sources.push_back(std::move(*w));
+    }
+    Status s = next->Attach(devices, std::move(sources), to);
+    if (s.ok()) s = next->WarmUp();
+    phase("instance");
+    if (!s.ok()) return rollback(s);
+  }
+  {
+    std::vector<kv::KvStore*> stores;
+    for (int d : devices) stores.push_back(stores_[d].get());
+    hbm::Hmm* hmm = hmm_;
+    std::vector<int> devs = devices;
+    kv::PagedSequence::CopyFn copy = [hmm, stores, devs](void* dst, const void* src, uint64_t n) {
+      for (size_t i = 0; i < stores.size(); ++i) {
+        const uint8_t* b = static_cast<const uint8_t*>(stores[i]->extent().data());
+        if (dst >= b && dst < b + stores[i]->extent().size_bytes()) {
+          return hmm->copies().Copy(devs[i], dst, src, n);
+        }
+      }
+      return Status::Internal("KV copy to an unknown store");
+    };
+    StatusOr<Scheduler::SwitchStats> sw = Status::Internal("switch did not run");
+    double blocked = 0;
+    OnServingThread([&] {
+      const auto ts = Clock::now();
+      sw = sched_->SwitchInstance(next.get(), stores, copy);
+      if (sw.ok()) ++generation_;
+      blocked = Since(ts);
+    });
+    if (!sw.ok()) return rollback(sw.status());
+    rep.downtime_s = blocked;
+    rep.requests_kept = sw->kept;
+    rep.requests_kv_copied = sw->copied;
+    rep.requests_recomputed = sw->preempted;
+    rep.bytes_p2p += sw->bytes_copied;
+    rep.latency_s = Since(t0);
+    phase("switch");
+  }
+  std::swap(active_, next);
+  next.reset();
+  hmm_->ReleaseIf([&](const hbm::TensorRecord& r) {
+    return r.name.rfind(old_prefix, 0) == 0 && r.name.rfind(new_prefix, 0) != 0;
+  });
+  std::set<int> keep(devices.begin(), devices.end());
+  for (int d : old_devices) {
+    if (!keep.count(d)) stores_.erase(d);
+  }
+  prefix_ = new_prefix;
+  placement_ = to;
+  phase("cleanup");
+  rep.arena_after = ArenaUsedBytes();
+  return rep;
+}
+
+StatusOr<ScaleReport> Coordinator::RestartInstance() {
+  ScaleReport rep;
+  rep.name = "restart";
+  rep.from_devices = rep.to_devices = active_->devices();
+  const auto t0 = Clock::now();
+  rep.command_s = Now();
+  rep.arena_before = ArenaUsedBytes();
+  const std::vector<int> devices = active_->devices();
+  VMM_ASSIGN_OR_RETURN(auto next, Instance::Boot(config_, CpusOf(devices), options_.instance));
+  DeviceWeightsOptions wo;
+  wo.prefix = prefix_;
+  std::vector<std::unique_ptr<WeightSource>> sources;
+  for (int d : devices) {
+    DeviceWeightsStats ws;
+    VMM_ASSIGN_OR_RETURN(auto w, DeviceWeights::Build(*hmm_, config_, d, placement_, wo, &ws));
+    rep.bytes_remapped += ws.bytes_mapped;
+    sources.push_back(std::move(w));
+  }
+  VMM_RETURN_IF_ERROR(next->Attach(devices, std::move(sources), placement_));
+  VMM_RETURN_IF_ERROR(next->WarmUp());
+  std::vector<kv::KvStore*> stores;
+  for (int d : devices) stores.push_back(stores_[d].get());
+  StatusOr<Scheduler::SwitchStats> sw = Status::Internal("switch did not run");
+  OnServingThread([&] {
+    const auto ts = Clock::now();
+    sw = sched_->SwitchInstance(next.get(), stores, {});
+    if (sw.ok()) ++generation_;
+    rep.downtime_s = Since(ts);
+  });
+  VMM_RETURN_IF_ERROR(sw.status());
+  rep.requests_kept = sw->kept;
+  rep.latency_s = Since(t0);
+  active_ = std::move(next);
+  rep.arena_after = ArenaUsedBytes();
+  return rep;
+}
+
+}  // namespace emoe::engine

@@ -1,0 +1,254 @@
+// Elastic scaling while serving (#5): tokens identical to a run without scaling, nothing leaks
+// over repeated cycles, impossible requests are refused, failures roll back, a crashed instance
+// restarts without reading the disk, and the baselines serve the same tokens.
+#include "engine/coordinator.h"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "../hbm/test_files.h"
+#include "vmm/stats.h"
+
+namespace emoe::engine {
+namespace {
+
+using hbm::testing::ScratchDir;
+
+int OpenFds() {
+  int n = 0;
+  DIR* d = opendir("/proc/self/fd");
+  while (readdir(d) != nullptr) ++n;
+  closedir(d);
+  return n;
+}
+
+// Mappings of model memory: vmm's live mappings and reservations, and arena (memfd:vmm:) VMAs.
+struct MapState {
+  int64_t mappings = 0, reservations = 0, reserved_bytes = 0, arena_vmas = 0;
+  bool operator==(const MapState&) const = default;
+};
+MapState Maps() {
+  MapState m;
+  const vmm::Counters& c = vmm::GlobalCounters();
+  m.mappings = c.mappings_now.load();
+  m.reservations = c.reservations_now.load();
+  m.reserved_bytes = c.reserved_bytes_now.load();
+  std::ifstream f("/proc/self/maps");
+  std::string line;
+  while (std::getline(f, line)) m.arena_vmas += line.find("memfd:vmm:") != std::string::npos;
+  return m;
+}
+
+struct World {
+  ScratchDir dir;
+  ModelConfig config;
+  hbm::Checkpoint ckpt;
+  std::unique_ptr<hbm::Hmm> hmm;
+};
+
+std::unique_ptr<World> MakeWorld(uint64_t expert_arena = 8 << 20) {
+  auto w = std::make_unique<World>();
+  w->config = *PresetConfig("tiny");
+  EXPECT_TRUE(GenerateModel(w->config, {}, w->dir.path()).ok());
+  w->ckpt = *hbm::OpenCheckpoint(w->dir.path());
+  hbm::HmmOptions o;
+  o.memory.usage_bytes = {4 << 20, expert_arena, 4 << 20};
+  o.memory.page_size = vmm::PageSizePolicy::kSmall;
+  std::vector<hbm::DeviceSpec> specs(6);
+  for (int i = 0; i < 6; ++i) {
+    specs[i].id = i;
+    specs[i].cpus = {i % 2};
+    specs[i].capacity_bytes = 64 << 20;
+  }
+  w->hmm = std::move(*hbm::Hmm::CreateWithDevices(specs, o));
+  return w;
+}
+
+CoordinatorOptions Options() {
+  CoordinatorOptions o;
+  o.kv_bytes_per_device = 1 << 20;
+  o.block_tokens = 8;
+  return o;
+}
+
+std::vector<Request> Requests(int n) {
+  std::vector<Request> rs;
+  for (int i = 0; i < n; ++i) {
+    Request r;
+    r.id = i;
+    for (int t = 0; t < 3 + i % 5; ++t) r.prompt.push_back((i * 37 + t * 11) % 256);
+    r.max_new_tokens = 40;
+    rs.push_back(r);
+  }
+  return rs;
+}
+
+std::map<int64_t, std::vector<int32_t>> Drain(Coordinator& c) {
+  std::map<int64_t, std::vector<int32_t>> out;
+  for (int i = 0; i < 3000 && c.outstanding() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(c.outstanding(), 0u);
+  for (auto& r : c.TakeFinished()) out[r.id] = r.output;
+  return out;
+}
+
+// The tokens of `requests` served without any scale event, on one device.
+std::map<int64_t, std::vector<int32_t>> Reference(const std::vector<Request>& requests) {
+  auto w = MakeWorld();
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0}, Options());
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  for (const Request& r : requests) EXPECT_TRUE((*c)->Submit(r).ok());
+  return Drain(**c);
+}
+
+TEST(CoordinatorTest, ScaleCyclesKeepTokensAndLeakNothing) {
+  const auto requests = Requests(12);
+  const auto want = Reference(requests);
+  auto w = MakeWorld();
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, Options());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  ASSERT_TRUE(co.PrepareStandby({0, 1}).ok());  // the pool holds one instance at the baseline
+  const uint64_t arena0 = co.ArenaUsedBytes();
+  const int fds0 = OpenFds();
+  const MapState maps0 = Maps();
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  const std::vector<std::vector<int>> cycle = {{0, 1, 2}, {0, 1, 2, 3}, {0, 1, 2}, {0, 1}};
+  int handed_over = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& to : cycle) {
+      ASSERT_TRUE(co.PrepareStandby(to).ok());
+      auto rep = co.Scale(to, {});
+      ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+      EXPECT_EQ(co.devices(), to);
+      EXPECT_EQ(rep->bytes_disk, 0u);
+      EXPECT_GT(rep->bytes_remapped, 0u);
+      EXPECT_LE(rep->arena_peak, rep->arena_before + rep->bytes_p2p + (64u << 20));
+      EXPECT_EQ(rep->requests_recomputed, 0);
+      handed_over += rep->requests_kept + rep->requests_kv_copied;
+    }
+    if (round == 0) {
+      EXPECT_EQ(Drain(co), want);  // in flight across four scale events
+      for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+    }
+  }
+  EXPECT_EQ(Drain(co), want);
+  EXPECT_GT(handed_over, 0) << "no request was in flight across a scale event";
+  ASSERT_TRUE(co.PrepareStandby({0, 1}).ok());
+  while (co.standby_count() > 1) ASSERT_TRUE(co.PrepareStandby({0, 1}).ok());
+  EXPECT_EQ(co.ArenaUsedBytes(), arena0);
+  EXPECT_EQ(co.serving_errors(), 0);
+  EXPECT_EQ(OpenFds(), fds0);
+  const MapState maps = Maps();
+  EXPECT_EQ(maps.mappings, maps0.mappings);
+  EXPECT_EQ(maps.reservations, maps0.reservations);
+  EXPECT_EQ(maps.reserved_bytes, maps0.reserved_bytes);
+  EXPECT_EQ(maps.arena_vmas, maps0.arena_vmas);
+}
+
+TEST(CoordinatorTest, ImpossibleRequestsAreRefusedAndServingGoesOn) {
+  const auto requests = Requests(6);
+  const auto want = Reference(requests);
+  auto w = MakeWorld(/*expert_arena=*/200 << 10);
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, Options());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  EXPECT_EQ(co.Scale({}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(co.Scale({0, 9}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(co.Scale({0, 0}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(co.Scale({0, 1}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
+  // Scale-down onto one device: its expert arena cannot hold every expert.
+  auto down = co.Scale({0}, {});
+  EXPECT_EQ(down.status().code(), vmm::StatusCode::kResourceExhausted) << down.status().ToString();
+  EXPECT_NE(down.status().ToString().find("device 0"), std::string::npos);
+  EXPECT_EQ(co.devices(), (std::vector<int>{0, 1}));
+  EXPECT_EQ(Drain(co), want);
+}
+
+TEST(CoordinatorTest, FailuresRollBackWhileServing) {
+  const auto requests = Requests(8);
+  const auto want = Reference(requests);
+  auto w = MakeWorld();
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, Options());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  const uint64_t arena0 = co.ArenaUsedBytes();
+  const size_t records0 = w->hmm->List().size();
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  for (const char* at : {"plan", "memory", "instance", "warmup"}) {
+    ScaleOptions o;
+    o.fail_after = at;
+    auto r = co.Scale({0, 1, 2, 3}, o);
+    EXPECT_EQ(r.status().code(), vmm::StatusCode::kInternal) << at;
+    EXPECT_EQ(co.devices(), (std::vector<int>{0, 1})) << at;
+    EXPECT_EQ(co.ArenaUsedBytes(), arena0) << at;
+    EXPECT_EQ(w->hmm->List().size(), records0) << at;
+  }
+  // A full arena part-way (the experts arena of device 2 is taken by someone else).
+  auto hog = w->hmm->device(2).Allocate(hbm::Usage::kExperts, 8 << 20);
+  ASSERT_TRUE(hog.ok());
+  EXPECT_FALSE(co.Scale({0, 1, 2}, {}).ok());
+  hog->Reset();
+  EXPECT_EQ(co.ArenaUsedBytes(), arena0);
+  EXPECT_EQ(Drain(co), want);
+  // And it still scales afterwards.
+  ASSERT_TRUE(co.Scale({0, 1, 2}, {}).ok());
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  EXPECT_EQ(Drain(co), want);
+}
+
+TEST(CoordinatorTest, CrashedInstanceRestartsWithoutReload) {
+  const auto requests = Requests(8);
+  const auto want = Reference(requests);
+  auto w = MakeWorld();
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1, 2}, Options());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  const uint64_t arena0 = co.ArenaUsedBytes();
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  auto rep = co.RestartInstance();
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_EQ(rep->bytes_disk, 0u);
+  EXPECT_EQ(co.ArenaUsedBytes(), arena0);
+  EXPECT_EQ(Drain(co), want);
+}
+
+TEST(CoordinatorTest, BaselinesAndAblationsServeTheSameTokens) {
+  const auto requests = Requests(8);
+  const auto want = Reference(requests);
+  std::vector<ScaleOptions> variants(8);
+  variants[1].zero_copy = false;
+  variants[2].p2p = false;
+  variants[3].preinit = false;
+  variants[4].vm_remap = false;
+  variants[5].method = ScaleMethod::kColdRestart;
+  variants[6].method = ScaleMethod::kExtravagant;
+  variants[7].method = ScaleMethod::kColocated;
+  for (const ScaleOptions& o : variants) {
+    auto w = MakeWorld();
+    auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, Options());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    Coordinator& co = **c;
+    for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+    auto up = co.Scale({0, 1, 2}, o);
+    ASSERT_TRUE(up.ok()) << o.Name() << ": " << up.status().ToString();
+    EXPECT_EQ(up->name, o.Name());
+    const bool from_disk = o.method != ScaleMethod::kElastic || !o.p2p;
+    EXPECT_EQ(up->bytes_disk > 0, from_disk) << o.Name();
+    if (o.method == ScaleMethod::kColdRestart) {
+      EXPECT_GT(up->downtime_s, 0.0);
+    }
+    auto down = co.Scale({0, 1}, o);
+    ASSERT_TRUE(down.ok()) << o.Name() << ": " << down.status().ToString();
+    EXPECT_EQ(Drain(co), want) << o.Name();
+    EXPECT_EQ(co.serving_errors(), 0) << o.Name();
+  }
+}
+
+}  // namespace
+}  // namespace emoe::engine
