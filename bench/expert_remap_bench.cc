@@ -3,10 +3,11 @@
 // the naive way (copy every local expert of the new placement into a new contiguous buffer).
 //
 //   expert_remap_bench [--experts=32] [--layers=4] [--expert_mb=6] [--page_size=auto]
-//                      [--events=2->3,2->4,3->4,4->3,3->2] [--runs=1] [--json=path]
+//                      [--events=2:3,2:4,3:4,4:3,3:2] [--runs=3] [--json=path]
 //
 // Devices are simulated by one vmm arena each (all on the same NUMA node), sized by replaying
-// the event's allocations on a buddy allocator so that both methods fit. For each event the old
+// the event's allocations on a buddy allocator so that both methods fit, and faulted in before
+// the event like device memory. For each event the old
 // placement is a round-robin deal over devices 0..a-1 and the new one is Rebalance() onto
 // 0..b-1. Per method it reports the time, the bytes copied (vmm's counters), and the peak of the
 // arenas' used bytes summed over devices, against old + incoming bytes (the remap target) and
@@ -38,8 +39,10 @@ DEFINE_int32(experts, 32, "experts per layer");
 DEFINE_int32(layers, 4, "MoE layers");
 DEFINE_uint64(expert_mb, 6, "bytes per expert, MiB");
 DEFINE_string(page_size, "auto", "arena pages: auto, hugetlb, thp, 4k");
-DEFINE_string(events, "2->3,2->4,3->4,4->3,3->2", "scale events, comma-separated a->b");
-DEFINE_int32(runs, 1, "runs per method and event; the fastest is reported");
+DEFINE_string(events, "2:3,2:4,3:4,4:3,3:2",
+              "scale events a:b (a devices -> b devices), comma-separated; a->b also works "
+              "when quoted");
+DEFINE_int32(runs, 3, "runs per method and event; the fastest is reported");
 DEFINE_string(json, "", "also write the rows as JSON to this path");
 
 namespace {
@@ -157,42 +160,53 @@ std::map<int, std::vector<std::vector<uint64_t>>> Allocations(const Redistributi
   return out;
 }
 
-// One arena per device of the event, all of one page kind: for --page_size=auto the largest kind
-// that can hold all of them.
-Arenas MakeArenas(const RedistributionPlan& plan, uint64_t expert_bytes,
-                  vmm::PageSizePolicy policy, std::string* note) {
+// One arena per device of any event, of page kind `kind` (not kAuto), each sized so that every
+// phase of every event fits (the arenas are shared by the events, and empty between phases).
+vmm::StatusOr<Arenas> MakeArenas(const std::vector<RedistributionPlan>& plans,
+                                 uint64_t expert_bytes, vmm::PageSizePolicy kind) {
+  const uint64_t page =
+      kind == vmm::PageSizePolicy::kSmall ? vmm::kSmallPageSize : vmm::kHugePageSize;
+  std::map<int, std::vector<std::vector<uint64_t>>> phases;  // device -> all its phases
+  for (const RedistributionPlan& plan : plans) {
+    for (auto& [d, ph] : Allocations(plan, expert_bytes, page)) {
+      phases[d].insert(phases[d].end(), ph.begin(), ph.end());
+    }
+  }
+  Arenas arenas;
+  for (const auto& [d, ph] : phases) {
+    vmm::ArenaOptions o;
+    o.name = "expert_remap.dev" + std::to_string(d);
+    o.capacity_bytes = FitPages(ph, PagesFor(expert_bytes, page)) * page;
+    o.page_size = kind;
+    auto a = vmm::Arena::Create(o);
+    if (!a.ok()) return a.status();
+    arenas[d] = *a;
+  }
+  return arenas;
+}
+
+// The device arenas of `policy`; for auto those of the largest page kind that can hold them all.
+// `note` says why larger kinds were refused. Device memory is resident before any event, so every
+// page is faulted in here: neither method's time includes the kernel zeroing fresh pages.
+Arenas CreateArenas(const std::vector<RedistributionPlan>& plans, uint64_t expert_bytes,
+                    vmm::PageSizePolicy policy, std::string* note) {
   std::vector<vmm::PageSizePolicy> kinds = {policy};
   if (policy == vmm::PageSizePolicy::kAuto) {
     kinds = {vmm::PageSizePolicy::kHugetlb, vmm::PageSizePolicy::kShmemThp,
              vmm::PageSizePolicy::kSmall};
   }
-  std::string reasons;
   for (size_t k = 0; k < kinds.size(); ++k) {
-    const uint64_t page =
-        kinds[k] == vmm::PageSizePolicy::kSmall ? vmm::kSmallPageSize : vmm::kHugePageSize;
-    Arenas arenas;
-    vmm::Status failed;
-    for (const auto& [d, phases] : Allocations(plan, expert_bytes, page)) {
-      vmm::ArenaOptions o;
-      o.name = "expert_remap.dev" + std::to_string(d);
-      o.capacity_bytes = FitPages(phases, PagesFor(expert_bytes, page)) * page;
-      o.page_size = kinds[k];
-      auto a = vmm::Arena::Create(o);
-      if (!a.ok()) {
-        failed = a.status();
-        break;
-      }
-      arenas[d] = *a;
+    auto arenas = MakeArenas(plans, expert_bytes, kinds[k]);
+    if (arenas.ok()) {
+      for (const auto& [d, a] : *arenas) std::memset(a->direct_map(), 0, a->capacity_bytes());
+      return std::move(*arenas);
     }
-    if (failed.ok()) {
-      *note = reasons;
-      return arenas;
-    }
+    const vmm::Status& failed = arenas.status();
     if (k + 1 == kinds.size() || (failed.code() != vmm::StatusCode::kUnavailable &&
                                   failed.code() != vmm::StatusCode::kResourceExhausted)) {
       Die("create the device arenas: " + failed.ToString());
     }
-    reasons += (reasons.empty() ? "" : "; ") + failed.message();
+    *note += (note->empty() ? "" : "; ") + failed.message();
   }
   Die("no page kind left");
   return {};
@@ -243,9 +257,9 @@ Result RunRemap(const RedistributionPlan& plan, const Arenas& arenas, uint64_t e
       for (int l = 0; l < layers; ++l) {
         std::vector<vmm::Extent> extents;
         for (int e : p.LocalExperts(l, d)) extents.push_back(rec[l][e]);
-        auto s = ExpertSlots::Create(std::string(tag) + ".dev" + std::to_string(d) + ".layer" +
-                                         std::to_string(l),
-                                     slot_bytes, extents);
+        auto s = ExpertSlots::Create(
+            std::string(tag) + ".dev" + std::to_string(d) + ".layer" + std::to_string(l),
+            slot_bytes, extents);
         Check(s.status(), "build a view");
         views.push_back(std::move(*s));
       }
@@ -381,8 +395,11 @@ int main(int argc, char** argv) {
     if (end == std::string::npos) end = FLAGS_events.size();
     const std::string ev = FLAGS_events.substr(pos, end - pos);
     int a = 0, b = 0;
-    if (std::sscanf(ev.c_str(), "%d->%d", &a, &b) != 2 || a <= 0 || b <= 0) {
-      Die("--events: '" + ev + "' is not a->b with positive device counts");
+    char rest = 0;
+    const bool parsed = std::sscanf(ev.c_str(), "%d:%d%c", &a, &b, &rest) == 2 ||
+                        std::sscanf(ev.c_str(), "%d->%d%c", &a, &b, &rest) == 2;
+    if (!parsed || a <= 0 || b <= 0) {
+      Die("--events: '" + ev + "' is not a:b with positive device counts");
     }
     events.emplace_back(a, b);
     pos = end + 1;
@@ -402,16 +419,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("%d layers x %d experts of %llu MiB (%.0f MiB in all), --page_size=%s, best of %d\n",
-              layers, experts, static_cast<unsigned long long>(FLAGS_expert_mb),
-              MiB(expert_bytes) * layers * experts, FLAGS_page_size.c_str(), FLAGS_runs);
-  std::printf(
-      "%-6s %-9s %-12s %8s %8s %7s %8s %8s %7s %7s %8s %8s %8s %8s %s\n", "event", "moved",
-      "pages", "VM ms", "naive ms", "ratio", "VM cp", "naive cp", "old", "+in", "VM peak",
-      "old+in", "nv peak", "old+new", "VM<=old+in");
-
-  nlohmann::json rows = nlohmann::json::array();
-  bool all_within = true;
+  std::vector<RedistributionPlan> plans;
   for (auto [a, b] : events) {
     auto from = emoe::experts::InitialPlacement(layers, experts, Range(a));
     Check(from.status(), "initial placement");
@@ -420,11 +428,34 @@ int main(int argc, char** argv) {
     auto plan = emoe::experts::PlanRedistribution(*from, *to);
     Check(plan.status(), "plan");
     Check(plan->Validate(), "validate the plan");
+    plans.push_back(std::move(*plan));
+  }
+  std::string note;
+  const Arenas arenas = CreateArenas(plans, expert_bytes, *policy, &note);
+  const vmm::Arena& first = *arenas.begin()->second;
+  const uint64_t xbytes = PagesFor(expert_bytes, first.page_size()) * first.page_size();
+  uint64_t capacity = 0;
+  std::string sizes;
+  for (const auto& [d, arena] : arenas) {
+    capacity += arena->capacity_bytes();
+    sizes += " dev" + std::to_string(d) + "=" + std::to_string(arena->capacity_bytes() >> 20);
+  }
 
-    std::string note;
-    const Arenas arenas = MakeArenas(*plan, expert_bytes, *policy, &note);
-    const vmm::Arena& first = *arenas.begin()->second;
-    const uint64_t xbytes = PagesFor(expert_bytes, first.page_size()) * first.page_size();
+  std::printf("%d layers x %d experts of %llu MiB (%.0f MiB in all), --page_size=%s, best of %d\n",
+              layers, experts, static_cast<unsigned long long>(FLAGS_expert_mb),
+              MiB(expert_bytes) * layers * experts, FLAGS_page_size.c_str(), FLAGS_runs);
+  if (!note.empty()) std::printf("larger pages refused: %s\n", note.c_str());
+  std::printf("%s arenas, one per device, faulted in (MiB):%s\n", vmm::PageKindName(first.kind()),
+              sizes.c_str());
+  std::printf("%-6s %-9s %8s %8s %7s %8s %8s %7s %7s %8s %8s %8s %8s %s\n", "event", "moved",
+              "VM ms", "naive ms", "ratio", "VM cp", "naive cp", "old", "+in", "VM peak", "old+in",
+              "nv peak", "old+new", "VM<=old+in");
+
+  nlohmann::json rows = nlohmann::json::array();
+  bool all_within = true;
+  for (size_t ev = 0; ev < events.size(); ++ev) {
+    const auto [a, b] = events[ev];
+    const RedistributionPlan* plan = &plans[ev];
     Result vm, naive;
     for (int run = 0; run < FLAGS_runs; ++run) {
       const Result rv = RunRemap(*plan, arenas, expert_bytes, expected);
@@ -442,19 +473,16 @@ int main(int argc, char** argv) {
     const std::string moved =
         std::to_string(plan->moved_count()) + "/" + std::to_string(layers * experts);
     const double ratio = naive.seconds / vm.seconds;
-    std::printf(
-        "%-6s %-9s %-12s %8.1f %8.1f %6.2fx %8.0f %8.0f %7.0f %7.0f %8.0f %8.0f %8.0f %8.0f %s\n",
-        event.c_str(), moved.c_str(), vmm::PageKindName(first.kind()), vm.seconds * 1e3,
-        naive.seconds * 1e3, ratio, MiB(vm.copied_bytes), MiB(naive.copied_bytes),
-        MiB(vm.old_bytes), MiB(incoming), MiB(vm.peak_bytes), MiB(vm.old_bytes + incoming),
-        MiB(naive.peak_bytes), MiB(naive.old_bytes + new_bytes), within ? "yes" : "NO");
-    if (!note.empty()) std::printf("       (larger pages refused: %s)\n", note.c_str());
+    std::printf("%-6s %-9s %8.1f %8.1f %6.2fx %8.0f %8.0f %7.0f %7.0f %8.0f %8.0f %8.0f %8.0f %s\n",
+                event.c_str(), moved.c_str(), vm.seconds * 1e3, naive.seconds * 1e3, ratio,
+                MiB(vm.copied_bytes), MiB(naive.copied_bytes), MiB(vm.old_bytes), MiB(incoming),
+                MiB(vm.peak_bytes), MiB(vm.old_bytes + incoming), MiB(naive.peak_bytes),
+                MiB(naive.old_bytes + new_bytes), within ? "yes" : "NO");
     rows.push_back({{"event", event},
                     {"from_devices", a},
                     {"to_devices", b},
                     {"moved_experts", plan->moved_count()},
                     {"retained_experts", plan->retained_count()},
-                    {"page_kind", vmm::PageKindName(first.kind())},
                     {"vm_seconds", vm.seconds},
                     {"naive_seconds", naive.seconds},
                     {"naive_over_vm", ratio},
@@ -474,14 +502,16 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "MiB columns: cp = bytes copied, old = in use before, +in = incoming experts, peak = most in "
-      "use during the event (all devices). Every expert of every new placement was verified by "
-      "checksum.\n");
+      "use during the event (all devices); the arenas are sized for the naive copy's contiguous "
+      "buffers. Every expert of every new placement was verified by checksum.\n");
   if (!FLAGS_json.empty()) {
     nlohmann::json doc = {{"experts", experts},
                           {"layers", layers},
                           {"expert_bytes", expert_bytes},
                           {"page_size", FLAGS_page_size},
                           {"runs", FLAGS_runs},
+                          {"page_kind", vmm::PageKindName(first.kind())},
+                          {"arena_capacity_bytes", capacity},
                           {"rows", rows}};
     std::ofstream out(FLAGS_json);
     out << doc.dump(2) << "\n";

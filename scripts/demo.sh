@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
-# The README's main job (until the engine lands): install, build, check the host, and run the
-# remap benchmark, which prints the copy/remap ratio table.
-#   VMM_BENCH_MAX_MB=1024   largest size benchmarked
+# The README's main job: install, build, check the host, then the elastic-scaling demo on a
+# generated MoE model: serve a steady load, scale 2 -> 3 -> 4 -> 3 -> 2 devices with ElasticMoE,
+# its ablations and the baselines, print the event table and write the plot.
+#   ELASTIC_OUT=elastic_out          where events.json/.csv, timeline.csv, throughput.png go
+#   extra arguments are passed to elasticmoe (e.g. --methods=elastic,cold-restart)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 BUILD_DIR=${BUILD_DIR:-build}
-"$BUILD_DIR/tools/host_doctor"
-# A tiny generated MoE model served on 1 and 2 devices (same tokens), then a short trace replay.
+"$BUILD_DIR/tools/host_doctor" || true
+# A tiny model served on 1 and 2 devices first (the same tokens), as a smoke test.
 model=$(mktemp -d)/tiny
 "$BUILD_DIR/tools/gen_model" --preset=tiny --out="$model"
 for d in 1 2; do
   "$BUILD_DIR/tools/emoe" --model="$model" --prompt="Hello, world|Mixture of experts" \
     --max_new_tokens=24 --devices=$d
 done
-trace=../shared/traces/azure_llm_2023_conv.csv
-if [ -f "$trace" ]; then
-  "$BUILD_DIR/tools/emoe" --model="$model" --workload=trace --trace="$trace" --num_requests=100 \
-    --time_scale=20 --devices=2 --max_prompt_tokens=128 --max_output_tokens=32
-fi
 rm -rf "$(dirname "$model")"
-"$BUILD_DIR/bench/vmm_remap_bench" "$@"
+out=${ELASTIC_OUT:-elastic_out}
+"$BUILD_DIR/tools/elasticmoe" --out_dir="$out" "$@"
+rm -rf "$out/model"

@@ -264,7 +264,7 @@ float Bf16ToFloat(uint16_t b) {
 }
 
 std::vector<std::string> PresetNames() {
-  return {"tiny", "deepseek-v2-lite-experts", "qwen3-30b-a3b-experts", "bench"};
+  return {"tiny", "deepseek-v2-lite-experts", "qwen3-30b-a3b-experts", "bench", "scale"};
 }
 
 StatusOr<ModelConfig> PresetConfig(const std::string& name) {
@@ -317,6 +317,17 @@ StatusOr<ModelConfig> PresetConfig(const std::string& name) {
     c.head_dim = 64;
     c.num_experts = 32;
     c.num_experts_per_tok = 4;
+  } else if (name == "scale") {  // the elastic-scaling experiment: 384 MiB of 6 MiB experts
+    c.vocab_size = 256;
+    c.hidden_size = 1024;
+    c.intermediate_size = 4096;
+    c.moe_intermediate_size = 1024;
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 16;
+    c.num_key_value_heads = 4;
+    c.head_dim = 64;
+    c.num_experts = 16;
+    c.num_experts_per_tok = 2;
   } else {
     std::string names;
     for (const auto& n : PresetNames()) names += (names.empty() ? "" : ", ") + n;

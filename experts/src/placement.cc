@@ -95,8 +95,7 @@ Status ExpertPlacement::Validate() const {
   if (devices.empty()) return Status::InvalidArgument("placement: no devices");
   for (size_t i = 0; i < devices.size(); ++i) {
     if (devices[i] < 0) {
-      return Status::InvalidArgument("placement: negative device id " +
-                                     std::to_string(devices[i]));
+      return Status::InvalidArgument("placement: negative device id " + std::to_string(devices[i]));
     }
     if (i > 0 && devices[i] <= devices[i - 1]) {
       return Status::InvalidArgument("placement: devices [" + JoinInts(devices) +

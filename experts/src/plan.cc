@@ -78,11 +78,11 @@ int64_t RedistributionPlan::retained_count() const {
 }
 
 const DeviceLayerPlan* RedistributionPlan::Find(int device, int layer) const {
-  const auto it = std::lower_bound(per_device.begin(), per_device.end(),
-                                   std::make_pair(device, layer),
-                                   [](const DeviceLayerPlan& p, const std::pair<int, int>& key) {
-                                     return std::make_pair(p.device, p.layer) < key;
-                                   });
+  const auto it =
+      std::lower_bound(per_device.begin(), per_device.end(), std::make_pair(device, layer),
+                       [](const DeviceLayerPlan& p, const std::pair<int, int>& key) {
+                         return std::make_pair(p.device, p.layer) < key;
+                       });
   if (it == per_device.end() || it->device != device || it->layer != layer) return nullptr;
   return &*it;
 }
@@ -155,8 +155,8 @@ Status RedistributionPlan::Validate() const {
       }
       if (!StrictlyAscending(p.retained) || !StrictlyAscending(incoming) ||
           !StrictlyAscending(p.outgoing)) {
-        return Status::InvalidArgument(where + ": retained, incoming and outgoing must be "
-                                               "strictly ascending");
+        return Status::InvalidArgument(
+            where + ": retained, incoming and outgoing must be strictly ascending");
       }
       std::vector<int> old_local, new_local;
       std::set_union(p.retained.begin(), p.retained.end(), p.outgoing.begin(), p.outgoing.end(),

@@ -97,8 +97,8 @@ uint64_t SlotBytesFor(const std::vector<vmm::Extent>& extents) {
 StatusOr<NaiveBuffer> NaiveContiguousCopy(vmm::Arena& arena, uint64_t slot_bytes,
                                           const std::vector<const void*>& sources,
                                           uint64_t expert_bytes) {
-  const std::string what = "naive copy of " + std::to_string(sources.size()) + " experts into '" +
-                           arena.name() + "'";
+  const std::string what =
+      "naive copy of " + std::to_string(sources.size()) + " experts into '" + arena.name() + "'";
   const uint64_t page = arena.page_size();
   if (slot_bytes == 0 || slot_bytes % page != 0) {
     return Status::InvalidArgument(what + ": slot_bytes " + std::to_string(slot_bytes) +

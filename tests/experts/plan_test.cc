@@ -33,8 +33,8 @@ RedistributionPlan MakePlan(int layers, int experts, std::vector<int> from, std:
     return ::testing::AssertionFailure() << "wrong code: " << s.ToString();
   }
   if (s.message().find(needle) == std::string::npos) {
-    return ::testing::AssertionFailure() << "'" << s.message() << "' does not name '" << needle
-                                         << "'";
+    return ::testing::AssertionFailure()
+           << "'" << s.message() << "' does not name '" << needle << "'";
   }
   return ::testing::AssertionSuccess();
 }
@@ -184,8 +184,9 @@ TEST(PlanTest, ValidateRejectsCorruptedPlans) {
 
   // A device with a missing layer entry.
   p = good;
-  const auto it = std::find_if(p.per_device.begin(), p.per_device.end(),
-                               [](const DeviceLayerPlan& x) { return x.device == 2 && x.layer == 1; });
+  const auto it =
+      std::find_if(p.per_device.begin(), p.per_device.end(),
+                   [](const DeviceLayerPlan& x) { return x.device == 2 && x.layer == 1; });
   ASSERT_NE(it, p.per_device.end());
   p.per_device.erase(it);
   EXPECT_TRUE(RejectedWith(p, "device 2 layer 1: no entry"));

@@ -231,8 +231,8 @@ TEST(ExpertSlotsTest, MapFailureLeavesNothingMapped) {
   ASSERT_GE(madvises, 4u);
   auto& c = vmm::GlobalCounters();
   int failures = 0;
-  for (auto [syscall, calls] : {std::pair{vmm::Syscall::kMmap, mmaps},
-                                std::pair{vmm::Syscall::kMadvise, madvises}}) {
+  for (auto [syscall, calls] :
+       {std::pair{vmm::Syscall::kMmap, mmaps}, std::pair{vmm::Syscall::kMadvise, madvises}}) {
     for (uint64_t nth = 0; nth < calls; ++nth) {
       const int64_t reservations = c.reservations_now.load(), mappings = c.mappings_now.load();
       const int64_t mapped = c.mapped_bytes_now.load();
@@ -271,8 +271,7 @@ TEST(ExpertSlotsTest, HugetlbExtents) {
   EXPECT_EQ(SlotBytesFor(extents), 2 * hp);
   EXPECT_EQ(ExpertSlots::Create("huge", 2 * hp + kPage, extents).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(ExpertSlots::Create("huge", hp, extents).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ExpertSlots::Create("huge", hp, extents).status().code(), StatusCode::kInvalidArgument);
   auto slots = ExpertSlots::Create("huge", SlotBytesFor(extents), extents);
   ASSERT_TRUE(slots.ok()) << slots.status().ToString();
   const vmm::Reservation* r = (*slots)->reservation();
@@ -346,8 +345,7 @@ TEST(NaiveContiguousCopyTest, RefusesBadArguments) {
   std::vector<const void*> sources = {w.extents[0].data()};
   EXPECT_EQ(NaiveContiguousCopy(*w.a, kPage + 1, sources, kPage).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(NaiveContiguousCopy(*w.a, 0, sources, 0).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(NaiveContiguousCopy(*w.a, 0, sources, 0).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(NaiveContiguousCopy(*w.a, kPage, sources, kPage + 1).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(NaiveContiguousCopy(*w.a, kPage, {nullptr}, kPage).status().code(),

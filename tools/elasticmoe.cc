@@ -1,0 +1,349 @@
+// elasticmoe: the elastic-scaling experiment (#5). Serves a steady closed-loop load on a
+// generated (or given) MoE model, runs a schedule of scale events with each method (ElasticMoE,
+// its ablations, and the cold-restart / extravagant / colocated baselines), and writes, per
+// event: scale latency, downtime, peak memory (exact arena bytes and process PSS), bytes
+// remapped / copied P2P / read from disk, per-phase times, throughput before / during / after,
+// the largest gap between two tokens of a request, and failed requests. Outputs: a table on
+// stdout, events.json, events.csv, timeline.csv and (with gnuplot) throughput.png.
+#include <gflags/gflags.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "engine/coordinator.h"
+#include "engine/model.h"
+#include "vmm/host.h"
+#include "vmm/stats.h"
+
+DEFINE_string(model, "", "model directory; empty: generate --preset into --out_dir/model");
+DEFINE_string(preset, "scale", "preset generated when --model is empty");
+DEFINE_string(out_dir, "elastic_out", "where the reports, the timeline and the plot go");
+DEFINE_string(methods,
+              "elastic,elastic-no-zero-copy,elastic-no-p2p,elastic-no-preinit,"
+              "elastic-no-vm-remap,cold-restart,extravagant,colocated",
+              "comma-separated scale methods to compare");
+DEFINE_string(schedule, "2,3,4,3,2", "device counts: start, then one scale event per entry");
+DEFINE_int32(max_devices, 6, "devices in the HMM (extravagant needs old + new)");
+DEFINE_uint64(weights_mb, 64, "weights arena per device, MiB");
+DEFINE_uint64(experts_mb, 384, "experts arena per device, MiB");
+DEFINE_uint64(kv_mb, 32, "KV arena per device, MiB (the KV store takes all of it)");
+DEFINE_string(page_size, "auto", "arena pages: auto, hugetlb, thp, 4k");
+DEFINE_int32(concurrency, 8, "requests kept in flight (closed loop)");
+DEFINE_int32(prompt_tokens, 24, "prompt length of each request");
+DEFINE_int32(output_tokens, 48, "tokens generated per request");
+DEFINE_double(settle_s, 2.0, "seconds of serving before each event and after the last");
+DEFINE_double(compute_share, 0.5, "device compute share (DESIGN 4.4); 1 disables it");
+
+namespace {
+
+using emoe::engine::Coordinator;
+using emoe::engine::ScaleOptions;
+using emoe::engine::ScaleReport;
+using vmm::Status;
+using vmm::StatusOr;
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "elasticmoe: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+StatusOr<ScaleOptions> ParseMethod(const std::string& name) {
+  ScaleOptions o;
+  std::string base = name;
+  for (const char* abl : {"-no-zero-copy", "-no-p2p", "-no-preinit", "-no-vm-remap"}) {
+    const std::string a = abl;
+    if (base.size() > a.size() && base.compare(base.size() - a.size(), a.size(), a) == 0) {
+      base.resize(base.size() - a.size());
+      if (a == "-no-zero-copy") o.zero_copy = false;
+      if (a == "-no-p2p") o.p2p = false;
+      if (a == "-no-preinit") o.preinit = false;
+      if (a == "-no-vm-remap") o.vm_remap = false;
+    }
+  }
+  VMM_ASSIGN_OR_RETURN(o.method, emoe::engine::ParseScaleMethod(base));
+  if (o.method != emoe::engine::ScaleMethod::kElastic && o.Name() != name) {
+    return Status::InvalidArgument("ablations apply to 'elastic' only: '" + name + "'");
+  }
+  return o;
+}
+
+struct EventRow {
+  std::string method;
+  ScaleReport rep;
+  double before_tps = 0, during_tps = 0, after_tps = 0, max_gap_s = 0;
+  int failed = 0;
+};
+
+double Tps(const std::vector<emoe::engine::StepRecord>& tl, double t0, double t1) {
+  if (t1 <= t0) return 0;
+  int64_t n = 0;
+  for (const auto& s : tl) {
+    if (s.t > t0 && s.t <= t1) n += s.tokens;
+  }
+  return n / (t1 - t0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("elastic-scaling experiment: serve, scale, compare methods");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  std::vector<int> schedule;
+  {
+    std::stringstream ss(FLAGS_schedule);
+    std::string x;
+    while (std::getline(ss, x, ',')) schedule.push_back(std::atoi(x.c_str()));
+  }
+  if (schedule.size() < 2) {
+    return Fail(Status::InvalidArgument("--schedule needs a start and at least one event"));
+  }
+  for (int n : schedule) {
+    if (n < 1 || n > FLAGS_max_devices) {
+      return Fail(Status::InvalidArgument(
+          "--schedule entry " + std::to_string(n) +
+          " outside 1..--max_devices=" + std::to_string(FLAGS_max_devices)));
+    }
+  }
+  std::vector<ScaleOptions> methods;
+  std::vector<std::string> method_names;
+  {
+    std::stringstream ss(FLAGS_methods);
+    std::string x;
+    while (std::getline(ss, x, ',')) {
+      auto o = ParseMethod(x);
+      if (!o.ok()) return Fail(o.status());
+      methods.push_back(*o);
+      method_names.push_back(x);
+    }
+  }
+  if (FLAGS_concurrency < 1 || FLAGS_prompt_tokens < 1 || FLAGS_output_tokens < 1) {
+    return Fail(Status::InvalidArgument("--concurrency, --prompt_tokens, --output_tokens >= 1"));
+  }
+  auto policy = vmm::ParsePageSizePolicy(FLAGS_page_size);
+  if (!policy.ok()) return Fail(policy.status());
+  std::string cmd = "mkdir -p '" + FLAGS_out_dir + "'";
+  if (std::system(cmd.c_str()) != 0) return Fail(Status::Internal("cannot create --out_dir"));
+  std::string model = FLAGS_model;
+  if (model.empty()) {
+    model = FLAGS_out_dir + "/model";
+    auto cfg = emoe::engine::PresetConfig(FLAGS_preset);
+    if (!cfg.ok()) return Fail(cfg.status());
+    if (auto s = emoe::engine::GenerateModel(*cfg, {}, model); !s.ok()) return Fail(s);
+  }
+  auto config = emoe::engine::LoadModelConfig(model);
+  if (!config.ok()) return Fail(config.status());
+  auto ckpt = emoe::hbm::OpenCheckpoint(model);
+  if (!ckpt.ok()) return Fail(ckpt.status());
+  if (auto s = emoe::engine::ValidateCheckpoint(*config, *ckpt); !s.ok()) return Fail(s);
+
+  // Copy bandwidth of this host (the copy-bound limit of a scale event is the bytes the new
+  // devices must receive divided by it).
+  double copy_gbs = 0;
+  {
+    std::vector<uint8_t> a(256 << 20, 1), b(256 << 20, 2);
+    vmm::CopyBytes(b.data(), a.data(), a.size());  // fault both in
+    double best = 1e9;
+    for (int i = 0; i < 3; ++i) {
+      const auto t = std::chrono::steady_clock::now();
+      vmm::CopyBytes(b.data(), a.data(), a.size());
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
+    }
+    copy_gbs = a.size() / best / 1e9;
+    std::printf("copy bandwidth: %.1f GB/s (256 MiB memcpy, best of 3)\n", copy_gbs);
+  }
+  std::vector<EventRow> rows;
+  std::ofstream timeline(FLAGS_out_dir + "/timeline.csv");
+  timeline << "method,t_s,tokens,instance\n";
+  std::ofstream events_at(FLAGS_out_dir + "/events_at.csv");
+  events_at << "method,command_s,serving_s,event\n";
+  for (size_t mi = 0; mi < methods.size(); ++mi) {
+    const ScaleOptions& method = methods[mi];
+    emoe::hbm::HmmOptions ho;
+    ho.devices.devices_per_node = FLAGS_max_devices;
+    ho.devices.nodes = {vmm::NumaNodes()[0].id};
+    ho.memory.usage_bytes = {FLAGS_weights_mb << 20, FLAGS_experts_mb << 20, FLAGS_kv_mb << 20};
+    ho.memory.page_size = *policy;
+    ho.devices.capacity_bytes = (FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb) << 20;
+    auto hmm = emoe::hbm::Hmm::Create(ho);
+    if (!hmm.ok()) return Fail(hmm.status());
+    emoe::engine::CoordinatorOptions co;
+    co.instance.compute_share = FLAGS_compute_share;
+    co.kv_bytes_per_device = FLAGS_kv_mb << 20;
+    std::vector<int> start;
+    for (int d = 0; d < schedule[0]; ++d) start.push_back(d);
+    auto coord = Coordinator::Create(hmm->get(), *ckpt, *config, start, co);
+    if (!coord.ok()) return Fail(coord.status());
+    Coordinator& c = **coord;
+    // The closed-loop load: `concurrency` requests in flight, a new one when one finishes.
+    std::atomic<bool> stop{false};
+    std::atomic<int> failed{0};
+    std::thread load([&] {
+      int64_t id = 0;
+      while (!stop) {
+        for (auto& r : c.TakeFinished()) {
+          if (r.finish_reason.rfind("rejected", 0) == 0) ++failed;
+        }
+        while (static_cast<int>(c.outstanding()) < FLAGS_concurrency) {
+          emoe::engine::Request r;
+          r.id = id++;
+          for (int t = 0; t < FLAGS_prompt_tokens; ++t) r.prompt.push_back((id * 31 + t * 7) % 256);
+          r.max_new_tokens = FLAGS_output_tokens;
+          if (!c.Submit(r).ok()) ++failed;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_settle_s));
+    std::vector<std::pair<ScaleReport, int>> reps;
+    for (size_t e = 1; e < schedule.size(); ++e) {
+      std::vector<int> to;
+      for (int d = 0; d < schedule[e]; ++d) to.push_back(d);
+      if (method.preinit) (void)c.PrepareStandby(to);  // the pool anticipates the next event
+      const int failed0 = failed.load();
+      auto rep = c.Scale(to, method);
+      if (!rep.ok()) {
+        stop = true;
+        load.join();
+        Status s = rep.status();
+        return Fail(s.Annotate(method_names[mi]));
+      }
+      std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_settle_s));
+      reps.emplace_back(*rep, failed.load() - failed0);
+    }
+    stop = true;
+    load.join();
+    const auto tl = c.Timeline();
+    for (const auto& s : tl) {
+      timeline << method_names[mi] << "," << s.t << "," << s.tokens << "," << s.instance << "\n";
+    }
+    for (auto& [rep, nfail] : reps) {
+      EventRow row;
+      row.method = method_names[mi];
+      row.rep = rep;
+      const double t0 = rep.command_s, t1 = rep.command_s + rep.latency_s;
+      row.before_tps = Tps(tl, t0 - FLAGS_settle_s * 0.8, t0);
+      row.during_tps = Tps(tl, t0, std::max(t1, t0 + 0.05));
+      row.after_tps = Tps(tl, t1 + 0.2, t1 + FLAGS_settle_s * 0.9);
+      row.max_gap_s = c.MaxTokenGap(t0, t1 + 0.5);
+      row.failed = nfail + c.serving_errors();
+      events_at << row.method << "," << t0 << "," << t1 << "," << rep.from_devices.size() << "->"
+                << rep.to_devices.size() << "\n";
+      rows.push_back(row);
+    }
+  }
+  // Output: JSON, CSV and the table.
+  std::ofstream js(FLAGS_out_dir + "/events.json");
+  std::ofstream csv(FLAGS_out_dir + "/events.csv");
+  csv << "method,event,latency_s,downtime_s,arena_before_mib,arena_peak_mib,arena_after_mib,"
+         "pss_peak_mib,remapped_mib,p2p_mib,disk_mib,copied_mib,tps_before,tps_during,tps_after,"
+         "max_token_gap_s,failed,experts_moved,kept,kv_copied,recomputed,phases\n";
+  js << "[\n";
+  std::printf("\n%-26s %-6s %9s %9s %9s %9s %8s %8s %8s %7s %7s %7s %8s %5s\n", "method", "event",
+              "latency", "downtime", "peak MiB", "PSS MiB", "remap", "p2p", "disk", "tps-pre",
+              "during", "after", "max gap", "fail");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const EventRow& r = rows[i];
+    const ScaleReport& p = r.rep;
+    const std::string ev =
+        std::to_string(p.from_devices.size()) + "->" + std::to_string(p.to_devices.size());
+    std::string phases;
+    for (const auto& [k, v] : p.phase_s) {
+      char b[64];
+      std::snprintf(b, sizeof(b), "%s%s=%.4f", phases.empty() ? "" : ";", k.c_str(), v);
+      phases += b;
+    }
+    auto mib = [](uint64_t b) { return b / 1048576.0; };
+    std::printf(
+        "%-26s %-6s %8.3fs %8.4fs %9.1f %9.1f %8.1f %8.1f %8.1f %7.1f %7.1f %7.1f %7.3fs %5d\n",
+        r.method.c_str(), ev.c_str(), p.latency_s, p.downtime_s, mib(p.arena_peak),
+        mib(p.pss_peak_bytes), mib(p.bytes_remapped), mib(p.bytes_p2p), mib(p.bytes_disk),
+        r.before_tps, r.during_tps, r.after_tps, r.max_gap_s, r.failed);
+    csv << r.method << "," << ev << "," << p.latency_s << "," << p.downtime_s << ","
+        << mib(p.arena_before) << "," << mib(p.arena_peak) << "," << mib(p.arena_after) << ","
+        << mib(p.pss_peak_bytes) << "," << mib(p.bytes_remapped) << "," << mib(p.bytes_p2p) << ","
+        << mib(p.bytes_disk) << "," << mib(p.bytes_copied) << "," << r.before_tps << ","
+        << r.during_tps << "," << r.after_tps << "," << r.max_gap_s << "," << r.failed << ","
+        << p.experts_moved << "," << p.requests_kept << "," << p.requests_kv_copied << ","
+        << p.requests_recomputed << "," << phases << "\n";
+    js << "  {\"method\":\"" << r.method << "\",\"event\":\"" << ev
+       << "\",\"tps_before\":" << r.before_tps << ",\"tps_during\":" << r.during_tps
+       << ",\"tps_after\":" << r.after_tps << ",\"max_token_gap_s\":" << r.max_gap_s
+       << ",\"failed\":" << r.failed << ",\"report\":" << p.ToJson() << "}"
+       << (i + 1 < rows.size() ? ",\n" : "\n");
+  }
+  js << "]\n";
+  js.close();
+  csv.close();
+  timeline.close();
+  events_at.close();
+  // Ratios against the baselines measured in this run, per event.
+  std::map<std::string, const EventRow*> by;
+  for (const EventRow& r : rows) {
+    by[r.method + "|" + std::to_string(r.rep.from_devices.size()) + "->" +
+       std::to_string(r.rep.to_devices.size())] = &r;
+  }
+  std::printf("\nElasticMoE against the baselines (same run, same load):\n");
+  std::printf("%-6s %14s %16s %12s %14s %16s %12s\n", "event", "lat vs cold", "lat/copy bound",
+              "tput kept", "peak vs cold", "peak vs extrav.", "max gap");
+  for (const EventRow& r : rows) {
+    if (r.method != "elastic") continue;
+    const std::string ev =
+        std::to_string(r.rep.from_devices.size()) + "->" + std::to_string(r.rep.to_devices.size());
+    const EventRow* cold = by.count("cold-restart|" + ev) ? by["cold-restart|" + ev] : nullptr;
+    const EventRow* ext = by.count("extravagant|" + ev) ? by["extravagant|" + ev] : nullptr;
+    char lat[32] = "-", pc[32] = "-", pe[32] = "-";
+    if (cold) std::snprintf(lat, sizeof(lat), "%.1fx lower", cold->rep.latency_s / r.rep.latency_s);
+    if (cold) {
+      std::snprintf(pc, sizeof(pc), "%+.1f%%",
+                    100.0 * (double(r.rep.arena_peak) / cold->rep.arena_peak - 1));
+    }
+    if (ext) {
+      std::snprintf(pe, sizeof(pe), "%.1f%% below",
+                    100.0 * (1 - double(r.rep.arena_peak) / ext->rep.arena_peak));
+    }
+    const double bound = r.rep.bytes_p2p / (copy_gbs * 1e9);
+    char cb[32] = "-";
+    if (bound > 0) std::snprintf(cb, sizeof(cb), "%.1fx", r.rep.latency_s / bound);
+    std::printf("%-6s %14s %16s %11.0f%% %14s %16s %11.3fs\n", ev.c_str(), lat, cb,
+                r.before_tps > 0 ? 100.0 * r.during_tps / r.before_tps : 0.0, pc, pe, r.max_gap_s);
+  }
+  // The plot, when gnuplot is there.
+  {
+    std::ofstream gp(FLAGS_out_dir + "/throughput.gp");
+    gp << "set terminal pngcairo size 1400,900\nset output '" << FLAGS_out_dir
+       << "/throughput.png'\nset datafile separator ','\nset multiplot layout "
+       << (methods.size() + 1) / 2 << ",2 title 'throughput (tokens/s, 0.5 s bins); scale events "
+       << "between the dashed lines'\n";
+    for (size_t mi = 0; mi < methods.size(); ++mi) {
+      gp << "set title '" << method_names[mi] << "'\nunset arrow\n";
+      for (const EventRow& r : rows) {
+        if (r.method != method_names[mi]) continue;
+        gp << "set arrow from " << r.rep.command_s << ", graph 0 to " << r.rep.command_s
+           << ", graph 1 nohead dt 2 lc rgb 'red'\n";
+        gp << "set arrow from " << r.rep.command_s + r.rep.latency_s << ", graph 0 to "
+           << r.rep.command_s + r.rep.latency_s << ", graph 1 nohead dt 2 lc rgb 'blue'\n";
+      }
+      gp << "plot '" << FLAGS_out_dir << "/timeline.csv' using (strcol(1) eq '" << method_names[mi]
+         << "' ? floor($2*2)/2 : 1/0):($3*2) smooth frequency with steps notitle\n";
+    }
+    gp << "unset multiplot\n";
+  }
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    const std::string plot = "gnuplot '" + FLAGS_out_dir + "/throughput.gp'";
+    if (std::system(plot.c_str()) == 0) {
+      std::printf("\nplot: %s/throughput.png\n", FLAGS_out_dir.c_str());
+    }
+  } else {
+    std::printf("\n(gnuplot not installed: %s/throughput.gp draws the plot)\n",
+                FLAGS_out_dir.c_str());
+  }
+  std::printf("reports: %s/events.json, events.csv, timeline.csv\n", FLAGS_out_dir.c_str());
+  return 0;
+}
