@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cinttypes>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -29,11 +30,14 @@ DEFINE_string(methods,
               "elastic-no-vm-remap,cold-restart,extravagant,colocated",
               "comma-separated scale methods to compare");
 DEFINE_string(schedule, "2,3,4,3,2", "device counts: start, then one scale event per entry");
-DEFINE_int32(max_devices, 6, "devices in the HMM (extravagant needs old + new)");
-DEFINE_uint64(weights_mb, 64, "weights arena per device, MiB");
-DEFINE_uint64(experts_mb, 384, "experts arena per device, MiB");
+DEFINE_int32(max_devices, 7, "devices in the HMM (extravagant needs old + new)");
+DEFINE_uint64(weights_mb, 96, "weights arena per device, MiB");
+DEFINE_uint64(experts_mb, 768, "experts arena per device, MiB");
 DEFINE_uint64(kv_mb, 32, "KV arena per device, MiB (the KV store takes all of it)");
 DEFINE_string(page_size, "auto", "arena pages: auto, hugetlb, thp, 4k");
+DEFINE_bool(populate, true,
+            "fault all device memory in once at start (resident, like HBM), so that no method "
+            "pays first-touch faults; false: arenas fill lazily");
 DEFINE_int32(concurrency, 8, "requests kept in flight (closed loop)");
 DEFINE_int32(prompt_tokens, 24, "prompt length of each request");
 DEFINE_int32(output_tokens, 48, "tokens generated per request");
@@ -78,7 +82,17 @@ struct EventRow {
   ScaleReport rep;
   double before_tps = 0, during_tps = 0, after_tps = 0, max_gap_s = 0;
   int failed = 0;
+  std::string error;  // set when the event was refused or rolled back (serving went on)
 };
+
+std::string JsonEscape(const std::string& in) {
+  std::string out;
+  for (char ch : in) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    if (static_cast<unsigned char>(ch) >= 0x20) out += ch;
+  }
+  return out;
+}
 
 double Tps(const std::vector<emoe::engine::StepRecord>& tl, double t0, double t1) {
   if (t1 <= t0) return 0;
@@ -163,16 +177,25 @@ int main(int argc, char** argv) {
   timeline << "method,t_s,tokens,instance\n";
   std::ofstream events_at(FLAGS_out_dir + "/events_at.csv");
   events_at << "method,command_s,serving_s,event\n";
+  // One set of devices for all methods: each method starts from empty arenas.
+  emoe::hbm::HmmOptions ho;
+  ho.devices.devices_per_node = FLAGS_max_devices;
+  ho.devices.nodes = {vmm::NumaNodes()[0].id};
+  ho.memory.usage_bytes = {FLAGS_weights_mb << 20, FLAGS_experts_mb << 20, FLAGS_kv_mb << 20};
+  ho.memory.page_size = *policy;
+  ho.memory.populate = FLAGS_populate;
+  ho.devices.capacity_bytes = (FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb) << 20;
+  const auto tc = std::chrono::steady_clock::now();
+  auto hmm = emoe::hbm::Hmm::Create(ho);
+  if (!hmm.ok()) return Fail(hmm.status());
+  std::printf("devices: %d x %" PRIu64 " MiB (%s pages%s) in %.1f s%s%s\n", FLAGS_max_devices,
+              (FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb),
+              vmm::PageKindName((*hmm)->device(0).arena(emoe::hbm::Usage::kExperts)->kind()),
+              FLAGS_populate ? ", populated" : "",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - tc).count(),
+              (*hmm)->page_note().empty() ? "" : "; ", (*hmm)->page_note().c_str());
   for (size_t mi = 0; mi < methods.size(); ++mi) {
     const ScaleOptions& method = methods[mi];
-    emoe::hbm::HmmOptions ho;
-    ho.devices.devices_per_node = FLAGS_max_devices;
-    ho.devices.nodes = {vmm::NumaNodes()[0].id};
-    ho.memory.usage_bytes = {FLAGS_weights_mb << 20, FLAGS_experts_mb << 20, FLAGS_kv_mb << 20};
-    ho.memory.page_size = *policy;
-    ho.devices.capacity_bytes = (FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb) << 20;
-    auto hmm = emoe::hbm::Hmm::Create(ho);
-    if (!hmm.ok()) return Fail(hmm.status());
     emoe::engine::CoordinatorOptions co;
     co.instance.compute_share = FLAGS_compute_share;
     co.kv_bytes_per_device = FLAGS_kv_mb << 20;
@@ -201,21 +224,33 @@ int main(int argc, char** argv) {
       }
     });
     std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_settle_s));
-    std::vector<std::pair<ScaleReport, int>> reps;
+    struct Done {
+      ScaleReport rep;
+      int failed = 0;
+      std::string error;
+    };
+    std::vector<Done> reps;
     for (size_t e = 1; e < schedule.size(); ++e) {
       std::vector<int> to;
       for (int d = 0; d < schedule[e]; ++d) to.push_back(d);
       if (method.preinit) (void)c.PrepareStandby(to);  // the pool anticipates the next event
       const int failed0 = failed.load();
+      const std::vector<int> from = c.devices();
       auto rep = c.Scale(to, method);
-      if (!rep.ok()) {
-        stop = true;
-        load.join();
-        Status s = rep.status();
-        return Fail(s.Annotate(method_names[mi]));
+      Done d;
+      if (rep.ok()) {
+        d.rep = *rep;
+      } else {
+        // A refused or rolled-back event is a result: the old configuration keeps serving.
+        d.rep.from_devices = from;
+        d.rep.to_devices = to;
+        d.error = rep.status().ToString();
+        std::fprintf(stderr, "elasticmoe: %s %zu->%zu: %s\n", method_names[mi].c_str(), from.size(),
+                     to.size(), d.error.c_str());
       }
       std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_settle_s));
-      reps.emplace_back(*rep, failed.load() - failed0);
+      d.failed = failed.load() - failed0;
+      reps.push_back(std::move(d));
     }
     stop = true;
     load.join();
@@ -223,30 +258,48 @@ int main(int argc, char** argv) {
     for (const auto& s : tl) {
       timeline << method_names[mi] << "," << s.t << "," << s.tokens << "," << s.instance << "\n";
     }
-    for (auto& [rep, nfail] : reps) {
+    for (const Done& d : reps) {
       EventRow row;
       row.method = method_names[mi];
-      row.rep = rep;
+      row.rep = d.rep;
+      row.error = d.error;
+      row.failed = d.failed + c.serving_errors();
+      if (!d.error.empty()) {
+        rows.push_back(row);
+        continue;
+      }
+      const ScaleReport& rep = d.rep;
       const double t0 = rep.command_s, t1 = rep.command_s + rep.latency_s;
       row.before_tps = Tps(tl, t0 - FLAGS_settle_s * 0.8, t0);
-      row.during_tps = Tps(tl, t0, std::max(t1, t0 + 0.05));
+      // During: from the command to the new instance serving, at least 0.5 s (a few steps).
+      row.during_tps = Tps(tl, t0, std::max(t1, t0 + 0.5));
       row.after_tps = Tps(tl, t1 + 0.2, t1 + FLAGS_settle_s * 0.9);
       row.max_gap_s = c.MaxTokenGap(t0, t1 + 0.5);
-      row.failed = nfail + c.serving_errors();
       events_at << row.method << "," << t0 << "," << t1 << "," << rep.from_devices.size() << "->"
                 << rep.to_devices.size() << "\n";
       rows.push_back(row);
+    }
+    // The next method starts from empty devices: everything this one held must come back.
+    coord->reset();
+    (*hmm)->ReleaseAll();
+    for (const auto& st : (*hmm)->Stats()) {
+      if (st.used_bytes != 0) {
+        return Fail(Status::Internal(method_names[mi] + " left " +
+                                     std::to_string(st.used_bytes >> 20) + " MiB on device " +
+                                     std::to_string(st.device)));
+      }
     }
   }
   // Output: JSON, CSV and the table.
   std::ofstream js(FLAGS_out_dir + "/events.json");
   std::ofstream csv(FLAGS_out_dir + "/events.csv");
   csv << "method,event,latency_s,downtime_s,arena_before_mib,arena_peak_mib,arena_after_mib,"
-         "pss_peak_mib,remapped_mib,p2p_mib,disk_mib,copied_mib,tps_before,tps_during,tps_after,"
-         "max_token_gap_s,failed,experts_moved,kept,kv_copied,recomputed,phases\n";
+         "pss_before_mib,pss_peak_mib,remapped_mib,p2p_mib,disk_mib,copied_mib,tps_before,tps_"
+         "during,tps_after,"
+         "max_token_gap_s,failed,experts_moved,kept,kv_copied,recomputed,phases,error\n";
   js << "[\n";
   std::printf("\n%-26s %-6s %9s %9s %9s %9s %8s %8s %8s %7s %7s %7s %8s %5s\n", "method", "event",
-              "latency", "downtime", "peak MiB", "PSS MiB", "remap", "p2p", "disk", "tps-pre",
+              "latency", "downtime", "peak MiB", "PSS +MiB", "remap", "p2p", "disk", "tps-pre",
               "during", "after", "max gap", "fail");
   for (size_t i = 0; i < rows.size(); ++i) {
     const EventRow& r = rows[i];
@@ -260,18 +313,28 @@ int main(int argc, char** argv) {
       phases += b;
     }
     auto mib = [](uint64_t b) { return b / 1048576.0; };
+    if (!r.error.empty()) {
+      std::printf("%-26s %-6s not done, serving went on: %s\n", r.method.c_str(), ev.c_str(),
+                  r.error.c_str());
+      csv << r.method << "," << ev << ",,,,,,,,,,,,,,,," << r.failed << ",,,,,\"" << r.error
+          << "\"\n";
+      js << "  {\"method\":\"" << r.method << "\",\"event\":\"" << ev
+         << "\",\"failed\":" << r.failed << ",\"error\":\"" << JsonEscape(r.error) << "\"}"
+         << (i + 1 < rows.size() ? ",\n" : "\n");
+      continue;
+    }
     std::printf(
         "%-26s %-6s %8.3fs %8.4fs %9.1f %9.1f %8.1f %8.1f %8.1f %7.1f %7.1f %7.1f %7.3fs %5d\n",
         r.method.c_str(), ev.c_str(), p.latency_s, p.downtime_s, mib(p.arena_peak),
-        mib(p.pss_peak_bytes), mib(p.bytes_remapped), mib(p.bytes_p2p), mib(p.bytes_disk),
-        r.before_tps, r.during_tps, r.after_tps, r.max_gap_s, r.failed);
+        mib(p.pss_peak_bytes) - mib(p.pss_before_bytes), mib(p.bytes_remapped), mib(p.bytes_p2p),
+        mib(p.bytes_disk), r.before_tps, r.during_tps, r.after_tps, r.max_gap_s, r.failed);
     csv << r.method << "," << ev << "," << p.latency_s << "," << p.downtime_s << ","
         << mib(p.arena_before) << "," << mib(p.arena_peak) << "," << mib(p.arena_after) << ","
-        << mib(p.pss_peak_bytes) << "," << mib(p.bytes_remapped) << "," << mib(p.bytes_p2p) << ","
-        << mib(p.bytes_disk) << "," << mib(p.bytes_copied) << "," << r.before_tps << ","
-        << r.during_tps << "," << r.after_tps << "," << r.max_gap_s << "," << r.failed << ","
-        << p.experts_moved << "," << p.requests_kept << "," << p.requests_kv_copied << ","
-        << p.requests_recomputed << "," << phases << "\n";
+        << mib(p.pss_before_bytes) << "," << mib(p.pss_peak_bytes) << "," << mib(p.bytes_remapped)
+        << "," << mib(p.bytes_p2p) << "," << mib(p.bytes_disk) << "," << mib(p.bytes_copied) << ","
+        << r.before_tps << "," << r.during_tps << "," << r.after_tps << "," << r.max_gap_s << ","
+        << r.failed << "," << p.experts_moved << "," << p.requests_kept << ","
+        << p.requests_kv_copied << "," << p.requests_recomputed << "," << phases << ",\n";
     js << "  {\"method\":\"" << r.method << "\",\"event\":\"" << ev
        << "\",\"tps_before\":" << r.before_tps << ",\"tps_during\":" << r.during_tps
        << ",\"tps_after\":" << r.after_tps << ",\"max_token_gap_s\":" << r.max_gap_s
@@ -293,11 +356,15 @@ int main(int argc, char** argv) {
   std::printf("%-6s %14s %16s %12s %14s %16s %12s\n", "event", "lat vs cold", "lat/copy bound",
               "tput kept", "peak vs cold", "peak vs extrav.", "max gap");
   for (const EventRow& r : rows) {
-    if (r.method != "elastic") continue;
+    if (r.method != "elastic" || !r.error.empty()) continue;
     const std::string ev =
         std::to_string(r.rep.from_devices.size()) + "->" + std::to_string(r.rep.to_devices.size());
-    const EventRow* cold = by.count("cold-restart|" + ev) ? by["cold-restart|" + ev] : nullptr;
-    const EventRow* ext = by.count("extravagant|" + ev) ? by["extravagant|" + ev] : nullptr;
+    auto done = [&](const std::string& key) -> const EventRow* {
+      auto it = by.find(key);
+      return it != by.end() && it->second->error.empty() ? it->second : nullptr;
+    };
+    const EventRow* cold = done("cold-restart|" + ev);
+    const EventRow* ext = done("extravagant|" + ev);
     char lat[32] = "-", pc[32] = "-", pe[32] = "-";
     if (cold) std::snprintf(lat, sizeof(lat), "%.1fx lower", cold->rep.latency_s / r.rep.latency_s);
     if (cold) {

@@ -1,10 +1,15 @@
 #include "engine/coordinator.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "experts/plan.h"
 
@@ -30,6 +35,48 @@ uint64_t PssBytes() {
   }
   return 0;
 }
+
+// Samples the process PSS on a thread of its own while a scale event runs: reading smaps_rollup
+// walks every page table (milliseconds with GiBs mapped), so it never runs on the scaling path.
+class PssSampler {
+ public:
+  explicit PssSampler(std::chrono::milliseconds period)
+      : thread_([this, period] {
+          std::unique_lock<std::mutex> l(mu_);
+          do {
+            l.unlock();
+            const uint64_t p = PssBytes();
+            l.lock();
+            if (first_ == 0) first_ = p;
+            peak_ = std::max(peak_, p);
+          } while (!cv_.wait_for(l, period, [&] { return stop_; }));
+        }) {}
+  ~PssSampler() { Stop(); }
+  // PSS at the first sample (0 until it is taken).
+  uint64_t first() {
+    std::lock_guard<std::mutex> l(mu_);
+    return first_;
+  }
+  // Stops sampling (after one last sample) and returns the peak.
+  uint64_t Stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_) return peak_;
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    peak_ = std::max(peak_, PssBytes());
+    return peak_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  uint64_t peak_ = 0, first_ = 0;
+  std::thread thread_;  // last: starts after the fields above exist
+};
 
 std::string Devices(const std::vector<int>& d) {
   std::ostringstream o;
@@ -88,9 +135,10 @@ std::string ScaleReport::ToJson() const {
   o << "},\"bytes_remapped\":" << bytes_remapped << ",\"bytes_p2p\":" << bytes_p2p
     << ",\"bytes_disk\":" << bytes_disk << ",\"bytes_copied\":" << bytes_copied
     << ",\"arena_before\":" << arena_before << ",\"arena_peak\":" << arena_peak
-    << ",\"arena_after\":" << arena_after << ",\"pss_peak_bytes\":" << pss_peak_bytes
-    << ",\"experts_moved\":" << experts_moved << ",\"experts_retained\":" << experts_retained
-    << ",\"requests_kept\":" << requests_kept << ",\"requests_kv_copied\":" << requests_kv_copied
+    << ",\"arena_after\":" << arena_after << ",\"pss_before_bytes\":" << pss_before_bytes
+    << ",\"pss_peak_bytes\":" << pss_peak_bytes << ",\"experts_moved\":" << experts_moved
+    << ",\"experts_retained\":" << experts_retained << ",\"requests_kept\":" << requests_kept
+    << ",\"requests_kv_copied\":" << requests_kv_copied
     << ",\"requests_recomputed\":" << requests_recomputed << "}";
   return o.str();
 }
@@ -140,6 +188,7 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(hbm::Hmm* hmm,
   so.clock = [self] { return self->Now(); };
   c->sched_ = std::make_unique<Scheduler>(c->active_.get(), stores, so);
   c->server_ = std::thread(&Coordinator::ServeLoop, c.get());
+  pthread_setname_np(c->server_.native_handle(), "serve");
   return c;
 }
 
@@ -276,7 +325,6 @@ uint64_t Coordinator::ArenaUsedBytes() const {
 
 void Coordinator::Sample(ScaleReport* r) const {
   r->arena_peak = std::max(r->arena_peak, ArenaUsedBytes());
-  r->pss_peak_bytes = std::max(r->pss_peak_bytes, PssBytes());
 }
 
 std::vector<std::vector<int>> Coordinator::CpusOf(const std::vector<int>& devices) const {
@@ -377,6 +425,7 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
   const auto t0 = Clock::now();
   rep.command_s = Now();
   rep.arena_before = ArenaUsedBytes();
+  PssSampler pss(std::chrono::milliseconds(20));
   Sample(&rep);
   auto phase = [&, t = t0](const char* name) mutable {
     rep.phase_s[name] = Since(t);
@@ -589,6 +638,8 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
   placement_ = to;
   phase("cleanup");
   rep.arena_after = ArenaUsedBytes();
+  rep.pss_peak_bytes = pss.Stop();
+  rep.pss_before_bytes = pss.first();
   return rep;
 }
 
@@ -599,6 +650,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
   const auto t0 = Clock::now();
   rep.command_s = Now();
   rep.arena_before = ArenaUsedBytes();
+  PssSampler pss(std::chrono::milliseconds(20));
   Sample(&rep);
   auto phase = [&, t = t0](const char* name) mutable {
     rep.phase_s[name] = Since(t);
@@ -722,6 +774,8 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
     placement_ = to;
     phase("switch");
     rep.arena_after = ArenaUsedBytes();
+    rep.pss_peak_bytes = pss.Stop();
+    rep.pss_before_bytes = pss.first();
     return rep;
   }
   // Extravagant and colocated: the new copy is loaded from disk while the old one serves.
@@ -806,6 +860,8 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
   placement_ = to;
   phase("cleanup");
   rep.arena_after = ArenaUsedBytes();
+  rep.pss_peak_bytes = pss.Stop();
+  rep.pss_before_bytes = pss.first();
   return rep;
 }
 

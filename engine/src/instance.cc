@@ -34,6 +34,8 @@ StatusOr<std::unique_ptr<Instance>> Instance::Boot(const ModelConfig& config,
   inst->options_ = options;
   for (size_t r = 0; r < cpus.size(); ++r) {
     inst->workers_.emplace_back(&Instance::WorkerLoop, inst.get(), static_cast<int>(r), cpus[r]);
+    pthread_setname_np(inst->workers_.back().native_handle(),
+                       ("rank-" + std::to_string(r)).c_str());
   }
   // Warm the BLAS and the workers' stacks on scratch data.
   inst->RunOnWorkers([](int) {

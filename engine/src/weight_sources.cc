@@ -38,30 +38,39 @@ StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::Build(
   auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
   DeviceWeightsStats st;
   hbm::Device& dev = hmm.device(device);
-  // Copies `bytes` at `src` into a new extent of `usage` (the ablations).
-  auto copy_in = [&](hbm::Usage usage, const void* src, uint64_t bytes) -> StatusOr<void*> {
-    VMM_ASSIGN_OR_RETURN(vmm::Extent e, dev.Allocate(usage, std::max<uint64_t>(bytes, 1)));
-    vmm::CopyBytes(e.data(), src, bytes);
-    st.bytes_copied += bytes;
-    out->owned_.push_back(e);
-    return e.data();
-  };
-  // Per layer: the local experts and their three tensors' records.
-  std::vector<std::vector<std::vector<hbm::TensorRecord>>> expert_records(config.num_hidden_layers);
-  for (const TensorSpec& spec : ExpectedTensors(config)) {
+  // Non-expert tensors: the HMM's pages, or (private_copy) one packed extent of the source's own.
+  std::vector<std::pair<const TensorSpec*, hbm::TensorRecord>> dense;
+  uint64_t packed = 0;
+  const std::vector<TensorSpec> specs = ExpectedTensors(config);
+  for (const TensorSpec& spec : specs) {
     if (spec.expert >= 0) continue;
     VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r, hmm.Find(options.prefix + spec.name, device));
+    packed +=
+        (r.size_bytes + hbm::kDirectAlignment - 1) / hbm::kDirectAlignment * hbm::kDirectAlignment;
+    dense.emplace_back(&spec, std::move(r));
+  }
+  uint8_t* copy_at = nullptr;
+  if (options.private_copy) {
+    VMM_ASSIGN_OR_RETURN(vmm::Extent e,
+                         dev.Allocate(hbm::Usage::kWeights, std::max<uint64_t>(packed, 1)));
+    copy_at = static_cast<uint8_t*>(e.data());
+    out->owned_.push_back(std::move(e));
+  }
+  for (const auto& [spec, r] : dense) {
     const void* data = r.data();
-    if (options.private_copy) {
-      VMM_ASSIGN_OR_RETURN(void* p, copy_in(hbm::Usage::kWeights, r.data(), r.size_bytes));
-      data = p;
+    if (copy_at != nullptr) {
+      vmm::CopyBytes(copy_at, r.data(), r.size_bytes);
+      st.bytes_copied += r.size_bytes;
+      data = copy_at;
+      copy_at += (r.size_bytes + hbm::kDirectAlignment - 1) / hbm::kDirectAlignment *
+                 hbm::kDirectAlignment;
     } else {
       out->owned_.push_back(r.extent);
     }
-    out->refs_[spec.name] = WeightRef{data, r.dtype, r.shape};
+    out->refs_[spec->name] = WeightRef{data, r.dtype, r.shape};
   }
   std::map<std::pair<int, int>, std::vector<std::string>> expert_names;  // (layer, e) -> names
-  for (const TensorSpec& spec : ExpectedTensors(config)) {
+  for (const TensorSpec& spec : specs) {
     if (spec.expert >= 0) expert_names[{spec.layer, spec.expert}].push_back(spec.name);
   }
   out->slots_.resize(config.num_hidden_layers);

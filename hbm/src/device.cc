@@ -128,6 +128,7 @@ StatusOr<std::unique_ptr<Device>> Device::Create(const DeviceSpec& spec,
     o.page_size = memory.page_size;
     o.numa_node = spec.node;
     o.discard_on_free = memory.discard_on_free;
+    o.populate = memory.populate;
     VMM_ASSIGN_OR_RETURN(d->arenas_[u], vmm::Arena::Create(o));
   }
   return d;

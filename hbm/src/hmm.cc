@@ -53,11 +53,29 @@ StatusOr<std::unique_ptr<Hmm>> Hmm::CreateWithDevices(const std::vector<DeviceSp
   if (specs.empty()) return Status::InvalidArgument("an HMM needs at least one device");
   auto h = std::unique_ptr<Hmm>(new Hmm());
   h->options_ = options;
+  DeviceMemoryOptions memory = options.memory;
+  if (memory.page_size == vmm::PageSizePolicy::kAuto) {
+    // One page kind for all devices: hugetlb only if the pool holds all of them.
+    constexpr uint64_t kHuge = 2ull << 20;
+    long need = 0;
+    for (uint64_t b : memory.usage_bytes) need += static_cast<long>((b + kHuge - 1) / kHuge);
+    need *= static_cast<long>(specs.size());
+    const vmm::HugePagePool pool = vmm::ReadHugePagePool(-1);
+    if (pool.available() < need) {
+      std::string why;
+      const bool thp = vmm::ShmemThpUsable(&why);
+      memory.page_size = thp ? vmm::PageSizePolicy::kShmemThp : vmm::PageSizePolicy::kSmall;
+      h->page_note_ = std::to_string(specs.size()) + " devices need " + std::to_string(need) +
+                      " hugetlb pages, " + std::to_string(std::max(0L, pool.available())) +
+                      " available: all devices use " +
+                      (thp ? std::string("shmem THP") : "4 KiB pages (shmem THP: " + why + ")");
+    }
+  }
   for (size_t i = 0; i < specs.size(); ++i) {
     if (specs[i].id != static_cast<int>(i)) {
       return Status::InvalidArgument("device ids must be 0..n-1 in order");
     }
-    VMM_ASSIGN_OR_RETURN(auto d, Device::Create(specs[i], options.memory));
+    VMM_ASSIGN_OR_RETURN(auto d, Device::Create(specs[i], memory));
     h->devices_.push_back(std::move(d));
   }
   h->copies_ = std::make_unique<CopyEngine>(specs, options.copy_threads_per_device);

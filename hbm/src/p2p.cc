@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <string>
 
 #include "vmm/stats.h"
 
@@ -17,8 +18,12 @@ CopyEngine::CopyEngine(const std::vector<DeviceSpec>& devices, int threads_per_d
     auto team = std::make_unique<Team>();
     int n = threads_per_device > 0 ? threads_per_device
                                    : std::min<int>(8, std::max<size_t>(1, d.cpus.size()));
-    for (int i = 0; i < n; ++i)
+    for (int i = 0; i < n; ++i) {
       team->threads.emplace_back(&CopyEngine::Work, this, team.get(), d.cpus);
+      // Named for top -H / perf: "p2p-d<device>".
+      pthread_setname_np(team->threads.back().native_handle(),
+                         ("p2p-d" + std::to_string(d.id)).substr(0, 15).c_str());
+    }
     teams_[d.id] = std::move(team);
   }
 }

@@ -74,6 +74,27 @@ TEST(BuddyAllocatorTest, FragmentationAndPeak) {
   EXPECT_TRUE(a.CheckInvariants().ok());
 }
 
+TEST(BuddyAllocatorTest, RunOfNonBuddyBlocksIsUsed) {
+  BuddyAllocator a(16);
+  ASSERT_EQ(*a.Allocate(16), 0u);
+  a.Free(3, 6);  // pages [3, 9): blocks [3], [4, 8), [8]; none of order 3
+  PageAllocatorStats s = a.Stats();
+  EXPECT_EQ(s.largest_free_block_pages, 4u);
+  EXPECT_EQ(s.largest_free_run_pages, 6u);
+  EXPECT_EQ(s.fragmentation, 0.0);
+  auto r = a.Allocate(5, 2);  // no order-3 block: the run serves it at the first even page
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, 4u);
+  EXPECT_TRUE(a.IsFree(3));
+  EXPECT_FALSE(a.IsFree(8));
+  EXPECT_EQ(a.free_pages(), 1u);
+  EXPECT_TRUE(a.CheckInvariants().ok());
+  a.Free(4, 5);
+  EXPECT_EQ(*a.Allocate(6), 3u);
+  EXPECT_FALSE(a.Allocate(1).ok());
+  EXPECT_TRUE(a.CheckInvariants().ok());
+}
+
 TEST(BuddyAllocatorDeathTest, DoubleFreeAborts) {
   BuddyAllocator a(32);
   auto r = a.Allocate(4);
@@ -98,6 +119,14 @@ TEST(BuddyAllocatorTest, RandomizedAgainstShadow) {
         auto r = a.Allocate(n, align);
         if (!r.ok()) {
           ASSERT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+          // Refused only if no aligned run of n free pages exists at all.
+          for (uint64_t start = 0; start + n <= total; start += align) {
+            uint64_t p = start;
+            while (p < start + n && !used[p]) ++p;
+            ASSERT_LT(p, start + n)
+                << "refused " << n << " pages (align " << align << ") but pages [" << start << ", "
+                << start + n << ") are free, step " << step;
+          }
           continue;
         }
         ASSERT_EQ(*r % align, 0u);

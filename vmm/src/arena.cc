@@ -64,6 +64,10 @@ Status ArenaOptions::Validate() const {
     return Status::InvalidArgument("arena '" + name + "': capacity " +
                                    std::to_string(capacity_bytes) + " exceeds 64 TiB");
   }
+  if (populate && (!direct_map || discard_on_free)) {
+    return Status::InvalidArgument("arena '" + name +
+                                   "': populate needs direct_map and no discard_on_free");
+  }
   if (numa_node < -1) {
     return Status::InvalidArgument("arena '" + name + "': numa_node " + std::to_string(numa_node) +
                                    " is negative");
@@ -269,6 +273,16 @@ StatusOr<std::shared_ptr<Arena>> Arena::Create(const ArenaOptions& options) {
       st = Status::FromErrno(errno, what + ": ask for huge pages", "madvise(MADV_HUGEPAGE)");
     }
     if (st.ok() && bind) st = BindToNode(os, b.map, capacity, options.numa_node, what);
+    if (st.ok() && options.populate) {
+      if (os->Madvise(b.map, capacity, MADV_POPULATE_WRITE) != 0) {
+        st = Status::FromErrno(errno,
+                               what + ": populate " + std::to_string(capacity >> 20) + " MiB (" +
+                                   PageKindName(kind) + ")",
+                               "madvise(MADV_POPULATE_WRITE)");
+      } else {
+        GlobalCounters().bytes_populated += capacity;
+      }
+    }
     if (st.ok() && options.numa_node >= 0 && !NumaAvailable()) {
       note = "libnuma reports NUMA unavailable; the binding to node " +
              std::to_string(options.numa_node) + " was skipped";
@@ -388,7 +402,7 @@ StatusOr<Extent> Arena::Allocate(uint64_t bytes, uint64_t align_bytes) {
                     "arena '" + name_ + "' is full: cannot allocate " + Mib(bytes) + " (" +
                         std::to_string(pages) + " pages of " + Mib(page_size_) + "); " +
                         Mib(s.free_pages * page_size_) + " free of " + Mib(capacity_) +
-                        ", largest free run " + Mib(s.largest_free_block_pages * page_size_));
+                        ", largest free run " + Mib(s.largest_free_run_pages * page_size_));
     }
     first = *r;
     live_.emplace(first, pages);
@@ -502,7 +516,7 @@ ArenaStats Arena::Stats() const {
     s.used_bytes = a.used_pages * page_size_;
     s.free_bytes = a.free_pages * page_size_;
     s.peak_used_bytes = a.peak_used_pages * page_size_;
-    s.largest_free_bytes = a.largest_free_block_pages * page_size_;
+    s.largest_free_bytes = a.largest_free_run_pages * page_size_;
     s.allocations = a.allocations;
     s.frees = a.frees;
     s.failed_allocations = a.failed_allocations;

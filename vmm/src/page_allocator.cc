@@ -3,6 +3,7 @@
 #include <bit>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 namespace vmm {
 
@@ -88,13 +89,57 @@ StatusOr<uint64_t> BuddyAllocator::Allocate(uint64_t num_pages, uint64_t align_p
     peak_used_pages_ = std::max(peak_used_pages_, used_pages());
     return start;
   }
+  // No single block is large enough, but adjacent free blocks that are not buddies of each
+  // other (e.g. the tail of one extent next to the head of another) may still form a run.
+  if (auto run = TakeRun(num_pages, align_pages)) {
+    ++allocations_;
+    peak_used_pages_ = std::max(peak_used_pages_, used_pages());
+    return *run;
+  }
   ++failed_allocations_;
   const PageAllocatorStats s = Stats();
   return Status::ResourceExhausted(
       "no free run of " + std::to_string(num_pages) + " pages (aligned to " +
       std::to_string(align_pages) + "): " + std::to_string(s.free_pages) + " of " +
       std::to_string(total_pages_) + " pages free, largest free block " +
-      std::to_string(s.largest_free_block_pages) + " pages");
+      std::to_string(s.largest_free_run_pages) + " pages");
+}
+
+std::optional<uint64_t> BuddyAllocator::TakeRun(uint64_t num_pages, uint64_t align_pages) {
+  // First fit by address over maximal runs of adjacent free blocks.
+  uint64_t run_start = 0, run_end = 0;
+  for (auto it = free_by_start_.begin(); it != free_by_start_.end(); ++it) {
+    if (it->first != run_end) run_start = it->first;
+    run_end = it->first + BlockSize(it->second);
+    const uint64_t first = (run_start + align_pages - 1) / align_pages * align_pages;
+    if (first >= run_end || run_end - first < num_pages) continue;
+    // Take every block of the run up to (and including) the one holding the last page, then give
+    // back the head before `first` and the tail after the extent.
+    uint64_t covered_end = run_start;
+    for (auto b = free_by_start_.find(run_start); covered_end < first + num_pages;) {
+      const uint64_t start = b->first;
+      const int order = b->second;
+      ++b;
+      EraseFree(start, order);
+      covered_end = start + BlockSize(order);
+    }
+    if (first > run_start) FreeRun(run_start, first - run_start);
+    if (covered_end > first + num_pages) {
+      FreeRun(first + num_pages, covered_end - first - num_pages);
+    }
+    return first;
+  }
+  return std::nullopt;
+}
+
+uint64_t BuddyAllocator::LargestFreeRun() const {
+  uint64_t best = 0, run_start = 0, run_end = 0;
+  for (const auto& [start, order] : free_by_start_) {
+    if (start != run_end) run_start = start;
+    run_end = start + BlockSize(order);
+    best = std::max(best, run_end - run_start);
+  }
+  return best;
 }
 
 void BuddyAllocator::Free(uint64_t first_page, uint64_t num_pages) {
@@ -139,8 +184,9 @@ PageAllocatorStats BuddyAllocator::Stats() const {
     s.free_blocks_per_order[o] = free_lists_[o].size();
     if (!free_lists_[o].empty()) s.largest_free_block_pages = BlockSize(o);
   }
+  s.largest_free_run_pages = LargestFreeRun();
   s.fragmentation =
-      free_pages_ == 0 ? 0.0 : 1.0 - static_cast<double>(s.largest_free_block_pages) / free_pages_;
+      free_pages_ == 0 ? 0.0 : 1.0 - static_cast<double>(s.largest_free_run_pages) / free_pages_;
   return s;
 }
 

@@ -78,7 +78,8 @@ struct ScaleReport {
   uint64_t bytes_disk = 0;      // read from the checkpoint
   uint64_t bytes_copied = 0;    // copied into private buffers (ablations)
   uint64_t arena_before = 0, arena_peak = 0, arena_after = 0;  // all devices, exact
-  uint64_t pss_peak_bytes = 0;                                 // the process's PSS, sampled
+  // The process's PSS (sampled every 20 ms off the scaling path): at the command and the peak.
+  uint64_t pss_before_bytes = 0, pss_peak_bytes = 0;
   int64_t experts_moved = 0, experts_retained = 0;
   int requests_kept = 0, requests_kv_copied = 0, requests_recomputed = 0;
   std::string ToJson() const;

@@ -56,6 +56,8 @@ struct DeviceMemoryOptions {
   std::array<uint64_t, kNumUsages> usage_bytes = {0, 0, 0};  // 0 = no arena for that usage
   vmm::PageSizePolicy page_size = vmm::PageSizePolicy::kAuto;
   bool discard_on_free = false;
+  // Fault all arena pages in at creation (resident device memory; see vmm::ArenaOptions).
+  bool populate = false;
   Status Validate(const DeviceSpec& spec) const;
 };
 

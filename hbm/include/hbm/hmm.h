@@ -109,12 +109,18 @@ class Hmm {
 
   std::vector<DeviceStats> Stats() const;
   std::string Report() const;
+  // With PageSizePolicy::kAuto all devices get the same page kind: hugetlb only when the pool
+  // holds every device's arenas, else shmem THP, else 4 KiB (a device left with 4 KiB pages would
+  // take first-touch faults ~50x slower than its peers, which skews P2P copies and scaling). Empty
+  // when hugetlb was possible; otherwise why it was not.
+  const std::string& page_note() const { return page_note_; }
 
  private:
   Hmm() = default;
   using Key = std::pair<std::string, int>;  // (name, device)
 
   HmmOptions options_;
+  std::string page_note_;
   std::vector<std::unique_ptr<Device>> devices_;
   std::unique_ptr<CopyEngine> copies_;
   std::mutex load_mu_;     // serializes loads

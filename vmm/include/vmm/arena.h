@@ -68,7 +68,11 @@ struct ArenaOptions {
   int numa_node = -1;            // -1: no binding; otherwise mbind(MPOL_BIND) to this node
   bool direct_map = true;        // keep one read-write mapping of the whole arena (Extent::data())
   bool discard_on_free = false;  // punch freed pages out of the memfd (returns memory to the OS)
-  Os* os = nullptr;              // nullptr: Os::Default()
+  // Fault every page in at creation (MADV_POPULATE_WRITE over the direct map), as device memory
+  // is resident before anything is allocated: allocations then never wait for page faults or for
+  // a hypervisor backing fresh guest memory. REQUIRES direct_map and !discard_on_free.
+  bool populate = false;
+  Os* os = nullptr;  // nullptr: Os::Default()
 
   Status Validate() const;
 };

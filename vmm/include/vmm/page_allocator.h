@@ -3,7 +3,9 @@
 // Concept: the arena's pages [0, total_pages) are kept as free blocks of 2^order pages, each
 // aligned to its size (the kernel's buddy system). Allocate(n) takes the lowest-addressed block of
 // the smallest order >= ceil(log2 n) (and >= log2 align), splits it down, and gives the unused tail
-// back as smaller blocks, so an extent occupies exactly n pages (like alloc_pages_exact). Free
+// back as smaller blocks, so an extent occupies exactly n pages (like alloc_pages_exact). When no
+// block is large enough, a run of adjacent free blocks that are not buddies (exact extents leave
+// such runs behind) is taken instead, first fit by address, O(free blocks). Free
 // decomposes a run into maximal aligned blocks and merges each with its buddy while the buddy is
 // free. Allocate is O(log^2 n) set operations at worst (one per order), Free O(log^2 n).
 //
@@ -20,6 +22,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,12 +36,13 @@ struct PageAllocatorStats {
   uint64_t free_pages = 0;
   uint64_t used_pages = 0;
   uint64_t peak_used_pages = 0;           // highest used_pages ever seen
-  uint64_t largest_free_block_pages = 0;  // the largest extent Allocate can return right now
+  uint64_t largest_free_block_pages = 0;  // the largest single buddy block
+  uint64_t largest_free_run_pages = 0;    // the largest extent Allocate can return right now
   uint64_t free_blocks = 0;               // number of free buddy blocks
   uint64_t allocations = 0;               // successful Allocate calls
   uint64_t frees = 0;                     // Free calls
   uint64_t failed_allocations = 0;        // Allocate calls refused for lack of space
-  // 1 - largest_free_block / free_pages: 0 when all free memory is one block, -> 1 when the free
+  // 1 - largest_free_run / free_pages: 0 when all free memory is one run, -> 1 when the free
   // memory is shattered into single pages. 0 when nothing is free.
   double fragmentation = 0.0;
   std::vector<uint64_t> free_blocks_per_order;  // index = order
@@ -82,6 +86,10 @@ class BuddyAllocator {
   void FreeBlock(uint64_t start, int order);
   // Frees an arbitrary run by decomposing it into maximal aligned blocks.
   void FreeRun(uint64_t start, uint64_t num_pages);
+  // The fallback of Allocate: the lowest run of adjacent free blocks holding num_pages pages at an
+  // aligned start, taken out of the free pool (head and tail given back); nullopt if none.
+  std::optional<uint64_t> TakeRun(uint64_t num_pages, uint64_t align_pages);
+  uint64_t LargestFreeRun() const;
 
   uint64_t total_pages_;
   uint64_t free_pages_ = 0;
