@@ -32,7 +32,7 @@ DEFINE_string(methods,
 DEFINE_string(schedule, "2,3,4,3,2", "device counts: start, then one scale event per entry");
 DEFINE_int32(max_devices, 7, "devices in the HMM (extravagant needs old + new)");
 DEFINE_uint64(weights_mb, 96, "weights arena per device, MiB");
-DEFINE_uint64(experts_mb, 768, "experts arena per device, MiB");
+DEFINE_uint64(experts_mb, 1024, "experts arena per device, MiB");
 DEFINE_uint64(kv_mb, 32, "KV arena per device, MiB (the KV store takes all of it)");
 DEFINE_string(page_size, "auto", "arena pages: auto, hugetlb, thp, 4k");
 DEFINE_bool(populate, true,
@@ -389,7 +389,7 @@ int main(int argc, char** argv) {
        << (methods.size() + 1) / 2 << ",2 title 'throughput (tokens/s, 0.5 s bins); scale events "
        << "between the dashed lines'\n";
     for (size_t mi = 0; mi < methods.size(); ++mi) {
-      gp << "set title '" << method_names[mi] << "'\nunset arrow\n";
+      gp << "set title '" << method_names[mi] << "'\nset yrange [0:*]\nunset arrow\n";
       for (const EventRow& r : rows) {
         if (r.method != method_names[mi]) continue;
         gp << "set arrow from " << r.rep.command_s << ", graph 0 to " << r.rep.command_s
