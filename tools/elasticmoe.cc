@@ -60,7 +60,7 @@ int Fail(const Status& s) {
 StatusOr<ScaleOptions> ParseMethod(const std::string& name) {
   ScaleOptions o;
   std::string base = name;
-  for (const char* abl : {"-no-zero-copy", "-no-p2p", "-no-preinit", "-no-vm-remap"}) {
+  for (const char* abl : {"-drain", "-no-zero-copy", "-no-p2p", "-no-preinit", "-no-vm-remap"}) {
     const std::string a = abl;
     if (base.size() > a.size() && base.compare(base.size() - a.size(), a.size(), a) == 0) {
       base.resize(base.size() - a.size());
@@ -68,6 +68,7 @@ StatusOr<ScaleOptions> ParseMethod(const std::string& name) {
       if (a == "-no-p2p") o.p2p = false;
       if (a == "-no-preinit") o.preinit = false;
       if (a == "-no-vm-remap") o.vm_remap = false;
+      if (a == "-drain") o.drain = true;
     }
   }
   VMM_ASSIGN_OR_RETURN(o.method, emoe::engine::ParseScaleMethod(base));

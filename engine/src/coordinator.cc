@@ -118,6 +118,7 @@ std::string ScaleOptions::Name() const {
   if (!p2p) n += "-no-p2p";
   if (!preinit) n += "-no-preinit";
   if (!vm_remap) n += "-no-vm-remap";
+  if (drain) n += "-drain";
   return n;
 }
 
@@ -139,7 +140,8 @@ std::string ScaleReport::ToJson() const {
     << ",\"pss_peak_bytes\":" << pss_peak_bytes << ",\"experts_moved\":" << experts_moved
     << ",\"experts_retained\":" << experts_retained << ",\"requests_kept\":" << requests_kept
     << ",\"requests_kv_copied\":" << requests_kv_copied
-    << ",\"requests_recomputed\":" << requests_recomputed << "}";
+    << ",\"requests_recomputed\":" << requests_recomputed
+    << ",\"requests_drained\":" << requests_drained << "}";
   return o.str();
 }
 
@@ -267,7 +269,8 @@ void Coordinator::ServeLoop() {
         done_cv_.notify_all();
       }
       if (stop_) return;
-      if (inbox_.empty() && sched_->idle() && task_ == nullptr) {
+      if (inbox_.empty() && sched_->idle() && task_ == nullptr &&
+          (draining_ == nullptr || draining_->idle())) {
         cv_.wait_for(l, std::chrono::milliseconds(50));
         continue;
       }
@@ -286,8 +289,15 @@ void Coordinator::ServeLoop() {
       }
     }
     std::vector<std::pair<int64_t, double>> tokens;
-    auto n = sched_->Step(Now(), [&](int64_t id, int32_t) { tokens.emplace_back(id, Now()); });
+    auto on_token = [&](int64_t id, int32_t) { tokens.emplace_back(id, Now()); };
+    auto n = sched_->Step(Now(), on_token);
     std::vector<RequestResult> done = sched_->TakeFinished();
+    if (draining_ != nullptr && !draining_->idle()) {
+      auto m = draining_->Step(Now(), on_token);
+      if (!m.ok()) n = m.status();
+      if (n.ok()) *n += *m;
+      for (auto& r : draining_->TakeFinished()) done.push_back(std::move(r));
+    }
     std::lock_guard<std::mutex> l(mu_);
     if (!n.ok()) ++serving_errors_;
     for (auto& r : rejected) done.push_back(std::move(r));
@@ -613,21 +623,53 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
     double blocked = 0;
     OnServingThread([&] {
       const auto ts = Clock::now();
-      sw = sched_->SwitchInstance(next.get(), stores, copy);
+      if (o.drain) {
+        // Running requests stay with the old instance; everything else goes to the new one.
+        SchedulerOptions so = options_.scheduler;
+        so.clock = [this] { return Now(); };
+        auto fresh = std::make_unique<Scheduler>(next.get(), stores, so);
+        Scheduler::SwitchStats st;
+        st.kept = static_cast<int>(sched_->running());
+        sched_->HandOverWaiting(fresh.get());
+        draining_ = std::move(sched_);
+        sched_ = std::move(fresh);
+        sw = st;
+      } else {
+        sw = sched_->SwitchInstance(next.get(), stores, copy);
+      }
       if (sw.ok()) ++generation_;
       blocked = Since(ts);
     });
     if (!sw.ok()) return rollback(sw.status());
     rep.downtime_s = blocked;
-    rep.requests_kept = sw->kept;
+    if (o.drain) {
+      rep.requests_drained = sw->kept;
+    } else {
+      rep.requests_kept = sw->kept;
+    }
     rep.requests_kv_copied = sw->copied;
     rep.requests_recomputed = sw->preempted;
     rep.bytes_p2p += sw->bytes_copied;
     rep.latency_s = Since(t0);
     phase("switch");
   }
-  // 6. Cleanup: the old instance exits, outgoing experts and leaving devices are freed.
+  // 6. Drain (an option): the old instance finishes its running requests, then exits.
   std::swap(active_, next);
+  if (o.drain) {
+    OnServingThread([&] { draining_inst_ = std::move(next); });
+    for (bool idle = false; !idle;) {
+      OnServingThread([&] {
+        idle = draining_->idle();
+        if (idle) {
+          draining_.reset();
+          draining_inst_.reset();
+        }
+      });
+      if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    phase("drain");
+  }
+  // 7. Cleanup: the old instance exits, outgoing experts and leaving devices are freed.
   next.reset();
   for (const experts::ExpertMove& m : plan.moves) {
     for (const std::string& n : expert_names[{m.layer, m.expert}]) (void)hmm_->Release(n, m.from);
@@ -834,13 +876,30 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
     double blocked = 0;
     OnServingThread([&] {
       const auto ts = Clock::now();
-      sw = sched_->SwitchInstance(next.get(), stores, copy);
+      if (o.drain) {
+        // Running requests stay with the old instance; everything else goes to the new one.
+        SchedulerOptions so = options_.scheduler;
+        so.clock = [this] { return Now(); };
+        auto fresh = std::make_unique<Scheduler>(next.get(), stores, so);
+        Scheduler::SwitchStats st;
+        st.kept = static_cast<int>(sched_->running());
+        sched_->HandOverWaiting(fresh.get());
+        draining_ = std::move(sched_);
+        sched_ = std::move(fresh);
+        sw = st;
+      } else {
+        sw = sched_->SwitchInstance(next.get(), stores, copy);
+      }
       if (sw.ok()) ++generation_;
       blocked = Since(ts);
     });
     if (!sw.ok()) return rollback(sw.status());
     rep.downtime_s = blocked;
-    rep.requests_kept = sw->kept;
+    if (o.drain) {
+      rep.requests_drained = sw->kept;
+    } else {
+      rep.requests_kept = sw->kept;
+    }
     rep.requests_kv_copied = sw->copied;
     rep.requests_recomputed = sw->preempted;
     rep.bytes_p2p += sw->bytes_copied;

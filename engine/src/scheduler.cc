@@ -83,6 +83,13 @@ Status Scheduler::Submit(Request r) {
   return Status::Ok();
 }
 
+int Scheduler::HandOverWaiting(Scheduler* to) {
+  const int n = static_cast<int>(waiting_.size());
+  for (auto& a : waiting_) to->waiting_.push_back(std::move(a));
+  waiting_.clear();
+  return n;
+}
+
 void Scheduler::Preempt(size_t index) {
   std::unique_ptr<Active> a = std::move(running_[index]);
   running_.erase(running_.begin() + index);

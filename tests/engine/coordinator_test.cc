@@ -218,6 +218,38 @@ TEST(CoordinatorTest, CrashedInstanceRestartsWithoutReload) {
   EXPECT_EQ(Drain(co), want);
 }
 
+TEST(CoordinatorTest, DrainLetsRunningRequestsFinishOnTheOldInstance) {
+  const auto requests = Requests(10);
+  const auto want = Reference(requests);
+  auto w = MakeWorld();
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, Options());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  const uint64_t arena0 = co.ArenaUsedBytes();
+  ScaleOptions drain;
+  drain.drain = true;
+  EXPECT_EQ(drain.Name(), "elastic-drain");
+  int drained = 0;
+  for (const auto& to : std::vector<std::vector<int>>{{0, 1, 2}, {0, 1}, {2, 3}, {0, 1}}) {
+    for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+    // Let some requests start so that there is something to drain.
+    for (int i = 0; i < 400 && co.Timeline().size() < 2; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    auto rep = co.Scale(to, drain);
+    ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+    EXPECT_EQ(co.devices(), to);
+    EXPECT_EQ(rep->requests_kept + rep->requests_kv_copied + rep->requests_recomputed, 0)
+        << "with drain nothing is handed over";
+    EXPECT_EQ(rep->phase_s.count("drain"), 1u);
+    drained += rep->requests_drained;
+    EXPECT_EQ(Drain(co), want);  // drained and handed-over requests alike finish unchanged
+  }
+  EXPECT_GT(drained, 0) << "no request was running at a scale event";
+  EXPECT_EQ(co.ArenaUsedBytes(), arena0);
+  EXPECT_EQ(co.serving_errors(), 0);
+}
+
 TEST(CoordinatorTest, BaselinesAndAblationsServeTheSameTokens) {
   const auto requests = Requests(8);
   const auto want = Reference(requests);

@@ -60,6 +60,11 @@ struct ScaleOptions {
   bool p2p = true;        // false: new devices read what they need from disk
   bool preinit = true;    // false: boot the new instance on demand, not from the standby pool
   bool vm_remap = true;   // false: experts copied into one new contiguous buffer per layer
+  // kElastic: instead of handing running requests over, let them finish on the old instance
+  // (its own scheduler, stepped by the serving loop next to the new one) while new and waiting
+  // requests go to the new instance; the old instance exits and its memory is freed once they
+  // are done (phase "drain", after the switch; latency still ends at the switch).
+  bool drain = false;
   // Fault injection for tests: fail the event right after this phase ("plan", "memory",
   // "instance", "warmup"), as if the step had failed there.
   std::string fail_after;
@@ -81,7 +86,7 @@ struct ScaleReport {
   // The process's PSS (sampled every 20 ms off the scaling path): at the command and the peak.
   uint64_t pss_before_bytes = 0, pss_peak_bytes = 0;
   int64_t experts_moved = 0, experts_retained = 0;
-  int requests_kept = 0, requests_kv_copied = 0, requests_recomputed = 0;
+  int requests_kept = 0, requests_kv_copied = 0, requests_recomputed = 0, requests_drained = 0;
   std::string ToJson() const;
 };
 
@@ -170,6 +175,10 @@ class Coordinator {
   std::map<int, std::unique_ptr<kv::KvStore>> stores_;                         // device -> KV store
   std::list<std::pair<std::vector<int>, std::unique_ptr<Instance>>> standby_;  // front = newest
   std::unique_ptr<Scheduler> sched_;
+  // While a drain runs: the old instance and its scheduler (stepped after sched_; the serving
+  // thread owns them, the control thread only swaps them in OnServingThread).
+  std::unique_ptr<Instance> draining_inst_;
+  std::unique_ptr<Scheduler> draining_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_, done_cv_;

@@ -88,6 +88,9 @@ class Scheduler {
   };
   StatusOr<SwitchStats> SwitchInstance(Instance* instance, std::vector<kv::KvStore*> stores,
                                        const kv::PagedSequence::CopyFn& copy);
+  // Moves every waiting request (queued or preempted, with its tokens so far) to the end of
+  // `to`'s queue, in order; running requests stay (draining). Returns how many moved.
+  int HandOverWaiting(Scheduler* to);
   // Drops every running request's KV and requeues it for recomputation (a cold restart).
   int PreemptAll();
   Instance* instance() const { return inst_; }
