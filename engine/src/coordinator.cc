@@ -113,11 +113,12 @@ StatusOr<ScaleMethod> ParseScaleMethod(const std::string& name) {
 
 std::string ScaleOptions::Name() const {
   std::string n = ScaleMethodName(method);
-  if (method != ScaleMethod::kElastic) return n;
-  if (!zero_copy) n += "-no-zero-copy";
-  if (!p2p) n += "-no-p2p";
-  if (!preinit) n += "-no-preinit";
-  if (!vm_remap) n += "-no-vm-remap";
+  if (method == ScaleMethod::kElastic) {
+    if (!zero_copy) n += "-no-zero-copy";
+    if (!p2p) n += "-no-p2p";
+    if (!preinit) n += "-no-preinit";
+    if (!vm_remap) n += "-no-vm-remap";
+  }
   if (drain) n += "-drain";
   return n;
 }
@@ -417,6 +418,11 @@ StatusOr<ScaleReport> Coordinator::Scale(std::vector<int> devices, const ScaleOp
   if (devices == active_->devices() && options.method == ScaleMethod::kElastic) {
     return Status::InvalidArgument("scale to " + Devices(devices) + ": already serving there");
   }
+  if (options.drain && options.method == ScaleMethod::kColdRestart) {
+    return Status::InvalidArgument(
+        "scale to " + Devices(devices) +
+        ": cold-restart cannot drain (the old instance stops before the new one starts)");
+  }
   if (options.method == ScaleMethod::kElastic) return ScaleElastic(std::move(devices), options);
   return ScaleFromDisk(std::move(devices), options);
 }
@@ -603,70 +609,15 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
     if (!s.ok()) return rollback(s);
   }
   // 5. Switchover between two steps.
-  {
-    std::vector<kv::KvStore*> stores;
-    for (int d : devices) stores.push_back(stores_[d].get());
-    hbm::Hmm* hmm = hmm_;
-    std::vector<int> dev_of_store;
-    for (int d : devices) dev_of_store.push_back(d);
-    kv::PagedSequence::CopyFn copy = [hmm, stores, dev_of_store](void* dst, const void* src,
-                                                                 uint64_t n) {
-      for (size_t i = 0; i < stores.size(); ++i) {
-        const uint8_t* b = static_cast<const uint8_t*>(stores[i]->extent().data());
-        if (dst >= b && dst < b + stores[i]->extent().size_bytes()) {
-          return hmm->copies().Copy(dev_of_store[i], dst, src, n);
-        }
-      }
-      return Status::Internal("KV copy to an unknown store");
-    };
-    StatusOr<Scheduler::SwitchStats> sw = Status::Internal("switch did not run");
-    double blocked = 0;
-    OnServingThread([&] {
-      const auto ts = Clock::now();
-      if (o.drain) {
-        // Running requests stay with the old instance; everything else goes to the new one.
-        SchedulerOptions so = options_.scheduler;
-        so.clock = [this] { return Now(); };
-        auto fresh = std::make_unique<Scheduler>(next.get(), stores, so);
-        Scheduler::SwitchStats st;
-        st.kept = static_cast<int>(sched_->running());
-        sched_->HandOverWaiting(fresh.get());
-        draining_ = std::move(sched_);
-        sched_ = std::move(fresh);
-        sw = st;
-      } else {
-        sw = sched_->SwitchInstance(next.get(), stores, copy);
-      }
-      if (sw.ok()) ++generation_;
-      blocked = Since(ts);
-    });
-    if (!sw.ok()) return rollback(sw.status());
-    rep.downtime_s = blocked;
-    if (o.drain) {
-      rep.requests_drained = sw->kept;
-    } else {
-      rep.requests_kept = sw->kept;
-    }
-    rep.requests_kv_copied = sw->copied;
-    rep.requests_recomputed = sw->preempted;
-    rep.bytes_p2p += sw->bytes_copied;
-    rep.latency_s = Since(t0);
-    phase("switch");
+  if (Status st = SwitchServing(next.get(), devices, o.drain, &rep); !st.ok()) {
+    return rollback(st);
   }
+  rep.latency_s = Since(t0);
+  phase("switch");
   // 6. Drain (an option): the old instance finishes its running requests, then exits.
   std::swap(active_, next);
   if (o.drain) {
-    OnServingThread([&] { draining_inst_ = std::move(next); });
-    for (bool idle = false; !idle;) {
-      OnServingThread([&] {
-        idle = draining_->idle();
-        if (idle) {
-          draining_.reset();
-          draining_inst_.reset();
-        }
-      });
-      if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    FinishDrain(std::move(next));
     phase("drain");
   }
   // 7. Cleanup: the old instance exits, outgoing experts and leaving devices are freed.
@@ -858,55 +809,16 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
     phase("instance");
     if (!s.ok()) return rollback(s);
   }
-  {
-    std::vector<kv::KvStore*> stores;
-    for (int d : devices) stores.push_back(stores_[d].get());
-    hbm::Hmm* hmm = hmm_;
-    std::vector<int> devs = devices;
-    kv::PagedSequence::CopyFn copy = [hmm, stores, devs](void* dst, const void* src, uint64_t n) {
-      for (size_t i = 0; i < stores.size(); ++i) {
-        const uint8_t* b = static_cast<const uint8_t*>(stores[i]->extent().data());
-        if (dst >= b && dst < b + stores[i]->extent().size_bytes()) {
-          return hmm->copies().Copy(devs[i], dst, src, n);
-        }
-      }
-      return Status::Internal("KV copy to an unknown store");
-    };
-    StatusOr<Scheduler::SwitchStats> sw = Status::Internal("switch did not run");
-    double blocked = 0;
-    OnServingThread([&] {
-      const auto ts = Clock::now();
-      if (o.drain) {
-        // Running requests stay with the old instance; everything else goes to the new one.
-        SchedulerOptions so = options_.scheduler;
-        so.clock = [this] { return Now(); };
-        auto fresh = std::make_unique<Scheduler>(next.get(), stores, so);
-        Scheduler::SwitchStats st;
-        st.kept = static_cast<int>(sched_->running());
-        sched_->HandOverWaiting(fresh.get());
-        draining_ = std::move(sched_);
-        sched_ = std::move(fresh);
-        sw = st;
-      } else {
-        sw = sched_->SwitchInstance(next.get(), stores, copy);
-      }
-      if (sw.ok()) ++generation_;
-      blocked = Since(ts);
-    });
-    if (!sw.ok()) return rollback(sw.status());
-    rep.downtime_s = blocked;
-    if (o.drain) {
-      rep.requests_drained = sw->kept;
-    } else {
-      rep.requests_kept = sw->kept;
-    }
-    rep.requests_kv_copied = sw->copied;
-    rep.requests_recomputed = sw->preempted;
-    rep.bytes_p2p += sw->bytes_copied;
-    rep.latency_s = Since(t0);
-    phase("switch");
+  if (Status st = SwitchServing(next.get(), devices, o.drain, &rep); !st.ok()) {
+    return rollback(st);
   }
+  rep.latency_s = Since(t0);
+  phase("switch");
   std::swap(active_, next);
+  if (o.drain) {
+    FinishDrain(std::move(next));
+    phase("drain");
+  }
   next.reset();
   hmm_->ReleaseIf([&](const hbm::TensorRecord& r) {
     return r.name.rfind(old_prefix, 0) == 0 && r.name.rfind(new_prefix, 0) != 0;
@@ -922,6 +834,64 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
   rep.pss_peak_bytes = pss.Stop();
   rep.pss_before_bytes = pss.first();
   return rep;
+}
+
+Status Coordinator::SwitchServing(Instance* next, const std::vector<int>& devices, bool drain,
+                                  ScaleReport* rep) {
+  std::vector<kv::KvStore*> stores;
+  for (int d : devices) stores.push_back(stores_[d].get());
+  hbm::Hmm* hmm = hmm_;
+  kv::PagedSequence::CopyFn copy = [hmm, stores, devices](void* dst, const void* src, uint64_t n) {
+    for (size_t i = 0; i < stores.size(); ++i) {
+      const uint8_t* b = static_cast<const uint8_t*>(stores[i]->extent().data());
+      if (dst >= b && dst < b + stores[i]->extent().size_bytes()) {
+        return hmm->copies().Copy(devices[i], dst, src, n);
+      }
+    }
+    return Status::Internal("KV copy to an unknown store");
+  };
+  StatusOr<Scheduler::SwitchStats> sw = Status::Internal("switch did not run");
+  double blocked = 0;
+  OnServingThread([&] {
+    const auto ts = Clock::now();
+    if (drain) {
+      // Running requests stay with the old instance; everything else goes to the new one.
+      SchedulerOptions so = options_.scheduler;
+      so.clock = [this] { return Now(); };
+      auto fresh = std::make_unique<Scheduler>(next, stores, so);
+      Scheduler::SwitchStats st;
+      st.kept = static_cast<int>(sched_->running());
+      sched_->HandOverWaiting(fresh.get());
+      draining_ = std::move(sched_);
+      sched_ = std::move(fresh);
+      sw = st;
+    } else {
+      sw = sched_->SwitchInstance(next, stores, copy);
+    }
+    if (sw.ok()) ++generation_;
+    blocked = Since(ts);
+  });
+  VMM_RETURN_IF_ERROR(sw.status());
+  rep->downtime_s = blocked;
+  (drain ? rep->requests_drained : rep->requests_kept) = sw->kept;
+  rep->requests_kv_copied = sw->copied;
+  rep->requests_recomputed = sw->preempted;
+  rep->bytes_p2p += sw->bytes_copied;
+  return Status::Ok();
+}
+
+void Coordinator::FinishDrain(std::unique_ptr<Instance> old) {
+  OnServingThread([&] { draining_inst_ = std::move(old); });
+  for (bool idle = false; !idle;) {
+    OnServingThread([&] {
+      idle = draining_ == nullptr || draining_->idle();
+      if (idle) {
+        draining_.reset();
+        draining_inst_.reset();
+      }
+    });
+    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 StatusOr<ScaleReport> Coordinator::RestartInstance() {

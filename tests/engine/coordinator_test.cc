@@ -162,6 +162,12 @@ TEST(CoordinatorTest, ImpossibleRequestsAreRefusedAndServingGoesOn) {
   EXPECT_EQ(co.Scale({0, 9}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
   EXPECT_EQ(co.Scale({0, 0}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
   EXPECT_EQ(co.Scale({0, 1}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
+  ScaleOptions cold_drain;
+  cold_drain.method = ScaleMethod::kColdRestart;
+  cold_drain.drain = true;
+  auto cd = co.Scale({0, 1, 2}, cold_drain);
+  EXPECT_EQ(cd.status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_NE(cd.status().ToString().find("cannot drain"), std::string::npos);
   // Scale-down onto one device: its expert arena cannot hold every expert.
   auto down = co.Scale({0}, {});
   EXPECT_EQ(down.status().code(), vmm::StatusCode::kResourceExhausted) << down.status().ToString();
@@ -253,7 +259,7 @@ TEST(CoordinatorTest, DrainLetsRunningRequestsFinishOnTheOldInstance) {
 TEST(CoordinatorTest, BaselinesAndAblationsServeTheSameTokens) {
   const auto requests = Requests(8);
   const auto want = Reference(requests);
-  std::vector<ScaleOptions> variants(8);
+  std::vector<ScaleOptions> variants(9);
   variants[1].zero_copy = false;
   variants[2].p2p = false;
   variants[3].preinit = false;
@@ -261,6 +267,8 @@ TEST(CoordinatorTest, BaselinesAndAblationsServeTheSameTokens) {
   variants[5].method = ScaleMethod::kColdRestart;
   variants[6].method = ScaleMethod::kExtravagant;
   variants[7].method = ScaleMethod::kColocated;
+  variants[8].method = ScaleMethod::kExtravagant;
+  variants[8].drain = true;
   for (const ScaleOptions& o : variants) {
     auto w = MakeWorld();
     auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, Options());

@@ -158,6 +158,14 @@ class Coordinator {
   StatusOr<ScaleReport> ScaleElastic(std::vector<int> devices, const ScaleOptions& o);
   StatusOr<ScaleReport> ScaleFromDisk(std::vector<int> devices, const ScaleOptions& o);
   void Sample(ScaleReport* r) const;
+  // The switchover, between two steps on the serving thread: `next` serves from now on, with the
+  // KV stores of `devices`. Running requests are handed over (kept, copied P2P or recomputed) or,
+  // with `drain`, stay on the old scheduler, which the serving loop keeps stepping. Fills the
+  // downtime and hand-over fields of `rep`. On error nothing changed.
+  Status SwitchServing(Instance* next, const std::vector<int>& devices, bool drain,
+                       ScaleReport* rep);
+  // After a draining switch: keeps `old` until the old scheduler is idle, then destroys both.
+  void FinishDrain(std::unique_ptr<Instance> old);
 
   hbm::Hmm* hmm_ = nullptr;
   const hbm::Checkpoint* checkpoint_ = nullptr;
