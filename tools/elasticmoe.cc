@@ -6,12 +6,14 @@
 // the largest gap between two tokens of a request, and failed requests. Outputs: a table on
 // stdout, events.json, events.csv, timeline.csv and (with gnuplot) throughput.png.
 #include <gflags/gflags.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -43,6 +45,11 @@ DEFINE_int32(prompt_tokens, 24, "prompt length of each request");
 DEFINE_int32(output_tokens, 48, "tokens generated per request");
 DEFINE_double(settle_s, 2.0, "seconds of serving before each event and after the last");
 DEFINE_double(compute_share, 0.5, "device compute share (DESIGN 4.4); 1 disables it");
+DEFINE_bool(instance_processes, true,
+            "run each instance in a process of its own (emoe_instance) that attaches to the HMM "
+            "through its socket (DESIGN 4.1); the two ablations that copy weights into the "
+            "instance's own memory always run in-process");
+DEFINE_string(instance_binary, "", "the instance binary; empty: emoe_instance next to this one");
 
 namespace {
 
@@ -125,6 +132,18 @@ int main(int argc, char** argv) {
           " outside 1..--max_devices=" + std::to_string(FLAGS_max_devices)));
     }
   }
+  std::string instance_binary = FLAGS_instance_binary;
+  if (FLAGS_instance_processes && instance_binary.empty()) {
+    std::error_code ec;
+    instance_binary =
+        (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "emoe_instance")
+            .string();
+  }
+  if (FLAGS_instance_processes && access(instance_binary.c_str(), X_OK) != 0) {
+    return Fail(Status::NotFound("instance binary '" + instance_binary +
+                                 "' is not executable (--instance_binary, or "
+                                 "--instance_processes=false)"));
+  }
   std::vector<ScaleOptions> methods;
   std::vector<std::string> method_names;
   {
@@ -199,6 +218,13 @@ int main(int argc, char** argv) {
     const ScaleOptions& method = methods[mi];
     emoe::engine::CoordinatorOptions co;
     co.instance.compute_share = FLAGS_compute_share;
+    if (FLAGS_instance_processes && method.zero_copy && method.vm_remap) {
+      co.instance_binary = instance_binary;
+    }
+    std::fprintf(stderr, "elasticmoe: %s: instances %s\n", method_names[mi].c_str(),
+                 co.instance_binary.empty()
+                     ? "in this process"
+                     : ("in processes of their own (" + co.instance_binary + ")").c_str());
     co.kv_bytes_per_device = FLAGS_kv_mb << 20;
     std::vector<int> start;
     for (int d = 0; d < schedule[0]; ++d) start.push_back(d);

@@ -2,15 +2,21 @@
 
 #include <pthread.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "engine/remote_instance.h"
 #include "experts/plan.h"
 
 namespace emoe::engine {
@@ -23,9 +29,9 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// The process's proportional set size from /proc/self/smaps_rollup (0 when unreadable).
-uint64_t PssBytes() {
-  std::ifstream f("/proc/self/smaps_rollup");
+// A process's proportional set size from /proc/PID/smaps_rollup (0 when unreadable).
+uint64_t PssBytesOf(const std::string& pid) {
+  std::ifstream f("/proc/" + pid + "/smaps_rollup");
   std::string key;
   uint64_t kb;
   std::string unit;
@@ -34,6 +40,30 @@ uint64_t PssBytes() {
     f.ignore(1 << 12, '\n');
   }
   return 0;
+}
+
+// PSS of this process and its children (the instance processes): pages they share, such as
+// the arenas every instance maps, are counted once in the sum.
+uint64_t PssBytes() {
+  uint64_t sum = PssBytesOf("self");
+  const pid_t me = getpid();
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return sum;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
+    std::string stat;
+    std::getline(f, stat);
+    const size_t paren = stat.rfind(')');
+    char state = 0;
+    int ppid = 0;
+    if (paren != std::string::npos &&
+        std::sscanf(stat.c_str() + paren + 1, " %c %d", &state, &ppid) == 2 && ppid == me) {
+      sum += PssBytesOf(e->d_name);
+    }
+  }
+  closedir(d);
+  return sum;
 }
 
 // Samples the process PSS on a thread of its own while a scale event runs: reading smaps_rollup
@@ -181,8 +211,22 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(hbm::Hmm* hmm,
         kv::KvStore::Create(hmm->device(d), KvGeometryFor(config, options.block_tokens),
                             options.kv_bytes_per_device));
   }
-  VMM_ASSIGN_OR_RETURN(c->active_,
-                       Instance::Create(hmm, config, devices, options.instance, &c->placement_));
+  if (!options.instance_binary.empty()) {
+    // Instances run in processes of their own and attach through the HMM's socket.
+    hbm::ServerOptions so;
+    so.socket_path = options.hmm_socket;
+    if (so.socket_path.empty()) {
+      static std::atomic<int> serial{0};
+      const char* tmp = std::getenv("TMPDIR");
+      so.socket_path = std::string(tmp != nullptr && *tmp != 0 ? tmp : "/tmp") + "/emoe-hmm-" +
+                       std::to_string(getpid()) + "-" + std::to_string(serial++) + ".sock";
+    }
+    c->hmm_server_ = std::make_unique<hbm::HmmServer>(hmm, so);
+    VMM_RETURN_IF_ERROR(c->hmm_server_->Start());
+    c->hmm_socket_ = so.socket_path;
+  }
+  VMM_ASSIGN_OR_RETURN(c->active_, c->BootInstance(devices));
+  VMM_RETURN_IF_ERROR(c->AttachInstance(c->active_.get(), devices, c->placement_, {}, nullptr));
   VMM_RETURN_IF_ERROR(c->active_->WarmUp());
   std::vector<kv::KvStore*> stores;
   for (int d : devices) stores.push_back(c->stores_[d].get());
@@ -190,12 +234,23 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(hbm::Hmm* hmm,
   Coordinator* self = c.get();
   so.clock = [self] { return self->Now(); };
   c->sched_ = std::make_unique<Scheduler>(c->active_.get(), stores, so);
+  c->supervised_ = c->hmm_server_ != nullptr && options.restart_crashed;
   c->server_ = std::thread(&Coordinator::ServeLoop, c.get());
   pthread_setname_np(c->server_.native_handle(), "serve");
+  if (c->supervised_) {
+    c->supervisor_ = std::thread(&Coordinator::Supervise, c.get());
+    pthread_setname_np(c->supervisor_.native_handle(), "supervise");
+  }
   return c;
 }
 
 Coordinator::~Coordinator() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    supervisor_stop_ = true;
+  }
+  cv_.notify_all();
+  if (supervisor_.joinable()) supervisor_.join();  // may finish a restart: serving still runs
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
@@ -270,6 +325,10 @@ void Coordinator::ServeLoop() {
         done_cv_.notify_all();
       }
       if (stop_) return;
+      if (crashed_) {  // nothing can run until the supervisor has restarted the instance
+        cv_.wait_for(l, std::chrono::milliseconds(10));
+        continue;
+      }
       if (inbox_.empty() && sched_->idle() && task_ == nullptr &&
           (draining_ == nullptr || draining_->idle())) {
         cv_.wait_for(l, std::chrono::milliseconds(50));
@@ -300,7 +359,15 @@ void Coordinator::ServeLoop() {
       for (auto& r : draining_->TakeFinished()) done.push_back(std::move(r));
     }
     std::lock_guard<std::mutex> l(mu_);
-    if (!n.ok()) ++serving_errors_;
+    if (!n.ok()) {
+      ++serving_errors_;
+      if (n.status().code() == vmm::StatusCode::kUnavailable && sched_->instance()->pid() != 0 &&
+          supervised_) {
+        crashed_ = true;  // the instance process is gone: the supervisor restarts it
+        cv_.notify_all();
+        std::fprintf(stderr, "coordinator: %s\n", n.status().ToString().c_str());
+      }
+    }
     for (auto& r : rejected) done.push_back(std::move(r));
     outstanding_ -= done.size();
     for (auto& r : done) {
@@ -345,6 +412,7 @@ std::vector<std::vector<int>> Coordinator::CpusOf(const std::vector<int>& device
 }
 
 Status Coordinator::PrepareStandby(const std::vector<int>& devices) {
+  std::lock_guard<std::mutex> control(control_mu_);
   if (options_.standby_pool == 0) return Status::Ok();
   for (int d : devices) {
     if (d < 0 || d >= hmm_->num_devices()) {
@@ -355,13 +423,61 @@ Status Coordinator::PrepareStandby(const std::vector<int>& devices) {
   for (const auto& [key, inst] : standby_) {
     if (key == devices) return Status::Ok();
   }
-  VMM_ASSIGN_OR_RETURN(auto inst, Instance::Boot(config_, cpus, options_.instance));
+  VMM_ASSIGN_OR_RETURN(auto inst, BootInstance(devices));
   standby_.emplace_front(devices, std::move(inst));
   while (static_cast<int>(standby_.size()) > options_.standby_pool) standby_.pop_back();
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<Instance>> Coordinator::TakeStandby(const std::vector<int>& devices,
+StatusOr<std::unique_ptr<Executor>> Coordinator::BootInstance(const std::vector<int>& devices) {
+  if (options_.instance_binary.empty()) {
+    VMM_ASSIGN_OR_RETURN(auto inst, Instance::Boot(config_, CpusOf(devices), options_.instance));
+    return std::unique_ptr<Executor>(std::move(inst));
+  }
+  VMM_ASSIGN_OR_RETURN(auto inst, RemoteInstance::Launch(options_.instance_binary, config_,
+                                                         CpusOf(devices), options_.instance));
+  return std::unique_ptr<Executor>(std::move(inst));
+}
+
+Status Coordinator::AttachInstance(Executor* inst, const std::vector<int>& devices,
+                                   const experts::ExpertPlacement& placement,
+                                   DeviceWeightsOptions wo, ScaleReport* rep) {
+  if (auto* remote = dynamic_cast<RemoteInstance*>(inst)) {
+    if (wo.private_copy || wo.experts != ExpertView::kSlots) {
+      return Status::FailedPrecondition(
+          "the no-zero-copy and naive-copy ablations copy weights into the instance's own "
+          "device memory, which only in-process instances can allocate (run without instance "
+          "processes)");
+    }
+    RemoteAttachSpec spec;
+    spec.hmm_socket = hmm_socket_;
+    spec.devices = devices;
+    spec.placement = placement;
+    spec.prefix = wo.prefix;
+    for (int d : devices) {
+      auto it = stores_.find(d);
+      if (it == stores_.end()) return Status::Internal("attach before the KV store of a device");
+      spec.stores.push_back(it->second.get());
+    }
+    RemoteAttachStats st;
+    VMM_RETURN_IF_ERROR(remote->Attach(spec, &st));
+    if (rep != nullptr) rep->bytes_remapped += st.bytes_mapped;
+    return Status::Ok();
+  }
+  std::vector<std::unique_ptr<WeightSource>> sources;
+  for (int d : devices) {
+    DeviceWeightsStats ws;
+    VMM_ASSIGN_OR_RETURN(auto w, DeviceWeights::Build(*hmm_, config_, d, placement, wo, &ws));
+    if (rep != nullptr) {
+      rep->bytes_remapped += ws.bytes_mapped;
+      rep->bytes_copied += ws.bytes_copied;
+    }
+    sources.push_back(std::move(w));
+  }
+  return static_cast<Instance*>(inst)->Attach(devices, std::move(sources), placement);
+}
+
+StatusOr<std::unique_ptr<Executor>> Coordinator::TakeStandby(const std::vector<int>& devices,
                                                              bool allowed) {
   if (allowed) {
     for (auto it = standby_.begin(); it != standby_.end(); ++it) {
@@ -372,7 +488,7 @@ StatusOr<std::unique_ptr<Instance>> Coordinator::TakeStandby(const std::vector<i
       }
     }
   }
-  return Instance::Boot(config_, CpusOf(devices), options_.instance);
+  return BootInstance(devices);
 }
 
 StatusOr<hbm::LoadReport> Coordinator::LoadFromDisk(
@@ -403,6 +519,7 @@ StatusOr<hbm::LoadReport> Coordinator::LoadFromDisk(
 }
 
 StatusOr<ScaleReport> Coordinator::Scale(std::vector<int> devices, const ScaleOptions& options) {
+  std::lock_guard<std::mutex> control(control_mu_);
   std::sort(devices.begin(), devices.end());
   if (devices.empty()) {
     return Status::InvalidArgument("scale to no devices: an instance needs at least one");
@@ -508,7 +625,7 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
   VMM_RETURN_IF_ERROR(injected("plan"));
   // From here on, failures roll back what this event created.
   Switch undo;
-  std::unique_ptr<Instance> next;
+  std::unique_ptr<Executor> next;
   auto rollback = [&](Status s) -> Status {
     next.reset();
     for (const auto& [name, d] : undo.records) (void)hmm_->Release(name, d);
@@ -587,16 +704,7 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
     wo.prefix = prefix_;
     wo.private_copy = !o.zero_copy;
     wo.experts = o.vm_remap ? ExpertView::kSlots : ExpertView::kNaiveCopy;
-    std::vector<std::unique_ptr<WeightSource>> sources;
-    for (int d : devices) {
-      DeviceWeightsStats ws;
-      auto w = DeviceWeights::Build(*hmm_, config_, d, to, wo, &ws);
-      if (!w.ok()) return rollback(w.status());
-      rep.bytes_remapped += ws.bytes_mapped;
-      rep.bytes_copied += ws.bytes_copied;
-      sources.push_back(std::move(*w));
-    }
-    Status s = next->Attach(devices, std::move(sources), to);
+    Status s = AttachInstance(next.get(), devices, to, wo, &rep);
     if (s.ok()) s = injected("instance");
     phase("instance");
     if (!s.ok()) return rollback(s);
@@ -684,7 +792,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
   };
   auto all = [](const TensorSpec&, int) { return true; };
   phase("plan");
-  std::unique_ptr<Instance> next;
+  std::unique_ptr<Executor> next;
   if (o.method == ScaleMethod::kColdRestart) {
     // Stop serving; everything of the old configuration goes; load; start.
     const auto stop_t = Clock::now();
@@ -721,22 +829,13 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
         s = ensure_stores();
       }
       if (s.ok()) {
-        DeviceWeightsOptions wo;
-        wo.prefix = new_prefix;
-        auto inst = Instance::Boot(config_, CpusOf(devices), options_.instance);
+        auto inst = BootInstance(devices);
         s = inst.status();
         if (s.ok()) {
           next = std::move(*inst);
-          std::vector<std::unique_ptr<WeightSource>> sources;
-          for (int d : devices) {
-            auto w = DeviceWeights::Build(*hmm_, config_, d, to, wo);
-            if (!w.ok()) {
-              s = w.status();
-              break;
-            }
-            sources.push_back(std::move(*w));
-          }
-          if (s.ok()) s = next->Attach(devices, std::move(sources), to);
+          DeviceWeightsOptions wo;
+          wo.prefix = new_prefix;
+          s = AttachInstance(next.get(), devices, to, wo, nullptr);
           if (s.ok()) s = next->WarmUp();
         }
       }
@@ -798,13 +897,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
     next = std::move(*inst);
     DeviceWeightsOptions wo;
     wo.prefix = new_prefix;
-    std::vector<std::unique_ptr<WeightSource>> sources;
-    for (int d : devices) {
-      auto w = DeviceWeights::Build(*hmm_, config_, d, to, wo);
-      if (!w.ok()) return rollback(w.status());
-      sources.push_back(std::move(*w));
-    }
-    Status s = next->Attach(devices, std::move(sources), to);
+    Status s = AttachInstance(next.get(), devices, to, wo, nullptr);
     if (s.ok()) s = next->WarmUp();
     phase("instance");
     if (!s.ok()) return rollback(s);
@@ -836,7 +929,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
   return rep;
 }
 
-Status Coordinator::SwitchServing(Instance* next, const std::vector<int>& devices, bool drain,
+Status Coordinator::SwitchServing(Executor* next, const std::vector<int>& devices, bool drain,
                                   ScaleReport* rep) {
   std::vector<kv::KvStore*> stores;
   for (int d : devices) stores.push_back(stores_[d].get());
@@ -880,7 +973,7 @@ Status Coordinator::SwitchServing(Instance* next, const std::vector<int>& device
   return Status::Ok();
 }
 
-void Coordinator::FinishDrain(std::unique_ptr<Instance> old) {
+void Coordinator::FinishDrain(std::unique_ptr<Executor> old) {
   OnServingThread([&] { draining_inst_ = std::move(old); });
   for (bool idle = false; !idle;) {
     OnServingThread([&] {
@@ -895,6 +988,41 @@ void Coordinator::FinishDrain(std::unique_ptr<Instance> old) {
 }
 
 StatusOr<ScaleReport> Coordinator::RestartInstance() {
+  std::lock_guard<std::mutex> control(control_mu_);
+  return RestartLocked();
+}
+
+void Coordinator::Supervise() {
+  std::unique_lock<std::mutex> l(mu_);
+  for (;;) {
+    cv_.wait(l, [&] { return supervisor_stop_ || crashed_; });
+    if (supervisor_stop_) return;
+    l.unlock();
+    StatusOr<ScaleReport> r = Status::Internal("not restarted");
+    {
+      std::lock_guard<std::mutex> control(control_mu_);
+      // A scale event may have replaced the crashed instance meanwhile.
+      bool still = false;
+      OnServingThread([&] { still = crashed_; });
+      if (still) r = RestartLocked();
+    }
+    l.lock();
+    if (r.ok()) {
+      ++restarts_;
+    } else if (crashed_) {
+      std::fprintf(stderr, "coordinator: restarting the crashed instance failed: %s\n",
+                   r.status().ToString().c_str());
+      cv_.wait_for(l, std::chrono::milliseconds(200));
+    }
+  }
+}
+
+int Coordinator::restarts() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return restarts_;
+}
+
+StatusOr<ScaleReport> Coordinator::RestartLocked() {
   ScaleReport rep;
   rep.name = "restart";
   rep.from_devices = rep.to_devices = active_->devices();
@@ -902,17 +1030,10 @@ StatusOr<ScaleReport> Coordinator::RestartInstance() {
   rep.command_s = Now();
   rep.arena_before = ArenaUsedBytes();
   const std::vector<int> devices = active_->devices();
-  VMM_ASSIGN_OR_RETURN(auto next, Instance::Boot(config_, CpusOf(devices), options_.instance));
+  VMM_ASSIGN_OR_RETURN(auto next, BootInstance(devices));
   DeviceWeightsOptions wo;
   wo.prefix = prefix_;
-  std::vector<std::unique_ptr<WeightSource>> sources;
-  for (int d : devices) {
-    DeviceWeightsStats ws;
-    VMM_ASSIGN_OR_RETURN(auto w, DeviceWeights::Build(*hmm_, config_, d, placement_, wo, &ws));
-    rep.bytes_remapped += ws.bytes_mapped;
-    sources.push_back(std::move(w));
-  }
-  VMM_RETURN_IF_ERROR(next->Attach(devices, std::move(sources), placement_));
+  VMM_RETURN_IF_ERROR(AttachInstance(next.get(), devices, placement_, wo, &rep));
   VMM_RETURN_IF_ERROR(next->WarmUp());
   std::vector<kv::KvStore*> stores;
   for (int d : devices) stores.push_back(stores_[d].get());
@@ -920,7 +1041,10 @@ StatusOr<ScaleReport> Coordinator::RestartInstance() {
   OnServingThread([&] {
     const auto ts = Clock::now();
     sw = sched_->SwitchInstance(next.get(), stores, {});
-    if (sw.ok()) ++generation_;
+    if (sw.ok()) {
+      ++generation_;
+      crashed_ = false;  // the serving thread holds mu_ while it runs this
+    }
     rep.downtime_s = Since(ts);
   });
   VMM_RETURN_IF_ERROR(sw.status());

@@ -159,9 +159,10 @@ Instance::~Instance() {
   for (auto& t : workers_) t.join();
 }
 
-int Instance::rank_of_device(int device) const {
-  for (size_t r = 0; r < devices_.size(); ++r) {
-    if (devices_[r] == device) return static_cast<int>(r);
+int Executor::rank_of_device(int device) const {
+  const std::vector<int>& d = devices();
+  for (size_t r = 0; r < d.size(); ++r) {
+    if (d[r] == device) return static_cast<int>(r);
   }
   return -1;
 }

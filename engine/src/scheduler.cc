@@ -41,8 +41,12 @@ int32_t SampleToken(const std::vector<float>& logits, float temperature, float t
   return p[keep - 1].second;
 }
 
-Scheduler::Scheduler(Instance* instance, std::vector<kv::KvStore*> stores, SchedulerOptions options)
-    : inst_(instance), stores_(std::move(stores)), options_(options) {}
+Scheduler::Scheduler(Executor* instance, std::vector<kv::KvStore*> stores, SchedulerOptions options)
+    : inst_(instance),
+      config_(instance->config()),
+      devices_(instance->devices()),
+      stores_(std::move(stores)),
+      options_(options) {}
 
 Scheduler::~Scheduler() = default;
 
@@ -193,13 +197,15 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
   return static_cast<int>(batch.size());
 }
 
-StatusOr<Scheduler::SwitchStats> Scheduler::SwitchInstance(Instance* instance,
+StatusOr<Scheduler::SwitchStats> Scheduler::SwitchInstance(Executor* instance,
                                                            std::vector<kv::KvStore*> stores,
                                                            const kv::PagedSequence::CopyFn& copy) {
   if (instance == nullptr || static_cast<int>(stores.size()) != instance->num_ranks()) {
     return Status::InvalidArgument("switchover: one KV store per rank of the new instance needed");
   }
-  const ModelConfig &a = instance->config(), &b = inst_->config();
+  // The old instance is only known by what was copied from it: in a cold restart it is already
+  // gone (and nothing is running).
+  const ModelConfig &a = instance->config(), &b = config_;
   if (a.hidden_size != b.hidden_size || a.vocab_size != b.vocab_size ||
       a.num_hidden_layers != b.num_hidden_layers || a.num_experts != b.num_experts) {
     return Status::InvalidArgument("switchover to an instance of another model");
@@ -207,13 +213,15 @@ StatusOr<Scheduler::SwitchStats> Scheduler::SwitchInstance(Instance* instance,
   SwitchStats st;
   std::vector<int> new_rank(running_.size(), -1);
   for (size_t i = 0; i < running_.size(); ++i) {
-    const int r = instance->rank_of_device(inst_->device(running_[i]->rank));
+    const int r = instance->rank_of_device(devices_.at(running_[i]->rank));
     if (r >= 0 && stores[r] == running_[i]->seq->store()) new_rank[i] = r;
   }
   // Handed-over blocks stay where they are; moved ones go to the freest new rank.
   std::vector<int64_t> free_blocks(stores.size());
   for (size_t r = 0; r < stores.size(); ++r) free_blocks[r] = stores[r]->pool().free_blocks();
   inst_ = instance;
+  config_ = instance->config();
+  devices_ = instance->devices();
   stores_ = std::move(stores);
   for (size_t i = 0, k = 0; i < running_.size(); ++k) {
     Active& a = *running_[i];

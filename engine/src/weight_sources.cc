@@ -30,6 +30,47 @@ StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::Build(
   if (device < 0 || device >= hmm.num_devices()) {
     return Status::InvalidArgument("device weights: unknown device " + std::to_string(device));
   }
+  auto find = [&](const std::string& name) -> StatusOr<Found> {
+    VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r, hmm.Find(name, device));
+    const void* data = r.data();
+    return Found{std::move(r), data};
+  };
+  return BuildWith(find, &hmm.device(device), config, device, placement, options, stats);
+}
+
+StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::FromAttachment(
+    const hbm::Attachment& att, const ModelConfig& config, int device,
+    const experts::ExpertPlacement& placement, const std::string& prefix,
+    DeviceWeightsStats* stats) {
+  auto find = [&](const std::string& name) -> StatusOr<Found> {
+    const hbm::TensorView* v = att.Find(name, device);
+    if (v == nullptr) {
+      return Status::NotFound("the attachment has no '" + name + "' on device " +
+                              std::to_string(device));
+    }
+    hbm::TensorRecord r;
+    r.name = v->name;
+    r.device = v->device;
+    r.dtype = v->dtype;
+    r.shape = v->shape;
+    VMM_ASSIGN_OR_RETURN(r.extent, att.arena(v->arena)->View(v->extent_offset, v->extent_size));
+    r.offset_in_extent = v->offset - v->extent_offset;
+    r.size_bytes = v->size_bytes;
+    return Found{std::move(r), v->data};
+  };
+  DeviceWeightsOptions options;
+  options.prefix = prefix;
+  return BuildWith(find, nullptr, config, device, placement, options, stats);
+}
+
+StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::BuildWith(
+    const std::function<StatusOr<Found>(const std::string&)>& find, hbm::Device* dev,
+    const ModelConfig& config, int device, const experts::ExpertPlacement& placement,
+    const DeviceWeightsOptions& options, DeviceWeightsStats* stats) {
+  if ((options.private_copy || options.experts != ExpertView::kSlots) && dev == nullptr) {
+    return Status::InvalidArgument(
+        "device weights: private copies need the HMM's device (in-process)");
+  }
   if (placement.num_layers() != config.num_hidden_layers ||
       placement.num_experts() != config.num_experts) {
     return Status::InvalidArgument(
@@ -37,29 +78,29 @@ StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::Build(
   }
   auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
   DeviceWeightsStats st;
-  hbm::Device& dev = hmm.device(device);
   // Non-expert tensors: the HMM's pages, or (private_copy) one packed extent of the source's own.
-  std::vector<std::pair<const TensorSpec*, hbm::TensorRecord>> dense;
+  std::vector<std::pair<const TensorSpec*, Found>> dense;
   uint64_t packed = 0;
   const std::vector<TensorSpec> specs = ExpectedTensors(config);
   for (const TensorSpec& spec : specs) {
     if (spec.expert >= 0) continue;
-    VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r, hmm.Find(options.prefix + spec.name, device));
-    packed +=
-        (r.size_bytes + hbm::kDirectAlignment - 1) / hbm::kDirectAlignment * hbm::kDirectAlignment;
-    dense.emplace_back(&spec, std::move(r));
+    VMM_ASSIGN_OR_RETURN(Found f, find(options.prefix + spec.name));
+    packed += (f.rec.size_bytes + hbm::kDirectAlignment - 1) / hbm::kDirectAlignment *
+              hbm::kDirectAlignment;
+    dense.emplace_back(&spec, std::move(f));
   }
   uint8_t* copy_at = nullptr;
   if (options.private_copy) {
     VMM_ASSIGN_OR_RETURN(vmm::Extent e,
-                         dev.Allocate(hbm::Usage::kWeights, std::max<uint64_t>(packed, 1)));
+                         dev->Allocate(hbm::Usage::kWeights, std::max<uint64_t>(packed, 1)));
     copy_at = static_cast<uint8_t*>(e.data());
     out->owned_.push_back(std::move(e));
   }
-  for (const auto& [spec, r] : dense) {
-    const void* data = r.data();
+  for (const auto& [spec, f] : dense) {
+    const hbm::TensorRecord& r = f.rec;
+    const void* data = f.data;
     if (copy_at != nullptr) {
-      vmm::CopyBytes(copy_at, r.data(), r.size_bytes);
+      vmm::CopyBytes(copy_at, f.data, r.size_bytes);
       st.bytes_copied += r.size_bytes;
       data = copy_at;
       copy_at += (r.size_bytes + hbm::kDirectAlignment - 1) / hbm::kDirectAlignment *
@@ -77,20 +118,20 @@ StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::Build(
   for (int l = 0; l < config.num_hidden_layers; ++l) {
     const std::vector<int> local = placement.LocalExperts(l, device);
     if (local.empty()) continue;
-    std::vector<std::vector<hbm::TensorRecord>> recs;
+    std::vector<std::vector<Found>> recs;
     std::vector<vmm::Extent> extents;
     for (int e : local) {
-      std::vector<hbm::TensorRecord> rs;
+      std::vector<Found> rs;
       for (const std::string& n : expert_names[{l, e}]) {
-        VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r, hmm.Find(options.prefix + n, device));
-        if (!rs.empty() && r.extent.offset_bytes() != rs[0].extent.offset_bytes()) {
+        VMM_ASSIGN_OR_RETURN(Found r, find(options.prefix + n));
+        if (!rs.empty() && r.rec.extent.offset_bytes() != rs[0].rec.extent.offset_bytes()) {
           return Status::FailedPrecondition(
               "expert " + std::to_string(e) + " of layer " + std::to_string(l) + " on device " +
               std::to_string(device) + " is not in one extent (load it with a group)");
         }
         rs.push_back(std::move(r));
       }
-      extents.push_back(rs[0].extent);
+      extents.push_back(rs[0].rec.extent);
       recs.push_back(std::move(rs));
     }
     // Experts loaded without a group of their own share a bigger extent: they are viewed where
@@ -98,15 +139,16 @@ StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::Build(
     bool own = true;
     for (size_t i = 0; i < extents.size(); ++i) {
       uint64_t span = 0;
-      for (const hbm::TensorRecord& r : recs[i]) span += r.size_bytes + 2 * hbm::kDirectAlignment;
+      for (const Found& f : recs[i]) span += f.rec.size_bytes + 2 * hbm::kDirectAlignment;
       const uint64_t page = extents[i].arena()->page_size();
       own = own && extents[i].size_bytes() <= (span + page - 1) / page * page;
     }
     if (!own && options.experts == ExpertView::kSlots && !options.private_copy) {
       for (const auto& rs : recs) {
-        for (const hbm::TensorRecord& r : rs) {
-          out->refs_[r.name.substr(options.prefix.size())] = WeightRef{r.data(), r.dtype, r.shape};
-          out->owned_.push_back(r.extent);
+        for (const Found& f : rs) {
+          out->refs_[f.rec.name.substr(options.prefix.size())] =
+              WeightRef{f.data, f.rec.dtype, f.rec.shape};
+          out->owned_.push_back(f.rec.extent);
         }
       }
       continue;
@@ -130,13 +172,14 @@ StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::Build(
       }
       VMM_ASSIGN_OR_RETURN(
           experts::NaiveBuffer buf,
-          experts::NaiveContiguousCopy(*dev.arena(hbm::Usage::kExperts), slot_bytes, srcs, bytes));
+          experts::NaiveContiguousCopy(*dev->arena(hbm::Usage::kExperts), slot_bytes, srcs, bytes));
       st.bytes_copied += buf.copied_bytes;
       base = static_cast<const uint8_t*>(buf.buffer.data());
       out->owned_.push_back(std::move(buf.buffer));
     }
     for (size_t i = 0; i < local.size(); ++i) {
-      for (const hbm::TensorRecord& r : recs[i]) {
+      for (const Found& f : recs[i]) {
+        const hbm::TensorRecord& r = f.rec;
         const std::string name = r.name.substr(options.prefix.size());
         out->refs_[name] = WeightRef{base + i * slot_bytes + r.offset_in_extent, r.dtype, r.shape};
       }

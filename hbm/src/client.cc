@@ -4,6 +4,7 @@
 #include <sys/un.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace emoe::hbm {
 
@@ -12,6 +13,16 @@ using nlohmann::json;
 const TensorView* Attachment::Find(const std::string& name, int device) const {
   auto it = index_.find({name, device});
   return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+uint8_t* Attachment::kv_base(int device) const {
+  auto it = kv_.find(device);
+  return it == kv_.end() ? nullptr : maps_[it->second]->base();
+}
+
+uint64_t Attachment::kv_bytes(int device) const {
+  auto it = kv_.find(device);
+  return it == kv_.end() ? 0 : arenas_[it->second]->capacity_bytes();
 }
 
 uint64_t Attachment::mapped_bytes() const {
@@ -62,27 +73,9 @@ StatusOr<vmm::ReceivedMessage> HmmClient::Roundtrip(const std::string& request) 
   return ReceiveReply(socket_.get());
 }
 
-namespace {
-
-// The status carried by an error reply, or OK.
-Status ReplyStatus(const json& j) {
-  if (j.is_discarded() || !j.is_object()) return Status::DataLoss("malformed reply");
-  if (j.value("ok", false)) return Status::Ok();
-  const std::string code = j.value("code", "INTERNAL");
-  const std::string msg = "hmm: " + j.value("error", std::string("unknown error"));
-  for (int c = 0; c <= static_cast<int>(vmm::StatusCode::kInternal); ++c) {
-    if (code == vmm::StatusCodeName(static_cast<vmm::StatusCode>(c))) {
-      return Status(static_cast<vmm::StatusCode>(c), 0, msg);
-    }
-  }
-  return Status::Internal(msg);
-}
-
-}  // namespace
-
 StatusOr<std::string> HmmClient::Call(const std::string& request_json) {
   VMM_ASSIGN_OR_RETURN(vmm::ReceivedMessage m, Roundtrip(request_json));
-  VMM_RETURN_IF_ERROR(ReplyStatus(json::parse(m.payload, nullptr, false)));
+  VMM_RETURN_IF_ERROR(ReplyStatus(m.payload));
   return m.payload;
 }
 
@@ -90,20 +83,33 @@ Status HmmClient::Release(const std::string& name, int device) {
   return Call(json{{"op", "release"}, {"name", name}, {"device", device}}.dump()).status();
 }
 
-StatusOr<std::unique_ptr<Attachment>> HmmClient::Attach(int device, bool writable) {
+StatusOr<std::unique_ptr<Attachment>> HmmClient::Attach(int device, bool writable, bool kv) {
   VMM_ASSIGN_OR_RETURN(
       vmm::ReceivedMessage m,
-      Roundtrip(json{{"op", "attach"}, {"device", device}, {"writable", writable}}.dump()));
+      Roundtrip(
+          json{{"op", "attach"}, {"device", device}, {"writable", writable}, {"kv", kv}}.dump()));
+  VMM_RETURN_IF_ERROR(ReplyStatus(m.payload));
   const json j = json::parse(m.payload, nullptr, false);
-  VMM_RETURN_IF_ERROR(ReplyStatus(j));
   if (!j.contains("arenas") || !j.contains("tensors") || j["arenas"].size() != m.fds.size()) {
     return Status::DataLoss("attach reply has " + std::to_string(m.fds.size()) +
                             " fds for its arenas");
   }
   auto att = std::make_unique<Attachment>();
   att->writable_ = writable;
-  const vmm::MapOptions map{writable ? vmm::Protection::kReadWrite : vmm::Protection::kRead, false};
+  std::set<size_t> rw;  // KV arenas
+  if (j.contains("kv")) {
+    for (const json& k : j["kv"]) {
+      const int a = k.value("arena", -1);
+      if (a < 0 || a >= static_cast<int>(m.fds.size())) {
+        return Status::DataLoss("attach: a KV arena index is out of range");
+      }
+      att->kv_[k.value("device", -1)] = a;
+      rw.insert(static_cast<size_t>(a));
+    }
+  }
   for (size_t i = 0; i < m.fds.size(); ++i) {
+    const vmm::MapOptions map{
+        writable || rw.count(i) > 0 ? vmm::Protection::kReadWrite : vmm::Protection::kRead, false};
     VMM_ASSIGN_OR_RETURN(vmm::ExportedArena e,
                          vmm::ExportedArena::ParseMetadata(j["arenas"][i].get<std::string>()));
     e.fd = std::move(m.fds[i]);
@@ -131,6 +137,14 @@ StatusOr<std::unique_ptr<Attachment>> HmmClient::Attach(int device, bool writabl
       return Status::DataLoss("attach: tensor '" + v.name + "' lies outside its arena");
     }
     v.data = att->maps_[a]->base() + off;
+    v.arena = a;
+    v.offset = off;
+    v.extent_offset = t.value("extent_offset", off);
+    v.extent_size = t.value("extent_size", v.size_bytes);
+    if (v.extent_offset > off || v.extent_offset + v.extent_size < off + v.size_bytes ||
+        v.extent_offset + v.extent_size > att->arenas_[a]->capacity_bytes()) {
+      return Status::DataLoss("attach: tensor '" + v.name + "' lies outside its extent");
+    }
     att->index_[{v.name, v.device}] = att->tensors_.size();
     att->tensors_.push_back(std::move(v));
   }

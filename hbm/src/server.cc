@@ -16,14 +16,28 @@ namespace emoe::hbm {
 
 using nlohmann::json;
 
-namespace {
-
-constexpr size_t kPartBytes = 60000;
-
 std::string ErrorJson(const Status& s) {
   return json{{"ok", false}, {"code", vmm::StatusCodeName(s.code())}, {"error", s.message()}}
       .dump();
 }
+
+Status ReplyStatus(const std::string& payload, const std::string& who) {
+  const json j = json::parse(payload, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::DataLoss(who + ": malformed reply");
+  if (j.value("ok", false)) return Status::Ok();
+  const std::string code = j.value("code", "INTERNAL");
+  const std::string msg = who + ": " + j.value("error", std::string("unknown error"));
+  for (int c = 0; c <= static_cast<int>(vmm::StatusCode::kInternal); ++c) {
+    if (code == vmm::StatusCodeName(static_cast<vmm::StatusCode>(c))) {
+      return Status(static_cast<vmm::StatusCode>(c), 0, msg);
+    }
+  }
+  return Status::Internal(msg);
+}
+
+namespace {
+
+constexpr size_t kPartBytes = 60000;
 
 Reply ErrorReply(const Status& s) { return Reply{ErrorJson(s), {}}; }
 
@@ -35,7 +49,9 @@ json TensorJson(const TensorRecord& r, int arena_index) {
               {"shape", r.shape},
               {"arena", arena_index},
               {"offset", r.extent.offset_bytes() + r.offset_in_extent},
-              {"size", r.size_bytes}};
+              {"size", r.size_bytes},
+              {"extent_offset", r.extent.offset_bytes()},
+              {"extent_size", r.extent.size_bytes()}};
 }
 
 // A read-only file description of the same memfd: the client cannot map it writable.
@@ -46,46 +62,67 @@ StatusOr<vmm::UniqueFd> ReopenReadOnly(int fd) {
   return vmm::UniqueFd(ro);
 }
 
-Reply Attach(Hmm& hmm, const json& req, bool allow_writable) {
+Reply Attach(Hmm& hmm, const json& req, bool allow_writable, bool share_kv) {
   const int device = req.value("device", -1);
   const bool writable = req.value("writable", false);
+  const bool kv = req.value("kv", false);
   if (writable && !allow_writable) {
     return ErrorReply(Status::PermissionDenied("this server maps weights read-only"));
+  }
+  if (kv && !share_kv) {
+    return ErrorReply(Status::PermissionDenied("this server does not share KV arenas"));
   }
   if (device < -1 || device >= hmm.num_devices()) {
     return ErrorReply(Status::InvalidArgument("no device " + std::to_string(device)));
   }
   Reply reply;
   std::map<const vmm::Arena*, int> arena_index;
-  json arenas = json::array(), tensors = json::array();
-  for (const TensorRecord& r : hmm.List(device)) {
-    const vmm::Arena* a = r.extent.arena();
+  json arenas = json::array(), tensors = json::array(), kv_arenas = json::array();
+  // Exports `a` once; weights read-only unless `rw`.
+  auto add_arena = [&](const vmm::Arena* a, bool rw) -> StatusOr<int> {
     auto it = arena_index.find(a);
-    if (it == arena_index.end()) {
-      if (arena_index.size() >= vmm::kMaxPassedFds) {
-        return ErrorReply(Status::ResourceExhausted("more than 64 arenas in one attach"));
-      }
-      auto e = a->Export();
-      if (!e.ok()) return ErrorReply(e.status());
-      if (!writable) {
-        auto ro = ReopenReadOnly(e->fd.get());
-        if (!ro.ok()) return ErrorReply(ro.status());
-        e->fd = std::move(*ro);
-      }
-      it = arena_index.emplace(a, static_cast<int>(arena_index.size())).first;
-      arenas.push_back(e->SerializeMetadata());
-      reply.fds.push_back(std::move(e->fd));
+    if (it != arena_index.end()) return it->second;
+    if (arena_index.size() >= vmm::kMaxPassedFds) {
+      return Status::ResourceExhausted("more than 64 arenas in one attach");
     }
-    tensors.push_back(TensorJson(r, it->second));
+    VMM_ASSIGN_OR_RETURN(vmm::ExportedArena e, a->Export());
+    if (!rw) {
+      VMM_ASSIGN_OR_RETURN(e.fd, ReopenReadOnly(e.fd.get()));
+    }
+    const int index = static_cast<int>(arena_index.size());
+    arena_index.emplace(a, index);
+    arenas.push_back(e.SerializeMetadata());
+    reply.fds.push_back(std::move(e.fd));
+    return index;
+  };
+  for (const TensorRecord& r : hmm.List(device)) {
+    auto index = add_arena(r.extent.arena(), writable);
+    if (!index.ok()) return ErrorReply(index.status());
+    tensors.push_back(TensorJson(r, *index));
   }
-  reply.json =
-      json{{"ok", true}, {"writable", writable}, {"arenas", arenas}, {"tensors", tensors}}.dump();
+  if (kv) {
+    // KV arenas are written by the instances (DESIGN 4.3: shareable across processes).
+    for (int d = 0; d < hmm.num_devices(); ++d) {
+      const vmm::Arena* a = hmm.device(d).arena(Usage::kKv).get();
+      if ((device != -1 && d != device) || a == nullptr) continue;
+      auto index = add_arena(a, true);
+      if (!index.ok()) return ErrorReply(index.status());
+      kv_arenas.push_back({{"device", d}, {"arena", *index}});
+    }
+  }
+  reply.json = json{
+      {"ok", true},
+      {"writable", writable},
+      {"arenas", arenas},
+      {"tensors", tensors},
+      {"kv",
+       kv_arenas}}.dump();
   return reply;
 }
 
 }  // namespace
 
-Reply HandleRequest(Hmm& hmm, const std::string& request, bool allow_writable) {
+Reply HandleRequest(Hmm& hmm, const std::string& request, bool allow_writable, bool share_kv) {
   if (request.size() > kMaxRequestBytes) {
     return ErrorReply(Status::InvalidArgument("request of " + std::to_string(request.size()) +
                                               " bytes exceeds " +
@@ -104,13 +141,16 @@ Reply HandleRequest(Hmm& hmm, const std::string& request, bool allow_writable) {
     }
     return req[k].get<int>();
   };
-  if (req.contains("writable") && !req["writable"].is_boolean()) {
-    return ErrorReply(Status::InvalidArgument("field 'writable' must be a boolean"));
+  for (const char* k : {"writable", "kv"}) {
+    if (req.contains(k) && !req[k].is_boolean()) {
+      return ErrorReply(
+          Status::InvalidArgument(std::string("field '") + k + "' must be a boolean"));
+    }
   }
   auto device = int_field("device", -1);
   if (!device.ok()) return ErrorReply(device.status());
   if (op == "ping") return Reply{json{{"ok", true}}.dump(), {}};
-  if (op == "attach") return Attach(hmm, req, allow_writable);
+  if (op == "attach") return Attach(hmm, req, allow_writable, share_kv);
   if (op == "list") {
     json tensors = json::array();
     for (const TensorRecord& r : hmm.List(*device)) tensors.push_back(TensorJson(r, -1));
@@ -265,7 +305,7 @@ void HmmServer::Serve(int fd, Status refusal) {
       if (!SendReply(fd, ErrorReply(msg.status())).ok()) break;
       continue;
     }
-    Reply reply = HandleRequest(*hmm_, msg->payload, options_.allow_writable);
+    Reply reply = HandleRequest(*hmm_, msg->payload, options_.allow_writable, options_.share_kv);
     ++served_;
     if (!SendReply(fd, reply).ok()) break;  // EPIPE: the client died mid-request
   }

@@ -103,16 +103,38 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Create(hbm::Device& device, const Kv
   return s;
 }
 
+namespace {
+
+float* At(uint8_t* base, const KvGeometry& g, BlockId b, int64_t layer, bool value, int64_t slot) {
+  return reinterpret_cast<float*>(base + b * g.block_bytes() +
+                                  g.offset_in_block(layer, value, slot));
+}
+
+}  // namespace
+
 float* KvStore::Key(BlockId b, int64_t layer, int64_t slot) {
-  const KvGeometry& g = geometry_;
-  float* block = reinterpret_cast<float*>(base_ + b * g.block_bytes());
-  return block + ((layer * 2 + 0) * g.block_tokens + slot) * g.token_floats();
+  return At(base_, geometry_, b, layer, false, slot);
 }
 
 float* KvStore::Value(BlockId b, int64_t layer, int64_t slot) {
-  const KvGeometry& g = geometry_;
-  float* block = reinterpret_cast<float*>(base_ + b * g.block_bytes());
-  return block + ((layer * 2 + 1) * g.block_tokens + slot) * g.token_floats();
+  return At(base_, geometry_, b, layer, true, slot);
+}
+
+Status MappedSequence::Reserve(int64_t total_tokens) {
+  if (total_tokens > static_cast<int64_t>(blocks_.size()) * g_.block_tokens) {
+    return Status::ResourceExhausted("KV: " + std::to_string(total_tokens) + " tokens exceed the " +
+                                     std::to_string(blocks_.size()) +
+                                     " blocks reserved for this sequence");
+  }
+  return Status::Ok();
+}
+
+float* MappedSequence::Key(int64_t layer, int64_t pos) {
+  return At(base_, g_, blocks_[pos / g_.block_tokens], layer, false, pos % g_.block_tokens);
+}
+
+float* MappedSequence::Value(int64_t layer, int64_t pos) {
+  return At(base_, g_, blocks_[pos / g_.block_tokens], layer, true, pos % g_.block_tokens);
 }
 
 ContiguousSequence::ContiguousSequence(const KvGeometry& g, int64_t max_tokens)

@@ -2,11 +2,15 @@
 // over repeated cycles, impossible requests are refused, failures roll back, a crashed instance
 // restarts without reading the disk, and the baselines serve the same tokens.
 #include "engine/coordinator.h"
+#include "engine/remote_instance.h"
 
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "../hbm/test_files.h"
@@ -288,6 +292,151 @@ TEST(CoordinatorTest, BaselinesAndAblationsServeTheSameTokens) {
     EXPECT_EQ(Drain(co), want) << o.Name();
     EXPECT_EQ(co.serving_errors(), 0) << o.Name();
   }
+}
+
+// ---- Instances in processes of their own (DESIGN 4.1), attaching through the HMM's socket ----
+
+CoordinatorOptions ProcessOptions() {
+  CoordinatorOptions o = Options();
+  o.instance_binary = EMOE_INSTANCE_BINARY;
+  return o;
+}
+
+// This process's children: pid -> state letter (R, S, Z, ...).
+std::map<int, char> Children() {
+  std::map<int, char> out;
+  DIR* d = opendir("/proc");
+  while (dirent* e = readdir(d)) {
+    const int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream f("/proc/" + std::string(e->d_name) + "/stat");
+    std::string stat;
+    std::getline(f, stat);
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(stat.c_str() + paren + 1, " %c %d", &state, &ppid) == 2 && ppid == getpid()) {
+      out[pid] = state;
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+// Waits (up to 2 s) for `cond`: the HMM server closes a gone client's socket on its own thread.
+template <typename F>
+bool Eventually(F cond) {
+  for (int i = 0; i < 400 && !cond(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
+}
+
+TEST(CoordinatorProcessTest, ScaleCyclesAcrossInstanceProcessesKeepTokensAndLeakNothing) {
+  const auto requests = Requests(12);
+  const auto want = Reference(requests);
+  auto w = MakeWorld();
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, ProcessOptions());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  EXPECT_GT(co.active_pid(), 0);
+  EXPECT_NE(co.active_pid(), getpid());
+  ASSERT_TRUE(co.PrepareStandby({0, 1}).ok());
+  const uint64_t arena0 = co.ArenaUsedBytes();
+  const auto children0 = Children();
+  EXPECT_EQ(children0.size(), 2u);  // the active instance and one standby
+  const int fds0 = OpenFds();
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  int handed_over = 0;
+  std::set<pid_t> served_by = {co.active_pid()};
+  for (const auto& to : std::vector<std::vector<int>>{{0, 1, 2}, {0, 1, 2, 3}, {0, 1, 2}, {0, 1}}) {
+    ASSERT_TRUE(co.PrepareStandby(to).ok());
+    auto rep = co.Scale(to, {});
+    ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+    EXPECT_EQ(co.devices(), to);
+    EXPECT_EQ(rep->bytes_disk, 0u);
+    EXPECT_GT(rep->bytes_remapped, 0u) << "the instance process maps expert slots";
+    EXPECT_EQ(rep->bytes_copied, 0u);
+    handed_over += rep->requests_kept + rep->requests_kv_copied;
+    served_by.insert(co.active_pid());
+  }
+  // The ablations that copy weights into the instance's own memory need in-process instances.
+  ScaleOptions copy;
+  copy.zero_copy = false;
+  auto refused = co.Scale({0, 1, 2}, copy);
+  EXPECT_EQ(refused.status().code(), vmm::StatusCode::kFailedPrecondition)
+      << refused.status().ToString();
+  EXPECT_EQ(co.devices(), (std::vector<int>{0, 1}));
+  EXPECT_EQ(Drain(co), want);  // in flight across four scale events, KV handed over
+  EXPECT_GT(handed_over, 0) << "no request was in flight across a scale event";
+  EXPECT_EQ(served_by.size(), 5u) << "each configuration ran in a process of its own";
+  while (co.standby_count() > 1) ASSERT_TRUE(co.PrepareStandby({0, 1}).ok());
+  ASSERT_TRUE(co.PrepareStandby({0, 1}).ok());
+  EXPECT_EQ(co.ArenaUsedBytes(), arena0);
+  EXPECT_EQ(co.serving_errors(), 0);
+  EXPECT_TRUE(Eventually([&] { return Children().size() == children0.size(); }))
+      << Children().size() << " child processes, " << children0.size() << " at the baseline";
+  for (const auto& [pid, state] : Children()) EXPECT_NE(state, 'Z') << "zombie " << pid;
+  EXPECT_TRUE(Eventually([&] { return OpenFds() == fds0; })) << OpenFds() << " vs " << fds0;
+}
+
+TEST(CoordinatorProcessTest, KilledInstanceProcessIsRestartedOverTheSameMemory) {
+  const auto requests = Requests(10);
+  const auto want = Reference(requests);
+  auto w = MakeWorld();
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1, 2}, ProcessOptions());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  const uint64_t arena0 = co.ArenaUsedBytes();
+  const size_t records0 = w->hmm->List().size();
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  for (int i = 0; i < 2000 && co.Timeline().size() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const pid_t victim = co.active_pid();
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  EXPECT_EQ(Drain(co), want);  // running requests keep their KV in the shared arenas
+  EXPECT_EQ(co.restarts(), 1);
+  EXPECT_NE(co.active_pid(), victim);
+  EXPECT_GT(co.serving_errors(), 0);
+  EXPECT_EQ(co.ArenaUsedBytes(), arena0);
+  EXPECT_EQ(w->hmm->List().size(), records0) << "nothing was reloaded";
+  EXPECT_EQ(Children().count(victim), 0u) << "the dead instance was reaped";
+  // A restart on request works too.
+  auto rep = co.RestartInstance();
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_EQ(rep->bytes_disk, 0u);
+}
+
+TEST(RemoteInstanceTest, ErrorsNameTheProblem) {
+  auto config = *PresetConfig("tiny");
+  auto missing = RemoteInstance::Launch("/nonexistent/emoe_instance", config, {{0}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().ToString().find("/nonexistent/emoe_instance"), std::string::npos);
+  auto inst = RemoteInstance::Launch(EMOE_INSTANCE_BINARY, config, {{0}});
+  ASSERT_TRUE(inst.ok()) << inst.status().ToString();
+  EXPECT_FALSE((*inst)->attached());
+  EXPECT_EQ((*inst)->WarmUp().code(), vmm::StatusCode::kFailedPrecondition);
+  // Attaching needs a KV store per rank, and a reachable HMM.
+  RemoteAttachSpec spec;
+  spec.hmm_socket = "/nonexistent/hmm.sock";
+  spec.devices = {0};
+  EXPECT_EQ((*inst)->Attach(spec).code(), vmm::StatusCode::kFailedPrecondition);
+  auto w = MakeWorld();
+  auto store = kv::KvStore::Create(w->hmm->device(0), KvGeometryFor(config, 8), 1 << 20);
+  ASSERT_TRUE(store.ok());
+  spec.stores = {store->get()};
+  spec.placement = *experts::InitialPlacement(config.num_hidden_layers, config.num_experts, {0});
+  Status s = (*inst)->Attach(spec);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.ToString().find("/nonexistent/hmm.sock"), std::string::npos) << s.ToString();
+  // A killed instance process is reported as such.
+  ASSERT_EQ(kill((*inst)->pid(), SIGKILL), 0);
+  s = (*inst)->Attach(spec);
+  EXPECT_EQ(s.code(), vmm::StatusCode::kUnavailable);
+  EXPECT_NE(s.ToString().find("killed by signal 9"), std::string::npos) << s.ToString();
+  EXPECT_FALSE((*inst)->alive());
 }
 
 }  // namespace

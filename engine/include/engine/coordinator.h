@@ -21,8 +21,8 @@
 // A failure in 1-4 rolls back everything the event created; serving never stopped.
 // The baselines and ablations of #5 run through the same procedure with parts replaced.
 //
-// Thread safety: Submit/TakeFinished/Timeline/Stats may be called from any thread; Scale and
-// Restart from one control thread at a time.
+// Thread safety: Submit/TakeFinished/Timeline/Stats may be called from any thread; Scale,
+// RestartInstance and PrepareStandby are serialized (with the supervisor's restarts).
 #ifndef ENGINE_COORDINATOR_H_
 #define ENGINE_COORDINATOR_H_
 
@@ -36,10 +36,13 @@
 #include <thread>
 #include <vector>
 
+#include "engine/executor.h"
 #include "engine/instance.h"
 #include "engine/scheduler.h"
+#include "engine/weight_sources.h"
 #include "experts/plan.h"
 #include "hbm/hmm.h"
+#include "hbm/server.h"
 #include "kv/kv_cache.h"
 
 namespace emoe::engine {
@@ -83,7 +86,8 @@ struct ScaleReport {
   uint64_t bytes_disk = 0;      // read from the checkpoint
   uint64_t bytes_copied = 0;    // copied into private buffers (ablations)
   uint64_t arena_before = 0, arena_peak = 0, arena_after = 0;  // all devices, exact
-  // The process's PSS (sampled every 20 ms off the scaling path): at the command and the peak.
+  // PSS of the coordinator and its instance processes (sampled every 20 ms off the scaling
+  // path): at the command and the peak.
   uint64_t pss_before_bytes = 0, pss_peak_bytes = 0;
   int64_t experts_moved = 0, experts_retained = 0;
   int requests_kept = 0, requests_kv_copied = 0, requests_recomputed = 0, requests_drained = 0;
@@ -96,6 +100,15 @@ struct CoordinatorOptions {
   uint64_t kv_bytes_per_device = 64ull << 20;
   int64_t block_tokens = 16;
   int standby_pool = 2;  // LRU capacity of standby instances
+  // DESIGN 4.1: run every instance in a process of its own, this binary (tools/emoe_instance),
+  // attaching to the HMM through a socket the coordinator serves (hbm::HmmServer): weights
+  // read-only and zero-copy, KV arenas read-write. Empty: in-process instances.
+  std::string instance_binary;
+  std::string hmm_socket;  // the socket's path; empty: $TMPDIR (or /tmp)/emoe-hmm-PID-N.sock
+  // With instance processes: when the active one dies (a step finds its socket closed), a
+  // supervisor thread restarts it over the same memory (RestartInstance: no reload, running
+  // requests keep their KV). Serving pauses, nothing is lost.
+  bool restart_crashed = true;
   Status Validate() const;
 };
 
@@ -133,6 +146,10 @@ class Coordinator {
   // Replaces the active instance by a new one over the same memory (a crashed instance
   // restarted): no weight is read from disk, running requests keep their KV.
   StatusOr<ScaleReport> RestartInstance();
+  // Instances restarted by the supervisor after their process died.
+  int restarts() const;
+  // The active instance's process (0 for an in-process instance).
+  pid_t active_pid() const { return active_->pid(); }
   // Boots a standby instance for `devices` into the pool (evicting the least recently used).
   Status PrepareStandby(const std::vector<int>& devices);
 
@@ -147,10 +164,21 @@ class Coordinator {
   Coordinator() = default;
   struct Switch;
   void ServeLoop();
+  void Supervise();
+  StatusOr<ScaleReport> RestartLocked();
   // Runs `fn` on the serving thread between two steps and waits for it.
   void OnServingThread(const std::function<void()>& fn);
   std::vector<std::vector<int>> CpusOf(const std::vector<int>& devices) const;
-  StatusOr<std::unique_ptr<Instance>> TakeStandby(const std::vector<int>& devices, bool allowed);
+  // A pre-initialized instance for `devices`: an instance process (options_.instance_binary) or
+  // an in-process Instance.
+  StatusOr<std::unique_ptr<Executor>> BootInstance(const std::vector<int>& devices);
+  // Attaches `inst` to the weights wo.prefix + name under `placement`: an instance process
+  // through the HMM's socket (with the KV stores of `devices`), an in-process one over
+  // DeviceWeights. Adds the bytes remapped / copied to `rep` (may be null).
+  Status AttachInstance(Executor* inst, const std::vector<int>& devices,
+                        const experts::ExpertPlacement& placement, DeviceWeightsOptions wo,
+                        ScaleReport* rep);
+  StatusOr<std::unique_ptr<Executor>> TakeStandby(const std::vector<int>& devices, bool allowed);
   StatusOr<hbm::LoadReport> LoadFromDisk(const std::vector<int>& devices,
                                          const experts::ExpertPlacement& placement,
                                          const std::string& prefix,
@@ -162,10 +190,10 @@ class Coordinator {
   // KV stores of `devices`. Running requests are handed over (kept, copied P2P or recomputed) or,
   // with `drain`, stay on the old scheduler, which the serving loop keeps stepping. Fills the
   // downtime and hand-over fields of `rep`. On error nothing changed.
-  Status SwitchServing(Instance* next, const std::vector<int>& devices, bool drain,
+  Status SwitchServing(Executor* next, const std::vector<int>& devices, bool drain,
                        ScaleReport* rep);
   // After a draining switch: keeps `old` until the old scheduler is idle, then destroys both.
-  void FinishDrain(std::unique_ptr<Instance> old);
+  void FinishDrain(std::unique_ptr<Executor> old);
 
   hbm::Hmm* hmm_ = nullptr;
   const hbm::Checkpoint* checkpoint_ = nullptr;
@@ -179,13 +207,16 @@ class Coordinator {
   experts::ExpertPlacement placement_;
   std::string prefix_;  // HMM names of the active weights: prefix_ + checkpoint name
   int prefix_generation_ = 0;
-  std::unique_ptr<Instance> active_;
+  // Serves the HMM to instance processes (declared before the instances: outlives them).
+  std::unique_ptr<hbm::HmmServer> hmm_server_;
+  std::string hmm_socket_;
+  std::unique_ptr<Executor> active_;
   std::map<int, std::unique_ptr<kv::KvStore>> stores_;                         // device -> KV store
-  std::list<std::pair<std::vector<int>, std::unique_ptr<Instance>>> standby_;  // front = newest
+  std::list<std::pair<std::vector<int>, std::unique_ptr<Executor>>> standby_;  // front = newest
   std::unique_ptr<Scheduler> sched_;
   // While a drain runs: the old instance and its scheduler (stepped after sched_; the serving
   // thread owns them, the control thread only swaps them in OnServingThread).
-  std::unique_ptr<Instance> draining_inst_;
+  std::unique_ptr<Executor> draining_inst_;
   std::unique_ptr<Scheduler> draining_;
 
   mutable std::mutex mu_;
@@ -193,6 +224,10 @@ class Coordinator {
   std::deque<Request> inbox_;
   const std::function<void()>* task_ = nullptr;
   bool stop_ = false;
+  bool supervisor_stop_ = false;
+  bool supervised_ = false;  // set before the serving thread starts, read-only afterwards
+  bool crashed_ = false;     // the active instance process died; serving waits for the supervisor
+  int restarts_ = 0;
   int generation_ = 0;
   int serving_errors_ = 0;
   size_t outstanding_ = 0;
@@ -201,6 +236,8 @@ class Coordinator {
   std::map<int64_t, double> last_token_;
   std::vector<std::pair<double, double>> gaps_;  // (token time, gap since the previous token)
   std::thread server_;
+  std::thread supervisor_;
+  std::mutex control_mu_;  // one control operation (scale, restart, standby) at a time
 };
 
 }  // namespace emoe::engine

@@ -29,18 +29,13 @@
 #include <thread>
 #include <vector>
 
+#include "engine/executor.h"
 #include "engine/forward.h"
 #include "engine/weight_sources.h"
 #include "experts/placement.h"
 #include "hbm/hmm.h"
 
 namespace emoe::engine {
-
-struct SequenceInput {
-  kv::Sequence* kv = nullptr;   // the sequence's KV (on its rank's device)
-  std::vector<int32_t> tokens;  // new tokens, appended after kv->length()
-  int rank = 0;                 // DP rank (index into the instance's devices)
-};
 
 struct InstanceOptions {
   // DESIGN 4.4: on hosts with fewer cores than devices, a device can run at a fixed compute share
@@ -52,7 +47,7 @@ struct InstanceOptions {
   Status Validate() const;
 };
 
-class Instance {
+class Instance : public Executor {
  public:
   // Pre-initialized, not attached: one pinned worker per CPU set (one per rank).
   static StatusOr<std::unique_ptr<Instance>> Boot(const ModelConfig& config,
@@ -64,7 +59,7 @@ class Instance {
   Status Attach(std::vector<int> devices, std::vector<std::unique_ptr<WeightSource>> sources,
                 const experts::ExpertPlacement& placement);
   // One step of one token per rank on private KV: touches every weight and sizes the scratch.
-  Status WarmUp();
+  Status WarmUp() override;
 
   // Boot + Attach over the HMM's records (DeviceWeights: expert slots, zero-copy) with the
   // round-robin placement over `devices`, or the given one.
@@ -81,20 +76,18 @@ class Instance {
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
 
-  bool attached() const { return attached_; }
-  int num_ranks() const { return static_cast<int>(workers_.size()); }
-  int device(int rank) const { return devices_[rank]; }
-  const std::vector<int>& devices() const { return devices_; }
-  int rank_of_device(int device) const;  // -1 when the device is not in the instance
+  bool attached() const override { return attached_; }
+  int num_ranks() const override { return static_cast<int>(workers_.size()); }
+  const std::vector<int>& devices() const override { return devices_; }
   int expert_owner(int layer, int e) const { return owner_[layer][e]; }  // a rank
-  const experts::ExpertPlacement& placement() const { return placement_; }
-  const ModelConfig& config() const { return config_; }
+  const experts::ExpertPlacement& placement() const override { return placement_; }
+  const ModelConfig& config() const override { return config_; }
   const WeightSource* source(int rank) const { return ranks_[rank].source.get(); }
 
   // One forward step over `batch`; returns the last-token logits of each input, in order.
   // Validates every input and reserves KV first: on error nothing has run and every sequence
   // keeps its length. kFailedPrecondition before Attach.
-  StatusOr<std::vector<std::vector<float>>> Step(const std::vector<SequenceInput>& batch);
+  StatusOr<std::vector<std::vector<float>>> Step(const std::vector<SequenceInput>& batch) override;
 
   // CPU seconds each rank computed, and seconds it idled for its compute share, in the last step.
   const std::vector<double>& last_busy_s() const { return busy_s_; }

@@ -12,6 +12,7 @@
 #ifndef ENGINE_WEIGHT_SOURCES_H_
 #define ENGINE_WEIGHT_SOURCES_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -76,12 +77,26 @@ class DeviceWeights : public WeightSource {
                                                         const experts::ExpertPlacement& placement,
                                                         const DeviceWeightsOptions& options,
                                                         DeviceWeightsStats* stats = nullptr);
+  // The same view in another process, over an hmmd attachment (zero-copy: dense tensors where
+  // the attachment maps them, each layer's local experts as a slot range over their pages).
+  static StatusOr<std::unique_ptr<DeviceWeights>> FromAttachment(
+      const hbm::Attachment& att, const ModelConfig& config, int device,
+      const experts::ExpertPlacement& placement, const std::string& prefix,
+      DeviceWeightsStats* stats = nullptr);
   StatusOr<WeightRef> Get(const std::string& name) const override;
   const experts::ExpertSlots* slots(int layer) const {
     return layer < static_cast<int>(slots_.size()) ? slots_[layer].get() : nullptr;
   }
 
  private:
+  struct Found {
+    hbm::TensorRecord rec;  // its extent: the HMM's, or a view of an attached arena
+    const void* data = nullptr;
+  };
+  static StatusOr<std::unique_ptr<DeviceWeights>> BuildWith(
+      const std::function<StatusOr<Found>(const std::string&)>& find, hbm::Device* dev,
+      const ModelConfig& config, int device, const experts::ExpertPlacement& placement,
+      const DeviceWeightsOptions& options, DeviceWeightsStats* stats);
   std::map<std::string, WeightRef> refs_;
   std::vector<std::unique_ptr<experts::ExpertSlots>> slots_;  // per layer (kSlots)
   std::vector<vmm::Extent> owned_;  // the HMM's extents it views, or its own copies

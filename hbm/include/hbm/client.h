@@ -30,6 +30,10 @@ struct TensorView {
   std::vector<int64_t> shape;
   const void* data = nullptr;
   uint64_t size_bytes = 0;
+  int arena = -1;              // index into Attachment::arena()
+  uint64_t offset = 0;         // of the data in its arena
+  uint64_t extent_offset = 0;  // the pages it lives in (shared with its group, e.g. one expert)
+  uint64_t extent_size = 0;
 };
 
 class Attachment {
@@ -38,6 +42,12 @@ class Attachment {
   const std::vector<TensorView>& tensors() const { return tensors_; }
   bool writable() const { return writable_; }
   uint64_t mapped_bytes() const;
+  int num_arenas() const { return static_cast<int>(arenas_.size()); }
+  // The imported arena (no direct map): View() it to map parts elsewhere (expert slots).
+  const std::shared_ptr<vmm::Arena>& arena(int i) const { return arenas_.at(i); }
+  // A device's KV arena, mapped read-write (attached with kv = true), or null.
+  uint8_t* kv_base(int device) const;
+  uint64_t kv_bytes(int device) const;
 
  private:
   friend class HmmClient;
@@ -45,6 +55,7 @@ class Attachment {
   std::vector<std::unique_ptr<vmm::Reservation>> maps_;  // one per arena
   std::vector<TensorView> tensors_;
   std::map<std::pair<std::string, int>, size_t> index_;
+  std::map<int, int> kv_;  // device -> arena index
   bool writable_ = false;
 };
 
@@ -55,8 +66,10 @@ class HmmClient {
   // Over hmmd's socket.
   static StatusOr<std::unique_ptr<HmmClient>> Connect(const std::string& socket_path);
 
-  // device -1: every device. writable maps read-write (the server must allow it).
-  StatusOr<std::unique_ptr<Attachment>> Attach(int device = -1, bool writable = false);
+  // device -1: every device. writable maps weights read-write (the server must allow it); kv
+  // also maps the devices' KV arenas, read-write.
+  StatusOr<std::unique_ptr<Attachment>> Attach(int device = -1, bool writable = false,
+                                               bool kv = false);
   // The raw JSON reply of "list" / "stats", and "release".
   StatusOr<std::string> Call(const std::string& request_json);
   Status Release(const std::string& name, int device);

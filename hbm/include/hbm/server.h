@@ -4,8 +4,12 @@
 // kMaxRequestBytes); each reply is one or more JSON messages of up to ~60 KiB ("more": true on
 // all but the last), the first carrying any file descriptors (SCM_RIGHTS).
 //   {"op":"ping"}                                   -> {"ok":true}
-//   {"op":"attach","device":-1,"writable":false}    -> {"ok":true,"arenas":[...],"tensors":[...]}
-//       + one memfd per arena (read-only file descriptions unless writable is allowed)
+//   {"op":"attach","device":-1,"writable":false,"kv":false}
+//       -> {"ok":true,"arenas":[...],"tensors":[...],"kv":[{"device":d,"arena":i},...]}
+//       + one memfd per arena (read-only file descriptions unless writable is allowed); with
+//       "kv", also each device's KV arena, read-write (instances write KV; ServerOptions::share_kv)
+//       Each tensor names its arena, offset, size and its extent (extent_offset, extent_size:
+//       the pages it shares with its group, e.g. one expert), so a client can map expert slots.
 //   {"op":"list","device":-1}                       -> {"ok":true,"tensors":[...]}
 //   {"op":"stats"}                                  -> {"ok":true,"devices":[...],"report":"..."}
 //   {"op":"release","name":"x","device":0}          -> {"ok":true}
@@ -44,7 +48,8 @@ struct ServerOptions {
   std::string socket_path;  // required
   mode_t socket_mode = 0600;
   std::set<uid_t> allowed_uids;  // besides the server's own uid
-  bool allow_writable = false;   // let clients map arenas writable (tests only)
+  bool allow_writable = false;   // let clients map weight arenas writable (tests only)
+  bool share_kv = true;          // pass KV arenas (read-write) to clients that ask ("kv": true)
   int max_clients = 64;
 };
 
@@ -53,7 +58,8 @@ struct Reply {
   std::string json;  // the reply message (may be large)
   std::vector<vmm::UniqueFd> fds;
 };
-Reply HandleRequest(Hmm& hmm, const std::string& request, bool allow_writable);
+Reply HandleRequest(Hmm& hmm, const std::string& request, bool allow_writable,
+                    bool share_kv = true);
 
 class HmmServer {
  public:
@@ -86,6 +92,12 @@ class HmmServer {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> accepted_{0}, refused_{0}, served_{0};
 };
+
+// {"ok":false,"code":"NOT_FOUND","error":"..."} for `s`, and back: the status an "ok"/"code"/
+// "error" reply carries (OK for "ok": true; kDataLoss for a malformed one), its message prefixed
+// with `who`. Shared with the instance-process protocol (engine/remote_instance.h).
+std::string ErrorJson(const Status& s);
+Status ReplyStatus(const std::string& payload, const std::string& who = "hmm");
 
 // Sends a reply in parts (fds with the first). Used by the server; exposed for tests.
 Status SendReply(int socket, const Reply& reply);

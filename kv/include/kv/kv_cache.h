@@ -47,6 +47,10 @@ struct KvGeometry {
   uint64_t block_bytes() const {
     return 2ull * layers * block_tokens * token_floats() * sizeof(float);
   }
+  // Byte offset of (layer, K or V, slot) inside a block.
+  uint64_t offset_in_block(int64_t layer, bool value, int64_t slot) const {
+    return ((layer * 2 + (value ? 1 : 0)) * block_tokens + slot) * token_floats() * sizeof(float);
+  }
   Status Validate() const;
 };
 
@@ -147,6 +151,27 @@ class PagedSequence : public Sequence {
   KvStore* store_;
   std::vector<BlockId> blocks_;
   int64_t length_ = 0;
+};
+
+// A sequence whose block table is managed elsewhere (another process's BlockPool): a view of
+// `blocks` over block storage mapped at `store_base` (e.g. an instance process's mapping of a KV
+// arena served by hmmd). It never allocates: Reserve fails past the blocks it was given.
+class MappedSequence : public Sequence {
+ public:
+  MappedSequence(uint8_t* store_base, const KvGeometry& g, std::vector<BlockId> blocks,
+                 int64_t length)
+      : base_(store_base), g_(g), blocks_(std::move(blocks)), length_(length) {}
+  int64_t length() const override { return length_; }
+  Status Reserve(int64_t total_tokens) override;
+  void SetLength(int64_t tokens) override { length_ = tokens; }
+  float* Key(int64_t layer, int64_t pos) override;
+  float* Value(int64_t layer, int64_t pos) override;
+
+ private:
+  uint8_t* base_;
+  KvGeometry g_;
+  std::vector<BlockId> blocks_;
+  int64_t length_;
 };
 
 }  // namespace emoe::kv
