@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main job: install, build, check the host, then the elastic-scaling demo on a
-# generated MoE model: serve a steady load, scale 2 -> 3 -> 4 -> 3 -> 2 devices with ElasticMoE,
+# generated MoE model: serve a steady load, scale 2 -> 3 -> 4 -> 3 -> 2 -> 4 -> 2 devices with ElasticMoE,
 # its ablations and the baselines, print the event table and write the plot.
 #   ELASTIC_OUT=elastic_out          where events.json/.csv, timeline.csv, throughput.png go
 #   extra arguments are passed to elasticmoe (e.g. --methods=elastic,cold-restart)

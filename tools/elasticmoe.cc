@@ -1,9 +1,9 @@
 // elasticmoe: the elastic-scaling experiment (#5). Serves a steady closed-loop load on a
 // generated (or given) MoE model, runs a schedule of scale events with each method (ElasticMoE,
-// its ablations, and the cold-restart / extravagant / colocated baselines), and writes, per
-// event: scale latency, downtime, peak memory (exact arena bytes and process PSS), bytes
-// remapped / copied P2P / read from disk, per-phase times, throughput before / during / after,
-// the largest gap between two tokens of a request, and failed requests. Outputs: a table on
+// its ablations, and the cold-restart / extravagant / colocated / horizontal baselines), and
+// writes, per event: scale latency, downtime, peak memory (exact arena bytes and process PSS),
+// bytes remapped / copied P2P / read from disk, per-phase times, throughput before / during /
+// after, the largest gap between two tokens of a request, and failed requests. Outputs: a table on
 // stdout, events.json, events.csv, timeline.csv and (with gnuplot) throughput.png.
 #include <gflags/gflags.h>
 #include <unistd.h>
@@ -29,9 +29,12 @@ DEFINE_string(preset, "scale", "preset generated when --model is empty");
 DEFINE_string(out_dir, "elastic_out", "where the reports, the timeline and the plot go");
 DEFINE_string(methods,
               "elastic,elastic-no-zero-copy,elastic-no-p2p,elastic-no-preinit,"
-              "elastic-no-vm-remap,cold-restart,extravagant,colocated",
+              "elastic-no-vm-remap,cold-restart,extravagant,colocated,horizontal",
               "comma-separated scale methods to compare");
-DEFINE_string(schedule, "2,3,4,3,2", "device counts: start, then one scale event per entry");
+DEFINE_string(schedule, "2,3,4,3,2,4,2",
+              "device counts: start, then one scale event per entry (horizontal scaling refuses "
+              "counts that are not a multiple of the first; its next event starts from where it "
+              "is)");
 DEFINE_int32(max_devices, 7, "devices in the HMM (extravagant needs old + new)");
 DEFINE_uint64(weights_mb, 96, "weights arena per device, MiB");
 DEFINE_uint64(experts_mb, 1024, "experts arena per device, MiB");
@@ -194,7 +197,7 @@ int main(int argc, char** argv) {
   }
   std::vector<EventRow> rows;
   std::ofstream timeline(FLAGS_out_dir + "/timeline.csv");
-  timeline << "method,t_s,tokens,instance\n";
+  timeline << "method,t_s,tokens,replica_tokens,instance\n";
   std::ofstream events_at(FLAGS_out_dir + "/events_at.csv");
   events_at << "method,command_s,serving_s,event\n";
   // One set of devices for all methods: each method starts from empty arenas.
@@ -283,7 +286,8 @@ int main(int argc, char** argv) {
     load.join();
     const auto tl = c.Timeline();
     for (const auto& s : tl) {
-      timeline << method_names[mi] << "," << s.t << "," << s.tokens << "," << s.instance << "\n";
+      timeline << method_names[mi] << "," << s.t << "," << s.tokens << "," << s.replica_tokens
+               << "," << s.instance << "\n";
     }
     for (const Done& d : reps) {
       EventRow row;
@@ -343,7 +347,7 @@ int main(int argc, char** argv) {
     if (!r.error.empty()) {
       std::printf("%-26s %-6s not done, serving went on: %s\n", r.method.c_str(), ev.c_str(),
                   r.error.c_str());
-      csv << r.method << "," << ev << ",,,,,,,,,,,,,,,," << r.failed << ",,,,,\"" << r.error
+      csv << r.method << "," << ev << ",,,,,,,,,,,,,,,," << r.failed << ",,,,,,\"" << r.error
           << "\"\n";
       js << "  {\"method\":\"" << r.method << "\",\"event\":\"" << ev
          << "\",\"failed\":" << r.failed << ",\"error\":\"" << JsonEscape(r.error) << "\"}"
@@ -380,8 +384,8 @@ int main(int argc, char** argv) {
        std::to_string(r.rep.to_devices.size())] = &r;
   }
   std::printf("\nElasticMoE against the baselines (same run, same load):\n");
-  std::printf("%-6s %14s %16s %12s %14s %16s %12s\n", "event", "lat vs cold", "lat/copy bound",
-              "tput kept", "peak vs cold", "peak vs extrav.", "max gap");
+  std::printf("%-6s %14s %16s %12s %14s %16s %16s %12s\n", "event", "lat vs cold", "lat/copy bound",
+              "tput kept", "peak vs cold", "peak vs extrav.", "peak vs horiz.", "max gap");
   for (const EventRow& r : rows) {
     if (r.method != "elastic" || !r.error.empty()) continue;
     const std::string ev =
@@ -392,7 +396,12 @@ int main(int argc, char** argv) {
     };
     const EventRow* cold = done("cold-restart|" + ev);
     const EventRow* ext = done("extravagant|" + ev);
-    char lat[32] = "-", pc[32] = "-", pe[32] = "-";
+    const EventRow* hor = done("horizontal|" + ev);
+    char lat[32] = "-", pc[32] = "-", pe[32] = "-", ph[32] = "-";
+    if (hor) {
+      std::snprintf(ph, sizeof(ph), "%.1f%% below",
+                    100.0 * (1 - double(r.rep.arena_peak) / hor->rep.arena_peak));
+    }
     if (cold) std::snprintf(lat, sizeof(lat), "%.1fx lower", cold->rep.latency_s / r.rep.latency_s);
     if (cold) {
       std::snprintf(pc, sizeof(pc), "%+.1f%%",
@@ -405,13 +414,15 @@ int main(int argc, char** argv) {
     const double bound = r.rep.bytes_p2p / (copy_gbs * 1e9);
     char cb[32] = "-";
     if (bound > 0) std::snprintf(cb, sizeof(cb), "%.1fx", r.rep.latency_s / bound);
-    std::printf("%-6s %14s %16s %11.0f%% %14s %16s %11.3fs\n", ev.c_str(), lat, cb,
-                r.before_tps > 0 ? 100.0 * r.during_tps / r.before_tps : 0.0, pc, pe, r.max_gap_s);
+    std::printf("%-6s %14s %16s %11.0f%% %14s %16s %16s %11.3fs\n", ev.c_str(), lat, cb,
+                r.before_tps > 0 ? 100.0 * r.during_tps / r.before_tps : 0.0, pc, pe, ph,
+                r.max_gap_s);
   }
   // The plot, when gnuplot is there.
   {
     std::ofstream gp(FLAGS_out_dir + "/throughput.gp");
-    gp << "set terminal pngcairo size 1400,900\nset output '" << FLAGS_out_dir
+    gp << "set terminal pngcairo size 1400," << 60 + 190 * ((methods.size() + 1) / 2)
+       << "\nset output '" << FLAGS_out_dir
        << "/throughput.png'\nset datafile separator ','\nset multiplot layout "
        << (methods.size() + 1) / 2 << ",2 title 'throughput (tokens/s, 0.5 s bins); scale events "
        << "between the dashed lines'\n";

@@ -128,17 +128,19 @@ const char* ScaleMethodName(ScaleMethod m) {
       return "extravagant";
     case ScaleMethod::kColocated:
       return "colocated";
+    case ScaleMethod::kHorizontal:
+      return "horizontal";
   }
   return "?";
 }
 
 StatusOr<ScaleMethod> ParseScaleMethod(const std::string& name) {
   for (ScaleMethod m : {ScaleMethod::kElastic, ScaleMethod::kColdRestart, ScaleMethod::kExtravagant,
-                        ScaleMethod::kColocated}) {
+                        ScaleMethod::kColocated, ScaleMethod::kHorizontal}) {
     if (name == ScaleMethodName(m)) return m;
   }
   return Status::InvalidArgument("unknown scale method '" + name +
-                                 "' (elastic, cold-restart, extravagant, colocated)");
+                                 "' (elastic, cold-restart, extravagant, colocated, horizontal)");
 }
 
 std::string ScaleOptions::Name() const {
@@ -329,35 +331,29 @@ void Coordinator::ServeLoop() {
         cv_.wait_for(l, std::chrono::milliseconds(10));
         continue;
       }
-      if (inbox_.empty() && sched_->idle() && task_ == nullptr &&
-          (draining_ == nullptr || draining_->idle())) {
+      bool idle = inbox_.empty() && sched_->idle() && task_ == nullptr;
+      for (const auto& r : replicas_) idle = idle && r->sched->idle();
+      if (idle) {
         cv_.wait_for(l, std::chrono::milliseconds(50));
         continue;
       }
       in.swap(inbox_);
     }
-    std::vector<RequestResult> rejected;
+    std::vector<RequestResult> done;
     for (Request& r : in) {
-      Status s = sched_->Submit(r);
+      Status s = Route()->Submit(r);
       if (!s.ok()) {
         RequestResult res;
         res.id = r.id;
         res.arrival_s = r.arrival_s;
         res.finish_s = Now();
         res.finish_reason = "rejected: " + s.ToString();
-        rejected.push_back(res);
+        done.push_back(res);
       }
     }
     std::vector<std::pair<int64_t, double>> tokens;
-    auto on_token = [&](int64_t id, int32_t) { tokens.emplace_back(id, Now()); };
-    auto n = sched_->Step(Now(), on_token);
-    std::vector<RequestResult> done = sched_->TakeFinished();
-    if (draining_ != nullptr && !draining_->idle()) {
-      auto m = draining_->Step(Now(), on_token);
-      if (!m.ok()) n = m.status();
-      if (n.ok()) *n += *m;
-      for (auto& r : draining_->TakeFinished()) done.push_back(std::move(r));
-    }
+    int replica_tokens = 0;
+    auto n = StepAll(&tokens, &done, &replica_tokens);
     std::lock_guard<std::mutex> l(mu_);
     if (!n.ok()) {
       ++serving_errors_;
@@ -368,20 +364,87 @@ void Coordinator::ServeLoop() {
         std::fprintf(stderr, "coordinator: %s\n", n.status().ToString().c_str());
       }
     }
-    for (auto& r : rejected) done.push_back(std::move(r));
     outstanding_ -= done.size();
     for (auto& r : done) {
       last_token_.erase(r.id);
       finished_.push_back(std::move(r));
     }
     if (n.ok() && *n > 0)
-      timeline_.push_back({Now(), static_cast<int>(tokens.size()), generation_});
+      timeline_.push_back({Now(), static_cast<int>(tokens.size()), replica_tokens, generation_});
+    std::sort(tokens.begin(), tokens.end(),
+              [](const auto& a, const auto& b) { return a.second < b.second; });
     for (auto [id, t] : tokens) {
       auto it = last_token_.find(id);
       if (it != last_token_.end()) gaps_.emplace_back(t, t - it->second);
       last_token_[id] = t;
     }
   }
+}
+
+Scheduler* Coordinator::Route() {
+  Scheduler* best = sched_.get();
+  size_t load = best->running() + best->waiting();
+  for (const auto& r : replicas_) {
+    const size_t l = r->sched->running() + r->sched->waiting();
+    if (!r->retiring && l < load) {
+      best = r->sched.get();
+      load = l;
+    }
+  }
+  return best;
+}
+
+StatusOr<int> Coordinator::StepAll(std::vector<std::pair<int64_t, double>>* tokens,
+                                   std::vector<RequestResult>* done, int* replica_tokens) {
+  // Replicas on devices of their own step at the same time as the primary (each instance has
+  // its own threads and KV stores); the others (a draining old instance shares the primary's KV
+  // stores) step after it.
+  struct Job {
+    Replica* replica = nullptr;  // null: the primary
+    Scheduler* sched;
+    std::vector<std::pair<int64_t, double>> tokens;
+    StatusOr<int> n = 0;
+  };
+  std::vector<Job> jobs(1);
+  jobs[0].sched = sched_.get();
+  for (const auto& r : replicas_) {
+    if (!r->sched->idle()) jobs.push_back({r.get(), r->sched.get(), {}, 0});
+  }
+  auto run = [this](Job& j) {
+    j.n = j.sched->Step(Now(), [&](int64_t id, int32_t) { j.tokens.emplace_back(id, Now()); });
+  };
+  std::vector<std::thread> side;
+  for (size_t i = 1; i < jobs.size(); ++i) {
+    if (jobs[i].replica->concurrent) side.emplace_back(run, std::ref(jobs[i]));
+  }
+  run(jobs[0]);
+  for (std::thread& t : side) t.join();
+  for (size_t i = 1; i < jobs.size(); ++i) {
+    if (!jobs[i].replica->concurrent) run(jobs[i]);
+  }
+  int stepped = 0;
+  for (Job& j : jobs) {
+    for (auto& r : j.sched->TakeFinished()) done->push_back(std::move(r));
+    tokens->insert(tokens->end(), j.tokens.begin(), j.tokens.end());
+    if (j.replica != nullptr) *replica_tokens += static_cast<int>(j.tokens.size());
+    if (j.n.ok()) {
+      stepped += *j.n;
+      continue;
+    }
+    if (j.replica == nullptr) return j.n.status();
+    // A replica that cannot step (its process died): its requests are recomputed on the
+    // primary, and it gets nothing new; a later scale event removes it.
+    std::fprintf(stderr,
+                 "coordinator: replica on %s failed, its requests move to the primary: %s\n",
+                 Devices(j.replica->devices).c_str(), j.n.status().ToString().c_str());
+    std::lock_guard<std::mutex> l(mu_);
+    ++serving_errors_;
+    j.replica->retiring = true;
+    j.replica->failed = true;
+    j.sched->PreemptAll();
+    j.sched->HandOverWaiting(sched_.get());
+  }
+  return stepped;
 }
 
 void Coordinator::OnServingThread(const std::function<void()>& fn) {
@@ -391,7 +454,22 @@ void Coordinator::OnServingThread(const std::function<void()>& fn) {
   done_cv_.wait(l, [&] { return task_ == nullptr; });
 }
 
-std::vector<int> Coordinator::devices() const { return active_->devices(); }
+std::vector<int> Coordinator::devices() const {
+  std::vector<int> d = active_->devices();
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& r : replicas_) {
+    if (!r->retiring) d.insert(d.end(), r->devices.begin(), r->devices.end());
+  }
+  std::sort(d.begin(), d.end());
+  return d;
+}
+
+int Coordinator::replicas() const {
+  std::lock_guard<std::mutex> l(mu_);
+  int n = 0;
+  for (const auto& r : replicas_) n += r->retiring ? 0 : 1;
+  return n;
+}
 
 int Coordinator::standby_count() const { return static_cast<int>(standby_.size()); }
 
@@ -532,6 +610,35 @@ StatusOr<ScaleReport> Coordinator::Scale(std::vector<int> devices, const ScaleOp
                                      std::to_string(hmm_->num_devices()) + " devices)");
     }
   }
+  // A replica whose instance failed has handed its requests to the primary: free it first.
+  bool any_failed = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& r : replicas_) any_failed = any_failed || r->failed;
+  }
+  if (any_failed) {
+    std::vector<std::pair<std::string, std::vector<int>>> failed;
+    OnServingThread([&] {
+      for (auto it = replicas_.begin(); it != replicas_.end();) {
+        if ((*it)->failed && (*it)->sched->idle()) {
+          failed.emplace_back((*it)->prefix, (*it)->devices);
+          it = replicas_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    });
+    for (const auto& [prefix, devs] : failed) ReleaseReplicaMemory(prefix, devs);
+  }
+  if (options.method == ScaleMethod::kHorizontal)
+    return ScaleHorizontal(std::move(devices), options);
+  if (const int n = replicas(); n > 0) {
+    return Status::FailedPrecondition(
+        "scale to " + Devices(devices) + " with " + options.Name() +
+        " refused: " + std::to_string(n) + " horizontal replica(s) serve besides the primary on " +
+        Devices(active_->devices()) + "; remove them first (horizontal, to " +
+        Devices(active_->devices()) + ")");
+  }
   if (devices == active_->devices() && options.method == ScaleMethod::kElastic) {
     return Status::InvalidArgument("scale to " + Devices(devices) + ": already serving there");
   }
@@ -550,26 +657,49 @@ struct Coordinator::Switch {
   std::vector<int> new_stores;                       // devices whose KV store was created
 };
 
-StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const ScaleOptions& o) {
-  ScaleReport rep;
-  rep.name = o.Name();
-  rep.from_devices = active_->devices();
-  rep.to_devices = devices;
-  const auto t0 = Clock::now();
-  rep.command_s = Now();
-  rep.arena_before = ArenaUsedBytes();
-  PssSampler pss(std::chrono::milliseconds(20));
-  Sample(&rep);
-  auto phase = [&, t = t0](const char* name) mutable {
+// The measurements every scale event takes: the clock, phases, arena peak and PSS.
+struct Coordinator::Event {
+  Event(Coordinator* c, const ScaleOptions& o, const std::vector<int>& to)
+      : coord(c), fail_after(o.fail_after), pss(std::chrono::milliseconds(20)) {
+    rep.name = o.Name();
+    rep.from_devices = c->devices();
+    rep.to_devices = to;
+    rep.command_s = c->Now();
+    rep.arena_before = c->ArenaUsedBytes();
+    c->Sample(&rep);
+  }
+  double Since0() const { return Since(t0); }
+  // Ends the phase `name` (its time is from the end of the previous one) and samples memory.
+  void Phase(const char* name) {
     rep.phase_s[name] = Since(t);
     t = Clock::now();
-    Sample(&rep);
-  };
-  auto injected = [&](const char* name) -> Status {
-    if (o.fail_after == name)
-      return Status::Internal(std::string("injected failure after ") + name);
+    coord->Sample(&rep);
+  }
+  // The failure ScaleOptions::fail_after injects after `name`, or OK.
+  Status Injected(const char* name) const {
+    if (fail_after == name) return Status::Internal(std::string("injected failure after ") + name);
     return Status::Ok();
-  };
+  }
+  ScaleReport Finish() {
+    rep.arena_after = coord->ArenaUsedBytes();
+    rep.pss_peak_bytes = pss.Stop();
+    rep.pss_before_bytes = pss.first();
+    return rep;
+  }
+
+  Coordinator* coord;
+  std::string fail_after;
+  ScaleReport rep;
+  const Clock::time_point t0 = Clock::now();
+  Clock::time_point t = t0;
+  PssSampler pss;
+};
+
+StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const ScaleOptions& o) {
+  Event ev(this, o, devices);
+  ScaleReport& rep = ev.rep;
+  auto phase = [&](const char* name) { ev.Phase(name); };
+  auto injected = [&](const char* name) { return ev.Injected(name); };
   // 1. Plan.
   VMM_ASSIGN_OR_RETURN(experts::ExpertPlacement to, experts::Rebalance(placement_, devices));
   VMM_ASSIGN_OR_RETURN(experts::RedistributionPlan plan,
@@ -717,15 +847,17 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
     if (!s.ok()) return rollback(s);
   }
   // 5. Switchover between two steps.
-  if (Status st = SwitchServing(next.get(), devices, o.drain, &rep); !st.ok()) {
+  Replica* drained = nullptr;
+  if (Status st = SwitchServing(next.get(), devices, o.drain, &rep, &drained); !st.ok()) {
     return rollback(st);
   }
-  rep.latency_s = Since(t0);
+  rep.latency_s = ev.Since0();
   phase("switch");
   // 6. Drain (an option): the old instance finishes its running requests, then exits.
   std::swap(active_, next);
-  if (o.drain) {
-    FinishDrain(std::move(next));
+  if (drained != nullptr) {
+    OnServingThread([&] { drained->inst = std::move(next); });
+    Retire(drained);
     phase("drain");
   }
   // 7. Cleanup: the old instance exits, outgoing experts and leaving devices are freed.
@@ -738,26 +870,13 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
   for (int d : removed) stores_.erase(d);
   placement_ = to;
   phase("cleanup");
-  rep.arena_after = ArenaUsedBytes();
-  rep.pss_peak_bytes = pss.Stop();
-  rep.pss_before_bytes = pss.first();
-  return rep;
+  return ev.Finish();
 }
 
 StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const ScaleOptions& o) {
-  ScaleReport rep;
-  rep.name = o.Name();
-  rep.from_devices = active_->devices();
-  const auto t0 = Clock::now();
-  rep.command_s = Now();
-  rep.arena_before = ArenaUsedBytes();
-  PssSampler pss(std::chrono::milliseconds(20));
-  Sample(&rep);
-  auto phase = [&, t = t0](const char* name) mutable {
-    rep.phase_s[name] = Since(t);
-    t = Clock::now();
-    Sample(&rep);
-  };
+  Event ev(this, o, devices);
+  ScaleReport& rep = ev.rep;
+  auto phase = [&](const char* name) { ev.Phase(name); };
   if (o.method == ScaleMethod::kExtravagant) {
     // As many fresh devices as asked for, none of them serving now.
     std::vector<int> fresh;
@@ -860,15 +979,12 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
                         " failed after the old instance was stopped; not serving");
     }
     rep.downtime_s = Since(stop_t);
-    rep.latency_s = Since(t0);
+    rep.latency_s = ev.Since0();
     active_ = std::move(next);
     prefix_ = new_prefix;
     placement_ = to;
     phase("switch");
-    rep.arena_after = ArenaUsedBytes();
-    rep.pss_peak_bytes = pss.Stop();
-    rep.pss_before_bytes = pss.first();
-    return rep;
+    return ev.Finish();
   }
   // Extravagant and colocated: the new copy is loaded from disk while the old one serves.
   std::vector<int> created;
@@ -902,14 +1018,16 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
     phase("instance");
     if (!s.ok()) return rollback(s);
   }
-  if (Status st = SwitchServing(next.get(), devices, o.drain, &rep); !st.ok()) {
+  Replica* drained = nullptr;
+  if (Status st = SwitchServing(next.get(), devices, o.drain, &rep, &drained); !st.ok()) {
     return rollback(st);
   }
-  rep.latency_s = Since(t0);
+  rep.latency_s = ev.Since0();
   phase("switch");
   std::swap(active_, next);
-  if (o.drain) {
-    FinishDrain(std::move(next));
+  if (drained != nullptr) {
+    OnServingThread([&] { drained->inst = std::move(next); });
+    Retire(drained);
     phase("drain");
   }
   next.reset();
@@ -923,14 +1041,163 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
   prefix_ = new_prefix;
   placement_ = to;
   phase("cleanup");
-  rep.arena_after = ArenaUsedBytes();
-  rep.pss_peak_bytes = pss.Stop();
-  rep.pss_before_bytes = pss.first();
-  return rep;
+  return ev.Finish();
+}
+
+StatusOr<ScaleReport> Coordinator::ScaleHorizontal(std::vector<int> to, const ScaleOptions& o) {
+  Event ev(this, o, to);
+  ScaleReport& rep = ev.rep;
+  const std::vector<int> primary = active_->devices();
+  const std::vector<int>& from = rep.from_devices;
+  const size_t r = primary.size();
+  auto refuse = [&](const std::string& why) {
+    return Status::InvalidArgument("horizontal scaling to " + Devices(to) + " refused: " + why +
+                                   "; serving continues on " + Devices(from));
+  };
+  if (to.size() % r != 0) {
+    return refuse("replicas are whole copies of the first configuration (" + std::to_string(r) +
+                  " devices, " + Devices(primary) + "), and " + std::to_string(to.size()) +
+                  " is not a multiple of " + std::to_string(r));
+  }
+  if (to == from) return refuse("already serving there");
+  auto subset = [](const std::vector<int>& a, const std::vector<int>& b) {  // a within b (sorted)
+    return std::includes(b.begin(), b.end(), a.begin(), a.end());
+  };
+  if (to.size() > from.size()) {
+    // Scale out: each group of r new devices gets a replica of its own, loaded from disk.
+    if (!subset(from, to)) {
+      return refuse("a scale-out keeps the devices serving (" + Devices(from) + ")");
+    }
+    std::vector<int> fresh;
+    std::set_difference(to.begin(), to.end(), from.begin(), from.end(), std::back_inserter(fresh));
+    struct New {
+      std::vector<int> devices;
+      std::string prefix;
+      experts::ExpertPlacement placement;
+      std::unique_ptr<Executor> inst;
+    };
+    std::vector<New> added;
+    std::vector<int> created;  // KV stores
+    auto rollback = [&](Status s) -> Status {
+      for (New& n : added) {
+        n.inst.reset();
+        ReleaseReplicaMemory(n.prefix, {});
+      }
+      for (int d : created) stores_.erase(d);
+      return s.Annotate("horizontal scaling to " + Devices(to) +
+                        " rolled back; serving continues on " + Devices(from));
+    };
+    for (size_t i = 0; i < fresh.size(); i += r) {
+      New n;
+      n.devices.assign(fresh.begin() + i, fresh.begin() + i + r);
+      n.prefix = "h" + std::to_string(++prefix_generation_) + "/";
+      VMM_ASSIGN_OR_RETURN(n.placement, experts::InitialPlacement(config_.num_hidden_layers,
+                                                                  config_.num_experts, n.devices));
+      added.push_back(std::move(n));
+    }
+    ev.Phase("plan");
+    if (Status s = ev.Injected("plan"); !s.ok()) return s;
+    auto geometry = KvGeometryFor(config_, options_.block_tokens);
+    for (New& n : added) {
+      auto l = LoadFromDisk(n.devices, n.placement, n.prefix,
+                            [](const TensorSpec&, int) { return true; });
+      if (!l.ok()) return rollback(l.status());
+      rep.bytes_disk += l->bytes_from_disk;
+      for (int d : n.devices) {
+        auto st = kv::KvStore::Create(hmm_->device(d), geometry, options_.kv_bytes_per_device);
+        if (!st.ok()) return rollback(st.status());
+        stores_[d] = std::move(*st);
+        created.push_back(d);
+      }
+    }
+    if (Status s = ev.Injected("memory"); !s.ok()) return rollback(s);
+    ev.Phase("memory");
+    for (New& n : added) {
+      auto inst = TakeStandby(n.devices, o.preinit);
+      if (!inst.ok()) return rollback(inst.status());
+      n.inst = std::move(*inst);
+      DeviceWeightsOptions wo;
+      wo.prefix = n.prefix;
+      Status s = AttachInstance(n.inst.get(), n.devices, n.placement, wo, nullptr);
+      if (s.ok()) s = ev.Injected("instance");
+      if (s.ok()) s = n.inst->WarmUp();
+      if (s.ok()) s = ev.Injected("warmup");
+      if (!s.ok()) return rollback(s);
+    }
+    ev.Phase("instance");
+    SchedulerOptions so = options_.scheduler;
+    so.clock = [this] { return Now(); };
+    OnServingThread([&] {
+      for (New& n : added) {
+        auto rp = std::make_unique<Replica>();
+        rp->devices = n.devices;
+        rp->prefix = n.prefix;
+        std::vector<kv::KvStore*> stores;
+        for (int d : n.devices) stores.push_back(stores_[d].get());
+        rp->sched = std::make_unique<Scheduler>(n.inst.get(), stores, so);
+        rp->inst = std::move(n.inst);
+        rp->concurrent = true;
+        replicas_.push_back(std::move(rp));
+      }
+    });
+    rep.latency_s = ev.Since0();
+    ev.Phase("switch");
+    return ev.Finish();
+  }
+  // Scale in: added replicas leave whole; the primary stays.
+  if (!subset(primary, to)) {
+    return refuse("the primary replica on " + Devices(primary) +
+                  " stays; only replicas added by horizontal scaling leave");
+  }
+  // Plan and switch in one stop between two steps: leaving replicas get no new requests, their
+  // queues move to the primary, their running requests finish where they are.
+  std::vector<Replica*> leaving;
+  std::vector<int> kept = primary;
+  Status injected = ev.Injected("plan");
+  OnServingThread([&] {
+    for (const auto& rp : replicas_) {
+      if (rp->retiring) continue;
+      if (subset(rp->devices, to)) {
+        kept.insert(kept.end(), rp->devices.begin(), rp->devices.end());
+      } else {
+        leaving.push_back(rp.get());
+      }
+    }
+    std::sort(kept.begin(), kept.end());
+    if (kept != to || !injected.ok()) return;
+    for (Replica* rp : leaving) {
+      rp->retiring = true;
+      rep.requests_drained += static_cast<int>(rp->sched->running());
+      rp->sched->HandOverWaiting(sched_.get());
+    }
+  });
+  if (!injected.ok()) return injected;
+  if (kept != to) {
+    return refuse("the replicas left would serve " + Devices(kept) +
+                  " (replicas leave whole: primary " + Devices(primary) + ")");
+  }
+  rep.latency_s = ev.Since0();
+  ev.Phase("switch");
+  std::vector<std::pair<std::string, std::vector<int>>> memory;
+  for (Replica* rp : leaving) {
+    memory.emplace_back(rp->prefix, rp->devices);
+    Retire(rp);
+  }
+  ev.Phase("drain");
+  for (const auto& [prefix, devs] : memory) ReleaseReplicaMemory(prefix, devs);
+  ev.Phase("cleanup");
+  return ev.Finish();
+}
+
+void Coordinator::ReleaseReplicaMemory(const std::string& prefix, const std::vector<int>& devices) {
+  if (!prefix.empty()) {
+    hmm_->ReleaseIf([&](const hbm::TensorRecord& rec) { return rec.name.rfind(prefix, 0) == 0; });
+  }
+  for (int d : devices) stores_.erase(d);
 }
 
 Status Coordinator::SwitchServing(Executor* next, const std::vector<int>& devices, bool drain,
-                                  ScaleReport* rep) {
+                                  ScaleReport* rep, Replica** drained) {
   std::vector<kv::KvStore*> stores;
   for (int d : devices) stores.push_back(stores_[d].get());
   hbm::Hmm* hmm = hmm_;
@@ -955,7 +1222,12 @@ Status Coordinator::SwitchServing(Executor* next, const std::vector<int>& device
       Scheduler::SwitchStats st;
       st.kept = static_cast<int>(sched_->running());
       sched_->HandOverWaiting(fresh.get());
-      draining_ = std::move(sched_);
+      auto old = std::make_unique<Replica>();
+      old->devices = sched_->instance()->devices();
+      old->sched = std::move(sched_);
+      old->retiring = true;  // shares the KV stores of remaining devices: steps after sched_
+      *drained = old.get();
+      replicas_.push_back(std::move(old));
       sched_ = std::move(fresh);
       sw = st;
     } else {
@@ -973,17 +1245,15 @@ Status Coordinator::SwitchServing(Executor* next, const std::vector<int>& device
   return Status::Ok();
 }
 
-void Coordinator::FinishDrain(std::unique_ptr<Executor> old) {
-  OnServingThread([&] { draining_inst_ = std::move(old); });
-  for (bool idle = false; !idle;) {
+void Coordinator::Retire(const Replica* r) {
+  for (bool gone = false; !gone;) {
     OnServingThread([&] {
-      idle = draining_ == nullptr || draining_->idle();
-      if (idle) {
-        draining_.reset();
-        draining_inst_.reset();
-      }
+      auto it = std::find_if(replicas_.begin(), replicas_.end(),
+                             [&](const auto& p) { return p.get() == r; });
+      gone = it == replicas_.end() || (*it)->sched->idle();
+      if (it != replicas_.end() && gone) replicas_.erase(it);
     });
-    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
 }
 

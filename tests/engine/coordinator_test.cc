@@ -109,6 +109,25 @@ std::map<int64_t, std::vector<int32_t>> Reference(const std::vector<Request>& re
   return Drain(**c);
 }
 
+// A coordinator serving on `devices` of a fresh world, and the memory it holds at the start.
+struct Served {
+  std::unique_ptr<World> w;
+  std::unique_ptr<Coordinator> c;
+  uint64_t arena0 = 0;
+  size_t records0 = 0;
+};
+Served Serve(std::vector<int> devices, CoordinatorOptions o = Options()) {
+  Served s;
+  s.w = MakeWorld();
+  auto c = Coordinator::Create(s.w->hmm.get(), s.w->ckpt, s.w->config, devices, o);
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  if (!c.ok()) return s;
+  s.c = std::move(*c);
+  s.arena0 = s.c->ArenaUsedBytes();
+  s.records0 = s.w->hmm->List().size();
+  return s;
+}
+
 TEST(CoordinatorTest, ScaleCyclesKeepTokensAndLeakNothing) {
   const auto requests = Requests(12);
   const auto want = Reference(requests);
@@ -183,28 +202,34 @@ TEST(CoordinatorTest, ImpossibleRequestsAreRefusedAndServingGoesOn) {
 TEST(CoordinatorTest, FailuresRollBackWhileServing) {
   const auto requests = Requests(8);
   const auto want = Reference(requests);
-  auto w = MakeWorld();
-  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, Options());
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  Coordinator& co = **c;
-  const uint64_t arena0 = co.ArenaUsedBytes();
-  const size_t records0 = w->hmm->List().size();
+  auto s = Serve({0, 1});
+  ASSERT_NE(s.c, nullptr);
+  Coordinator& co = *s.c;
+  auto& w = s.w;
+  const uint64_t arena0 = s.arena0;
+  const size_t records0 = s.records0;
   for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
-  for (const char* at : {"plan", "memory", "instance", "warmup"}) {
+  for (ScaleMethod m : {ScaleMethod::kElastic, ScaleMethod::kHorizontal}) {
+    for (const char* at : {"plan", "memory", "instance", "warmup"}) {
+      ScaleOptions o;
+      o.method = m;
+      o.fail_after = at;
+      auto r = co.Scale({0, 1, 2, 3}, o);
+      EXPECT_EQ(r.status().code(), vmm::StatusCode::kInternal) << o.Name() << " " << at;
+      EXPECT_EQ(co.devices(), (std::vector<int>{0, 1})) << o.Name() << " " << at;
+      EXPECT_EQ(co.ArenaUsedBytes(), arena0) << o.Name() << " " << at;
+      EXPECT_EQ(w->hmm->List().size(), records0) << o.Name() << " " << at;
+    }
+    // A full arena part-way (the experts arena of device 3 is taken by someone else).
+    auto hog = w->hmm->device(3).Allocate(hbm::Usage::kExperts, 8 << 20);
+    ASSERT_TRUE(hog.ok());
     ScaleOptions o;
-    o.fail_after = at;
-    auto r = co.Scale({0, 1, 2, 3}, o);
-    EXPECT_EQ(r.status().code(), vmm::StatusCode::kInternal) << at;
-    EXPECT_EQ(co.devices(), (std::vector<int>{0, 1})) << at;
-    EXPECT_EQ(co.ArenaUsedBytes(), arena0) << at;
-    EXPECT_EQ(w->hmm->List().size(), records0) << at;
+    o.method = m;
+    EXPECT_FALSE(co.Scale({0, 1, 2, 3}, o).ok()) << o.Name();
+    hog->Reset();
+    EXPECT_EQ(co.ArenaUsedBytes(), arena0) << o.Name();
+    EXPECT_EQ(co.replicas(), 0);
   }
-  // A full arena part-way (the experts arena of device 2 is taken by someone else).
-  auto hog = w->hmm->device(2).Allocate(hbm::Usage::kExperts, 8 << 20);
-  ASSERT_TRUE(hog.ok());
-  EXPECT_FALSE(co.Scale({0, 1, 2}, {}).ok());
-  hog->Reset();
-  EXPECT_EQ(co.ArenaUsedBytes(), arena0);
   EXPECT_EQ(Drain(co), want);
   // And it still scales afterwards.
   ASSERT_TRUE(co.Scale({0, 1, 2}, {}).ok());
@@ -292,6 +317,72 @@ TEST(CoordinatorTest, BaselinesAndAblationsServeTheSameTokens) {
     EXPECT_EQ(Drain(co), want) << o.Name();
     EXPECT_EQ(co.serving_errors(), 0) << o.Name();
   }
+}
+
+int ReplicaTokens(const Coordinator& c) {
+  int n = 0;
+  for (const StepRecord& s : c.Timeline()) n += s.replica_tokens;
+  return n;
+}
+
+TEST(CoordinatorTest, HorizontalScalingAddsAndRemovesWholeReplicas) {
+  const auto requests = Requests(12);
+  const auto want = Reference(requests);
+  auto s = Serve({0, 1});
+  ASSERT_NE(s.c, nullptr);
+  Coordinator& co = *s.c;
+  const int fds0 = OpenFds();
+  const MapState maps0 = Maps();
+  ScaleOptions h;
+  h.method = ScaleMethod::kHorizontal;
+  EXPECT_EQ(h.Name(), "horizontal");
+  EXPECT_EQ(ParseScaleMethod("horizontal").value(), ScaleMethod::kHorizontal);
+  // Replicas are whole: 3 devices is not a multiple of the first configuration's 2.
+  auto odd = co.Scale({0, 1, 2}, h);
+  EXPECT_EQ(odd.status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_NE(odd.status().ToString().find("not a multiple of 2"), std::string::npos)
+      << odd.status().ToString();
+  EXPECT_EQ(co.Scale({0, 1}, h).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(co.Scale({2, 3, 4, 5}, h).status().code(), vmm::StatusCode::kInvalidArgument)
+      << "a scale-out keeps the serving devices";
+  for (int cycle = 0; cycle < 2; ++cycle) {
+    for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+    auto out = co.Scale({0, 1, 2, 3, 4, 5}, h);  // two replicas at once
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(co.replicas(), 2);
+    EXPECT_EQ(co.devices(), (std::vector<int>{0, 1, 2, 3, 4, 5}));
+    EXPECT_GT(out->bytes_disk, 0u) << "a replica is loaded from disk";
+    EXPECT_EQ(out->bytes_p2p, 0u);
+    EXPECT_EQ(out->downtime_s, 0.0);
+    EXPECT_GT(out->arena_after, 2 * s.arena0) << "each replica holds a whole copy";
+    // Other scale methods wait until the replicas are gone.
+    auto el = co.Scale({0, 1, 2}, {});
+    EXPECT_EQ(el.status().code(), vmm::StatusCode::kFailedPrecondition);
+    EXPECT_NE(el.status().ToString().find("horizontal replica"), std::string::npos);
+    // The primary stays; replicas leave whole.
+    EXPECT_EQ(co.Scale({2, 3, 4, 5}, h).status().code(), vmm::StatusCode::kInvalidArgument);
+    EXPECT_EQ(co.Scale({0, 1, 2, 4}, h).status().code(), vmm::StatusCode::kInvalidArgument);
+    EXPECT_EQ(Drain(co), want);
+    // New requests are balanced over the three replicas.
+    for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+    auto in = co.Scale({0, 1, 4, 5}, h);
+    ASSERT_TRUE(in.ok()) << in.status().ToString();
+    EXPECT_EQ(co.replicas(), 1);
+    EXPECT_EQ(in->phase_s.count("drain"), 1u);
+    EXPECT_EQ(Drain(co), want);
+    ASSERT_TRUE(co.Scale({0, 1}, h).ok());
+    EXPECT_EQ(co.replicas(), 0);
+  }
+  EXPECT_GT(ReplicaTokens(co), 0) << "the replicas served nothing";
+  EXPECT_EQ(co.ArenaUsedBytes(), s.arena0);
+  EXPECT_EQ(s.w->hmm->List().size(), s.records0);
+  EXPECT_EQ(OpenFds(), fds0);
+  EXPECT_EQ(Maps(), maps0);
+  EXPECT_EQ(co.serving_errors(), 0);
+  // Elastic scaling works again once the replicas are gone.
+  ASSERT_TRUE(co.Scale({0, 1, 2}, {}).ok());
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  EXPECT_EQ(Drain(co), want);
 }
 
 // ---- Instances in processes of their own (DESIGN 4.1), attaching through the HMM's socket ----
@@ -407,6 +498,35 @@ TEST(CoordinatorProcessTest, KilledInstanceProcessIsRestartedOverTheSameMemory) 
   auto rep = co.RestartInstance();
   ASSERT_TRUE(rep.ok()) << rep.status().ToString();
   EXPECT_EQ(rep->bytes_disk, 0u);
+}
+
+TEST(CoordinatorProcessTest, KilledReplicaProcessHandsItsRequestsToThePrimary) {
+  const auto requests = Requests(16);
+  const auto want = Reference(requests);
+  CoordinatorOptions o = ProcessOptions();
+  o.standby_pool = 0;
+  auto s = Serve({0, 1}, o);
+  ASSERT_NE(s.c, nullptr);
+  Coordinator& co = *s.c;
+  ScaleOptions h;
+  h.method = ScaleMethod::kHorizontal;
+  ASSERT_TRUE(co.Scale({0, 1, 2, 3}, h).ok());
+  auto kids = Children();
+  ASSERT_EQ(kids.size(), 2u);
+  kids.erase(co.active_pid());
+  const pid_t replica = kids.begin()->first;
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  ASSERT_TRUE(Eventually([&] { return ReplicaTokens(co) > 0; })) << "the replica never served";
+  ASSERT_EQ(kill(replica, SIGKILL), 0);
+  EXPECT_EQ(Drain(co), want) << "the replica's requests are recomputed on the primary";
+  EXPECT_GT(co.serving_errors(), 0);
+  EXPECT_EQ(co.replicas(), 0) << "a failed replica gets no requests";
+  EXPECT_EQ(co.devices(), (std::vector<int>{0, 1}));
+  // The next scale event frees it.
+  ASSERT_TRUE(co.Scale({0, 1, 2, 3}, h).ok());
+  ASSERT_TRUE(co.Scale({0, 1}, h).ok());
+  EXPECT_EQ(co.ArenaUsedBytes(), s.arena0);
+  EXPECT_TRUE(Eventually([&] { return Children().size() == 1; }));
 }
 
 TEST(RemoteInstanceTest, ErrorsNameTheProblem) {

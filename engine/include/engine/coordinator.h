@@ -21,6 +21,12 @@
 // A failure in 1-4 rolls back everything the event created; serving never stopped.
 // The baselines and ablations of #5 run through the same procedure with parts replaced.
 //
+// Horizontal scaling (the replica baseline) adds whole replicas of the primary configuration
+// (same device count, loaded from disk, KV stores of their own) next to it, or removes added
+// ones (no new requests; running ones drain, waiting ones move to the primary). Requests go to
+// the replica with the fewest in flight; replicas on disjoint devices step concurrently. A
+// replica whose process dies has its requests recomputed on the primary.
+//
 // Thread safety: Submit/TakeFinished/Timeline/Stats may be called from any thread; Scale,
 // RestartInstance and PrepareStandby are serialized (with the supervisor's restarts).
 #ifndef ENGINE_COORDINATOR_H_
@@ -52,6 +58,7 @@ enum class ScaleMethod {
   kColdRestart,  // stop serving, reload from disk on the new devices, start
   kExtravagant,  // a new instance on fresh devices loaded from disk, then switch
   kColocated,    // a new instance on the new device set with its own copy (loaded from disk)
+  kHorizontal,   // whole replicas of the first configuration added (from disk) or removed
 };
 const char* ScaleMethodName(ScaleMethod m);
 StatusOr<ScaleMethod> ParseScaleMethod(const std::string& name);
@@ -113,9 +120,10 @@ struct CoordinatorOptions {
 };
 
 struct StepRecord {
-  double t = 0;      // end of the step, coordinator clock
-  int tokens = 0;    // tokens produced
-  int instance = 0;  // generation of the instance that ran it
+  double t = 0;            // end of the step, coordinator clock
+  int tokens = 0;          // tokens produced
+  int replica_tokens = 0;  // of which by horizontal replicas (and draining old instances)
+  int instance = 0;        // generation of the instance that ran it
 };
 
 class Coordinator {
@@ -143,6 +151,8 @@ class Coordinator {
   // request that cannot be met (nothing changes); any later failure rolls back and returns the
   // error with serving unchanged.
   StatusOr<ScaleReport> Scale(std::vector<int> devices, const ScaleOptions& options);
+  // Horizontal replicas serving besides the primary (not counting draining ones).
+  int replicas() const;
   // Replaces the active instance by a new one over the same memory (a crashed instance
   // restarted): no weight is read from disk, running requests keep their KV.
   StatusOr<ScaleReport> RestartInstance();
@@ -153,6 +163,7 @@ class Coordinator {
   // Boots a standby instance for `devices` into the pool (evicting the least recently used).
   Status PrepareStandby(const std::vector<int>& devices);
 
+  // Devices serving: the primary's and those of horizontal replicas (sorted).
   std::vector<int> devices() const;
   const experts::ExpertPlacement& placement() const { return placement_; }
   int standby_count() const;
@@ -163,6 +174,18 @@ class Coordinator {
  private:
   Coordinator() = default;
   struct Switch;
+  struct Event;
+  // An instance and its scheduler stepped besides the primary (active_, sched_): a horizontal
+  // replica, or the old instance finishing its running requests after a draining switch.
+  struct Replica {
+    std::vector<int> devices;
+    std::string prefix;              // HMM names of its weights (horizontal replicas)
+    std::unique_ptr<Executor> inst;  // declared before sched: destroyed after it
+    std::unique_ptr<Scheduler> sched;
+    bool retiring = false;    // gets no new requests; removed once idle
+    bool failed = false;      // its instance could not step; its requests went to the primary
+    bool concurrent = false;  // its devices are its own: steps next to the primary's step
+  };
   void ServeLoop();
   void Supervise();
   StatusOr<ScaleReport> RestartLocked();
@@ -185,15 +208,25 @@ class Coordinator {
                                          const std::function<bool(const TensorSpec&, int)>& want);
   StatusOr<ScaleReport> ScaleElastic(std::vector<int> devices, const ScaleOptions& o);
   StatusOr<ScaleReport> ScaleFromDisk(std::vector<int> devices, const ScaleOptions& o);
+  StatusOr<ScaleReport> ScaleHorizontal(std::vector<int> devices, const ScaleOptions& o);
+  // One step of every scheduler (the primary, then the replicas: concurrent ones at the same
+  // time on threads of their own). Serving thread only.
+  StatusOr<int> StepAll(std::vector<std::pair<int64_t, double>>* tokens,
+                        std::vector<RequestResult>* done, int* replica_tokens);
+  // The scheduler a new request goes to: the fewest requests in flight. Serving thread only.
+  Scheduler* Route();
   void Sample(ScaleReport* r) const;
   // The switchover, between two steps on the serving thread: `next` serves from now on, with the
   // KV stores of `devices`. Running requests are handed over (kept, copied P2P or recomputed) or,
-  // with `drain`, stay on the old scheduler, which the serving loop keeps stepping. Fills the
-  // downtime and hand-over fields of `rep`. On error nothing changed.
+  // with `drain`, stay on the old scheduler, which becomes a retiring replica (`*drained`; the
+  // caller gives it the old instance and retires it). Fills the downtime and hand-over fields
+  // of `rep`. On error nothing changed.
   Status SwitchServing(Executor* next, const std::vector<int>& devices, bool drain,
-                       ScaleReport* rep);
-  // After a draining switch: keeps `old` until the old scheduler is idle, then destroys both.
-  void FinishDrain(std::unique_ptr<Executor> old);
+                       ScaleReport* rep, Replica** drained);
+  // Releases the weights (by prefix) and KV stores of a removed horizontal replica.
+  void ReleaseReplicaMemory(const std::string& prefix, const std::vector<int>& devices);
+  // Waits until the retiring replica `r` is idle, then destroys it (serving goes on).
+  void Retire(const Replica* r);
 
   hbm::Hmm* hmm_ = nullptr;
   const hbm::Checkpoint* checkpoint_ = nullptr;
@@ -214,10 +247,9 @@ class Coordinator {
   std::map<int, std::unique_ptr<kv::KvStore>> stores_;                         // device -> KV store
   std::list<std::pair<std::vector<int>, std::unique_ptr<Executor>>> standby_;  // front = newest
   std::unique_ptr<Scheduler> sched_;
-  // While a drain runs: the old instance and its scheduler (stepped after sched_; the serving
-  // thread owns them, the control thread only swaps them in OnServingThread).
-  std::unique_ptr<Executor> draining_inst_;
-  std::unique_ptr<Scheduler> draining_;
+  // Horizontal replicas and draining old instances (the serving thread steps them; the control
+  // thread changes the list only in OnServingThread).
+  std::vector<std::unique_ptr<Replica>> replicas_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_, done_cv_;
