@@ -261,22 +261,23 @@ int main(int argc, char** argv) {
     };
     std::vector<Done> reps;
     for (size_t e = 1; e < schedule.size(); ++e) {
-      std::vector<int> to;
-      for (int d = 0; d < schedule[e]; ++d) to.push_back(d);
-      if (method.preinit) (void)c.PrepareStandby(to);  // the pool anticipates the next event
+      // The pool anticipates the next event (the devices ScaleTo will pick).
+      auto to = c.TargetDevices(schedule[e]);
+      if (!to.ok()) return Fail(to.status());
+      if (method.preinit) (void)c.PrepareStandby(*to);
       const int failed0 = failed.load();
       const std::vector<int> from = c.devices();
-      auto rep = c.Scale(to, method);
+      auto rep = c.ScaleTo(schedule[e], method);
       Done d;
       if (rep.ok()) {
         d.rep = *rep;
       } else {
         // A refused or rolled-back event is a result: the old configuration keeps serving.
         d.rep.from_devices = from;
-        d.rep.to_devices = to;
+        d.rep.to_devices = *to;
         d.error = rep.status().ToString();
         std::fprintf(stderr, "elasticmoe: %s %zu->%zu: %s\n", method_names[mi].c_str(), from.size(),
-                     to.size(), d.error.c_str());
+                     to->size(), d.error.c_str());
       }
       std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_settle_s));
       d.failed = failed.load() - failed0;

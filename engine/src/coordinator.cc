@@ -598,6 +598,43 @@ StatusOr<hbm::LoadReport> Coordinator::LoadFromDisk(
 
 StatusOr<ScaleReport> Coordinator::Scale(std::vector<int> devices, const ScaleOptions& options) {
   std::lock_guard<std::mutex> control(control_mu_);
+  return ScaleLocked(std::move(devices), options);
+}
+
+StatusOr<std::vector<int>> Coordinator::TargetDevices(int count) const {
+  const int n = hmm_->num_devices();
+  if (count < 1 || count > n) {
+    return Status::InvalidArgument("scale to " + std::to_string(count) +
+                                   " devices: the HMM has 1.." + std::to_string(n));
+  }
+  std::vector<int> order = active_->devices();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& r : replicas_) {
+      if (!r->retiring) order.insert(order.end(), r->devices.begin(), r->devices.end());
+    }
+  }
+  std::vector<int> to;
+  if (count <= static_cast<int>(order.size())) {
+    to.assign(order.begin(), order.begin() + count);
+  } else {
+    to = order;
+    for (int d = 0; d < n && static_cast<int>(to.size()) < count; ++d) {
+      if (std::find(order.begin(), order.end(), d) == order.end()) to.push_back(d);
+    }
+  }
+  std::sort(to.begin(), to.end());
+  return to;
+}
+
+StatusOr<ScaleReport> Coordinator::ScaleTo(int count, const ScaleOptions& options) {
+  std::lock_guard<std::mutex> control(control_mu_);
+  VMM_ASSIGN_OR_RETURN(std::vector<int> to, TargetDevices(count));
+  return ScaleLocked(std::move(to), options);
+}
+
+StatusOr<ScaleReport> Coordinator::ScaleLocked(std::vector<int> devices,
+                                               const ScaleOptions& options) {
   std::sort(devices.begin(), devices.end());
   if (devices.empty()) {
     return Status::InvalidArgument("scale to no devices: an instance needs at least one");

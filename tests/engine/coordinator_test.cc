@@ -185,6 +185,11 @@ TEST(CoordinatorTest, ImpossibleRequestsAreRefusedAndServingGoesOn) {
   EXPECT_EQ(co.Scale({0, 9}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
   EXPECT_EQ(co.Scale({0, 0}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
   EXPECT_EQ(co.Scale({0, 1}, {}).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(co.ScaleTo(0, {}).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(co.ScaleTo(7, {}).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(co.ScaleTo(2, {}).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(co.TargetDevices(4).value(), (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(co.TargetDevices(1).value(), (std::vector<int>{0}));
   ScaleOptions cold_drain;
   cold_drain.method = ScaleMethod::kColdRestart;
   cold_drain.drain = true;
@@ -347,7 +352,7 @@ TEST(CoordinatorTest, HorizontalScalingAddsAndRemovesWholeReplicas) {
       << "a scale-out keeps the serving devices";
   for (int cycle = 0; cycle < 2; ++cycle) {
     for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
-    auto out = co.Scale({0, 1, 2, 3, 4, 5}, h);  // two replicas at once
+    auto out = co.ScaleTo(6, h);  // two replicas at once
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     EXPECT_EQ(co.replicas(), 2);
     EXPECT_EQ(co.devices(), (std::vector<int>{0, 1, 2, 3, 4, 5}));
@@ -370,7 +375,9 @@ TEST(CoordinatorTest, HorizontalScalingAddsAndRemovesWholeReplicas) {
     EXPECT_EQ(co.replicas(), 1);
     EXPECT_EQ(in->phase_s.count("drain"), 1u);
     EXPECT_EQ(Drain(co), want);
-    ASSERT_TRUE(co.Scale({0, 1}, h).ok());
+    // The autoscaler's API removes the replica added last.
+    EXPECT_EQ(co.TargetDevices(2).value(), (std::vector<int>{0, 1}));
+    ASSERT_TRUE(co.ScaleTo(2, h).ok());
     EXPECT_EQ(co.replicas(), 0);
   }
   EXPECT_GT(ReplicaTokens(co), 0) << "the replicas served nothing";

@@ -151,6 +151,13 @@ class Coordinator {
   // request that cannot be met (nothing changes); any later failure rolls back and returns the
   // error with serving unchanged.
   StatusOr<ScaleReport> Scale(std::vector<int> devices, const ScaleOptions& options);
+  // The API for an autoscaler: scale to `count` devices (TargetDevices(count)).
+  StatusOr<ScaleReport> ScaleTo(int count, const ScaleOptions& options);
+  // The devices ScaleTo(count) moves to: the serving devices in the order they stay (the
+  // primary's ascending, then horizontal replicas in the order they were added) cut to `count`,
+  // or all of them plus the lowest-numbered devices not serving. kInvalidArgument outside
+  // 1..number of HMM devices.
+  StatusOr<std::vector<int>> TargetDevices(int count) const;
   // Horizontal replicas serving besides the primary (not counting draining ones).
   int replicas() const;
   // Replaces the active instance by a new one over the same memory (a crashed instance
@@ -206,6 +213,7 @@ class Coordinator {
                                          const experts::ExpertPlacement& placement,
                                          const std::string& prefix,
                                          const std::function<bool(const TensorSpec&, int)>& want);
+  StatusOr<ScaleReport> ScaleLocked(std::vector<int> devices, const ScaleOptions& options);
   StatusOr<ScaleReport> ScaleElastic(std::vector<int> devices, const ScaleOptions& o);
   StatusOr<ScaleReport> ScaleFromDisk(std::vector<int> devices, const ScaleOptions& o);
   StatusOr<ScaleReport> ScaleHorizontal(std::vector<int> devices, const ScaleOptions& o);
