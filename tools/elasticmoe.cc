@@ -21,6 +21,7 @@
 
 #include "engine/coordinator.h"
 #include "engine/model.h"
+#include "hbm/remote_control.h"
 #include "vmm/host.h"
 #include "vmm/stats.h"
 
@@ -53,6 +54,12 @@ DEFINE_bool(instance_processes, true,
             "through its socket (DESIGN 4.1); the two ablations that copy weights into the "
             "instance's own memory always run in-process");
 DEFINE_string(instance_binary, "", "the instance binary; empty: emoe_instance next to this one");
+DEFINE_bool(hmmd, true,
+            "run the HMM in hmmd, a daemon process of its own that elasticmoe starts and drives "
+            "over a control socket, and that instances attach to (DESIGN 4.1); methods whose "
+            "instances run in this process (the two copying ablations, or "
+            "--instance_processes=false) use an HMM in this process instead");
+DEFINE_string(hmmd_binary, "", "the hmmd binary; empty: hmmd next to this one");
 
 namespace {
 
@@ -135,12 +142,18 @@ int main(int argc, char** argv) {
           " outside 1..--max_devices=" + std::to_string(FLAGS_max_devices)));
     }
   }
+  auto beside_me = [](const std::string& name) {
+    std::error_code ec;
+    return (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / name).string();
+  };
   std::string instance_binary = FLAGS_instance_binary;
   if (FLAGS_instance_processes && instance_binary.empty()) {
-    std::error_code ec;
-    instance_binary =
-        (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "emoe_instance")
-            .string();
+    instance_binary = beside_me("emoe_instance");
+  }
+  const std::string hmmd_binary = FLAGS_hmmd_binary.empty() ? beside_me("hmmd") : FLAGS_hmmd_binary;
+  if (FLAGS_hmmd && FLAGS_instance_processes && access(hmmd_binary.c_str(), X_OK) != 0) {
+    return Fail(Status::NotFound("hmmd binary '" + hmmd_binary +
+                                 "' is not executable (--hmmd_binary, or --hmmd=false)"));
   }
   if (FLAGS_instance_processes && access(instance_binary.c_str(), X_OK) != 0) {
     return Fail(Status::NotFound("instance binary '" + instance_binary +
@@ -208,15 +221,41 @@ int main(int argc, char** argv) {
   ho.memory.page_size = *policy;
   ho.memory.populate = FLAGS_populate;
   ho.devices.capacity_bytes = (FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb) << 20;
-  const auto tc = std::chrono::steady_clock::now();
-  auto hmm = emoe::hbm::Hmm::Create(ho);
-  if (!hmm.ok()) return Fail(hmm.status());
-  std::printf("devices: %d x %" PRIu64 " MiB (%s pages%s) in %.1f s%s%s\n", FLAGS_max_devices,
-              (FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb),
-              vmm::PageKindName((*hmm)->device(0).arena(emoe::hbm::Usage::kExperts)->kind()),
-              FLAGS_populate ? ", populated" : "",
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - tc).count(),
-              (*hmm)->page_note().empty() ? "" : "; ", (*hmm)->page_note().c_str());
+  // The HMM: in hmmd or in this process, whichever the method needs (one at a time, so that
+  // the devices' memory exists once).
+  std::unique_ptr<emoe::hbm::Hmm> local_hmm;
+  std::unique_ptr<emoe::hbm::HmmControl> hmm;
+  auto use_hmm = [&](bool in_process) -> Status {
+    if (hmm != nullptr && (local_hmm != nullptr) == in_process) return Status::Ok();
+    hmm.reset();
+    local_hmm.reset();
+    const auto tc = std::chrono::steady_clock::now();
+    std::string note, where;
+    if (in_process) {
+      VMM_ASSIGN_OR_RETURN(local_hmm, emoe::hbm::Hmm::Create(ho));
+      hmm = std::make_unique<emoe::hbm::LocalHmmControl>(local_hmm.get());
+      note = local_hmm->page_note();
+      where = "in this process";
+    } else {
+      emoe::hbm::HmmdOptions hd;
+      hd.binary = hmmd_binary;
+      hd.hmm = ho;
+      hd.extra_args = {"--minloglevel=1"};  // hmmd's warnings and errors only
+      VMM_ASSIGN_OR_RETURN(auto remote, emoe::hbm::RemoteHmmControl::Launch(hd));
+      note = remote->page_note();
+      where = "in hmmd (pid " + std::to_string(remote->pid()) + ")";
+      hmm = std::move(remote);
+    }
+    VMM_ASSIGN_OR_RETURN(auto stats, hmm->Stats());
+    const auto& ex = stats.at(0).usage[static_cast<int>(emoe::hbm::Usage::kExperts)];
+    std::printf("HMM %s: %d devices x %" PRIu64 " MiB (%s pages%s) in %.1f s%s%s\n", where.c_str(),
+                hmm->num_devices(), (FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb),
+                vmm::PageKindName(ex.kind), FLAGS_populate ? ", populated" : "",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - tc).count(),
+                note.empty() ? "" : "; ", note.c_str());
+    std::fflush(stdout);
+    return Status::Ok();
+  };
   for (size_t mi = 0; mi < methods.size(); ++mi) {
     const ScaleOptions& method = methods[mi];
     emoe::engine::CoordinatorOptions co;
@@ -224,14 +263,16 @@ int main(int argc, char** argv) {
     if (FLAGS_instance_processes && method.zero_copy && method.vm_remap) {
       co.instance_binary = instance_binary;
     }
-    std::fprintf(stderr, "elasticmoe: %s: instances %s\n", method_names[mi].c_str(),
+    if (Status s = use_hmm(co.instance_binary.empty() || !FLAGS_hmmd); !s.ok()) return Fail(s);
+    std::fprintf(stderr, "elasticmoe: %s: instances %s, HMM %s\n", method_names[mi].c_str(),
                  co.instance_binary.empty()
                      ? "in this process"
-                     : ("in processes of their own (" + co.instance_binary + ")").c_str());
+                     : ("in processes of their own (" + co.instance_binary + ")").c_str(),
+                 local_hmm ? "in this process" : "in hmmd");
     co.kv_bytes_per_device = FLAGS_kv_mb << 20;
     std::vector<int> start;
     for (int d = 0; d < schedule[0]; ++d) start.push_back(d);
-    auto coord = Coordinator::Create(hmm->get(), *ckpt, *config, start, co);
+    auto coord = Coordinator::Create(hmm.get(), *ckpt, *config, start, co);
     if (!coord.ok()) return Fail(coord.status());
     Coordinator& c = **coord;
     // The closed-loop load: `concurrency` requests in flight, a new one when one finishes.
@@ -312,9 +353,10 @@ int main(int argc, char** argv) {
       rows.push_back(row);
     }
     // The next method starts from empty devices: everything this one held must come back.
-    coord->reset();
-    (*hmm)->ReleaseAll();
-    for (const auto& st : (*hmm)->Stats()) {
+    coord->reset();  // gives back everything it created
+    auto stats = hmm->Stats();
+    if (!stats.ok()) return Fail(stats.status());
+    for (const auto& st : *stats) {
       if (st.used_bytes != 0) {
         return Fail(Status::Internal(method_names[mi] + " left " +
                                      std::to_string(st.used_bytes >> 20) + " MiB on device " +

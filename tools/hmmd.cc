@@ -1,43 +1,105 @@
-// hmmd: the HBM Management daemon. Creates the devices and their arenas, loads a checkpoint
-// (each tensor read from disk once, replicas by peer-to-peer copy), then serves attach / list /
-// stats / release on a UNIX socket (see hbm/server.h) until SIGINT or SIGTERM.
+// hmmd: the HBM Management daemon. Creates the devices and their arenas, optionally loads a
+// checkpoint (each tensor read from disk once, replicas by peer-to-peer copy), then serves the
+// protocol of hbm/server.h (attach / list / stats / release for instances; load / copy_group /
+// find / release_* / kv_* for a controller) on a UNIX socket until SIGINT or SIGTERM.
 //
-//   hmmd --checkpoint=DIR_OR_FILE [--socket=PATH] [--devices_per_node=2]
+//   hmmd [--checkpoint=DIR_OR_FILE] [--socket=PATH] [--devices_per_node=2] [--nodes=0,1]
 //        [--device_capacity_mb=0] [--weights_mb=512] [--experts_mb=512] [--kv_mb=0]
+//        [--control_fd=N] ...
 //
-// Placement: tensors whose name contains ".experts.<e>." go to device e mod N (expert
-// parallelism); every other tensor is replicated on all devices. After setup the daemon drops
-// every capability it does not need and says which it kept.
+// Preload (--checkpoint): tensors whose name contains ".experts.<e>." go to device e mod N
+// (expert parallelism); every other tensor is replicated on all devices. Without it the daemon
+// starts empty and a controller loads (hbm/remote_control.h).
+//
+// --control_fd=N: N is a connected SOCK_SEQPACKET socket inherited from the launcher (its
+// control connection, served like any client); when it closes, hmmd stops as on SIGTERM, so a
+// launcher that dies never leaves a daemon holding device memory.
+//
+// After setup the daemon drops every capability it does not need and says which it kept. Logs go
+// to stderr; stdout carries only the memory report after a preload.
+#include <fcntl.h>
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/capability.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <regex>
 #include <string>
+#include <vector>
 
 #include "hbm/hmm.h"
 #include "hbm/server.h"
+#include "vmm/fd_passing.h"
+#include "vmm/unique_fd.h"
 
-DEFINE_string(checkpoint, "", "safetensors file, or directory (with an index or shards)");
+DEFINE_string(checkpoint, "",
+              "safetensors file, or directory (with an index or shards), to load at start; "
+              "empty: start with nothing loaded");
 DEFINE_string(socket, "",
               "socket path; default $XDG_RUNTIME_DIR/emoe/hmmd.sock, "
               "/run/emoe/hmmd.sock as root, else /tmp/emoe-$UID/hmmd.sock");
 DEFINE_int32(devices_per_node, 1, "devices per NUMA node");
+DEFINE_string(nodes, "", "NUMA nodes to use, comma separated (default: every node with memory)");
+DEFINE_bool(pin_cpus, false, "give every device CPUs of its own (refused if too few)");
 DEFINE_uint64(device_capacity_mb, 0, "capacity per device in MiB (0: node memory / devices)");
 DEFINE_uint64(weights_mb, 512, "weights arena per device, MiB");
 DEFINE_uint64(experts_mb, 512, "experts arena per device, MiB");
 DEFINE_uint64(kv_mb, 0, "KV arena per device, MiB");
 DEFINE_string(page_size, "auto", "arena pages: auto, hugetlb, thp, 4k");
+DEFINE_bool(populate, false, "fault every arena page in at start (resident device memory)");
+DEFINE_bool(discard_on_free, false, "punch freed arena pages out (memory back to the kernel)");
 DEFINE_uint32(queue_depth, 32, "io_uring reads in flight");
 DEFINE_uint64(chunk_kb, 1024, "bytes per read, KiB");
 DEFINE_bool(direct_io, true, "O_DIRECT reads where possible");
+DEFINE_bool(register_buffers, true, "register load destinations with io_uring (READ_FIXED)");
+DEFINE_double(progress_interval_s, 1.0, "seconds between load progress lines on stderr");
+DEFINE_int32(copy_threads, 0, "peer-to-peer copy threads per device (0: one per CPU, at most 8)");
+DEFINE_int32(control_fd, -1,
+             "serve this inherited, connected socket as the control connection; stop when it "
+             "closes");
 DEFINE_bool(allow_writable, false, "let clients map arenas writable (testing only)");
 
 namespace {
+
+// "0,2,3" -> {0, 2, 3}; "" -> {}. False on anything else.
+bool ParseIntList(const std::string& s, std::vector<int>* out) {
+  out->clear();
+  if (s.empty()) return true;
+  size_t pos = 0;
+  for (;;) {
+    const size_t comma = s.find(',', pos);
+    const std::string item = s.substr(pos, comma == std::string::npos ? comma : comma - pos);
+    if (item.empty() || item.size() > 9 ||
+        item.find_first_not_of("0123456789") != std::string::npos) {
+      return false;
+    }
+    out->push_back(std::stoi(item));
+    if (comma == std::string::npos) return true;
+    pos = comma + 1;
+  }
+}
+
+// Startup failed: with a control connection, answer the launcher's first request with the error
+// (so it learns the code and the message, not only an exit status), then exit with 1.
+int FailStartup(const vmm::UniqueFd& control, const vmm::Status& s) {
+  LOG(ERROR) << s.ToString();
+  if (control.valid()) {
+    pollfd pf{control.get(), POLLIN, 0};
+    if (poll(&pf, 1, 2000) == 1) {
+      for (;;) {  // to the request's last part ('1' frames more; raw or '0' ends it)
+        auto m = vmm::RecvFds(control.get(), 0);
+        if (!m.ok() || m->payload.empty() || m->payload[0] != '1') break;
+      }
+      (void)emoe::hbm::SendReply(control.get(), emoe::hbm::Reply{emoe::hbm::ErrorJson(s), {}});
+    }
+  }
+  return 1;
+}
 
 std::string DefaultSocket() {
   if (const char* xdg = std::getenv("XDG_RUNTIME_DIR")) return std::string(xdg) + "/emoe/hmmd.sock";
@@ -81,37 +143,54 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
-  if (FLAGS_checkpoint.empty()) {
-    std::fprintf(stderr, "hmmd: --checkpoint is required (see --help)\n");
-    return 2;
-  }
   auto policy = vmm::ParsePageSizePolicy(FLAGS_page_size);
   if (!policy.ok()) {
     std::fprintf(stderr, "hmmd: --page_size: %s\n", policy.status().message().c_str());
     return 2;
   }
+  std::vector<int> nodes;
+  if (!ParseIntList(FLAGS_nodes, &nodes)) {
+    std::fprintf(stderr, "hmmd: --nodes: '%s' is not a comma-separated list of node ids\n",
+                 FLAGS_nodes.c_str());
+    return 2;
+  }
+  vmm::UniqueFd control;
+  if (FLAGS_control_fd >= 0) {
+    struct stat st;
+    if (fstat(FLAGS_control_fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+      std::fprintf(stderr, "hmmd: --control_fd=%d is not an open socket\n", FLAGS_control_fd);
+      return 2;
+    }
+    fcntl(FLAGS_control_fd, F_SETFD, FD_CLOEXEC);
+    control.Reset(FLAGS_control_fd);
+  }
   emoe::hbm::HmmOptions o;
   o.devices.devices_per_node = FLAGS_devices_per_node;
   o.devices.capacity_bytes = FLAGS_device_capacity_mb << 20;
+  o.devices.pin_cpus = FLAGS_pin_cpus;
+  o.devices.nodes = nodes;
   o.memory.usage_bytes = {FLAGS_weights_mb << 20, FLAGS_experts_mb << 20, FLAGS_kv_mb << 20};
   o.memory.page_size = *policy;
+  o.memory.populate = FLAGS_populate;
+  o.memory.discard_on_free = FLAGS_discard_on_free;
   o.loader.queue_depth = FLAGS_queue_depth;
   o.loader.chunk_bytes = FLAGS_chunk_kb << 10;
   o.loader.direct_io = FLAGS_direct_io;
+  o.loader.register_buffers = FLAGS_register_buffers;
+  o.loader.progress_interval_s = FLAGS_progress_interval_s;
   o.loader.progress = [](const emoe::hbm::LoadProgress& p) {
     LOG(INFO) << "load " << p.ToString();
   };
+  o.copy_threads_per_device = FLAGS_copy_threads;
 
-  auto ckpt = emoe::hbm::OpenCheckpoint(FLAGS_checkpoint);
-  if (!ckpt.ok()) {
-    LOG(ERROR) << ckpt.status().ToString();
-    return 1;
+  std::optional<emoe::hbm::Checkpoint> ckpt;
+  if (!FLAGS_checkpoint.empty()) {
+    auto c = emoe::hbm::OpenCheckpoint(FLAGS_checkpoint);
+    if (!c.ok()) return FailStartup(control, c.status());
+    ckpt = std::move(*c);
   }
   auto hmm = emoe::hbm::Hmm::Create(o);
-  if (!hmm.ok()) {
-    LOG(ERROR) << hmm.status().ToString();
-    return 1;
-  }
+  if (!hmm.ok()) return FailStartup(control, hmm.status());
   const int n = (*hmm)->num_devices();
   for (int d = 0; d < n; ++d) {
     const auto& arena = (*hmm)->device(d).arena(emoe::hbm::Usage::kWeights);
@@ -121,38 +200,60 @@ int main(int argc, char** argv) {
                       ? " (fallback: " + arena->fallback_reason() + ")"
                       : "");
   }
-  const std::regex expert(R"(\.experts\.(\d+)\.)");
-  auto placement = [&](const emoe::hbm::TensorInfo& t) {
-    std::smatch m;
-    if (std::regex_search(t.name, m, expert)) {
-      return emoe::hbm::PlacementDecision{
-          emoe::hbm::Usage::kExperts, {std::stoi(m[1].str()) % n}, "expert" + m[1].str()};
+  if (!(*hmm)->page_note().empty()) LOG(INFO) << "pages: " << (*hmm)->page_note();
+  if (ckpt) {
+    const std::regex expert(R"(\.experts\.(\d+)\.)");
+    auto placement = [&](const emoe::hbm::TensorInfo& t) {
+      std::smatch m;
+      if (std::regex_search(t.name, m, expert)) {
+        return emoe::hbm::PlacementDecision{
+            emoe::hbm::Usage::kExperts, {std::stoi(m[1].str()) % n}, "expert" + m[1].str()};
+      }
+      emoe::hbm::PlacementDecision all{emoe::hbm::Usage::kWeights, {}, ""};
+      for (int d = 0; d < n; ++d) all.devices.push_back(d);
+      return all;
+    };
+    auto report = (*hmm)->LoadCheckpoint(*ckpt, placement);
+    if (!report.ok()) {
+      vmm::Status st = report.status();
+      return FailStartup(control, st.Annotate("load " + FLAGS_checkpoint));
     }
-    emoe::hbm::PlacementDecision all{emoe::hbm::Usage::kWeights, {}, ""};
-    for (int d = 0; d < n; ++d) all.devices.push_back(d);
-    return all;
-  };
-  auto report = (*hmm)->LoadCheckpoint(*ckpt, placement);
-  if (!report.ok()) {
-    LOG(ERROR) << "load " << FLAGS_checkpoint << ": " << report.status().ToString();
-    return 1;
+    LOG(INFO) << "loaded: " << report->ToString();
   }
-  LOG(INFO) << "loaded: " << report->ToString();
 
   emoe::hbm::ServerOptions so;
   so.socket_path = FLAGS_socket.empty() ? DefaultSocket() : FLAGS_socket;
   so.allow_writable = FLAGS_allow_writable;
-  const std::string dir = so.socket_path.substr(0, so.socket_path.rfind('/'));
-  if (!dir.empty()) mkdir(dir.c_str(), 0700);  // the runtime directory, private
+  const size_t slash = so.socket_path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    mkdir(so.socket_path.substr(0, slash).c_str(), 0700);  // the runtime directory, private
+  }
   emoe::hbm::HmmServer server(hmm->get(), so);
-  if (auto s = server.Start(); !s.ok()) {
-    LOG(ERROR) << s.ToString();
-    return 1;
+  if (auto s = server.Start(); !s.ok()) return FailStartup(control, s);
+  if (control.valid()) {
+    // The launcher's end closing (it exited or let go of us) stops the daemon like SIGTERM.
+    // kill(), not raise(): the signal must be pending for the process (the main thread's
+    // sigwait), not for the serving thread that notices the close.
+    auto adopted = server.Adopt(std::move(control), [] {
+      LOG(INFO) << "control connection closed: stopping";
+      kill(getpid(), SIGTERM);
+    });
+    if (!adopted.ok()) {
+      LOG(ERROR) << "control connection: " << adopted.ToString();
+      return 1;
+    }
   }
   DropCapabilities();
-  LOG(INFO) << "serving on " << so.socket_path << " (mode 0600, uid " << geteuid() << " only)";
-  std::printf("%s", (*hmm)->Report().c_str());
-  std::fflush(stdout);
+  LOG(INFO) << "serving on " << so.socket_path << " (mode 0600, uid " << geteuid() << " only)"
+            << (FLAGS_control_fd >= 0
+                    ? ", control connection on fd " + std::to_string(FLAGS_control_fd)
+                    : std::string());
+  if (ckpt) {
+    std::printf("%s", (*hmm)->Report().c_str());
+    std::fflush(stdout);
+  } else {
+    LOG(INFO) << "nothing loaded yet: waiting for a controller";
+  }
   int sig = 0;
   sigwait(&stop, &sig);
   LOG(INFO) << "signal " << sig << ": stopping after " << server.requests_served() << " requests";

@@ -192,10 +192,24 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(hbm::Hmm* hmm,
                                                            const ModelConfig& config,
                                                            std::vector<int> devices,
                                                            CoordinatorOptions options) {
+  auto control = std::make_unique<hbm::LocalHmmControl>(hmm);
+  hbm::HmmControl* h = control.get();
+  return Create(h, checkpoint, config, std::move(devices), std::move(options), std::move(control));
+}
+
+StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
+    hbm::HmmControl* hmm, const hbm::Checkpoint& checkpoint, const ModelConfig& config,
+    std::vector<int> devices, CoordinatorOptions options, std::unique_ptr<hbm::HmmControl> owned) {
   VMM_RETURN_IF_ERROR(options.Validate());
   VMM_RETURN_IF_ERROR(ValidateCheckpoint(config, checkpoint));
+  if (hmm->local() == nullptr && options.instance_binary.empty()) {
+    return Status::FailedPrecondition(
+        "the HMM runs in another process (hmmd): instances must run in processes of their own "
+        "that attach to it (set CoordinatorOptions::instance_binary)");
+  }
   std::sort(devices.begin(), devices.end());
   auto c = std::unique_ptr<Coordinator>(new Coordinator());
+  c->owned_hmm_ = std::move(owned);
   c->hmm_ = hmm;
   c->checkpoint_ = &checkpoint;
   c->config_ = config;
@@ -204,16 +218,19 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(hbm::Hmm* hmm,
   c->start_ = Clock::now();
   VMM_ASSIGN_OR_RETURN(c->placement_, experts::InitialPlacement(config.num_hidden_layers,
                                                                 config.num_experts, devices));
-  VMM_RETURN_IF_ERROR(c->LoadFromDisk(devices, c->placement_, "", [](const TensorSpec&, int) {
-                         return true;
-                       }).status());
+  c->prefix_ = "g0/";
+  VMM_RETURN_IF_ERROR(
+      c->LoadFromDisk(devices, c->placement_, c->prefix_, [](const TensorSpec&, int) {
+         return true;
+       }).status());
   for (int d : devices) {
-    VMM_ASSIGN_OR_RETURN(
-        c->stores_[d],
-        kv::KvStore::Create(hmm->device(d), KvGeometryFor(config, options.block_tokens),
-                            options.kv_bytes_per_device));
+    VMM_ASSIGN_OR_RETURN(c->stores_[d],
+                         kv::KvStore::Create(*hmm, d, KvGeometryFor(config, options.block_tokens),
+                                             options.kv_bytes_per_device));
   }
-  if (!options.instance_binary.empty()) {
+  if (!options.instance_binary.empty() && !hmm->socket_path().empty()) {
+    c->hmm_socket_ = hmm->socket_path();  // hmmd serves the instances
+  } else if (!options.instance_binary.empty()) {
     // Instances run in processes of their own and attach through the HMM's socket.
     hbm::ServerOptions so;
     so.socket_path = options.hmm_socket;
@@ -223,12 +240,14 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(hbm::Hmm* hmm,
       so.socket_path = std::string(tmp != nullptr && *tmp != 0 ? tmp : "/tmp") + "/emoe-hmm-" +
                        std::to_string(getpid()) + "-" + std::to_string(serial++) + ".sock";
     }
-    c->hmm_server_ = std::make_unique<hbm::HmmServer>(hmm, so);
+    c->hmm_server_ = std::make_unique<hbm::HmmServer>(hmm->local(), so);
     VMM_RETURN_IF_ERROR(c->hmm_server_->Start());
     c->hmm_socket_ = so.socket_path;
   }
   VMM_ASSIGN_OR_RETURN(c->active_, c->BootInstance(devices));
-  VMM_RETURN_IF_ERROR(c->AttachInstance(c->active_.get(), devices, c->placement_, {}, nullptr));
+  DeviceWeightsOptions wo;
+  wo.prefix = c->prefix_;
+  VMM_RETURN_IF_ERROR(c->AttachInstance(c->active_.get(), devices, c->placement_, wo, nullptr));
   VMM_RETURN_IF_ERROR(c->active_->WarmUp());
   std::vector<kv::KvStore*> stores;
   for (int d : devices) stores.push_back(c->stores_[d].get());
@@ -236,7 +255,7 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(hbm::Hmm* hmm,
   Coordinator* self = c.get();
   so.clock = [self] { return self->Now(); };
   c->sched_ = std::make_unique<Scheduler>(c->active_.get(), stores, so);
-  c->supervised_ = c->hmm_server_ != nullptr && options.restart_crashed;
+  c->supervised_ = !options.instance_binary.empty() && options.restart_crashed;
   c->server_ = std::thread(&Coordinator::ServeLoop, c.get());
   pthread_setname_np(c->server_.native_handle(), "serve");
   if (c->supervised_) {
@@ -260,6 +279,22 @@ Coordinator::~Coordinator() {
   cv_.notify_all();
   if (server_.joinable()) server_.join();
   sched_.reset();
+  // Everything this coordinator created goes back to the HMM, which may outlive it (hmmd): the
+  // KV stores with their members, the weights by the prefixes of the configurations it serves.
+  std::vector<std::string> prefixes = {prefix_};
+  for (const auto& r : replicas_) {
+    if (!r->prefix.empty()) prefixes.push_back(r->prefix);
+  }
+  replicas_.clear();
+  active_.reset();
+  standby_.clear();
+  stores_.clear();
+  for (const std::string& p : prefixes) {
+    if (auto n = hmm_->ReleaseMatching(p, {}); !n.ok()) {
+      std::fprintf(stderr, "coordinator: releasing %s*: %s\n", p.c_str(),
+                   n.status().ToString().c_str());
+    }
+  }
 }
 
 double Coordinator::Now() const { return Since(start_); }
@@ -474,8 +509,13 @@ int Coordinator::replicas() const {
 int Coordinator::standby_count() const { return static_cast<int>(standby_.size()); }
 
 uint64_t Coordinator::ArenaUsedBytes() const {
+  auto stats = hmm_->Stats();
+  if (!stats.ok()) {
+    std::fprintf(stderr, "coordinator: HMM statistics: %s\n", stats.status().ToString().c_str());
+    return 0;
+  }
   uint64_t used = 0;
-  for (const hbm::DeviceStats& s : hmm_->Stats()) used += s.used_bytes;
+  for (const hbm::DeviceStats& s : *stats) used += s.used_bytes;
   return used;
 }
 
@@ -485,7 +525,7 @@ void Coordinator::Sample(ScaleReport* r) const {
 
 std::vector<std::vector<int>> Coordinator::CpusOf(const std::vector<int>& devices) const {
   std::vector<std::vector<int>> cpus;
-  for (int d : devices) cpus.push_back(hmm_->device(d).spec().cpus);
+  for (int d : devices) cpus.push_back(hmm_->device_spec(d).cpus);
   return cpus;
 }
 
@@ -542,10 +582,14 @@ Status Coordinator::AttachInstance(Executor* inst, const std::vector<int>& devic
     if (rep != nullptr) rep->bytes_remapped += st.bytes_mapped;
     return Status::Ok();
   }
+  if (hmm_->local() == nullptr) {
+    return Status::FailedPrecondition("an in-process instance needs the HMM in this process");
+  }
   std::vector<std::unique_ptr<WeightSource>> sources;
   for (int d : devices) {
     DeviceWeightsStats ws;
-    VMM_ASSIGN_OR_RETURN(auto w, DeviceWeights::Build(*hmm_, config_, d, placement, wo, &ws));
+    VMM_ASSIGN_OR_RETURN(auto w,
+                         DeviceWeights::Build(*hmm_->local(), config_, d, placement, wo, &ws));
     if (rep != nullptr) {
       rep->bytes_remapped += ws.bytes_mapped;
       rep->bytes_copied += ws.bytes_copied;
@@ -572,13 +616,9 @@ StatusOr<std::unique_ptr<Executor>> Coordinator::TakeStandby(const std::vector<i
 StatusOr<hbm::LoadReport> Coordinator::LoadFromDisk(
     const std::vector<int>& devices, const experts::ExpertPlacement& placement,
     const std::string& prefix, const std::function<bool(const TensorSpec&, int)>& want) {
-  std::map<std::string, const TensorSpec*> by_name;
-  for (const TensorSpec& s : specs_) by_name[s.name] = &s;
-  auto where = [&](const hbm::TensorInfo& t) {
+  hbm::PlacementTable table;
+  for (const TensorSpec& s : specs_) {
     hbm::PlacementDecision d;
-    auto it = by_name.find(t.name);
-    if (it == by_name.end()) return d;
-    const TensorSpec& s = *it->second;
     if (s.expert >= 0) {
       const int owner = placement.owner[s.layer][s.expert];
       if (want(s, owner)) {
@@ -586,14 +626,14 @@ StatusOr<hbm::LoadReport> Coordinator::LoadFromDisk(
         d.devices = {owner};
         d.group = "layer" + std::to_string(s.layer) + ".expert" + std::to_string(s.expert);
       }
-      return d;
+    } else {
+      for (int dev : devices) {
+        if (want(s, dev)) d.devices.push_back(dev);
+      }
     }
-    for (int dev : devices) {
-      if (want(s, dev)) d.devices.push_back(dev);
-    }
-    return d;
-  };
-  return hmm_->LoadCheckpoint(*checkpoint_, where, prefix);
+    if (!d.devices.empty()) table.emplace(s.name, std::move(d));
+  }
+  return hmm_->Load(checkpoint_->path, table, prefix);
 }
 
 StatusOr<ScaleReport> Coordinator::Scale(std::vector<int> devices, const ScaleOptions& options) {
@@ -760,17 +800,18 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
     const int peer = rep.from_devices[0];
     for (int d : added) {
       for (const std::string& n : dense) {
-        VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r, hmm_->Find(n, peer));
+        VMM_ASSIGN_OR_RETURN(hbm::TensorMeta r, hmm_->Find(n, peer));
         need_w[d] += r.size_bytes + hbm::kDirectAlignment;
       }
     }
     for (const experts::ExpertMove& m : plan.moves) {
-      VMM_ASSIGN_OR_RETURN(hbm::TensorRecord r,
+      VMM_ASSIGN_OR_RETURN(hbm::TensorMeta r,
                            hmm_->Find(expert_names[{m.layer, m.expert}][0], m.from));
-      need_e[m.to] += r.extent.size_bytes();
+      need_e[m.to] += r.extent_bytes;
     }
+    VMM_ASSIGN_OR_RETURN(const std::vector<hbm::DeviceStats> stats, hmm_->Stats());
     for (int d : devices) {
-      const hbm::DeviceStats st = hmm_->device(d).Stats();
+      const hbm::DeviceStats& st = stats.at(d);
       const auto& w = st.usage[static_cast<int>(hbm::Usage::kWeights)];
       const auto& e = st.usage[static_cast<int>(hbm::Usage::kExperts)];
       const auto& k = st.usage[static_cast<int>(hbm::Usage::kKv)];
@@ -795,7 +836,7 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
   std::unique_ptr<Executor> next;
   auto rollback = [&](Status s) -> Status {
     next.reset();
-    for (const auto& [name, d] : undo.records) (void)hmm_->Release(name, d);
+    (void)hmm_->Release(undo.records);
     for (int d : undo.new_stores) stores_.erase(d);
     return s.Annotate("scale to " + Devices(devices) + " rolled back; serving continues on " +
                       Devices(rep.from_devices));
@@ -849,7 +890,7 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
     }
     for (int d : added) {
       if (!s.ok()) break;
-      auto st = kv::KvStore::Create(hmm_->device(d), KvGeometryFor(config_, options_.block_tokens),
+      auto st = kv::KvStore::Create(*hmm_, d, KvGeometryFor(config_, options_.block_tokens),
                                     options_.kv_bytes_per_device);
       if (st.ok()) {
         stores_[d] = std::move(*st);
@@ -899,11 +940,12 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
   }
   // 7. Cleanup: the old instance exits, outgoing experts and leaving devices are freed.
   next.reset();
+  std::vector<std::pair<std::string, int>> outgoing;
   for (const experts::ExpertMove& m : plan.moves) {
-    for (const std::string& n : expert_names[{m.layer, m.expert}]) (void)hmm_->Release(n, m.from);
+    for (const std::string& n : expert_names[{m.layer, m.expert}]) outgoing.emplace_back(n, m.from);
   }
-  std::set<int> gone(removed.begin(), removed.end());
-  hmm_->ReleaseIf([&](const hbm::TensorRecord& r) { return gone.count(r.device) > 0; });
+  (void)hmm_->Release(outgoing);
+  if (!removed.empty()) (void)hmm_->ReleaseMatching("", removed);
   for (int d : removed) stores_.erase(d);
   placement_ = to;
   phase("cleanup");
@@ -941,8 +983,8 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
   auto ensure_stores = [&]() -> Status {
     for (int d : devices) {
       if (stores_.count(d)) continue;
-      VMM_ASSIGN_OR_RETURN(
-          stores_[d], kv::KvStore::Create(hmm_->device(d), geometry, options_.kv_bytes_per_device));
+      VMM_ASSIGN_OR_RETURN(stores_[d],
+                           kv::KvStore::Create(*hmm_, d, geometry, options_.kv_bytes_per_device));
     }
     return Status::Ok();
   };
@@ -974,7 +1016,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
       std::vector<int> none;
       for (auto& [d, st] : stores_) none.push_back(d);
       active_.reset();
-      hmm_->ReleaseIf([&](const hbm::TensorRecord& r) { return r.name.rfind(old_prefix, 0) == 0; });
+      (void)hmm_->ReleaseMatching(old_prefix, {});
       phase("stop");
       auto r = LoadFromDisk(devices, to, new_prefix, all);
       s = r.status();
@@ -1027,7 +1069,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
   std::vector<int> created;
   auto rollback = [&](Status s) -> Status {
     next.reset();
-    hmm_->ReleaseIf([&](const hbm::TensorRecord& r) { return r.name.rfind(new_prefix, 0) == 0; });
+    (void)hmm_->ReleaseMatching(new_prefix, {});
     for (int d : created) stores_.erase(d);
     return s.Annotate("scale to " + Devices(devices) + " rolled back");
   };
@@ -1037,7 +1079,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
     rep.bytes_disk += r->bytes_from_disk;
     for (int d : devices) {
       if (stores_.count(d)) continue;
-      auto st = kv::KvStore::Create(hmm_->device(d), geometry, options_.kv_bytes_per_device);
+      auto st = kv::KvStore::Create(*hmm_, d, geometry, options_.kv_bytes_per_device);
       if (!st.ok()) return rollback(st.status());
       stores_[d] = std::move(*st);
       created.push_back(d);
@@ -1068,9 +1110,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
     phase("drain");
   }
   next.reset();
-  hmm_->ReleaseIf([&](const hbm::TensorRecord& r) {
-    return r.name.rfind(old_prefix, 0) == 0 && r.name.rfind(new_prefix, 0) != 0;
-  });
+  (void)hmm_->ReleaseMatching(old_prefix, {});
   std::set<int> keep(devices.begin(), devices.end());
   for (int d : old_devices) {
     if (!keep.count(d)) stores_.erase(d);
@@ -1141,7 +1181,7 @@ StatusOr<ScaleReport> Coordinator::ScaleHorizontal(std::vector<int> to, const Sc
       if (!l.ok()) return rollback(l.status());
       rep.bytes_disk += l->bytes_from_disk;
       for (int d : n.devices) {
-        auto st = kv::KvStore::Create(hmm_->device(d), geometry, options_.kv_bytes_per_device);
+        auto st = kv::KvStore::Create(*hmm_, d, geometry, options_.kv_bytes_per_device);
         if (!st.ok()) return rollback(st.status());
         stores_[d] = std::move(*st);
         created.push_back(d);
@@ -1228,7 +1268,7 @@ StatusOr<ScaleReport> Coordinator::ScaleHorizontal(std::vector<int> to, const Sc
 
 void Coordinator::ReleaseReplicaMemory(const std::string& prefix, const std::vector<int>& devices) {
   if (!prefix.empty()) {
-    hmm_->ReleaseIf([&](const hbm::TensorRecord& rec) { return rec.name.rfind(prefix, 0) == 0; });
+    (void)hmm_->ReleaseMatching(prefix, {});
   }
   for (int d : devices) stores_.erase(d);
 }
@@ -1237,12 +1277,12 @@ Status Coordinator::SwitchServing(Executor* next, const std::vector<int>& device
                                   ScaleReport* rep, Replica** drained) {
   std::vector<kv::KvStore*> stores;
   for (int d : devices) stores.push_back(stores_[d].get());
-  hbm::Hmm* hmm = hmm_;
+  hbm::HmmControl* hmm = hmm_;
   kv::PagedSequence::CopyFn copy = [hmm, stores, devices](void* dst, const void* src, uint64_t n) {
     for (size_t i = 0; i < stores.size(); ++i) {
-      const uint8_t* b = static_cast<const uint8_t*>(stores[i]->extent().data());
-      if (dst >= b && dst < b + stores[i]->extent().size_bytes()) {
-        return hmm->copies().Copy(devices[i], dst, src, n);
+      const uint8_t* b = stores[i]->data();
+      if (dst >= b && dst < b + stores[i]->size_bytes()) {
+        return hmm->Copy(devices[i], dst, src, n);
       }
     }
     return Status::Internal("KV copy to an unknown store");

@@ -148,9 +148,8 @@ Status RemoteInstance::Attach(const RemoteAttachSpec& spec, RemoteAttachStats* s
     const kv::KvStore* st = spec.stores[r];
     if (st == nullptr)
       return Status::InvalidArgument("attach: rank " + std::to_string(r) + " has no KV store");
-    stores.push_back({{"device", spec.devices[r]},
-                      {"offset", st->extent().offset_bytes()},
-                      {"bytes", st->extent().size_bytes()}});
+    stores.push_back(
+        {{"device", spec.devices[r]}, {"offset", st->arena_offset()}, {"bytes", st->size_bytes()}});
   }
   const int64_t block_tokens = spec.stores[0]->geometry().block_tokens;
   json req{{"op", "attach"},

@@ -88,9 +88,14 @@ StatusOr<std::unique_ptr<Attachment>> HmmClient::Attach(int device, bool writabl
       vmm::ReceivedMessage m,
       Roundtrip(
           json{{"op", "attach"}, {"device", device}, {"writable", writable}, {"kv", kv}}.dump()));
+  return Attachment::FromReply(std::move(m), writable);
+}
+
+StatusOr<std::unique_ptr<Attachment>> Attachment::FromReply(vmm::ReceivedMessage m, bool writable) {
   VMM_RETURN_IF_ERROR(ReplyStatus(m.payload));
   const json j = json::parse(m.payload, nullptr, false);
-  if (!j.contains("arenas") || !j.contains("tensors") || j["arenas"].size() != m.fds.size()) {
+  if (j.is_discarded() || !j.is_object() || !j.contains("arenas") || !j.contains("tensors") ||
+      j["arenas"].size() != m.fds.size()) {
     return Status::DataLoss("attach reply has " + std::to_string(m.fds.size()) +
                             " fds for its arenas");
   }

@@ -182,6 +182,7 @@ StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
 
 StatusOr<Checkpoint> OpenCheckpoint(const std::string& path) {
   Checkpoint c;
+  c.path = path;
   std::error_code ec;
   std::vector<std::string> files;
   std::map<std::string, std::string> weight_map;  // name -> shard file, from the index

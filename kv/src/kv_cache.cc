@@ -94,12 +94,30 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Create(hbm::Device& device, const Kv
         "device " + std::to_string(device.id()) + ": " + std::to_string(capacity_bytes) +
         " bytes of KV memory hold no block of " + std::to_string(g.block_bytes()) + " bytes");
   }
+  VMM_ASSIGN_OR_RETURN(vmm::Extent e, device.Allocate(hbm::Usage::kKv, blocks * g.block_bytes()));
+  VMM_ASSIGN_OR_RETURN(auto mem, hbm::KvMemoryFromExtent(device.id(), std::move(e)));
+  return Make(std::move(mem), g);
+}
+
+StatusOr<std::unique_ptr<KvStore>> KvStore::Create(hbm::HmmControl& hmm, int device,
+                                                   const KvGeometry& g, uint64_t capacity_bytes) {
+  VMM_RETURN_IF_ERROR(g.Validate());
+  const uint64_t blocks = capacity_bytes / g.block_bytes();
+  if (blocks < 1) {
+    return Status::ResourceExhausted(
+        "device " + std::to_string(device) + ": " + std::to_string(capacity_bytes) +
+        " bytes of KV memory hold no block of " + std::to_string(g.block_bytes()) + " bytes");
+  }
+  VMM_ASSIGN_OR_RETURN(auto mem, hmm.AllocateKv(device, blocks * g.block_bytes()));
+  return Make(std::move(mem), g);
+}
+
+StatusOr<std::unique_ptr<KvStore>> KvStore::Make(std::unique_ptr<hbm::KvMemory> mem,
+                                                 const KvGeometry& g) {
   auto s = std::unique_ptr<KvStore>(new KvStore());
   s->geometry_ = g;
-  VMM_ASSIGN_OR_RETURN(s->extent_, device.Allocate(hbm::Usage::kKv, blocks * g.block_bytes()));
-  s->base_ = static_cast<uint8_t*>(s->extent_.data());
-  if (s->base_ == nullptr) return Status::FailedPrecondition("the KV arena has no direct map");
-  s->pool_ = std::make_unique<BlockPool>(blocks);
+  s->pool_ = std::make_unique<BlockPool>(mem->size_bytes / g.block_bytes());
+  s->mem_ = std::move(mem);
   return s;
 }
 
@@ -113,11 +131,11 @@ float* At(uint8_t* base, const KvGeometry& g, BlockId b, int64_t layer, bool val
 }  // namespace
 
 float* KvStore::Key(BlockId b, int64_t layer, int64_t slot) {
-  return At(base_, geometry_, b, layer, false, slot);
+  return At(mem_->base, geometry_, b, layer, false, slot);
 }
 
 float* KvStore::Value(BlockId b, int64_t layer, int64_t slot) {
-  return At(base_, geometry_, b, layer, true, slot);
+  return At(mem_->base, geometry_, b, layer, true, slot);
 }
 
 Status MappedSequence::Reserve(int64_t total_tokens) {

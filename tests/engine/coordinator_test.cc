@@ -3,6 +3,7 @@
 // restarts without reading the disk, and the baselines serve the same tokens.
 #include "engine/coordinator.h"
 #include "engine/remote_instance.h"
+#include "hbm/remote_control.h"
 
 #include <dirent.h>
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "../hbm/test_files.h"
+#include "vmm/host.h"
 #include "vmm/stats.h"
 
 namespace emoe::engine {
@@ -171,6 +173,10 @@ TEST(CoordinatorTest, ScaleCyclesKeepTokensAndLeakNothing) {
   EXPECT_EQ(maps.reservations, maps0.reservations);
   EXPECT_EQ(maps.reserved_bytes, maps0.reserved_bytes);
   EXPECT_EQ(maps.arena_vmas, maps0.arena_vmas);
+  // The HMM outlives the coordinator: everything the coordinator created goes back.
+  c->reset();
+  EXPECT_EQ(w->hmm->List().size(), 0u);
+  for (const auto& st : w->hmm->Stats()) EXPECT_EQ(st.used_bytes, 0u) << "device " << st.device;
 }
 
 TEST(CoordinatorTest, ImpossibleRequestsAreRefusedAndServingGoesOn) {
@@ -534,6 +540,117 @@ TEST(CoordinatorProcessTest, KilledReplicaProcessHandsItsRequestsToThePrimary) {
   ASSERT_TRUE(co.Scale({0, 1}, h).ok());
   EXPECT_EQ(co.ArenaUsedBytes(), s.arena0);
   EXPECT_TRUE(Eventually([&] { return Children().size() == 1; }));
+}
+
+// DESIGN 4.1's process model: the HMM in hmmd (a daemon this test starts), driven over its control
+// socket; instance processes attach to hmmd. The same scale procedures, the same tokens.
+std::unique_ptr<hbm::RemoteHmmControl> LaunchHmmd() {
+  hbm::HmmdOptions o;
+  o.binary = HMMD_BINARY;
+  o.hmm.devices.devices_per_node = 6;
+  o.hmm.devices.nodes = {vmm::NumaNodes()[0].id};
+  o.hmm.devices.capacity_bytes = 64 << 20;
+  o.hmm.memory.usage_bytes = {4 << 20, 8 << 20, 4 << 20};
+  o.hmm.memory.page_size = vmm::PageSizePolicy::kSmall;
+  auto h = hbm::RemoteHmmControl::Launch(o);
+  EXPECT_TRUE(h.ok()) << h.status().ToString();
+  return h.ok() ? std::move(*h) : nullptr;
+}
+
+uint64_t UsedBytes(hbm::HmmControl& h) {
+  auto stats = h.Stats();
+  EXPECT_TRUE(stats.ok()) << stats.status().ToString();
+  uint64_t used = 0;
+  for (const auto& st : stats.value()) used += st.used_bytes;
+  return used;
+}
+
+TEST(CoordinatorHmmdTest, ScaleWhileServingWithTheHmmInADaemon) {
+  // A wave of requests before each elastic event, so that some are in flight at every switch.
+  const auto wave = Requests(6);
+  std::vector<Request> requests;
+  for (int k = 0; k < 4; ++k) {
+    for (Request r : wave) {
+      r.id += 100 * k;
+      requests.push_back(r);
+    }
+  }
+  const auto want = Reference(requests);
+  auto w = MakeWorld();
+  auto hmmd = LaunchHmmd();
+  ASSERT_NE(hmmd, nullptr);
+  ASSERT_EQ(hmmd->num_devices(), 6);
+  EXPECT_EQ(UsedBytes(*hmmd), 0u);
+  // In-process instances cannot map memory that lives in another process's HMM.
+  auto no = Coordinator::Create(hmmd.get(), w->ckpt, w->config, {0, 1}, Options());
+  EXPECT_EQ(no.status().code(), vmm::StatusCode::kFailedPrecondition) << no.status().ToString();
+  EXPECT_EQ(UsedBytes(*hmmd), 0u) << "the refused coordinator loaded nothing";
+  {
+    CoordinatorOptions o = ProcessOptions();
+    o.instance.compute_share = 0.2;  // slower steps: requests are still running at the switch
+    auto c = Coordinator::Create(hmmd.get(), w->ckpt, w->config, {0, 1}, o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    Coordinator& co = **c;
+    EXPECT_EQ(co.ArenaUsedBytes(), UsedBytes(*hmmd)) << "arena accounting comes from hmmd";
+    const uint64_t arena0 = co.ArenaUsedBytes();
+    EXPECT_GT(arena0, 0u);
+    int handed_over = 0;
+    size_t next = 0;
+    for (const auto& to :
+         std::vector<std::vector<int>>{{0, 1, 2}, {0, 1, 2, 3}, {0, 1, 2}, {0, 1}}) {
+      ASSERT_TRUE(co.PrepareStandby(to).ok());
+      for (size_t i = 0; i < wave.size(); ++i) ASSERT_TRUE(co.Submit(requests[next++]).ok());
+      auto rep = co.Scale(to, {});
+      ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+      EXPECT_EQ(co.devices(), to);
+      EXPECT_EQ(rep->bytes_disk, 0u) << "new devices get weights by P2P inside hmmd";
+      EXPECT_GT(rep->bytes_p2p, 0u);
+      EXPECT_GT(rep->bytes_remapped, 0u);
+      handed_over += rep->requests_kept + rep->requests_kv_copied;
+    }
+    // A from-disk baseline and horizontal scaling go through hmmd too.
+    ScaleOptions cold;
+    cold.method = ScaleMethod::kColdRestart;
+    auto rc = co.Scale({0, 1, 2, 3}, cold);
+    ASSERT_TRUE(rc.ok()) << rc.status().ToString();
+    EXPECT_GT(rc->bytes_disk, 0u);
+    ScaleOptions horiz;
+    horiz.method = ScaleMethod::kHorizontal;
+    ASSERT_TRUE(co.ScaleTo(2, {}).ok());
+    auto out = co.ScaleTo(4, horiz);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(co.replicas(), 1);
+    ASSERT_TRUE(co.ScaleTo(2, horiz).ok());
+    EXPECT_EQ(Drain(co), want);
+    EXPECT_GT(handed_over, 0) << "no request was in flight across a scale event";
+    EXPECT_EQ(co.serving_errors(), 0);
+    EXPECT_EQ(co.ArenaUsedBytes(), arena0) << "every event gave back what it took";
+  }
+  // hmmd outlives the coordinator; everything the coordinator created went back to it.
+  EXPECT_EQ(UsedBytes(*hmmd), 0u);
+  auto left = hmmd->ReleaseMatching("", {});
+  ASSERT_TRUE(left.ok()) << left.status().ToString();
+  EXPECT_EQ(*left, 0u) << "records left behind";
+}
+
+TEST(CoordinatorHmmdTest, DeadHmmdRefusesScalingButServingGoesOn) {
+  const auto requests = Requests(8);
+  const auto want = Reference(requests);
+  auto w = MakeWorld();
+  auto hmmd = LaunchHmmd();
+  ASSERT_NE(hmmd, nullptr);
+  auto c = Coordinator::Create(hmmd.get(), w->ckpt, w->config, {0, 1}, ProcessOptions());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  ASSERT_EQ(kill(hmmd->pid(), SIGKILL), 0);
+  // The instance keeps its mappings of the arenas (the memfds live while mapped): it serves on.
+  auto rep = co.Scale({0, 1, 2}, {});
+  EXPECT_EQ(rep.status().code(), vmm::StatusCode::kUnavailable) << rep.status().ToString();
+  EXPECT_NE(rep.status().message().find("hmmd"), std::string::npos) << rep.status().ToString();
+  EXPECT_EQ(co.devices(), (std::vector<int>{0, 1}));
+  EXPECT_EQ(Drain(co), want);
+  EXPECT_EQ(co.serving_errors(), 0);
 }
 
 TEST(RemoteInstanceTest, ErrorsNameTheProblem) {

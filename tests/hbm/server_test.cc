@@ -11,8 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <future>
 
 #include "hbm/client.h"
 #include "test_files.h"
@@ -33,7 +35,7 @@ class ServerTest : public ::testing::Test {
     auto ckpt = OpenCheckpoint(dir_.File("m.safetensors"));
     ASSERT_TRUE(ckpt.ok());
     HmmOptions o;
-    o.memory.usage_bytes = {8 << 20, 0, 0};
+    o.memory.usage_bytes = {8 << 20, 0, 1 << 20};
     o.memory.page_size = vmm::PageSizePolicy::kSmall;  // smaps reports PSS for these
     std::vector<DeviceSpec> specs(2);
     for (int i = 0; i < 2; ++i) {
@@ -203,6 +205,36 @@ TEST_F(ServerTest, BadAndDyingClientsDoNotHurtOthers) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_NE(r->payload.find(R"("ok":false)"), std::string::npos) << r->payload;
   }
+  // Control ops with missing or wrongly typed fields: INVALID_ARGUMENT, nothing done.
+  for (const std::string& bad : {
+           std::string(R"({"op":"load","checkpoint":5,"placement":[]})"),
+           std::string(R"({"op":"load","checkpoint":"x"})"),
+           std::string(R"({"op":"load","checkpoint":"x","placement":[{"name":"embed",)"
+                       R"("usage":"gpu","devices":[0]}]})"),
+           std::string(R"({"op":"load","checkpoint":"x","placement":[{"name":"embed",)"
+                       R"("usage":"weights","devices":[0, "1"]}]})"),
+           std::string(R"({"op":"load","checkpoint":"x","placement":[{"name":"embed",)"
+                       R"("usage":"weights","devices":[0]},{"name":"embed",)"
+                       R"("usage":"weights","devices":[1]}]})"),
+           std::string(R"({"op":"copy_group","names":"embed","from":0,"to":1,"usage":"weights"})"),
+           std::string(R"({"op":"copy_group","names":["embed"],"from":0,"usage":"weights"})"),
+           std::string(R"({"op":"find","name":"embed","device":"0"})"),
+           std::string(R"({"op":"find","name":"embed","device":4294967296})"),
+           std::string(R"({"op":"release_many","records":[["embed"]]})"),
+           std::string(R"({"op":"release_many","records":[[1, "embed"]]})"),
+           std::string(R"({"op":"release_matching","devices":[1]})"),  // no prefix: not "all"
+           std::string(R"({"op":"kv_alloc","device":0,"bytes":-1})"),
+           std::string(R"({"op":"kv_alloc","device":0})"),
+           std::string(R"({"op":"kv_free","id":"1"})"),
+           std::string(R"({"op":"attach","tensors":1})"),
+       }) {
+    ASSERT_TRUE(vmm::SendFds(fd, bad, {}).ok());
+    auto r = ReceiveReply(fd);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(ReplyStatus(r->payload).code(), vmm::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(hmm_->Find("embed", 1).ok()) << "nothing was released";
+  EXPECT_TRUE(hmm_->Find("embed", 0).ok()) << "nothing was released";
   ASSERT_TRUE(vmm::SendFds(fd, R"({"op":"ping"})", {}).ok());
   auto pong = ReceiveReply(fd);
   ASSERT_TRUE(pong.ok());
@@ -219,6 +251,123 @@ TEST_F(ServerTest, BadAndDyingClientsDoNotHurtOthers) {
   EXPECT_NE(stats->find("used_bytes"), std::string::npos);
   ASSERT_TRUE((*client)->Release("embed", 1).ok());
   EXPECT_EQ((*client)->Release("embed", 1).code(), vmm::StatusCode::kNotFound);
+}
+
+TEST_F(ServerTest, FramedRequests) {
+  auto server = StartServer();
+  const int fd = RawConnect(socket_);
+  ASSERT_GE(fd, 0);
+  // A request beyond one message, in parts.
+  const std::string big =
+      R"({"op":"find","name":"embed","device":1,"pad":")" + std::string(150000, 'x') + R"("})";
+  ASSERT_TRUE(SendRequest(fd, big).ok());
+  auto r = ReceiveReply(fd);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(ReplyStatus(r->payload).ok()) << r->payload;
+  EXPECT_NE(r->payload.find(R"("size":524288)"), std::string::npos) << r->payload;
+  // A raw one of the same size is refused, and so is a framed one beyond the cap (read to its
+  // end, so the connection stays in step).
+  ASSERT_TRUE(vmm::SendFds(fd, std::string(20000, ' ') + "{}", {}).ok());
+  r = ReceiveReply(fd);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ReplyStatus(r->payload).code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SendRequest(fd, std::string(kMaxAssembledRequestBytes + 1, ' ')).code(),
+            vmm::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(SendReply(fd, Reply{std::string(kMaxAssembledRequestBytes + 1, ' '), {}}).ok());
+  r = ReceiveReply(fd);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ReplyStatus(r->payload).code(), vmm::StatusCode::kInvalidArgument) << r->payload;
+  ASSERT_TRUE(SendRequest(fd, R"({"op":"ping"})").ok());
+  r = ReceiveReply(fd);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(ReplyStatus(r->payload).ok());
+  // A part without its framing byte mid-request: the stream is lost, the server hangs up.
+  ASSERT_TRUE(vmm::SendFds(fd, "1{\"op\":", {}).ok());
+  ASSERT_TRUE(vmm::SendFds(fd, "\"ping\"}", {}).ok());
+  r = ReceiveReply(fd);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ReplyStatus(r->payload).code(), vmm::StatusCode::kInvalidArgument) << r->payload;
+  EXPECT_EQ(ReceiveReply(fd).status().code(), vmm::StatusCode::kUnavailable);
+  close(fd);
+}
+
+TEST_F(ServerTest, KvMemoryBelongsToTheConnection) {
+  // Without a connection (in process), there is nobody to own it.
+  Reply in_process = HandleRequest(*hmm_, R"({"op":"kv_alloc","device":0,"bytes":4096})", false);
+  EXPECT_EQ(ReplyStatus(in_process.json).code(), vmm::StatusCode::kFailedPrecondition);
+  auto kv_used = [&] { return hmm_->Stats()[0].usage[static_cast<int>(Usage::kKv)].used_bytes; };
+  auto server = StartServer();
+  const int fd = RawConnect(socket_);
+  ASSERT_GE(fd, 0);
+  auto call = [&](const std::string& req) {
+    EXPECT_TRUE(SendRequest(fd, req).ok());
+    auto r = ReceiveReply(fd);
+    return r.ok() ? r->payload : r.status().ToString();
+  };
+  std::string a = call(R"({"op":"kv_alloc","device":0,"bytes":5000})");
+  EXPECT_NE(a.find(R"("id":1)"), std::string::npos) << a;
+  EXPECT_NE(a.find(R"("bytes":8192)"), std::string::npos) << a;
+  EXPECT_NE(call(R"({"op":"kv_alloc","device":0,"bytes":4096})").find(R"("id":2)"),
+            std::string::npos);
+  EXPECT_EQ(kv_used(), 3 * 4096u);
+  EXPECT_TRUE(ReplyStatus(call(R"({"op":"kv_free","id":1})")).ok());
+  EXPECT_EQ(kv_used(), 4096u);
+  EXPECT_EQ(ReplyStatus(call(R"({"op":"kv_free","id":1})")).code(), vmm::StatusCode::kNotFound);
+  EXPECT_EQ(ReplyStatus(call(R"({"op":"kv_alloc","device":1,"bytes":2097152})")).code(),
+            vmm::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ReplyStatus(call(R"({"op":"kv_alloc","device":2,"bytes":1})")).code(),
+            vmm::StatusCode::kInvalidArgument);
+  // Another connection cannot free it.
+  {
+    const int other = RawConnect(socket_);
+    ASSERT_TRUE(SendRequest(other, R"({"op":"kv_free","id":2})").ok());
+    auto r = ReceiveReply(other);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(ReplyStatus(r->payload).code(), vmm::StatusCode::kNotFound);
+    close(other);
+  }
+  EXPECT_EQ(kv_used(), 4096u);
+  close(fd);  // the rest goes with the connection
+  for (int i = 0; i < 500 && kv_used() != 0; ++i) usleep(10000);
+  EXPECT_EQ(kv_used(), 0u);
+}
+
+TEST_F(ServerTest, AdoptedConnection) {
+  HmmServer server(hmm_.get(), ServerOptions{});  // no listening socket at all
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  std::promise<void> closed;
+  ASSERT_TRUE(server.Adopt(vmm::UniqueFd(sv[1]), [&] { closed.set_value(); }).ok());
+  ASSERT_TRUE(SendRequest(sv[0], R"({"op":"devices"})").ok());
+  auto r = ReceiveReply(sv[0]);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(ReplyStatus(r->payload).ok()) << r->payload;
+  EXPECT_NE(r->payload.find(R"("id":1)"), std::string::npos) << r->payload;
+  ASSERT_TRUE(SendRequest(sv[0], R"({"op":"kv_alloc","device":1,"bytes":4096})").ok());
+  r = ReceiveReply(sv[0]);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(ReplyStatus(r->payload).ok()) << r->payload;
+  EXPECT_EQ(hmm_->Stats()[1].usage[static_cast<int>(Usage::kKv)].used_bytes, 4096u);
+  close(sv[0]);
+  ASSERT_EQ(closed.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(hmm_->Stats()[1].usage[static_cast<int>(Usage::kKv)].used_bytes, 0u)
+      << "freed before on_close runs";
+  // Not a socket, or a stream socket: refused.
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  EXPECT_FALSE(server.Adopt(vmm::UniqueFd(p[0])).ok());
+  close(p[1]);
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  EXPECT_EQ(server.Adopt(vmm::UniqueFd(sv[1])).code(), vmm::StatusCode::kInvalidArgument);
+  close(sv[0]);
+  // Stop() ends an adopted connection without calling on_close.
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  bool called = false;
+  ASSERT_TRUE(server.Adopt(vmm::UniqueFd(sv[1]), [&] { called = true; }).ok());
+  server.Stop();
+  EXPECT_FALSE(called);
+  EXPECT_EQ(ReceiveReply(sv[0]).status().code(), vmm::StatusCode::kUnavailable);
+  close(sv[0]);
 }
 
 TEST_F(ServerTest, OtherUidsAreRefused) {

@@ -69,8 +69,8 @@ TEST(KvStoreTest, BlocksLiveInTheDevicesKvArena) {
   EXPECT_EQ(dev->Stats().usage[static_cast<int>(hbm::Usage::kKv)].used_bytes, 1u << 20);
   // Key/Value slots are disjoint and inside the extent.
   std::set<float*> seen;
-  auto* lo = static_cast<float*>((*store)->extent().data());
-  auto* hi = lo + (*store)->extent().size_bytes() / sizeof(float);
+  auto* lo = reinterpret_cast<float*>((*store)->data());
+  auto* hi = lo + (*store)->size_bytes() / sizeof(float);
   for (BlockId b : {0, 1, 1023}) {
     for (int64_t l = 0; l < 2; ++l) {
       for (int64_t s = 0; s < 4; ++s) {

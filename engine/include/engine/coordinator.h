@@ -47,6 +47,7 @@
 #include "engine/scheduler.h"
 #include "engine/weight_sources.h"
 #include "experts/plan.h"
+#include "hbm/control.h"
 #include "hbm/hmm.h"
 #include "hbm/server.h"
 #include "kv/kv_cache.h"
@@ -108,10 +109,13 @@ struct CoordinatorOptions {
   int64_t block_tokens = 16;
   int standby_pool = 2;  // LRU capacity of standby instances
   // DESIGN 4.1: run every instance in a process of its own, this binary (tools/emoe_instance),
-  // attaching to the HMM through a socket the coordinator serves (hbm::HmmServer): weights
-  // read-only and zero-copy, KV arenas read-write. Empty: in-process instances.
+  // attaching to the HMM through its socket: hmmd's, or (an HMM in this process) one the
+  // coordinator serves (hbm::HmmServer). Weights read-only and zero-copy, KV arenas read-write.
+  // Empty: in-process instances (only with an HMM in this process).
   std::string instance_binary;
-  std::string hmm_socket;  // the socket's path; empty: $TMPDIR (or /tmp)/emoe-hmm-PID-N.sock
+  // The socket the coordinator serves an in-process HMM on; empty: $TMPDIR (or
+  // /tmp)/emoe-hmm-PID-N.sock.
+  std::string hmm_socket;
   // With instance processes: when the active one dies (a step finds its socket closed), a
   // supervisor thread restarts it over the same memory (RestartInstance: no reload, running
   // requests keep their KV). Serving pauses, nothing is lost.
@@ -130,7 +134,17 @@ class Coordinator {
  public:
   // Loads `checkpoint` from disk onto `devices` (dense weights everywhere, each expert on its
   // owner under the round-robin placement), creates KV stores and the first instance, and
-  // starts serving.
+  // starts serving. Every record it creates is named "<configuration>/" + checkpoint name.
+  //
+  // `hmm` drives the HMM wherever it lives: in this process (hbm::LocalHmmControl; instances may
+  // then run in this process too), or in hmmd (hbm::RemoteHmmControl; instances must be
+  // processes, options.instance_binary, and attach to hmmd's socket). `owned` (optional) is
+  // destroyed with the coordinator, after everything that uses it.
+  static StatusOr<std::unique_ptr<Coordinator>> Create(
+      hbm::HmmControl* hmm, const hbm::Checkpoint& checkpoint, const ModelConfig& config,
+      std::vector<int> devices, CoordinatorOptions options,
+      std::unique_ptr<hbm::HmmControl> owned = nullptr);
+  // The same over an HMM in this process.
   static StatusOr<std::unique_ptr<Coordinator>> Create(hbm::Hmm* hmm,
                                                        const hbm::Checkpoint& checkpoint,
                                                        const ModelConfig& config,
@@ -175,7 +189,7 @@ class Coordinator {
   const experts::ExpertPlacement& placement() const { return placement_; }
   int standby_count() const;
   uint64_t ArenaUsedBytes() const;  // all devices, all usages
-  hbm::Hmm* hmm() { return hmm_; }
+  hbm::HmmControl& hmm() { return *hmm_; }
   int serving_errors() const;
 
  private:
@@ -236,7 +250,8 @@ class Coordinator {
   // Waits until the retiring replica `r` is idle, then destroys it (serving goes on).
   void Retire(const Replica* r);
 
-  hbm::Hmm* hmm_ = nullptr;
+  std::unique_ptr<hbm::HmmControl> owned_hmm_;  // first: destroyed last
+  hbm::HmmControl* hmm_ = nullptr;
   const hbm::Checkpoint* checkpoint_ = nullptr;
   ModelConfig config_;
   CoordinatorOptions options_;

@@ -38,6 +38,10 @@ struct TensorView {
 
 class Attachment {
  public:
+  // Maps the arenas of an "attach" reply (received over any connection: RemoteHmmControl maps
+  // the KV arenas through hmmd's control connection with it). `writable`: weights read-write.
+  static StatusOr<std::unique_ptr<Attachment>> FromReply(vmm::ReceivedMessage reply, bool writable);
+
   const TensorView* Find(const std::string& name, int device) const;
   const std::vector<TensorView>& tensors() const { return tensors_; }
   bool writable() const { return writable_; }
@@ -50,7 +54,6 @@ class Attachment {
   uint64_t kv_bytes(int device) const;
 
  private:
-  friend class HmmClient;
   std::vector<std::shared_ptr<vmm::Arena>> arenas_;
   std::vector<std::unique_ptr<vmm::Reservation>> maps_;  // one per arena
   std::vector<TensorView> tensors_;

@@ -59,6 +59,7 @@ StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path);
 // directory with exactly the *.safetensors files to use. Tensor names must be unique across
 // shards, and every tensor of the index must exist in its shard.
 struct Checkpoint {
+  std::string path;  // as opened (a file or a directory)
   std::vector<SafetensorsFile> shards;
   std::vector<TensorInfo> tensors;  // all shards, sorted by name
   uint64_t total_bytes = 0;

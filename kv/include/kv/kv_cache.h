@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "hbm/control.h"
 #include "hbm/device.h"
 #include "vmm/status.h"
 
@@ -79,18 +80,27 @@ class KvStore {
   // block fits; kFailedPrecondition when the device has no KV arena.
   static StatusOr<std::unique_ptr<KvStore>> Create(hbm::Device& device, const KvGeometry& g,
                                                    uint64_t capacity_bytes = 0);
+  // The same through an HmmControl (the HMM in this process or in hmmd): as many whole blocks as
+  // fit in `capacity_bytes` (> 0) of the device's KV arena.
+  static StatusOr<std::unique_ptr<KvStore>> Create(hbm::HmmControl& hmm, int device,
+                                                   const KvGeometry& g, uint64_t capacity_bytes);
   const KvGeometry& geometry() const { return geometry_; }
   BlockPool& pool() { return *pool_; }
   float* Key(BlockId b, int64_t layer, int64_t slot);  // slot < block_tokens
   float* Value(BlockId b, int64_t layer, int64_t slot);
-  uint8_t* BlockData(BlockId b) { return base_ + b * geometry_.block_bytes(); }
-  const vmm::Extent& extent() const { return extent_; }
+  uint8_t* BlockData(BlockId b) { return mem_->base + b * geometry_.block_bytes(); }
+  // The blocks' memory: mapped here at data(), at arena_offset() in the device's KV arena.
+  uint8_t* data() const { return mem_->base; }
+  uint64_t size_bytes() const { return mem_->size_bytes; }
+  uint64_t arena_offset() const { return mem_->arena_offset; }
+  int device() const { return mem_->device; }
 
  private:
   KvStore() = default;
+  static StatusOr<std::unique_ptr<KvStore>> Make(std::unique_ptr<hbm::KvMemory> mem,
+                                                 const KvGeometry& g);
   KvGeometry geometry_;
-  vmm::Extent extent_;
-  uint8_t* base_ = nullptr;
+  std::unique_ptr<hbm::KvMemory> mem_;
   std::unique_ptr<BlockPool> pool_;
 };
 
