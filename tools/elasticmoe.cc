@@ -60,6 +60,10 @@ DEFINE_bool(hmmd, true,
             "instances run in this process (the two copying ablations, or "
             "--instance_processes=false) use an HMM in this process instead");
 DEFINE_string(hmmd_binary, "", "the hmmd binary; empty: hmmd next to this one");
+DEFINE_string(hmmd_socket, "",
+              "drive an hmmd that is already running (its socket) instead of starting one; its "
+              "devices and arenas are used as they are (the device flags do not apply), and this "
+              "run's records live under elasticmoe-<pid>/");
 
 namespace {
 
@@ -237,20 +241,28 @@ int main(int argc, char** argv) {
       note = local_hmm->page_note();
       where = "in this process";
     } else {
-      emoe::hbm::HmmdOptions hd;
-      hd.binary = hmmd_binary;
-      hd.hmm = ho;
-      hd.extra_args = {"--minloglevel=1"};  // hmmd's warnings and errors only
-      VMM_ASSIGN_OR_RETURN(auto remote, emoe::hbm::RemoteHmmControl::Launch(hd));
+      std::unique_ptr<emoe::hbm::RemoteHmmControl> remote;
+      if (!FLAGS_hmmd_socket.empty()) {
+        VMM_ASSIGN_OR_RETURN(remote, emoe::hbm::RemoteHmmControl::Connect(FLAGS_hmmd_socket));
+        where = "in the running hmmd at " + FLAGS_hmmd_socket;
+      } else {
+        emoe::hbm::HmmdOptions hd;
+        hd.binary = hmmd_binary;
+        hd.hmm = ho;
+        hd.extra_args = {"--minloglevel=1"};  // hmmd's warnings and errors only
+        VMM_ASSIGN_OR_RETURN(remote, emoe::hbm::RemoteHmmControl::Launch(hd));
+        where = "in hmmd (pid " + std::to_string(remote->pid()) + ")";
+      }
       note = remote->page_note();
-      where = "in hmmd (pid " + std::to_string(remote->pid()) + ")";
       hmm = std::move(remote);
     }
     VMM_ASSIGN_OR_RETURN(auto stats, hmm->Stats());
     const auto& ex = stats.at(0).usage[static_cast<int>(emoe::hbm::Usage::kExperts)];
+    uint64_t arenas = 0;
+    for (const auto& u : stats.at(0).usage) arenas += u.capacity_bytes;
     std::printf("HMM %s: %d devices x %" PRIu64 " MiB (%s pages%s) in %.1f s%s%s\n", where.c_str(),
-                hmm->num_devices(), (FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb),
-                vmm::PageKindName(ex.kind), FLAGS_populate ? ", populated" : "",
+                hmm->num_devices(), arenas >> 20, vmm::PageKindName(ex.kind),
+                FLAGS_populate && FLAGS_hmmd_socket.empty() ? ", populated" : "",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - tc).count(),
                 note.empty() ? "" : "; ", note.c_str());
     std::fflush(stdout);
@@ -270,6 +282,16 @@ int main(int argc, char** argv) {
                      : ("in processes of their own (" + co.instance_binary + ")").c_str(),
                  local_hmm ? "in this process" : "in hmmd");
     co.kv_bytes_per_device = FLAGS_kv_mb << 20;
+    if (!FLAGS_hmmd_socket.empty())
+      co.record_namespace = "elasticmoe-" + std::to_string(getpid()) + "/";
+    // What the devices hold before this method (others' records in a shared hmmd): it must all
+    // come back to this after the method.
+    std::map<int, uint64_t> held0;
+    {
+      auto st0 = hmm->Stats();
+      if (!st0.ok()) return Fail(st0.status());
+      for (const auto& st : *st0) held0[st.device] = st.used_bytes;
+    }
     std::vector<int> start;
     for (int d = 0; d < schedule[0]; ++d) start.push_back(d);
     auto coord = Coordinator::Create(hmm.get(), *ckpt, *config, start, co);
@@ -352,15 +374,15 @@ int main(int argc, char** argv) {
                 << rep.to_devices.size() << "\n";
       rows.push_back(row);
     }
-    // The next method starts from empty devices: everything this one held must come back.
+    // The next method starts from the same devices: everything this one held must come back.
     coord->reset();  // gives back everything it created
     auto stats = hmm->Stats();
     if (!stats.ok()) return Fail(stats.status());
     for (const auto& st : *stats) {
-      if (st.used_bytes != 0) {
+      if (st.used_bytes != held0[st.device]) {
         return Fail(Status::Internal(method_names[mi] + " left " +
-                                     std::to_string(st.used_bytes >> 20) + " MiB on device " +
-                                     std::to_string(st.device)));
+                                     std::to_string(st.used_bytes - held0[st.device]) +
+                                     " bytes on device " + std::to_string(st.device)));
       }
     }
   }

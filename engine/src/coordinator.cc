@@ -218,7 +218,7 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   c->start_ = Clock::now();
   VMM_ASSIGN_OR_RETURN(c->placement_, experts::InitialPlacement(config.num_hidden_layers,
                                                                 config.num_experts, devices));
-  c->prefix_ = "g0/";
+  c->prefix_ = options.record_namespace + "g0/";
   VMM_RETURN_IF_ERROR(
       c->LoadFromDisk(devices, c->placement_, c->prefix_, [](const TensorSpec&, int) {
          return true;
@@ -977,7 +977,8 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
       experts::ExpertPlacement to,
       experts::InitialPlacement(config_.num_hidden_layers, config_.num_experts, devices));
   const std::string old_prefix = prefix_;
-  const std::string new_prefix = "g" + std::to_string(++prefix_generation_) + "/";
+  const std::string new_prefix =
+      options_.record_namespace + "g" + std::to_string(++prefix_generation_) + "/";
   const std::vector<int> old_devices = rep.from_devices;
   auto geometry = KvGeometryFor(config_, options_.block_tokens);
   auto ensure_stores = [&]() -> Status {
@@ -1167,7 +1168,7 @@ StatusOr<ScaleReport> Coordinator::ScaleHorizontal(std::vector<int> to, const Sc
     for (size_t i = 0; i < fresh.size(); i += r) {
       New n;
       n.devices.assign(fresh.begin() + i, fresh.begin() + i + r);
-      n.prefix = "h" + std::to_string(++prefix_generation_) + "/";
+      n.prefix = options_.record_namespace + "h" + std::to_string(++prefix_generation_) + "/";
       VMM_ASSIGN_OR_RETURN(n.placement, experts::InitialPlacement(config_.num_hidden_layers,
                                                                   config_.num_experts, n.devices));
       added.push_back(std::move(n));

@@ -116,6 +116,9 @@ struct CoordinatorOptions {
   // The socket the coordinator serves an in-process HMM on; empty: $TMPDIR (or
   // /tmp)/emoe-hmm-PID-N.sock.
   std::string hmm_socket;
+  // Prepended to the name of every HMM record this coordinator creates ("<namespace>g0/..."), so
+  // that several coordinators can share one hmmd.
+  std::string record_namespace;
   // With instance processes: when the active one dies (a step finds its socket closed), a
   // supervisor thread restarts it over the same memory (RestartInstance: no reload, running
   // requests keep their KV). Serving pauses, nothing is lost.
