@@ -798,12 +798,14 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
   {
     std::map<int, uint64_t> need_w, need_e;
     const int peer = rep.from_devices[0];
-    for (int d : added) {
+    uint64_t dense_bytes = 0;  // what each added device receives (asked once: one request each)
+    if (!added.empty()) {
       for (const std::string& n : dense) {
         VMM_ASSIGN_OR_RETURN(hbm::TensorMeta r, hmm_->Find(n, peer));
-        need_w[d] += r.size_bytes + hbm::kDirectAlignment;
+        dense_bytes += r.size_bytes + hbm::kDirectAlignment;
       }
     }
+    for (int d : added) need_w[d] = dense_bytes;
     for (const experts::ExpertMove& m : plan.moves) {
       VMM_ASSIGN_OR_RETURN(hbm::TensorMeta r,
                            hmm_->Find(expert_names[{m.layer, m.expert}][0], m.from));
