@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -17,8 +16,6 @@
 #include "hbm/client.h"
 #include "hbm/server.h"
 #include "vmm/fd_passing.h"
-
-extern char** environ;
 
 namespace emoe::engine {
 
@@ -46,28 +43,12 @@ StatusOr<std::unique_ptr<RemoteInstance>> RemoteInstance::Launch(const std::stri
   if (access(binary.c_str(), X_OK) != 0) {
     return Status::FromErrno(errno, "instance binary '" + binary + "'", "access");
   }
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return Status::FromErrno(errno, "instance control socket", "socketpair");
-  }
-  vmm::UniqueFd mine(sv[0]), theirs(sv[1]);
-  if (theirs.get() == kChildControlFd) {  // dup2 onto itself would keep close-on-exec
-    vmm::UniqueFd moved(fcntl(theirs.get(), F_DUPFD_CLOEXEC, kChildControlFd + 1));
-    if (!moved.valid()) return Status::FromErrno(errno, "instance control socket", "fcntl");
-    theirs = std::move(moved);
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, theirs.get(), kChildControlFd);
-  const std::string fd_arg = "--control_fd=" + std::to_string(kChildControlFd);
-  std::vector<char*> argv = {const_cast<char*>(binary.c_str()), const_cast<char*>(fd_arg.c_str()),
-                             nullptr};
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, binary.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0)
-    return Status::FromErrno(rc, "start instance process '" + binary + "'", "posix_spawn");
-  theirs.Reset();
+  VMM_ASSIGN_OR_RETURN(
+      vmm::SpawnedChild child,
+      vmm::SpawnWithSocket({binary, "--control_fd=" + std::to_string(kChildControlFd)},
+                           kChildControlFd, /*stdout_to_stderr=*/false, "instance process"));
+  const pid_t pid = child.pid;
+  vmm::UniqueFd mine = std::move(child.socket);
   auto inst = std::unique_ptr<RemoteInstance>(new RemoteInstance());
   inst->pid_ = pid;
   inst->control_ = std::move(mine);

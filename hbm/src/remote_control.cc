@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -38,8 +37,6 @@
 #include "hbm/server.h"
 #include "vmm/fd_passing.h"
 #include "vmm/stats.h"
-
-extern char** environ;
 
 namespace emoe::hbm {
 
@@ -399,29 +396,14 @@ StatusOr<std::unique_ptr<RemoteHmmControl>> RemoteHmmControl::Launch(const HmmdO
   }
   VMM_ASSIGN_OR_RETURN(std::vector<std::string> flags, HmmdFlags(options, socket));
 
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return Status::FromErrno(errno, "hmmd control socket", "socketpair");
-  }
-  vmm::UniqueFd mine(sv[0]), theirs(sv[1]);
-  if (theirs.get() == kChildControlFd) {  // dup2 onto itself would keep close-on-exec
-    vmm::UniqueFd moved(fcntl(theirs.get(), F_DUPFD_CLOEXEC, kChildControlFd + 1));
-    if (!moved.valid()) return Status::FromErrno(errno, "hmmd control socket", "fcntl");
-    theirs = std::move(moved);
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, theirs.get(), kChildControlFd);
+  std::vector<std::string> argv = {options.binary};
+  argv.insert(argv.end(), flags.begin(), flags.end());
   // hmmd logs to stderr; its stdout goes there too, so this process's stdout stays its own.
-  posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-  std::vector<char*> argv = {const_cast<char*>(options.binary.c_str())};
-  for (std::string& f : flags) argv.push_back(f.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, options.binary.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return Status::FromErrno(rc, "start hmmd '" + options.binary + "'", "posix_spawn");
-  theirs.Reset();
+  VMM_ASSIGN_OR_RETURN(
+      vmm::SpawnedChild child,
+      vmm::SpawnWithSocket(argv, kChildControlFd, /*stdout_to_stderr=*/true, "hmmd"));
+  const pid_t pid = child.pid;
+  vmm::UniqueFd mine = std::move(child.socket);
 
   auto c = std::unique_ptr<RemoteHmmControl>(new RemoteHmmControl());
   c->pid_ = pid;
