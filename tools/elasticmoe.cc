@@ -37,9 +37,15 @@ DEFINE_string(schedule, "2,3,4,3,2,4,2",
               "counts that are not a multiple of the first; its next event starts from where it "
               "is)");
 DEFINE_int32(max_devices, 7, "devices in the HMM (extravagant needs old + new)");
+DEFINE_uint64(device_mb, 640,
+              "memory per device, MiB: bounds what its weights, experts and KV hold together "
+              "(a method that needs a second copy on a device shrinks its KV ahead of time); 0: "
+              "the sum of the arenas");
 DEFINE_uint64(weights_mb, 96, "weights arena per device, MiB");
-DEFINE_uint64(experts_mb, 1024, "experts arena per device, MiB");
-DEFINE_uint64(kv_mb, 32, "KV arena per device, MiB (the KV store takes all of it)");
+DEFINE_uint64(
+    experts_mb, 1024,
+    "experts arena per device, MiB (room for contiguous runs; --device_mb bounds what it holds)");
+DEFINE_uint64(kv_mb, 320, "KV store per device, MiB (its arena is as large)");
 DEFINE_string(page_size, "auto", "arena pages: auto, hugetlb, thp, 4k");
 DEFINE_bool(populate, true,
             "fault all device memory in once at start (resident, like HBM), so that no method "
@@ -224,7 +230,8 @@ int main(int argc, char** argv) {
   ho.memory.usage_bytes = {FLAGS_weights_mb << 20, FLAGS_experts_mb << 20, FLAGS_kv_mb << 20};
   ho.memory.page_size = *policy;
   ho.memory.populate = FLAGS_populate;
-  ho.devices.capacity_bytes = (FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb) << 20;
+  ho.devices.capacity_bytes =
+      (FLAGS_device_mb ? FLAGS_device_mb : FLAGS_weights_mb + FLAGS_experts_mb + FLAGS_kv_mb) << 20;
   // The HMM: in hmmd or in this process, whichever the method needs (one at a time, so that
   // the devices' memory exists once).
   std::unique_ptr<emoe::hbm::Hmm> local_hmm;
@@ -392,11 +399,12 @@ int main(int argc, char** argv) {
   csv << "method,event,latency_s,downtime_s,arena_before_mib,arena_peak_mib,arena_after_mib,"
          "pss_before_mib,pss_peak_mib,remapped_mib,p2p_mib,disk_mib,copied_mib,tps_before,tps_"
          "during,tps_after,"
-         "max_token_gap_s,failed,experts_moved,kept,kv_copied,recomputed,phases,error\n";
+         "max_token_gap_s,failed,experts_moved,kept,kv_copied,recomputed,kv_shrunk_mib,phases,"
+         "error\n";
   js << "[\n";
-  std::printf("\n%-26s %-6s %9s %9s %9s %9s %8s %8s %8s %7s %7s %7s %8s %5s\n", "method", "event",
-              "latency", "downtime", "peak MiB", "PSS +MiB", "remap", "p2p", "disk", "tps-pre",
-              "during", "after", "max gap", "fail");
+  std::printf("\n%-26s %-6s %9s %9s %9s %9s %8s %8s %8s %7s %7s %7s %7s %8s %5s\n", "method",
+              "event", "latency", "downtime", "peak MiB", "PSS +MiB", "remap", "p2p", "disk",
+              "KV -MiB", "tps-pre", "during", "after", "max gap", "fail");
   for (size_t i = 0; i < rows.size(); ++i) {
     const EventRow& r = rows[i];
     const ScaleReport& p = r.rep;
@@ -412,7 +420,7 @@ int main(int argc, char** argv) {
     if (!r.error.empty()) {
       std::printf("%-26s %-6s not done, serving went on: %s\n", r.method.c_str(), ev.c_str(),
                   r.error.c_str());
-      csv << r.method << "," << ev << ",,,,,,,,,,,,,,,," << r.failed << ",,,,,,\"" << r.error
+      csv << r.method << "," << ev << ",,,,,,,,,,,,,,,," << r.failed << ",,,,,,,\"" << r.error
           << "\"\n";
       js << "  {\"method\":\"" << r.method << "\",\"event\":\"" << ev
          << "\",\"failed\":" << r.failed << ",\"error\":\"" << JsonEscape(r.error) << "\"}"
@@ -420,17 +428,20 @@ int main(int argc, char** argv) {
       continue;
     }
     std::printf(
-        "%-26s %-6s %8.3fs %8.4fs %9.1f %9.1f %8.1f %8.1f %8.1f %7.1f %7.1f %7.1f %7.3fs %5d\n",
+        "%-26s %-6s %8.3fs %8.4fs %9.1f %9.1f %8.1f %8.1f %8.1f %7.1f %7.1f %7.1f %7.1f %7.3fs "
+        "%5d\n",
         r.method.c_str(), ev.c_str(), p.latency_s, p.downtime_s, mib(p.arena_peak),
         mib(p.pss_peak_bytes) - mib(p.pss_before_bytes), mib(p.bytes_remapped), mib(p.bytes_p2p),
-        mib(p.bytes_disk), r.before_tps, r.during_tps, r.after_tps, r.max_gap_s, r.failed);
+        mib(p.bytes_disk), mib(p.kv_shrunk_bytes), r.before_tps, r.during_tps, r.after_tps,
+        r.max_gap_s, r.failed);
     csv << r.method << "," << ev << "," << p.latency_s << "," << p.downtime_s << ","
         << mib(p.arena_before) << "," << mib(p.arena_peak) << "," << mib(p.arena_after) << ","
         << mib(p.pss_before_bytes) << "," << mib(p.pss_peak_bytes) << "," << mib(p.bytes_remapped)
         << "," << mib(p.bytes_p2p) << "," << mib(p.bytes_disk) << "," << mib(p.bytes_copied) << ","
         << r.before_tps << "," << r.during_tps << "," << r.after_tps << "," << r.max_gap_s << ","
         << r.failed << "," << p.experts_moved << "," << p.requests_kept << ","
-        << p.requests_kv_copied << "," << p.requests_recomputed << "," << phases << ",\n";
+        << p.requests_kv_copied << "," << p.requests_recomputed << "," << mib(p.kv_shrunk_bytes)
+        << "," << phases << ",\n";
     js << "  {\"method\":\"" << r.method << "\",\"event\":\"" << ev
        << "\",\"tps_before\":" << r.before_tps << ",\"tps_during\":" << r.during_tps
        << ",\"tps_after\":" << r.after_tps << ",\"max_token_gap_s\":" << r.max_gap_s

@@ -174,7 +174,8 @@ std::string ScaleReport::ToJson() const {
     << ",\"experts_retained\":" << experts_retained << ",\"requests_kept\":" << requests_kept
     << ",\"requests_kv_copied\":" << requests_kv_copied
     << ",\"requests_recomputed\":" << requests_recomputed
-    << ",\"requests_drained\":" << requests_drained << "}";
+    << ",\"requests_drained\":" << requests_drained << ",\"kv_shrunk_bytes\":" << kv_shrunk_bytes
+    << "}";
   return o.str();
 }
 
@@ -219,10 +220,9 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   VMM_ASSIGN_OR_RETURN(c->placement_, experts::InitialPlacement(config.num_hidden_layers,
                                                                 config.num_experts, devices));
   c->prefix_ = options.record_namespace + "g0/";
-  VMM_RETURN_IF_ERROR(
-      c->LoadFromDisk(devices, c->placement_, c->prefix_, [](const TensorSpec&, int) {
-         return true;
-       }).status());
+  const hbm::PlacementTable all =
+      c->TableFor(devices, c->placement_, [](const TensorSpec&, int) { return true; });
+  VMM_RETURN_IF_ERROR(c->LoadFromDisk(all, c->prefix_).status());
   for (int d : devices) {
     VMM_ASSIGN_OR_RETURN(c->stores_[d],
                          kv::KvStore::Create(*hmm, d, KvGeometryFor(config, options.block_tokens),
@@ -613,9 +613,9 @@ StatusOr<std::unique_ptr<Executor>> Coordinator::TakeStandby(const std::vector<i
   return BootInstance(devices);
 }
 
-StatusOr<hbm::LoadReport> Coordinator::LoadFromDisk(
+hbm::PlacementTable Coordinator::TableFor(
     const std::vector<int>& devices, const experts::ExpertPlacement& placement,
-    const std::string& prefix, const std::function<bool(const TensorSpec&, int)>& want) {
+    const std::function<bool(const TensorSpec&, int)>& want) const {
   hbm::PlacementTable table;
   for (const TensorSpec& s : specs_) {
     hbm::PlacementDecision d;
@@ -633,7 +633,92 @@ StatusOr<hbm::LoadReport> Coordinator::LoadFromDisk(
     }
     if (!d.devices.empty()) table.emplace(s.name, std::move(d));
   }
+  return table;
+}
+
+StatusOr<hbm::LoadReport> Coordinator::LoadFromDisk(const hbm::PlacementTable& table,
+                                                    const std::string& prefix) {
   return hmm_->Load(checkpoint_->path, table, prefix);
+}
+
+StatusOr<std::map<int, uint64_t>> Coordinator::FootprintOf(const hbm::PlacementTable& table) {
+  VMM_ASSIGN_OR_RETURN(const std::vector<hbm::DeviceStats> stats, hmm_->Stats());
+  VMM_ASSIGN_OR_RETURN(hbm::PlacementFn fn,
+                       hbm::PlacementFromTable(*checkpoint_, table, hmm_->num_devices()));
+  return hbm::LoadFootprint(*checkpoint_, fn, [&](int d, hbm::Usage u) {
+    return stats.at(d).usage[static_cast<int>(u)].page_size;
+  });
+}
+
+Status Coordinator::MakeRoom(const std::map<int, uint64_t>& need, const std::vector<int>& serving,
+                             std::map<int, uint64_t>* room, ScaleReport* rep) {
+  VMM_ASSIGN_OR_RETURN(const std::vector<hbm::DeviceStats> stats, hmm_->Stats());
+  for (const auto& [d, bytes] : need) {
+    const hbm::DeviceStats& st = stats.at(d);
+    const uint64_t free = st.capacity_bytes > st.used_bytes ? st.capacity_bytes - st.used_bytes : 0;
+    if (bytes <= free) continue;
+    const uint64_t short_by = bytes - free;
+    auto it = stores_.find(d);
+    uint64_t can_give = 0;
+    int64_t keep_blocks = 0;
+    if (it != stores_.end()) {
+      const uint64_t bb = it->second->geometry().block_bytes();
+      const int64_t have = it->second->pool().num_blocks();
+      const int64_t give = static_cast<int64_t>((short_by + bb - 1) / bb);
+      const int64_t floor = it->second->pool().min_blocks();
+      can_give = static_cast<uint64_t>(have - floor) * bb;
+      keep_blocks = have - give;
+      if (keep_blocks >= floor) {
+        const uint64_t before = it->second->size_bytes();
+        Status s = it->second->Resize(static_cast<uint64_t>(keep_blocks) * bb);
+        if (s.ok()) {
+          // GrowKv restores the configured size (or the former one, if larger).
+          room->emplace(d, std::max(before, options_.kv_bytes_per_device));
+          rep->kv_shrunk_bytes += before - it->second->size_bytes();
+          continue;
+        }
+        std::fprintf(stderr, "coordinator: device %d: KV could not shrink: %s\n", d,
+                     s.ToString().c_str());
+      }
+    }
+    GrowKv(room);
+    return Status::ResourceExhausted(
+        "scale to " + Devices(rep->to_devices) + " refused: device " + std::to_string(d) +
+        " needs " + std::to_string(bytes >> 20) + " MiB but has " + std::to_string(free >> 20) +
+        " MiB of its " + std::to_string(st.capacity_bytes >> 20) + " MiB free, and its KV store " +
+        (it == stores_.end() ? std::string("is not there to shrink")
+                             : "can give back only " + std::to_string(can_give >> 20) +
+                                   " MiB (free blocks past the highest one in use)") +
+        "; serving continues on " + Devices(serving));
+  }
+  return Status::Ok();
+}
+
+void Coordinator::GrowKv(std::map<int, uint64_t>* room) {
+  if (room->empty()) return;
+  auto stats = hmm_->Stats();
+  for (const auto& [d, bytes] : *room) {
+    auto it = stores_.find(d);
+    if (it == stores_.end() || it->second->size_bytes() >= bytes) continue;
+    kv::KvStore& st = *it->second;
+    Status s = st.Resize(bytes);
+    if (!s.ok() && stats.ok()) {
+      // As far as the device has room (a private copy of the weights may hold the rest).
+      const hbm::DeviceStats& ds = stats->at(d);
+      const uint64_t free =
+          ds.capacity_bytes > ds.used_bytes ? ds.capacity_bytes - ds.used_bytes : 0;
+      const uint64_t bb = st.geometry().block_bytes();
+      const uint64_t can = std::min(bytes, (st.size_bytes() + free) / bb * bb);
+      if (can > st.size_bytes()) (void)st.Resize(can);
+    }
+    if (st.size_bytes() < bytes) {
+      std::fprintf(
+          stderr, "coordinator: device %d: KV store at %llu MiB, below its %llu MiB (%s)\n", d,
+          static_cast<unsigned long long>(st.size_bytes() >> 20),
+          static_cast<unsigned long long>(bytes >> 20), s.ok() ? "" : s.ToString().c_str());
+    }
+  }
+  room->clear();
 }
 
 StatusOr<ScaleReport> Coordinator::Scale(std::vector<int> devices, const ScaleOptions& options) {
@@ -795,11 +880,12 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
     }
   }
   // Can it be met? Bytes each device must receive, against what its arenas have free.
+  std::map<int, uint64_t> kv_room;  // KV shrunk ahead of time (MakeRoom), grown back at the end
   {
     std::map<int, uint64_t> need_w, need_e;
     const int peer = rep.from_devices[0];
     uint64_t dense_bytes = 0;  // what each added device receives (asked once: one request each)
-    if (!added.empty()) {
+    if (!added.empty() || !o.zero_copy) {
       for (const std::string& n : dense) {
         VMM_ASSIGN_OR_RETURN(hbm::TensorMeta r, hmm_->Find(n, peer));
         dense_bytes += r.size_bytes + hbm::kDirectAlignment;
@@ -830,9 +916,36 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
         return refuse("KV", options_.kv_bytes_per_device, k.free_bytes);
       }
     }
+    // Together against the devices' capacity: what they receive, new KV stores, and the
+    // ablations' private buffers (every local expert copied; no zero-copy: the dense weights too).
+    uint64_t expert_bytes = 0;
+    if (!o.zero_copy || !o.vm_remap) {
+      VMM_ASSIGN_OR_RETURN(hbm::TensorMeta r,
+                           hmm_->Find(expert_names[{0, 0}][0], placement_.owner[0][0]));
+      expert_bytes = r.extent_bytes;
+    }
+    std::map<int, uint64_t> need;
+    for (int d : devices) {
+      auto paged = [&](uint64_t b, hbm::Usage u) {
+        const uint64_t page =
+            std::max<uint64_t>(stats.at(d).usage[static_cast<int>(u)].page_size, 1);
+        return (b + page - 1) / page * page;
+      };
+      need[d] = need_w[d] + need_e[d] + (stores_.count(d) ? 0 : options_.kv_bytes_per_device);
+      if (!o.zero_copy) need[d] += paged(dense_bytes, hbm::Usage::kWeights);
+      if (!o.zero_copy || !o.vm_remap) {
+        for (int l = 0; l < config_.num_hidden_layers; ++l) {
+          need[d] += paged(to.LocalExperts(l, d).size() * expert_bytes, hbm::Usage::kExperts);
+        }
+      }
+    }
+    VMM_RETURN_IF_ERROR(MakeRoom(need, rep.from_devices, &kv_room, &rep));
   }
   phase("plan");
-  VMM_RETURN_IF_ERROR(injected("plan"));
+  if (Status s = injected("plan"); !s.ok()) {
+    GrowKv(&kv_room);
+    return s;
+  }
   // From here on, failures roll back what this event created.
   Switch undo;
   std::unique_ptr<Executor> next;
@@ -840,6 +953,7 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
     next.reset();
     (void)hmm_->Release(undo.records);
     for (int d : undo.new_stores) stores_.erase(d);
+    GrowKv(&kv_room);
     return s.Annotate("scale to " + Devices(devices) + " rolled back; serving continues on " +
                       Devices(rep.from_devices));
   };
@@ -876,7 +990,7 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
       auto want = [&](const TensorSpec& sp, int dev) {
         return sp.expert >= 0 ? incoming.count({sp.layer, sp.expert}) > 0 : add.count(dev) > 0;
       };
-      auto r = LoadFromDisk(added, to, prefix_, want);
+      auto r = LoadFromDisk(TableFor(added, to, want), prefix_);
       if (r.ok()) {
         rep.bytes_disk += r->bytes_from_disk;
         for (const TensorSpec& sp : specs_) {
@@ -947,8 +1061,9 @@ StatusOr<ScaleReport> Coordinator::ScaleElastic(std::vector<int> devices, const 
     for (const std::string& n : expert_names[{m.layer, m.expert}]) outgoing.emplace_back(n, m.from);
   }
   (void)hmm_->Release(outgoing);
-  if (!removed.empty()) (void)hmm_->ReleaseMatching("", removed);
+  if (!removed.empty()) (void)hmm_->ReleaseMatching(options_.record_namespace, removed);
   for (int d : removed) stores_.erase(d);
+  GrowKv(&kv_room);
   placement_ = to;
   phase("cleanup");
   return ev.Finish();
@@ -1021,7 +1136,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
       active_.reset();
       (void)hmm_->ReleaseMatching(old_prefix, {});
       phase("stop");
-      auto r = LoadFromDisk(devices, to, new_prefix, all);
+      auto r = LoadFromDisk(TableFor(devices, to, all), new_prefix);
       s = r.status();
       if (r.ok()) rep.bytes_disk += r->bytes_from_disk;
       phase("memory");
@@ -1068,16 +1183,27 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
     phase("switch");
     return ev.Finish();
   }
-  // Extravagant and colocated: the new copy is loaded from disk while the old one serves.
+  // Extravagant and colocated: the new copy is loaded from disk while the old one serves. Where
+  // it shares devices with the old one (colocated), their KV shrinks ahead of time to make room.
   std::vector<int> created;
+  std::map<int, uint64_t> kv_room;
   auto rollback = [&](Status s) -> Status {
     next.reset();
     (void)hmm_->ReleaseMatching(new_prefix, {});
     for (int d : created) stores_.erase(d);
+    GrowKv(&kv_room);
     return s.Annotate("scale to " + Devices(devices) + " rolled back");
   };
   {
-    auto r = LoadFromDisk(devices, to, new_prefix, all);
+    const hbm::PlacementTable table = TableFor(devices, to, all);
+    auto footprint = FootprintOf(table);
+    VMM_RETURN_IF_ERROR(footprint.status());
+    std::map<int, uint64_t> need = std::move(*footprint);
+    for (int d : devices) {
+      if (!stores_.count(d)) need[d] += options_.kv_bytes_per_device;
+    }
+    VMM_RETURN_IF_ERROR(MakeRoom(need, old_devices, &kv_room, &rep));
+    auto r = LoadFromDisk(table, new_prefix);
     if (!r.ok()) return rollback(r.status());
     rep.bytes_disk += r->bytes_from_disk;
     for (int d : devices) {
@@ -1118,6 +1244,7 @@ StatusOr<ScaleReport> Coordinator::ScaleFromDisk(std::vector<int> devices, const
   for (int d : old_devices) {
     if (!keep.count(d)) stores_.erase(d);
   }
+  GrowKv(&kv_room);
   prefix_ = new_prefix;
   placement_ = to;
   phase("cleanup");
@@ -1179,8 +1306,8 @@ StatusOr<ScaleReport> Coordinator::ScaleHorizontal(std::vector<int> to, const Sc
     if (Status s = ev.Injected("plan"); !s.ok()) return s;
     auto geometry = KvGeometryFor(config_, options_.block_tokens);
     for (New& n : added) {
-      auto l = LoadFromDisk(n.devices, n.placement, n.prefix,
-                            [](const TensorSpec&, int) { return true; });
+      auto l = LoadFromDisk(
+          TableFor(n.devices, n.placement, [](const TensorSpec&, int) { return true; }), n.prefix);
       if (!l.ok()) return rollback(l.status());
       rep.bytes_disk += l->bytes_from_disk;
       for (int d : n.devices) {

@@ -172,7 +172,9 @@ StatusOr<std::unique_ptr<DeviceWeights>> DeviceWeights::BuildWith(
       }
       VMM_ASSIGN_OR_RETURN(
           experts::NaiveBuffer buf,
-          experts::NaiveContiguousCopy(*dev->arena(hbm::Usage::kExperts), slot_bytes, srcs, bytes));
+          experts::NaiveContiguousCopy(
+              *dev->arena(hbm::Usage::kExperts), slot_bytes, srcs, bytes,
+              [dev](uint64_t n) { return dev->Allocate(hbm::Usage::kExperts, n); }));
       st.bytes_copied += buf.copied_bytes;
       base = static_cast<const uint8_t*>(buf.buffer.data());
       out->owned_.push_back(std::move(buf.buffer));

@@ -96,7 +96,7 @@ uint64_t SlotBytesFor(const std::vector<vmm::Extent>& extents) {
 
 StatusOr<NaiveBuffer> NaiveContiguousCopy(vmm::Arena& arena, uint64_t slot_bytes,
                                           const std::vector<const void*>& sources,
-                                          uint64_t expert_bytes) {
+                                          uint64_t expert_bytes, const AllocateFn& allocate) {
   const std::string what =
       "naive copy of " + std::to_string(sources.size()) + " experts into '" + arena.name() + "'";
   const uint64_t page = arena.page_size();
@@ -124,7 +124,11 @@ StatusOr<NaiveBuffer> NaiveContiguousCopy(vmm::Arena& arena, uint64_t slot_bytes
     return Status::InvalidArgument(what + ": " + std::to_string(sources.size()) + " slots of " +
                                    std::to_string(slot_bytes) + " bytes overflow");
   }
-  auto buffer = arena.Allocate(sources.size() * slot_bytes);
+  const uint64_t total = sources.size() * slot_bytes;
+  auto buffer = allocate ? allocate(total) : arena.Allocate(total);
+  if (buffer.ok() && buffer->arena() != &arena) {
+    return Status::InvalidArgument(what + ": the allocator gave " + buffer->DebugString());
+  }
   if (!buffer.ok()) {
     Status s = buffer.status();
     return s.Annotate(what + " (" + MiB(sources.size() * slot_bytes) + ")");

@@ -90,18 +90,24 @@ namespace {
 
 class LocalKvMemory : public KvMemory {
  public:
-  explicit LocalKvMemory(vmm::Extent e) : extent_(std::move(e)) {}
+  LocalKvMemory(Device* d, vmm::Extent e) : device_(d), extent_(std::move(e)) {}
+  Status Resize(uint64_t bytes) override {
+    VMM_RETURN_IF_ERROR(device_->Resize(Usage::kKv, extent_, bytes));
+    size_bytes = extent_.size_bytes();
+    return Status::Ok();
+  }
 
  private:
+  Device* device_;
   vmm::Extent extent_;
 };
 
 }  // namespace
 
-StatusOr<std::unique_ptr<KvMemory>> KvMemoryFromExtent(int device, vmm::Extent extent) {
+StatusOr<std::unique_ptr<KvMemory>> KvMemoryFromExtent(Device& device, vmm::Extent extent) {
   if (extent.data() == nullptr) return Status::FailedPrecondition("the KV arena has no direct map");
-  auto m = std::make_unique<LocalKvMemory>(extent);
-  m->device = device;
+  auto m = std::make_unique<LocalKvMemory>(&device, extent);
+  m->device = device.id();
   m->base = static_cast<uint8_t*>(extent.data());
   m->arena_offset = extent.offset_bytes();
   m->size_bytes = extent.size_bytes();
@@ -118,7 +124,7 @@ StatusOr<std::unique_ptr<KvMemory>> LocalHmmControl::AllocateKv(int device, uint
     return Status::FailedPrecondition("device " + std::to_string(device) + " has no KV arena");
   }
   VMM_ASSIGN_OR_RETURN(vmm::Extent e, d.Allocate(Usage::kKv, bytes));
-  return KvMemoryFromExtent(device, std::move(e));
+  return KvMemoryFromExtent(d, std::move(e));
 }
 
 Status LocalHmmControl::Copy(int device, void* dst, const void* src, uint64_t n) {

@@ -108,9 +108,8 @@ Status DeviceMemoryOptions::Validate(const DeviceSpec& spec) const {
   uint64_t sum = 0;
   for (uint64_t b : usage_bytes) sum += b;
   if (sum == 0) return Status::InvalidArgument("device memory options give no arena any bytes");
-  if (sum > spec.capacity_bytes) {
-    return Status::InvalidArgument("device " + std::to_string(spec.id) + ": arenas of " + Mib(sum) +
-                                   " exceed its capacity of " + Mib(spec.capacity_bytes));
+  if (spec.capacity_bytes == 0) {
+    return Status::InvalidArgument("device " + std::to_string(spec.id) + " has no capacity");
   }
   return Status::Ok();
 }
@@ -134,18 +133,67 @@ StatusOr<std::unique_ptr<Device>> Device::Create(const DeviceSpec& spec,
   return d;
 }
 
+uint64_t Device::UsedBytes() const {
+  uint64_t used = 0;
+  for (const auto& a : arenas_) used += a ? a->Stats().used_bytes : 0;
+  return used;
+}
+
+uint64_t Device::free_bytes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  const uint64_t used = UsedBytes();
+  return used < spec_.capacity_bytes ? spec_.capacity_bytes - used : 0;
+}
+
+Status Device::CheckRoom(Usage u, uint64_t bytes) const {
+  const uint64_t page = arena(u)->page_size();
+  const uint64_t rounded = (bytes + page - 1) / page * page;
+  uint64_t used = 0;
+  std::string held;
+  for (int i = 0; i < kNumUsages; ++i) {
+    if (!arenas_[i]) continue;
+    const uint64_t b = arenas_[i]->Stats().used_bytes;
+    used += b;
+    held += std::string(held.empty() ? "" : ", ") + UsageName(static_cast<Usage>(i)) + " " + Mib(b);
+  }
+  if (used + rounded > spec_.capacity_bytes) {
+    return Status::ResourceExhausted(
+        "device " + std::to_string(spec_.id) + " is full: " + Mib(rounded) + " more " +
+        UsageName(u) + " does not fit in its capacity of " + Mib(spec_.capacity_bytes) +
+        ", which holds " + Mib(used) + " (" + held + ")");
+  }
+  return Status::Ok();
+}
+
 StatusOr<vmm::Extent> Device::Allocate(Usage u, uint64_t bytes, uint64_t align_bytes) {
   const auto& a = arena(u);
   if (!a) {
     return Status::FailedPrecondition("device " + std::to_string(spec_.id) + " has no " +
                                       UsageName(u) + " arena");
   }
+  std::lock_guard<std::mutex> l(mu_);
+  VMM_RETURN_IF_ERROR(CheckRoom(u, bytes));
   auto e = a->Allocate(bytes, align_bytes);
   if (!e.ok()) {
     Status s = e.status();
     return s.Annotate("device " + std::to_string(spec_.id) + " " + UsageName(u));
   }
   return e;
+}
+
+Status Device::Resize(Usage u, vmm::Extent& extent, uint64_t bytes) {
+  const auto& a = arena(u);
+  if (!a || extent.arena() != a.get()) {
+    return Status::InvalidArgument("device " + std::to_string(spec_.id) + ": " +
+                                   extent.DebugString() + " is not of its " + UsageName(u) +
+                                   " arena");
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (bytes > extent.size_bytes()) {
+    VMM_RETURN_IF_ERROR(CheckRoom(u, bytes - extent.size_bytes()));
+  }
+  Status s = a->Resize(extent, bytes);
+  return s.ok() ? s : s.Annotate("device " + std::to_string(spec_.id) + " " + UsageName(u));
 }
 
 DeviceStats Device::Stats() const {

@@ -82,6 +82,43 @@ StatusOr<std::unique_ptr<Hmm>> Hmm::CreateWithDevices(const std::vector<DeviceSp
   return h;
 }
 
+namespace {
+
+// A tensor's room in its group extent: from the 4 KiB boundary below its data in the file to the
+// one above its end (so that an aligned O_DIRECT read lands it in place).
+uint64_t SpanBytes(const TensorInfo& t) {
+  const uint64_t slack = t.file_offset % kDirectAlignment;
+  const uint64_t span =
+      (slack + t.size_bytes + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
+  return std::max<uint64_t>(span, kDirectAlignment);
+}
+
+// The extent a tensor placed on `dev` shares with its group.
+std::string GroupKey(int dev, const PlacementDecision& d) {
+  return std::to_string(dev) + "/" + UsageName(d.usage) + "/" + d.group;
+}
+
+}  // namespace
+
+std::map<int, uint64_t> LoadFootprint(const Checkpoint& checkpoint, const PlacementFn& placement,
+                                      const std::function<uint64_t(int, Usage)>& page_bytes) {
+  std::map<std::string, std::pair<std::pair<int, Usage>, uint64_t>> groups;
+  for (const TensorInfo& t : checkpoint.tensors) {
+    const PlacementDecision d = placement(t);
+    for (int dev : d.devices) {
+      auto& g = groups[GroupKey(dev, d)];
+      g.first = {dev, d.usage};
+      g.second += SpanBytes(t);
+    }
+  }
+  std::map<int, uint64_t> out;
+  for (const auto& [key, g] : groups) {
+    const uint64_t page = std::max<uint64_t>(page_bytes(g.first.first, g.first.second), 1);
+    out[g.first.first] += (g.second + page - 1) / page * page;
+  }
+  return out;
+}
+
 StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement,
                                          const std::string& name_prefix) {
   std::lock_guard<std::mutex> load_lock(load_mu_);
@@ -124,17 +161,12 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const Pla
   std::map<std::string, uint64_t> group_bytes;
   std::map<std::string, std::pair<int, Usage>> group_where;
   for (size_t i = 0; i < plan.size(); ++i) {
-    const TensorInfo& t = *plan[i].info;
-    const uint64_t slack = t.file_offset % kDirectAlignment;
-    const uint64_t span =
-        (slack + t.size_bytes + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
     for (size_t k = 0; k < plan[i].where.devices.size(); ++k) {
       const int dev = plan[i].where.devices[k];
-      const std::string key =
-          std::to_string(dev) + "/" + UsageName(plan[i].where.usage) + "/" + plan[i].where.group;
+      const std::string key = GroupKey(dev, plan[i].where);
       uint64_t& used = group_bytes[key];
       slots.push_back({i, k, key, used});
-      used += std::max<uint64_t>(span, kDirectAlignment);
+      used += SpanBytes(*plan[i].info);
       group_where[key] = {dev, plan[i].where.usage};
     }
   }

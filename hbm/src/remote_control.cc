@@ -273,6 +273,21 @@ class RemoteKvMemory : public KvMemory {
     // Errors are ignored: a lost connection has freed it already.
     (void)channel_->Roundtrip(json{{"op", "kv_free"}, {"id", id_}}.dump());
   }
+  Status Resize(uint64_t bytes) override {
+    VMM_ASSIGN_OR_RETURN(json j,
+                         channel_->Call(json{{"op", "kv_resize"}, {"id", id_}, {"bytes", bytes}}));
+    ReplyReader r("kv_resize");
+    const uint64_t size = r.U64(j, "bytes");
+    VMM_RETURN_IF_ERROR(r.status());
+    if (size < bytes || arena_offset + size > map_->kv_bytes(device)) {
+      return Status::DataLoss("hmmd: KV memory " + std::to_string(id_) + " resized to " +
+                              std::to_string(size) + " bytes at " + std::to_string(arena_offset) +
+                              ", outside device " + std::to_string(device) +
+                              "'s KV arena as mapped here");
+    }
+    size_bytes = size;
+    return Status::Ok();
+  }
 
  private:
   std::shared_ptr<Channel> channel_;

@@ -373,6 +373,24 @@ StatusOr<json> KvFree(const Fields& f, Session* session) {
   return json::object();
 }
 
+StatusOr<json> KvResize(Hmm& hmm, const Fields& f, Session* session) {
+  if (session == nullptr) {
+    return Status::FailedPrecondition("kv_resize needs the connection that owns the memory");
+  }
+  VMM_ASSIGN_OR_RETURN(uint64_t id, f.U64("id"));
+  VMM_ASSIGN_OR_RETURN(uint64_t bytes, f.U64("bytes"));
+  auto it = session->kv.find(id);
+  if (it == session->kv.end()) {
+    return Status::NotFound("no KV memory " + std::to_string(id) + " on this connection");
+  }
+  for (int d = 0; d < hmm.num_devices(); ++d) {
+    if (hmm.device(d).arena(Usage::kKv).get() != it->second.arena()) continue;
+    VMM_RETURN_IF_ERROR(hmm.device(d).Resize(Usage::kKv, it->second, bytes));
+    return json{{"bytes", it->second.size_bytes()}};
+  }
+  return Status::Internal("KV memory " + std::to_string(id) + " is in no device's KV arena");
+}
+
 Reply ToReply(const StatusOr<json>& r) {
   return r.ok() ? OkReply(r.value()) : ErrorReply(r.status());
 }
@@ -435,6 +453,7 @@ Reply HandleRequest(Hmm& hmm, const std::string& request, bool allow_writable, b
   if (op == "release_matching") return ToReply(ReleaseMatching(hmm, f));
   if (op == "kv_alloc") return ToReply(KvAlloc(hmm, f, session));
   if (op == "kv_free") return ToReply(KvFree(f, session));
+  if (op == "kv_resize") return ToReply(KvResize(hmm, f, session));
   return ErrorReply(Status::InvalidArgument("unknown op '" + op + "'"));
 }
 

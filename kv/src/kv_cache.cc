@@ -1,5 +1,6 @@
 #include "kv/kv_cache.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -50,6 +51,43 @@ void BlockPool::Unref(BlockId b) {
   if (--refs_[b] == 0) free_.push_back(b);
 }
 
+int64_t BlockPool::num_blocks() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return static_cast<int64_t>(refs_.size());
+}
+
+Status BlockPool::Resize(int64_t n) {
+  if (n < 1) return Status::InvalidArgument("KV block pool: resize to " + std::to_string(n));
+  std::lock_guard<std::mutex> l(mu_);
+  const int64_t have = static_cast<int64_t>(refs_.size());
+  if (n < have) {
+    for (int64_t b = n; b < have; ++b) {
+      if (refs_[b] != 0) {
+        return Status::FailedPrecondition("KV block pool: cannot shrink from " +
+                                          std::to_string(have) + " to " + std::to_string(n) +
+                                          " blocks: block " + std::to_string(b) + " is in use");
+      }
+    }
+    std::erase_if(free_, [n](BlockId b) { return b >= n; });
+    refs_.resize(n);
+    return Status::Ok();
+  }
+  refs_.resize(n, 0);
+  // Lowest last: the LIFO list hands out the new blocks in address order after the old ones.
+  std::vector<BlockId> added;
+  for (int64_t b = n - 1; b >= have; --b) added.push_back(static_cast<BlockId>(b));
+  free_.insert(free_.begin(), added.begin(), added.end());
+  return Status::Ok();
+}
+
+int64_t BlockPool::min_blocks() const {
+  std::lock_guard<std::mutex> l(mu_);
+  for (int64_t b = static_cast<int64_t>(refs_.size()) - 1; b > 0; --b) {
+    if (refs_[b] != 0) return b + 1;
+  }
+  return 1;
+}
+
 int64_t BlockPool::free_blocks() const {
   std::lock_guard<std::mutex> l(mu_);
   return free_.size();
@@ -87,7 +125,9 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Create(hbm::Device& device, const Kv
   if (!arena) {
     return Status::FailedPrecondition("device " + std::to_string(device.id()) + " has no KV arena");
   }
-  if (capacity_bytes == 0) capacity_bytes = arena->Stats().largest_free_bytes;
+  if (capacity_bytes == 0) {
+    capacity_bytes = std::min(arena->Stats().largest_free_bytes, device.free_bytes());
+  }
   const int64_t blocks = capacity_bytes / g.block_bytes();
   if (blocks < 1) {
     return Status::ResourceExhausted(
@@ -95,7 +135,7 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Create(hbm::Device& device, const Kv
         " bytes of KV memory hold no block of " + std::to_string(g.block_bytes()) + " bytes");
   }
   VMM_ASSIGN_OR_RETURN(vmm::Extent e, device.Allocate(hbm::Usage::kKv, blocks * g.block_bytes()));
-  VMM_ASSIGN_OR_RETURN(auto mem, hbm::KvMemoryFromExtent(device.id(), std::move(e)));
+  VMM_ASSIGN_OR_RETURN(auto mem, hbm::KvMemoryFromExtent(device, std::move(e)));
   return Make(std::move(mem), g);
 }
 
@@ -119,6 +159,33 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Make(std::unique_ptr<hbm::KvMemory> 
   s->pool_ = std::make_unique<BlockPool>(mem->size_bytes / g.block_bytes());
   s->mem_ = std::move(mem);
   return s;
+}
+
+Status KvStore::Resize(uint64_t bytes) {
+  const uint64_t bb = geometry_.block_bytes();
+  const int64_t want = static_cast<int64_t>(bytes / bb);
+  const std::string what = "KV store on device " + std::to_string(device());
+  if (want < 1) {
+    return Status::InvalidArgument(what + ": " + std::to_string(bytes) +
+                                   " bytes hold no block of " + std::to_string(bb) + " bytes");
+  }
+  const int64_t have = pool_->num_blocks();
+  if (want == have) return Status::Ok();
+  if (want < have) {
+    // The pool first: once the tail blocks are out of it, nobody can take them.
+    Status s = pool_->Resize(want);
+    if (!s.ok()) return s.Annotate(what);
+    s = mem_->Resize(want * bb);
+    if (!s.ok()) {
+      (void)pool_->Resize(have);  // growing the pool back cannot fail
+      return s.Annotate(what);
+    }
+  } else {
+    Status s = mem_->Resize(want * bb);
+    if (!s.ok()) return s.Annotate(what);
+  }
+  // Page rounding may leave room for more blocks than asked for: the pool takes all of it.
+  return pool_->Resize(static_cast<int64_t>(mem_->size_bytes / bb));
 }
 
 namespace {

@@ -55,19 +55,19 @@ struct World {
   std::unique_ptr<hbm::Hmm> hmm;
 };
 
-std::unique_ptr<World> MakeWorld(uint64_t expert_arena = 8 << 20) {
+std::unique_ptr<World> MakeWorld(uint64_t expert_arena = 8 << 20, uint64_t capacity = 64 << 20) {
   auto w = std::make_unique<World>();
   w->config = *PresetConfig("tiny");
   EXPECT_TRUE(GenerateModel(w->config, {}, w->dir.path()).ok());
   w->ckpt = *hbm::OpenCheckpoint(w->dir.path());
   hbm::HmmOptions o;
-  o.memory.usage_bytes = {4 << 20, expert_arena, 4 << 20};
+  o.memory.usage_bytes = {4 << 20, expert_arena, 4 << 20};  // the capacity bounds them together
   o.memory.page_size = vmm::PageSizePolicy::kSmall;
   std::vector<hbm::DeviceSpec> specs(6);
   for (int i = 0; i < 6; ++i) {
     specs[i].id = i;
     specs[i].cpus = {i % 2};
-    specs[i].capacity_bytes = 64 << 20;
+    specs[i].capacity_bytes = capacity;
   }
   w->hmm = std::move(*hbm::Hmm::CreateWithDevices(specs, o));
   return w;
@@ -327,6 +327,89 @@ TEST(CoordinatorTest, BaselinesAndAblationsServeTheSameTokens) {
     ASSERT_TRUE(down.ok()) << o.Name() << ": " << down.status().ToString();
     EXPECT_EQ(Drain(co), want) << o.Name();
     EXPECT_EQ(co.serving_errors(), 0) << o.Name();
+  }
+}
+
+// Colocated: the new copy shares devices with the old one, whose KV gives back what the copy
+// needs ahead of time (free blocks only) and takes it back after the switch. A device that
+// cannot make room refuses the event, and serving goes on with the KV as it was.
+TEST(CoordinatorTest, ColocatedShrinksKvAheadOfTimeAndGrowsItBack) {
+  const auto requests = Requests(8);
+  const auto want = Reference(requests);
+  ScaleOptions colocated;
+  colocated.method = ScaleMethod::kColocated;
+  auto kv_on = [](World& w, int d) {
+    return w.hmm->device(d).Stats().usage[static_cast<int>(hbm::Usage::kKv)].used_bytes;
+  };
+  // What device 0 holds serving on `devices` with KV stores of `kv` bytes.
+  auto held_on_device0 = [&](std::vector<int> devices, uint64_t kv) -> uint64_t {
+    auto w = MakeWorld();
+    CoordinatorOptions o = Options();
+    o.kv_bytes_per_device = kv;
+    auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, devices, o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return w->hmm->device(0).Stats().used_bytes;
+  };
+  constexpr uint64_t kPage = 4096;
+  {
+    CoordinatorOptions opts = Options();
+    const uint64_t kv = opts.kv_bytes_per_device;
+    const uint64_t on2 = held_on_device0({0, 1}, kv), on3 = held_on_device0({0, 1, 2}, kv);
+    const uint64_t copy3 = on3 - kv;  // device 0's weights and experts serving on three
+    ASSERT_LT(copy3, kv);
+    // During 2->3 device 0 holds its copy and the new one: half the new one too many.
+    const uint64_t capacity = (on2 + copy3 / 2) / kPage * kPage;
+    auto w = MakeWorld(8 << 20, capacity);
+    auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, opts);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    Coordinator& co = **c;
+    const uint64_t arena0 = co.ArenaUsedBytes();
+    for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+    for (const std::vector<int>& to : {std::vector<int>{0, 1, 2}, std::vector<int>{0, 1}}) {
+      auto rep = co.Scale(to, colocated);
+      ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+      EXPECT_GE(rep->kv_shrunk_bytes, copy3 / 2) << "the shared devices gave back";
+      EXPECT_LT(rep->kv_shrunk_bytes, 2 * kv);
+      for (int d : to) EXPECT_EQ(kv_on(*w, d), kv) << "grown back on device " << d;
+      for (int d = 0; d < 6; ++d) {
+        const hbm::DeviceStats st = w->hmm->device(d).Stats();
+        EXPECT_LE(st.used_bytes, st.capacity_bytes);
+      }
+    }
+    EXPECT_EQ(Drain(co), want);
+    EXPECT_EQ(co.ArenaUsedBytes(), arena0);
+    EXPECT_EQ(co.serving_errors(), 0);
+    // ElasticMoE needs no second copy: nothing shrinks.
+    auto el = co.Scale({0, 1, 2}, ScaleOptions{});
+    ASSERT_TRUE(el.ok()) << el.status().ToString();
+    EXPECT_EQ(el->kv_shrunk_bytes, 0u);
+  }
+  {
+    // A KV store smaller than the second copy: even all of it would not do. Refused, nothing
+    // changes, serving goes on.
+    CoordinatorOptions opts = Options();
+    opts.kv_bytes_per_device = 128 << 10;
+    const uint64_t kv = opts.kv_bytes_per_device;
+    const uint64_t on2 = held_on_device0({0, 1}, kv), on3 = held_on_device0({0, 1, 2}, kv);
+    ASSERT_GT(on3 - kv, kv);
+    auto w = MakeWorld(8 << 20, on2);
+    auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, opts);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    Coordinator& co = **c;
+    const uint64_t arena0 = co.ArenaUsedBytes();
+    for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+    auto rep = co.Scale({0, 1, 2}, colocated);
+    ASSERT_EQ(rep.status().code(), vmm::StatusCode::kResourceExhausted) << rep.status().ToString();
+    const std::string why = rep.status().ToString();
+    EXPECT_NE(why.find("device 0 needs"), std::string::npos) << why;
+    EXPECT_NE(why.find("can give back only"), std::string::npos) << why;
+    EXPECT_NE(why.find("serving continues on [0,1]"), std::string::npos) << why;
+    EXPECT_EQ(co.devices(), (std::vector<int>{0, 1}));
+    EXPECT_EQ(kv_on(*w, 0), kv);
+    EXPECT_EQ(kv_on(*w, 1), kv);
+    EXPECT_EQ(co.ArenaUsedBytes(), arena0);
+    EXPECT_EQ(Drain(co), want);
+    EXPECT_EQ(co.serving_errors(), 0);
   }
 }
 

@@ -90,8 +90,56 @@ TEST(DeviceTest, ArenasPerUsageWithAccounting) {
   EXPECT_EQ(s.used_bytes, 1u << 20);
   EXPECT_NE(s.ToString().find("dev2.weights"), std::string::npos);
 
-  m.usage_bytes = {64 << 20, 1 << 20, 0};
+  // Arenas may reserve more than the device holds; the capacity bounds what they hold.
+  m.usage_bytes = {80 << 20, 64 << 20, 0};
+  auto big_arenas = Device::Create(spec, m);
+  ASSERT_TRUE(big_arenas.ok()) << big_arenas.status().ToString();
+  auto over = (*big_arenas)->Allocate(Usage::kWeights, 65 << 20);
+  EXPECT_EQ(over.status().code(), vmm::StatusCode::kResourceExhausted);
+  EXPECT_NE(over.status().message().find("capacity of 64.0 MiB"), std::string::npos)
+      << over.status().message();
+  m.usage_bytes = {0, 0, 0};
   EXPECT_EQ(Device::Create(spec, m).status().code(), vmm::StatusCode::kInvalidArgument);
+}
+
+// The capacity bounds what the arenas hold together: memory one usage gives back another can
+// take, and growing an extent counts like allocating.
+TEST(DeviceTest, CapacityIsSharedByEveryUsage) {
+  DeviceSpec spec;
+  spec.id = 1;
+  spec.capacity_bytes = 16 << 20;
+  DeviceMemoryOptions m;
+  m.usage_bytes = {16 << 20, 16 << 20, 16 << 20};
+  m.page_size = vmm::PageSizePolicy::kSmall;
+  auto d = Device::Create(spec, m);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  Device& dev = **d;
+  auto kv = dev.Allocate(Usage::kKv, 10 << 20);
+  ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+  auto w = dev.Allocate(Usage::kWeights, 4 << 20);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(dev.free_bytes(), 2u << 20);
+  // 4 MiB of experts would fit in their arena but not in the device.
+  auto e = dev.Allocate(Usage::kExperts, 4 << 20);
+  ASSERT_EQ(e.status().code(), vmm::StatusCode::kResourceExhausted);
+  const std::string& why = e.status().message();
+  EXPECT_NE(why.find("device 1 is full"), std::string::npos) << why;
+  EXPECT_NE(why.find("kv 10.0 MiB"), std::string::npos) << why;
+  EXPECT_NE(why.find("weights 4.0 MiB"), std::string::npos) << why;
+  // The KV gives 4 MiB back: now the experts fit, and the KV cannot grow back over them.
+  ASSERT_TRUE(dev.Resize(Usage::kKv, *kv, 6 << 20).ok());
+  EXPECT_EQ(kv->size_bytes(), 6u << 20);
+  e = dev.Allocate(Usage::kExperts, 4 << 20);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  Status grow = dev.Resize(Usage::kKv, *kv, 10 << 20);
+  EXPECT_EQ(grow.code(), vmm::StatusCode::kResourceExhausted) << grow.ToString();
+  EXPECT_EQ(kv->size_bytes(), 6u << 20);
+  EXPECT_EQ(dev.Stats().used_bytes, 14u << 20);
+  // An extent of another usage's arena is refused by name.
+  EXPECT_EQ(dev.Resize(Usage::kWeights, *kv, 1 << 20).code(), vmm::StatusCode::kInvalidArgument);
+  e->Reset();
+  ASSERT_TRUE(dev.Resize(Usage::kKv, *kv, 10 << 20).ok());
+  EXPECT_EQ(dev.free_bytes(), 2u << 20);
 }
 
 }  // namespace

@@ -326,6 +326,41 @@ TEST_P(ControlTest, KvMemory) {
   EXPECT_EQ(control_->AllocateKv(1, 4096).status().code(), StatusCode::kResourceExhausted);
 }
 
+// KV memory resizes in place at its end on either side of the transport: the data below the end
+// and the addresses stay; growth needs the pages after it.
+TEST_P(ControlTest, KvMemoryResizesInPlace) {
+  auto a = control_->AllocateKv(1, 64 * 1024);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  KvMemory& k = **a;
+  uint8_t* base = k.base;
+  const uint64_t offset = k.arena_offset;
+  const std::string pattern = testing::RandomBytes(16 * 1024, 5);
+  std::memcpy(k.base, pattern.data(), pattern.size());
+  ASSERT_TRUE(k.Resize(16 * 1024).ok());
+  EXPECT_EQ(k.size_bytes, 16u * 1024);
+  EXPECT_EQ(k.base, base);
+  EXPECT_EQ(k.arena_offset, offset);
+  EXPECT_EQ(Used(1, Usage::kKv), 16u * 1024);
+  // Another allocation lands right after it: growth is refused and nothing changes.
+  auto b = control_->AllocateKv(1, 4096);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_EQ((*b)->arena_offset, offset + 16 * 1024);
+  Status s = k.Resize(64 * 1024);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_EQ(k.size_bytes, 16u * 1024);
+  b->reset();
+  ASSERT_TRUE(k.Resize(64 * 1024).ok());
+  EXPECT_EQ(k.size_bytes, 64u * 1024);
+  EXPECT_EQ(Used(1, Usage::kKv), 64u * 1024);
+  EXPECT_EQ(std::memcmp(k.base, pattern.data(), pattern.size()), 0);
+  k.base[64 * 1024 - 1] = 1;  // the grown tail is this mapping's too
+  EXPECT_EQ(k.Resize(kKvArena + 4096).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(k.Resize(0).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(k.size_bytes, 64u * 1024);
+  a->reset();
+  EXPECT_EQ(Used(1, Usage::kKv), 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Both, ControlTest, ::testing::Values(Kind::kLocal, Kind::kRemote),
                          [](const ::testing::TestParamInfo<Kind>& i) {
                            return i.param == Kind::kLocal ? "Local" : "Remote";
@@ -515,12 +550,13 @@ TEST_F(RemoteTest, LaunchErrors) {
       << c.status().ToString();
   // hmmd starts but cannot create its devices: it answers with the error and its code.
   o = Options();
-  o.hmm.memory.usage_bytes = {32 * kMiB, 0, 0};  // beyond the device's 16 MiB
+  o.hmm.devices.capacity_bytes = 1ull << 50;  // beyond the node's memory
   c = RemoteHmmControl::Launch(o);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << c.status().ToString();
   EXPECT_NE(c.status().message().find("hmmd: "), std::string::npos) << c.status().ToString();
-  EXPECT_NE(c.status().message().find("capacity"), std::string::npos) << c.status().ToString();
+  EXPECT_NE(c.status().message().find("do not fit in node"), std::string::npos)
+      << c.status().ToString();
   // Refused before starting anything.
   o = Options();
   o.hmm.memory.usage_bytes[0] = kMiB + 1;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -93,6 +95,65 @@ TEST(KvStoreTest, BlocksLiveInTheDevicesKvArena) {
   m.page_size = vmm::PageSizePolicy::kSmall;
   auto no_kv = hbm::Device::Create(spec, m);
   EXPECT_EQ(KvStore::Create(**no_kv, g).status().code(), vmm::StatusCode::kFailedPrecondition);
+}
+
+// A store gives memory back to its device at its end and takes it back, in place: blocks below
+// the end keep their addresses and contents, blocks in use are never dropped.
+TEST(KvStoreTest, ResizesInPlaceAtItsEnd) {
+  auto dev = KvDevice(1 << 20);
+  KvGeometry g{2, 2, 8, 4};  // 1 KiB blocks, 4 per 4 KiB page
+  auto made = KvStore::Create(*dev, g, 512 << 10);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  KvStore& store = **made;
+  const uint8_t* base = store.data();
+  auto kv_used = [&] { return dev->Stats().usage[static_cast<int>(hbm::Usage::kKv)].used_bytes; };
+  auto taken = store.pool().Allocate(3);
+  ASSERT_TRUE(taken.ok());
+  const BlockId high = *std::max_element(taken->begin(), taken->end());
+  ASSERT_EQ(high, 2);
+  std::memset(store.BlockData(high), 0x3c, g.block_bytes());
+  EXPECT_EQ(store.pool().min_blocks(), 3);
+
+  // Past a block in use: refused, nothing changes.
+  Status s = store.Resize(2 * g.block_bytes());
+  EXPECT_EQ(s.code(), vmm::StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("block 2 is in use"), std::string::npos) << s.ToString();
+  EXPECT_EQ(store.pool().num_blocks(), 512);
+  EXPECT_EQ(kv_used(), 512u << 10);
+
+  // Down to the used blocks (rounded up to the page: 4 blocks).
+  ASSERT_TRUE(store.Resize(3 * g.block_bytes()).ok());
+  EXPECT_EQ(store.pool().num_blocks(), 4);
+  EXPECT_EQ(store.pool().free_blocks(), 1);
+  EXPECT_EQ(store.size_bytes(), 4096u);
+  EXPECT_EQ(store.data(), base);
+  EXPECT_EQ(kv_used(), 4096u);
+  EXPECT_EQ(dev->free_bytes(), (64u << 20) - 4096u);
+  EXPECT_EQ(store.BlockData(high)[g.block_bytes() - 1], 0x3c);
+  ASSERT_TRUE(store.pool().CheckInvariants().ok());
+
+  // Someone else takes the page after it: the store cannot grow over it.
+  auto neighbour = dev->Allocate(hbm::Usage::kKv, 4096);
+  ASSERT_TRUE(neighbour.ok());
+  ASSERT_EQ(neighbour->offset_bytes(), store.arena_offset() + 4096);
+  s = store.Resize(512 << 10);
+  EXPECT_EQ(s.code(), vmm::StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_EQ(store.pool().num_blocks(), 4);
+  neighbour->Reset();
+
+  // Back to full size: the new blocks are free and usable, the old ones as they were.
+  ASSERT_TRUE(store.Resize(512 << 10).ok());
+  EXPECT_EQ(store.pool().num_blocks(), 512);
+  EXPECT_EQ(store.pool().free_blocks(), 509);
+  EXPECT_EQ(store.data(), base);
+  EXPECT_EQ(kv_used(), 512u << 10);
+  EXPECT_EQ(store.BlockData(high)[0], 0x3c);
+  auto rest = store.pool().Allocate(509);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(*std::max_element(rest->begin(), rest->end()), 511);
+  std::memset(store.BlockData(511), 1, g.block_bytes());
+  ASSERT_TRUE(store.pool().CheckInvariants().ok());
+  EXPECT_EQ(store.Resize(100).code(), vmm::StatusCode::kInvalidArgument);
 }
 
 TEST(PagedSequenceTest, GrowsByBlocksAndFailsCleanlyWhenFull) {

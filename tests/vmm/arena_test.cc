@@ -280,6 +280,221 @@ TEST(ArenaTest, ImportRejectsLies) {
             StatusCode::kDataLoss);
 }
 
+// Fills page i of `e` with the byte i + 1.
+void FillPages(const Extent& e) {
+  const uint64_t page = e.arena()->page_size();
+  for (uint64_t i = 0; i < e.num_pages(); ++i) {
+    std::memset(static_cast<uint8_t*>(e.data()) + i * page, static_cast<int>(i + 1), page);
+  }
+}
+
+// True when the first `pages` pages of `e` still hold what FillPages wrote.
+::testing::AssertionResult PagesIntact(const Extent& e, uint64_t pages) {
+  const uint64_t page = e.arena()->page_size();
+  const auto* p = static_cast<const uint8_t*>(e.data());
+  for (uint64_t i = 0; i < pages; ++i) {
+    for (uint64_t b : {uint64_t{0}, page / 2, page - 1}) {
+      if (p[i * page + b] != static_cast<uint8_t>(i + 1)) {
+        return ::testing::AssertionFailure() << "page " << i << " byte " << b << " holds "
+                                             << int{p[i * page + b]} << ", expected " << i + 1;
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(ArenaTest, ResizeShrinksAndGrowsInPlace) {
+  std::string skip;
+  auto arena = MakeArena(PageSizePolicy::kSmall, 16 * 4096, &skip, "kv");
+  ASSERT_TRUE(arena);
+  Extent e = *arena->Allocate(16 * 4096);
+  FillPages(e);
+  Extent copy = e;  // a second handle must see every new size
+  void* const data = e.data();
+
+  // Shrink: 6 pages (rounded up from a partial page), the first six untouched.
+  ASSERT_TRUE(arena->Resize(e, 5 * 4096 + 1).ok());
+  EXPECT_EQ(e.first_page(), 0u);
+  EXPECT_EQ(e.num_pages(), 6u);
+  EXPECT_EQ(copy.size_bytes(), 6u * 4096);
+  EXPECT_EQ(e.data(), data);
+  EXPECT_TRUE(PagesIntact(e, 6));
+  ArenaStats s = arena->Stats();
+  EXPECT_EQ(s.used_bytes, 6u * 4096);
+  EXPECT_EQ(s.peak_used_bytes, 16u * 4096);
+  EXPECT_EQ(s.live_extents, 1u);
+  EXPECT_EQ(s.shrinks, 1u);
+  EXPECT_EQ(s.frees, 0u) << "a shrink is not a free: the extent is still live";
+  ASSERT_TRUE(arena->CheckInvariants().ok()) << arena->CheckInvariants().ToString();
+
+  // The freed tail is allocatable by someone else, right after the kept pages.
+  {
+    Extent other = *arena->Allocate(10 * 4096);
+    EXPECT_EQ(other.first_page(), 6u);
+    std::memset(other.data(), 0xee, other.size_bytes());
+    EXPECT_TRUE(PagesIntact(e, 6));
+    ASSERT_TRUE(arena->CheckInvariants().ok());
+  }
+
+  // Grow back once the tail is free again: same pointer, kept pages unchanged.
+  ASSERT_TRUE(arena->Resize(e, 16 * 4096).ok());
+  EXPECT_EQ(e.num_pages(), 16u);
+  EXPECT_EQ(copy.num_pages(), 16u);
+  EXPECT_EQ(copy.size_bytes(), 16u * 4096);
+  EXPECT_EQ(e.data(), data);
+  EXPECT_TRUE(PagesIntact(e, 6));
+  EXPECT_EQ(static_cast<uint8_t*>(e.data())[15 * 4096], 0xee) << "no discard: old contents";
+  s = arena->Stats();
+  EXPECT_EQ(s.used_bytes, 16u * 4096);
+  EXPECT_EQ(s.grows, 1u);
+  EXPECT_EQ(s.allocations, 2u);
+  EXPECT_EQ(s.frees, 1u);
+  ASSERT_TRUE(arena->CheckInvariants().ok()) << arena->CheckInvariants().ToString();
+
+  // The same size in pages changes nothing.
+  ASSERT_TRUE(arena->Resize(e, 16 * 4096 - 7).ok());
+  EXPECT_EQ(arena->Stats().grows + arena->Stats().shrinks, 2u);
+
+  // Releasing every handle frees the resized run exactly.
+  e.Reset();
+  EXPECT_EQ(arena->Stats().used_bytes, 16u * 4096) << "the copy still holds it";
+  copy.Reset();
+  s = arena->Stats();
+  EXPECT_EQ(s.used_bytes, 0u);
+  EXPECT_EQ(s.live_extents, 0u);
+  EXPECT_EQ(s.frees, 2u);
+  EXPECT_EQ(s.largest_free_bytes, 16u * 4096);
+  EXPECT_TRUE(arena->CheckInvariants().ok());
+}
+
+TEST(ArenaTest, ResizeGrowRefusedNamesWhatIsInTheWay) {
+  std::string skip;
+  auto arena = MakeArena(PageSizePolicy::kSmall, 16 * 4096, &skip, "kv");
+  ASSERT_TRUE(arena);
+  Extent a = *arena->Allocate(4 * 4096);
+  Extent b = *arena->Allocate(4 * 4096);
+  ASSERT_EQ(a.first_page(), 0u);
+  ASSERT_EQ(b.first_page(), 4u);
+  FillPages(a);
+
+  Status st = arena->Resize(a, 6 * 4096);
+  ASSERT_EQ(st.code(), StatusCode::kResourceExhausted) << st.ToString();
+  for (const char* part : {"arena 'kv'", "extent pages [0, 4)", "to 6 pages", "pages [4, 6)",
+                           "extent pages [4, 8) is in the way"}) {
+    EXPECT_NE(st.message().find(part), std::string::npos) << part << " in: " << st.message();
+  }
+  EXPECT_EQ(a.num_pages(), 4u);
+  EXPECT_TRUE(PagesIntact(a, 4));
+  ArenaStats s = arena->Stats();
+  EXPECT_EQ(s.used_bytes, 8u * 4096);
+  EXPECT_EQ(s.failed_grows, 1u);
+  EXPECT_EQ(s.grows, 0u);
+  EXPECT_EQ(s.failed_allocations, 0u);
+  ASSERT_TRUE(arena->CheckInvariants().ok());
+
+  // Free pages first, then a used one: the extent in the way is still found.
+  b.Reset();
+  Extent hole = *arena->Allocate(2 * 4096);
+  Extent c = *arena->Allocate(2 * 4096);
+  ASSERT_EQ(hole.first_page(), 4u);
+  ASSERT_EQ(c.first_page(), 6u);
+  hole.Reset();
+  st = arena->Resize(a, 8 * 4096);
+  ASSERT_EQ(st.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(st.message().find("extent pages [6, 8) is in the way"), std::string::npos)
+      << st.message();
+  EXPECT_EQ(a.num_pages(), 4u);
+  ASSERT_TRUE(arena->CheckInvariants().ok());
+  ASSERT_TRUE(arena->Resize(a, 6 * 4096).ok()) << "up to the neighbour is fine";
+  EXPECT_EQ(a.num_pages(), 6u);
+  ASSERT_TRUE(arena->CheckInvariants().ok());
+
+  // Past the capacity.
+  Extent tail = *arena->Allocate(8 * 4096);
+  ASSERT_EQ(tail.first_page(), 8u);
+  st = arena->Resize(tail, 9 * 4096);
+  ASSERT_EQ(st.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(st.message().find("past the capacity of 16 pages"), std::string::npos) << st.message();
+  EXPECT_EQ(tail.num_pages(), 8u);
+  EXPECT_EQ(arena->Stats().failed_grows, 3u);
+
+  a.Reset();
+  c.Reset();
+  tail.Reset();
+  EXPECT_EQ(arena->Stats().used_bytes, 0u);
+  EXPECT_TRUE(arena->CheckInvariants().ok());
+}
+
+TEST(ArenaTest, ResizeRefusesWhatItDoesNotOwn) {
+  std::string skip;
+  auto arena = MakeArena(PageSizePolicy::kSmall, 16 * 4096, &skip, "kv");
+  auto other = MakeArena(PageSizePolicy::kSmall, 16 * 4096, &skip, "other");
+  ASSERT_TRUE(arena && other);
+  Extent owned = *arena->Allocate(4 * 4096);
+  Extent view = *arena->View(owned.offset_bytes(), 2 * 4096);
+  Status st = arena->Resize(view, 4096);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("not owned"), std::string::npos) << st.message();
+  EXPECT_EQ(view.num_pages(), 2u);
+
+  st = arena->Resize(owned, 0);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("0 bytes"), std::string::npos) << st.message();
+  EXPECT_EQ(owned.num_pages(), 4u);
+
+  Extent empty;
+  EXPECT_EQ(arena->Resize(empty, 4096).code(), StatusCode::kInvalidArgument);
+
+  st = other->Resize(owned, 2 * 4096);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("another arena"), std::string::npos) << st.message();
+  EXPECT_EQ(owned.num_pages(), 4u);
+
+  ExportedArena ex = *arena->Export();
+  auto imported = Arena::Import(std::move(ex));
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  Extent iv = *(*imported)->View(0, 4 * 4096);
+  EXPECT_EQ((*imported)->Resize(iv, 2 * 4096).code(), StatusCode::kInvalidArgument);
+
+  const ArenaStats s = arena->Stats();
+  EXPECT_EQ(s.used_bytes, 4u * 4096);
+  EXPECT_EQ(s.grows + s.shrinks + s.failed_grows, 0u);
+  EXPECT_TRUE(arena->CheckInvariants().ok());
+  EXPECT_TRUE(other->CheckInvariants().ok());
+}
+
+TEST(ArenaTest, ResizeShrinkDiscardsTheTail) {
+  ArenaOptions o;
+  o.name = "discard";
+  o.capacity_bytes = 4 << 20;
+  o.page_size = PageSizePolicy::kSmall;
+  o.discard_on_free = true;
+  auto arena = *Arena::Create(o);
+  struct stat st;
+  Extent e = *arena->Allocate(2 << 20);
+  FillPages(e);
+  ASSERT_EQ(fstat(arena->fd(), &st), 0);
+  EXPECT_GE(st.st_blocks * 512, 2 << 20);
+
+  ASSERT_TRUE(arena->Resize(e, 512 << 10).ok());
+  EXPECT_EQ(arena->Stats().discarded_bytes, (2u << 20) - (512u << 10));
+  ASSERT_EQ(fstat(arena->fd(), &st), 0);
+  EXPECT_LT(st.st_blocks * 512, 2 << 20) << "the tail should have been punched out";
+  EXPECT_GE(st.st_blocks * 512, 512 << 10) << "the kept pages stay";
+  EXPECT_TRUE(PagesIntact(e, e.num_pages()));
+  ASSERT_TRUE(arena->CheckInvariants().ok());
+
+  // Grown back, the punched pages read as zero.
+  ASSERT_TRUE(arena->Resize(e, 2 << 20).ok());
+  EXPECT_TRUE(PagesIntact(e, 128));
+  EXPECT_EQ(static_cast<uint8_t*>(e.data())[(1 << 20) + 17], 0);
+  e.Reset();
+  const ArenaStats s = arena->Stats();
+  EXPECT_EQ(s.discarded_bytes, (2u << 20) - (512u << 10) + (2u << 20));
+  EXPECT_EQ(s.used_bytes, 0u);
+  EXPECT_TRUE(arena->CheckInvariants().ok());
+}
+
 TEST(ArenaTest, StatsReadable) {
   std::string skip;
   auto arena = MakeArena(PageSizePolicy::kSmall, 1 << 20, &skip, "stats");

@@ -95,6 +95,149 @@ TEST(BuddyAllocatorTest, RunOfNonBuddyBlocksIsUsed) {
   EXPECT_TRUE(a.CheckInvariants().ok());
 }
 
+// True when IsFree matches `used` page by page.
+::testing::AssertionResult MatchesShadow(const BuddyAllocator& a, const std::vector<bool>& used) {
+  for (uint64_t p = 0; p < used.size(); ++p) {
+    if (a.IsFree(p) == used[p]) {
+      return ::testing::AssertionFailure()
+             << "page " << p << " is " << (a.IsFree(p) ? "free" : "used") << ", expected "
+             << (used[p] ? "used" : "free");
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(BuddyAllocatorTest, AllocateAtInsideOneBlock) {
+  BuddyAllocator a(64);
+  ASSERT_TRUE(a.AllocateAt(5, 10));
+  EXPECT_EQ(a.used_pages(), 10u);
+  EXPECT_EQ(a.Stats().allocations, 1u);
+  EXPECT_EQ(a.Stats().peak_used_pages, 10u);
+  ASSERT_TRUE(a.CheckInvariants().ok()) << a.CheckInvariants().ToString();
+  // Head [0, 5) and tail [15, 64) of the order-6 block go back as maximal aligned blocks.
+  const std::vector<std::pair<uint64_t, uint64_t>> want = {
+      {0, 4}, {4, 1}, {15, 1}, {16, 16}, {32, 32}};
+  EXPECT_EQ(a.FreeBlocks(), want);
+  std::vector<bool> used(64, false);
+  for (uint64_t p = 5; p < 15; ++p) used[p] = true;
+  EXPECT_TRUE(MatchesShadow(a, used));
+  a.Free(5, 10);
+  EXPECT_EQ(a.free_pages(), 64u);
+  EXPECT_EQ(a.Stats().free_blocks, 1u) << "freeing everything must merge back into one block";
+  EXPECT_TRUE(a.CheckInvariants().ok());
+}
+
+TEST(BuddyAllocatorTest, AllocateAtAcrossSeveralBlocks) {
+  BuddyAllocator a(64);
+  ASSERT_EQ(*a.Allocate(64), 0u);
+  a.Free(3, 6);  // blocks [3], [4, 8), [8]
+  a.Free(9, 7);  // [9] merges with [8], then up to [8, 16)
+  const std::vector<std::pair<uint64_t, uint64_t>> before = {{3, 1}, {4, 4}, {8, 8}};
+  ASSERT_EQ(a.FreeBlocks(), before);
+  // [5, 13) spans [4, 8) and [8, 16): page 4 and [13, 16) go back.
+  ASSERT_TRUE(a.AllocateAt(5, 8));
+  const std::vector<std::pair<uint64_t, uint64_t>> after = {{3, 1}, {4, 1}, {13, 1}, {14, 2}};
+  EXPECT_EQ(a.FreeBlocks(), after);
+  EXPECT_EQ(a.free_pages(), 5u);
+  EXPECT_EQ(a.Stats().allocations, 2u);
+  ASSERT_TRUE(a.CheckInvariants().ok()) << a.CheckInvariants().ToString();
+  // The whole free run [3, 16) is taken when asked for exactly.
+  a.Free(5, 8);
+  ASSERT_TRUE(a.AllocateAt(3, 13));
+  EXPECT_EQ(a.free_pages(), 0u);
+  EXPECT_TRUE(a.FreeBlocks().empty());
+  ASSERT_TRUE(a.CheckInvariants().ok());
+  a.Free(0, 64);
+  EXPECT_EQ(a.free_pages(), 64u);
+  EXPECT_EQ(a.Stats().free_blocks, 1u);
+  EXPECT_TRUE(a.CheckInvariants().ok());
+}
+
+TEST(BuddyAllocatorTest, AllocateAtRefusesUsedOrOutsidePages) {
+  BuddyAllocator a(64);
+  ASSERT_EQ(*a.Allocate(64), 0u);
+  a.Free(0, 10);
+  a.Free(11, 53);  // only page 10 is used
+  const auto blocks = a.FreeBlocks();
+  const PageAllocatorStats s0 = a.Stats();
+  EXPECT_FALSE(a.AllocateAt(8, 4)) << "page 10 in the middle is used";
+  EXPECT_FALSE(a.AllocateAt(10, 1)) << "the first page is used";
+  EXPECT_FALSE(a.AllocateAt(9, 2)) << "the last page is used";
+  EXPECT_FALSE(a.AllocateAt(0, 64));
+  EXPECT_FALSE(a.AllocateAt(60, 5)) << "runs past the end";
+  EXPECT_FALSE(a.AllocateAt(64, 1)) << "starts past the end";
+  EXPECT_FALSE(a.AllocateAt(~uint64_t{0}, 2)) << "first + n overflows";
+  EXPECT_FALSE(a.AllocateAt(3, 0)) << "0 pages";
+  EXPECT_EQ(a.FreeBlocks(), blocks) << "a refused AllocateAt changes nothing";
+  const PageAllocatorStats s1 = a.Stats();
+  EXPECT_EQ(s1.free_pages, s0.free_pages);
+  EXPECT_EQ(s1.allocations, s0.allocations);
+  EXPECT_EQ(s1.failed_allocations, s0.failed_allocations);
+  ASSERT_TRUE(a.CheckInvariants().ok());
+  // Right next to the used page on both sides is fine.
+  ASSERT_TRUE(a.AllocateAt(11, 53));
+  ASSERT_TRUE(a.AllocateAt(0, 10));
+  EXPECT_EQ(a.free_pages(), 0u);
+  ASSERT_TRUE(a.CheckInvariants().ok());
+  a.Free(0, 10);
+  a.Free(10, 1);
+  a.Free(11, 53);
+  EXPECT_EQ(a.free_pages(), 64u);
+  EXPECT_EQ(a.Stats().free_blocks, 1u);
+  EXPECT_TRUE(a.CheckInvariants().ok());
+}
+
+// Allocate, AllocateAt and Free at random against a shadow bitmap: AllocateAt succeeds exactly
+// when the shadow says every page of the run is free.
+TEST(BuddyAllocatorTest, AllocateAtRandomizedAgainstShadow) {
+  for (uint64_t total : {1u, 13u, 64u, 1000u}) {
+    BuddyAllocator a(total);
+    std::vector<bool> used(total, false);
+    std::map<uint64_t, uint64_t> live;
+    std::mt19937_64 rng(total * 104729);
+    uint64_t taken_at = 0;
+    for (int step = 0; step < 3000; ++step) {
+      const uint64_t dice = rng() % 100;
+      if (dice < 40 || live.empty()) {
+        const uint64_t first = rng() % (total + 2);  // sometimes outside
+        const uint64_t n = rng() % (1 + std::max<uint64_t>(1, total / 6));
+        bool free = n > 0 && first < total && n <= total - first;
+        for (uint64_t p = first; free && p < first + n; ++p) free = !used[p];
+        ASSERT_EQ(a.AllocateAt(first, n), free)
+            << "AllocateAt(" << first << ", " << n << ") at step " << step;
+        if (free) {
+          for (uint64_t p = first; p < first + n; ++p) used[p] = true;
+          live[first] = n;
+          ++taken_at;
+        }
+      } else if (dice < 60) {
+        const uint64_t n = 1 + rng() % std::max<uint64_t>(1, total / 8);
+        auto r = a.Allocate(n);
+        if (r.ok()) {
+          for (uint64_t p = *r; p < *r + n; ++p) {
+            ASSERT_FALSE(used[p]) << "page " << p << " handed out twice at step " << step;
+            used[p] = true;
+          }
+          live[*r] = n;
+        }
+      } else {
+        auto it = live.begin();
+        std::advance(it, rng() % live.size());
+        for (uint64_t p = it->first; p < it->first + it->second; ++p) used[p] = false;
+        a.Free(it->first, it->second);
+        live.erase(it);
+      }
+      Status s = a.CheckInvariants();
+      ASSERT_TRUE(s.ok()) << "step " << step << ": " << s.ToString();
+      ASSERT_TRUE(MatchesShadow(a, used)) << "step " << step;
+    }
+    EXPECT_GT(taken_at, 10u) << "the test should exercise successful AllocateAt calls";
+    for (auto [start, n] : live) a.Free(start, n);
+    EXPECT_EQ(a.free_pages(), total);
+    EXPECT_TRUE(a.CheckInvariants().ok());
+  }
+}
+
 TEST(BuddyAllocatorDeathTest, DoubleFreeAborts) {
   BuddyAllocator a(32);
   auto r = a.Allocate(4);

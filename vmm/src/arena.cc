@@ -118,15 +118,17 @@ std::string Extent::DebugString() const {
 }
 
 std::string ArenaStats::ToString() const {
-  char buf[512];
+  char buf[640];
   std::snprintf(buf, sizeof(buf),
                 "arena '%s' (%s): capacity %s, used %s, free %s, peak %s, largest free %s, "
                 "%" PRIu64 " live extents, %" PRIu64 " allocs, %" PRIu64 " frees, %" PRIu64
-                " refused, fragmentation %.3f, discarded %s",
+                " refused, fragmentation %.3f, discarded %s, %" PRIu64 " grows (%" PRIu64
+                " refused), %" PRIu64 " shrinks",
                 name.c_str(), PageKindName(kind), Mib(capacity_bytes).c_str(),
                 Mib(used_bytes).c_str(), Mib(free_bytes).c_str(), Mib(peak_used_bytes).c_str(),
                 Mib(largest_free_bytes).c_str(), live_extents, allocations, frees,
-                failed_allocations, fragmentation, Mib(discarded_bytes).c_str());
+                failed_allocations, fragmentation, Mib(discarded_bytes).c_str(), grows,
+                failed_grows, shrinks);
   return buf;
 }
 
@@ -406,6 +408,7 @@ StatusOr<Extent> Arena::Allocate(uint64_t bytes, uint64_t align_bytes) {
     }
     first = *r;
     live_.emplace(first, pages);
+    ++allocations_;
   }
   auto state = std::make_shared<Extent::State>();
   state->arena = shared_from_this();
@@ -434,16 +437,84 @@ StatusOr<Extent> Arena::View(uint64_t offset, uint64_t bytes) {
   return Extent(std::move(state));
 }
 
-void Arena::Release(uint64_t first_page, uint64_t num_pages) {
-  if (discard_on_free_) {
-    // Give the memory back first: once Free returns, another thread may reuse the pages.
-    if (os_->Fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                       static_cast<off_t>(first_page * page_size_),
-                       static_cast<off_t>(num_pages * page_size_)) == 0) {
-      std::lock_guard<std::mutex> l(mu_);
-      discarded_bytes_ += num_pages * page_size_;
-    }
+Status Arena::Resize(Extent& extent, uint64_t bytes) {
+  if (!extent.valid()) {
+    return Status::InvalidArgument("arena '" + name_ + "': resize of an empty extent");
   }
+  Extent::State& state = *extent.state_;
+  if (state.arena.get() != this) {
+    return Status::InvalidArgument("arena '" + name_ + "': resize of " + extent.DebugString() +
+                                   ", which belongs to another arena");
+  }
+  if (!state.owned) {
+    return Status::InvalidArgument("arena '" + name_ + "': resize of " + extent.DebugString() +
+                                   ", which is not owned (a View() or an imported arena's)");
+  }
+  if (bytes == 0) {
+    return Status::InvalidArgument("arena '" + name_ + "': resize of " + extent.DebugString() +
+                                   " to 0 bytes; release the extent instead");
+  }
+  const uint64_t first = state.first_page;
+  const uint64_t old_pages = state.num_pages;
+  const uint64_t new_pages = bytes / page_size_ + (bytes % page_size_ != 0);  // no overflow
+  const uint64_t old_end = first + old_pages;
+  if (new_pages == old_pages) return Status::Ok();
+
+  if (new_pages < old_pages) {
+    // Same order as Release: punch while the tail is still ours, then give it to the allocator.
+    Discard(first + new_pages, old_pages - new_pages);
+    std::lock_guard<std::mutex> l(mu_);
+    live_[first] = new_pages;
+    state.num_pages = new_pages;
+    allocator_->Free(first + new_pages, old_pages - new_pages);
+    ++shrinks_;
+    return Status::Ok();
+  }
+
+  const std::string what = "arena '" + name_ + "': cannot grow extent pages [" +
+                           std::to_string(first) + ", " + std::to_string(old_end) + ") to " +
+                           std::to_string(new_pages) + " pages";
+  std::lock_guard<std::mutex> l(mu_);
+  if (new_pages > num_pages() - first) {
+    ++failed_grows_;
+    return Status::ResourceExhausted(what + ": it would end at page " +
+                                     std::to_string(first + new_pages) + ", past the capacity of " +
+                                     std::to_string(num_pages()) + " pages");
+  }
+  const uint64_t new_end = first + new_pages;
+  if (!allocator_->AllocateAt(old_end, new_pages - old_pages)) {
+    ++failed_grows_;
+    // Every page that is not free belongs to a live extent (invariant 2); name the first one in
+    // the way. None can start before old_end: it would overlap this extent.
+    std::string blocker = "a page in use";
+    auto it = live_.lower_bound(old_end);
+    if (it != live_.end() && it->first < new_end) {
+      blocker = "extent pages [" + std::to_string(it->first) + ", " +
+                std::to_string(it->first + it->second) + ")";
+    }
+    return Status::ResourceExhausted(what + ": pages [" + std::to_string(old_end) + ", " +
+                                     std::to_string(new_end) + ") are not free, " + blocker +
+                                     " is in the way");
+  }
+  live_[first] = new_pages;
+  state.num_pages = new_pages;
+  ++grows_;
+  return Status::Ok();
+}
+
+void Arena::Discard(uint64_t first_page, uint64_t num_pages) {
+  if (!discard_on_free_) return;
+  if (os_->Fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                     static_cast<off_t>(first_page * page_size_),
+                     static_cast<off_t>(num_pages * page_size_)) == 0) {
+    std::lock_guard<std::mutex> l(mu_);
+    discarded_bytes_ += num_pages * page_size_;
+  }
+}
+
+void Arena::Release(uint64_t first_page, uint64_t num_pages) {
+  // Give the memory back first: once Free returns, another thread may reuse the pages.
+  Discard(first_page, num_pages);
   std::lock_guard<std::mutex> l(mu_);
   auto it = live_.find(first_page);
   if (it == live_.end() || it->second != num_pages) {
@@ -453,6 +524,7 @@ void Arena::Release(uint64_t first_page, uint64_t num_pages) {
   }
   live_.erase(it);
   allocator_->Free(first_page, num_pages);
+  ++frees_;
 }
 
 StatusOr<ExportedArena> Arena::Export() const {
@@ -517,12 +589,15 @@ ArenaStats Arena::Stats() const {
     s.free_bytes = a.free_pages * page_size_;
     s.peak_used_bytes = a.peak_used_pages * page_size_;
     s.largest_free_bytes = a.largest_free_run_pages * page_size_;
-    s.allocations = a.allocations;
-    s.frees = a.frees;
-    s.failed_allocations = a.failed_allocations;
+    s.failed_allocations = a.failed_allocations;  // AllocateAt refusals are not counted there
     s.fragmentation = a.fragmentation;
   }
   s.live_extents = live_.size();
+  s.allocations = allocations_;
+  s.frees = frees_;
+  s.grows = grows_;
+  s.shrinks = shrinks_;
+  s.failed_grows = failed_grows_;
   s.discarded_bytes = discarded_bytes_;
   return s;
 }

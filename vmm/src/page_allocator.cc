@@ -85,15 +85,13 @@ StatusOr<uint64_t> BuddyAllocator::Allocate(uint64_t num_pages, uint64_t align_p
     // Give back the tail beyond num_pages (as in alloc_pages_exact).
     const uint64_t block = BlockSize(order);
     if (block > num_pages) FreeRun(start + num_pages, block - num_pages);
-    ++allocations_;
-    peak_used_pages_ = std::max(peak_used_pages_, used_pages());
+    CountAllocation();
     return start;
   }
   // No single block is large enough, but adjacent free blocks that are not buddies of each
   // other (e.g. the tail of one extent next to the head of another) may still form a run.
   if (auto run = TakeRun(num_pages, align_pages)) {
-    ++allocations_;
-    peak_used_pages_ = std::max(peak_used_pages_, used_pages());
+    CountAllocation();
     return *run;
   }
   ++failed_allocations_;
@@ -113,23 +111,53 @@ std::optional<uint64_t> BuddyAllocator::TakeRun(uint64_t num_pages, uint64_t ali
     run_end = it->first + BlockSize(it->second);
     const uint64_t first = (run_start + align_pages - 1) / align_pages * align_pages;
     if (first >= run_end || run_end - first < num_pages) continue;
-    // Take every block of the run up to (and including) the one holding the last page, then give
-    // back the head before `first` and the tail after the extent.
-    uint64_t covered_end = run_start;
-    for (auto b = free_by_start_.find(run_start); covered_end < first + num_pages;) {
-      const uint64_t start = b->first;
-      const int order = b->second;
-      ++b;
-      EraseFree(start, order);
-      covered_end = start + BlockSize(order);
-    }
-    if (first > run_start) FreeRun(run_start, first - run_start);
-    if (covered_end > first + num_pages) {
-      FreeRun(first + num_pages, covered_end - first - num_pages);
-    }
+    TakeCovered(free_by_start_.find(run_start), first, num_pages);
     return first;
   }
   return std::nullopt;
+}
+
+bool BuddyAllocator::AllocateAt(uint64_t first_page, uint64_t num_pages) {
+  if (num_pages == 0 || first_page >= total_pages_ || num_pages > total_pages_ - first_page) {
+    return false;
+  }
+  // The block holding first_page, then adjacent blocks up to the end of the run: any gap between
+  // them is a used page.
+  auto block = free_by_start_.upper_bound(first_page);
+  if (block == free_by_start_.begin()) return false;
+  --block;
+  uint64_t covered_end = block->first + BlockSize(block->second);
+  if (covered_end <= first_page) return false;
+  for (auto b = std::next(block); covered_end < first_page + num_pages; ++b) {
+    if (b == free_by_start_.end() || b->first != covered_end) return false;
+    covered_end += BlockSize(b->second);
+  }
+  TakeCovered(block, first_page, num_pages);
+  CountAllocation();
+  return true;
+}
+
+void BuddyAllocator::TakeCovered(std::map<uint64_t, int>::iterator block, uint64_t first_page,
+                                 uint64_t num_pages) {
+  // Take every block up to (and including) the one holding the last page, then give back the
+  // head before first_page and the tail after the run.
+  const uint64_t head_start = block->first;
+  const uint64_t end = first_page + num_pages;
+  uint64_t covered_end = head_start;
+  while (covered_end < end) {
+    const uint64_t start = block->first;
+    const int order = block->second;
+    ++block;  // before EraseFree invalidates it
+    EraseFree(start, order);
+    covered_end = start + BlockSize(order);
+  }
+  if (first_page > head_start) FreeRun(head_start, first_page - head_start);
+  if (covered_end > end) FreeRun(end, covered_end - end);
+}
+
+void BuddyAllocator::CountAllocation() {
+  ++allocations_;
+  peak_used_pages_ = std::max(peak_used_pages_, used_pages());
 }
 
 uint64_t BuddyAllocator::LargestFreeRun() const {

@@ -99,6 +99,8 @@ struct ScaleReport {
   uint64_t pss_before_bytes = 0, pss_peak_bytes = 0;
   int64_t experts_moved = 0, experts_retained = 0;
   int requests_kept = 0, requests_kv_copied = 0, requests_recomputed = 0, requests_drained = 0;
+  // KV given back ahead of the event so that it fits (all devices; grown back afterwards).
+  uint64_t kv_shrunk_bytes = 0;
   std::string ToJson() const;
 };
 
@@ -226,10 +228,26 @@ class Coordinator {
                         const experts::ExpertPlacement& placement, DeviceWeightsOptions wo,
                         ScaleReport* rep);
   StatusOr<std::unique_ptr<Executor>> TakeStandby(const std::vector<int>& devices, bool allowed);
-  StatusOr<hbm::LoadReport> LoadFromDisk(const std::vector<int>& devices,
-                                         const experts::ExpertPlacement& placement,
-                                         const std::string& prefix,
-                                         const std::function<bool(const TensorSpec&, int)>& want);
+  // The load of the tensors `want` says go to a device (experts to their owner under
+  // `placement`, the rest to each of `devices`), as an HMM placement table.
+  hbm::PlacementTable TableFor(const std::vector<int>& devices,
+                               const experts::ExpertPlacement& placement,
+                               const std::function<bool(const TensorSpec&, int)>& want) const;
+  StatusOr<hbm::LoadReport> LoadFromDisk(const hbm::PlacementTable& table,
+                                         const std::string& prefix);
+  // The device memory a load of `table` takes, per device (hbm::LoadFootprint).
+  StatusOr<std::map<int, uint64_t>> FootprintOf(const hbm::PlacementTable& table);
+  // KV shrunk ahead of time: where a device has less free capacity than `need` (bytes per
+  // device) the event is about to take, its KV store gives back the difference (free blocks past
+  // the highest one in use only). `room` remembers each store's former size for GrowKv. A device
+  // that cannot make room is kResourceExhausted naming it, what it needs, holds and could give
+  // (after what was shrunk already is grown back).
+  Status MakeRoom(const std::map<int, uint64_t>& need, const std::vector<int>& serving,
+                  std::map<int, uint64_t>* room, ScaleReport* rep);
+  // Grows the stores in `room` back to their size before (those still there), or as far as
+  // their device has room (an ablation's private copy may hold the rest): logged. Empties
+  // `room`.
+  void GrowKv(std::map<int, uint64_t>* room);
   StatusOr<ScaleReport> ScaleLocked(std::vector<int> devices, const ScaleOptions& options);
   StatusOr<ScaleReport> ScaleElastic(std::vector<int> devices, const ScaleOptions& o);
   StatusOr<ScaleReport> ScaleFromDisk(std::vector<int> devices, const ScaleOptions& o);

@@ -16,6 +16,7 @@
 #define EXPERTS_SLOTS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,9 +69,12 @@ struct NaiveBuffer {
 // The baseline without VM remapping: allocates one contiguous extent of
 // sources.size() x slot_bytes from `arena` and copies sources[i] (each `expert_bytes` long) into
 // slot i. kResourceExhausted (from the arena) when it does not fit; nothing is left allocated.
+// `allocate`, when given, allocates instead of arena.Allocate (e.g. a device that bounds all its
+// arenas together); it must return an extent of `arena`.
+using AllocateFn = std::function<StatusOr<vmm::Extent>(uint64_t bytes)>;
 StatusOr<NaiveBuffer> NaiveContiguousCopy(vmm::Arena& arena, uint64_t slot_bytes,
                                           const std::vector<const void*>& sources,
-                                          uint64_t expert_bytes);
+                                          uint64_t expert_bytes, const AllocateFn& allocate = {});
 
 }  // namespace emoe::experts
 

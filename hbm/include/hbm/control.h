@@ -52,6 +52,11 @@ using PlacementTable = std::map<std::string, PlacementDecision>;
 class KvMemory {
  public:
   virtual ~KvMemory() = default;
+  // Resizes in place at the end (Device::Resize): `base` and `arena_offset` stay, so block
+  // addresses below the new end stay valid here and in every process that attached the arena.
+  // Shrinking gives the tail back to the device (another usage may take it); growing needs the
+  // pages after the end free and room in the device's capacity. On error nothing changes.
+  virtual Status Resize(uint64_t bytes) = 0;
   int device = 0;
   uint8_t* base = nullptr;
   uint64_t arena_offset = 0;
@@ -59,7 +64,7 @@ class KvMemory {
 };
 // An extent of a device's (directly mapped) KV arena as KvMemory, holding the extent.
 // kFailedPrecondition when the arena has no direct map.
-StatusOr<std::unique_ptr<KvMemory>> KvMemoryFromExtent(int device, vmm::Extent extent);
+StatusOr<std::unique_ptr<KvMemory>> KvMemoryFromExtent(Device& device, vmm::Extent extent);
 
 class HmmControl {
  public:

@@ -6,14 +6,24 @@
 // Each device owns one vmm::Arena per usage (weights, experts, KV), bound to its node, with exact
 // accounting per usage and in total.
 //
-// Thread safety: PlanDevices is a pure function. Device::Allocate and Stats may be called from any
-// thread (the arenas lock internally).
+// Capacity: the arenas are address reservations (of any size: a large one keeps contiguous
+// runs available despite fragmentation); what they hold *together* is bounded by the capacity
+// (Device::Allocate and Resize refuse past it), as an accelerator's memory is shared by weights,
+// experts and KV. So one usage can give memory to another (a KV store shrinks so that a second
+// copy of the weights fits, then grows back).
+//
+// Invariant: the bytes allocated from all arenas of a device never exceed its capacity (checked
+// under the device's lock before every allocation and growth; frees only lower it).
+//
+// Thread safety: PlanDevices is a pure function. Device::Allocate, Resize and Stats may be called
+// from any thread.
 #ifndef HBM_DEVICE_H_
 #define HBM_DEVICE_H_
 
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -51,7 +61,8 @@ enum class Usage : int { kWeights = 0, kExperts, kKv };
 inline constexpr int kNumUsages = 3;
 const char* UsageName(Usage u);
 
-// Bytes of each usage's arena on a device. Their sum must fit in the device's capacity.
+// Bytes of each usage's arena on a device (their sum may exceed the capacity, which bounds what
+// they hold together).
 struct DeviceMemoryOptions {
   std::array<uint64_t, kNumUsages> usage_bytes = {0, 0, 0};  // 0 = no arena for that usage
   vmm::PageSizePolicy page_size = vmm::PageSizePolicy::kAuto;
@@ -82,14 +93,24 @@ class Device {
   const std::shared_ptr<vmm::Arena>& arena(Usage u) const { return arenas_[static_cast<int>(u)]; }
 
   // Allocates from the usage's arena. kFailedPrecondition when the device has no such arena;
-  // the arena's kResourceExhausted (naming device and usage) when it is full.
+  // kResourceExhausted naming device and usage when the device is full (its capacity, what each
+  // usage holds) or the arena is.
   StatusOr<vmm::Extent> Allocate(Usage u, uint64_t bytes, uint64_t align_bytes = 0);
+  // vmm::Arena::Resize of an extent of the usage's arena; growth counts against the capacity
+  // like an allocation. kInvalidArgument when the extent is not of that arena.
+  Status Resize(Usage u, vmm::Extent& extent, uint64_t bytes);
+  // Capacity minus what all usages hold.
+  uint64_t free_bytes() const;
 
   DeviceStats Stats() const;
 
  private:
   Device() = default;
+  uint64_t UsedBytes() const;
+  // kResourceExhausted when `bytes` more of usage `u` would not fit in the capacity.
+  Status CheckRoom(Usage u, uint64_t bytes) const;  // REQUIRES: mu_ held
   DeviceSpec spec_;
+  mutable std::mutex mu_;  // serializes the capacity check with the allocation it admits
   std::array<std::shared_ptr<vmm::Arena>, kNumUsages> arenas_;
 };
 

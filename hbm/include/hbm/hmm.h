@@ -128,6 +128,12 @@ class Hmm {
   std::map<Key, TensorRecord> registry_;
 };
 
+// The device memory a LoadCheckpoint of `placement` takes, per device: one extent per (device,
+// usage, group), each tensor at its 4 KiB-aligned span, every extent rounded up to
+// `page_bytes(device, usage)` (the arena's page size). Lets a caller make room before a load.
+std::map<int, uint64_t> LoadFootprint(const Checkpoint& checkpoint, const PlacementFn& placement,
+                                      const std::function<uint64_t(int, Usage)>& page_bytes);
+
 }  // namespace emoe::hbm
 
 #endif  // HBM_HMM_H_

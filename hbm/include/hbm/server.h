@@ -43,6 +43,8 @@
 //   {"op":"release_matching","prefix":"p","devices":[..]}   -> {"ok":true,"released":n}
 //   {"op":"kv_alloc","device":0,"bytes":N}  -> {"ok":true,"id":K,"offset":arena_offset,"bytes":M}
 //   {"op":"kv_free","id":K}                         -> {"ok":true}
+//   {"op":"kv_resize","id":K,"bytes":N}  -> {"ok":true,"bytes":M}  (Device::Resize: same offset,
+//       the tail given back to the device or taken from it)
 //       KV memory belongs to the connection that allocated it: freed by kv_free or when the
 //       connection closes (HandleRequest without a Session answers FAILED_PRECONDITION).
 // Field types are checked: a missing or wrongly typed field is INVALID_ARGUMENT.
@@ -118,7 +120,7 @@ struct Reply {
   std::vector<vmm::UniqueFd> fds;
 };
 // Answers one request (at most kMaxAssembledRequestBytes). Never throws: every error, including a
-// malformed request, is an error reply. `session` null: kv_alloc / kv_free are refused.
+// malformed request, is an error reply. `session` null: kv_alloc / kv_free / kv_resize are refused.
 Reply HandleRequest(Hmm& hmm, const std::string& request, bool allow_writable, bool share_kv = true,
                     Session* session = nullptr);
 

@@ -15,6 +15,8 @@
 //  1. Every block is either free (refcount 0, on the free list exactly once) or used (refcount
 //     > 0, not on the free list).
 //  2. free_blocks() equals the free list's length.
+//  3. A KvStore's pool has exactly as many blocks as its memory holds (size_bytes / block_bytes),
+//     also across Resize (shrink: the pool first, then the memory; grow: the other way round).
 //
 // Thread safety: BlockPool and KvStore lock internally; a Sequence belongs to one request and is
 // used by one thread at a time.
@@ -62,8 +64,14 @@ class BlockPool {
   StatusOr<std::vector<BlockId>> Allocate(int64_t n);
   void Ref(BlockId b);    // REQUIRES: b is used
   void Unref(BlockId b);  // frees at zero; aborts on a free block (double release)
-  int64_t num_blocks() const { return static_cast<int64_t>(refs_.size()); }
+  int64_t num_blocks() const;
   int64_t free_blocks() const;
+  // Changes the number of blocks to `n` (>= 1): more appends free blocks; fewer drops blocks
+  // [n, num_blocks()), which must all be free (kFailedPrecondition naming the first one in use
+  // otherwise; nothing changes).
+  Status Resize(int64_t n);
+  // The fewest blocks Resize can keep now: one past the highest block in use (at least 1).
+  int64_t min_blocks() const;
   int32_t refcount(BlockId b) const;
   Status CheckInvariants() const;
 
@@ -76,8 +84,8 @@ class BlockPool {
 // Block storage: one extent of a device's KV arena.
 class KvStore {
  public:
-  // `capacity_bytes` 0 = everything the KV arena has free. kResourceExhausted when not even one
-  // block fits; kFailedPrecondition when the device has no KV arena.
+  // `capacity_bytes` 0 = everything the KV arena and the device have free. kResourceExhausted when
+  // not even one block fits; kFailedPrecondition when the device has no KV arena.
   static StatusOr<std::unique_ptr<KvStore>> Create(hbm::Device& device, const KvGeometry& g,
                                                    uint64_t capacity_bytes = 0);
   // The same through an HmmControl (the HMM in this process or in hmmd): as many whole blocks as
@@ -86,6 +94,12 @@ class KvStore {
                                                    const KvGeometry& g, uint64_t capacity_bytes);
   const KvGeometry& geometry() const { return geometry_; }
   BlockPool& pool() { return *pool_; }
+  // Resizes the store to as many whole blocks as fit in `bytes` (at least one), in place
+  // (KvMemory::Resize: block addresses stay): shrinking gives the tail back to the device, and
+  // needs every block past the new end free (pool().min_blocks()); growing takes the arena pages
+  // after the end. kFailedPrecondition / kResourceExhausted naming why; nothing changes on error.
+  // Safe while sequences allocate and release blocks on other threads.
+  Status Resize(uint64_t bytes);
   float* Key(BlockId b, int64_t layer, int64_t slot);  // slot < block_tokens
   float* Value(BlockId b, int64_t layer, int64_t slot);
   uint8_t* BlockData(BlockId b) { return mem_->base + b * geometry_.block_bytes(); }

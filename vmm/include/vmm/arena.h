@@ -12,6 +12,9 @@
 //    (including mappings in Reservations, which hold a copy) is released. With
 //    ArenaOptions::discard_on_free the released pages are punched out of the memfd
 //    (fallocate PUNCH_HOLE) so their memory goes back to the kernel.
+//  - Resize() grows or shrinks an owned extent at its end, in place: its first page, and so
+//    every address of the pages it keeps, stays the same (a KV cache gives memory back ahead of
+//    a scale event and takes it back later without moving its data).
 //  - Export() describes the arena (fd, capacity, page size, kind, node, name) for another process;
 //    Arena::Import() on the receiving side gives an arena whose pages are addressed by offset
 //    (View()), since the allocator lives with the exporter.
@@ -133,10 +136,15 @@ struct ArenaStats {
   uint64_t peak_used_bytes = 0;
   uint64_t largest_free_bytes = 0;
   uint64_t live_extents = 0;
-  uint64_t allocations = 0;
-  uint64_t frees = 0;
-  uint64_t failed_allocations = 0;
-  uint64_t discarded_bytes = 0;  // punched out on free
+  // Counted per extent, so live_extents == allocations - frees; a Resize() that changes the size
+  // counts as one grow or one shrink, not as an allocation or a free.
+  uint64_t allocations = 0;         // Allocate() calls that returned an extent
+  uint64_t frees = 0;               // extents whose last handle was released
+  uint64_t failed_allocations = 0;  // Allocate() calls refused for lack of space
+  uint64_t grows = 0;               // Resize() calls that took pages after an extent
+  uint64_t shrinks = 0;             // Resize() calls that freed the tail of an extent
+  uint64_t failed_grows = 0;        // Resize() calls refused with kResourceExhausted
+  uint64_t discarded_bytes = 0;     // punched out on free (releases and shrinks)
   double fragmentation = 0.0;
   std::string ToString() const;
 };
@@ -168,6 +176,21 @@ class Arena : public std::enable_shared_from_this<Arena> {
   // address a sub-range of an owned extent. It keeps the arena alive but frees nothing.
   StatusOr<Extent> View(uint64_t offset, uint64_t bytes);
 
+  // Resizes an owned extent in place, keeping its first page (so every address and mapping of
+  // the pages it keeps stays valid): smaller frees the pages past the new end (punched out when
+  // discard_on_free); larger takes the pages right after the run, which must be free. `bytes`
+  // is rounded up to whole pages. Every handle of the extent sees the new size. The same size in
+  // pages returns Ok and changes nothing. Pages taken by growing hold what they held when last
+  // freed, as with Allocate() (zero if never written or punched out).
+  // Errors (nothing changes): kInvalidArgument (empty, not owned: from Import() or View(),
+  // another arena's extent, or 0 bytes), kResourceExhausted (growing past the capacity, or a
+  // page after the run in use: the message names the arena, the extent, the pages asked and what
+  // is in the way).
+  // REQUIRES: no other thread uses a handle of this extent during the call.
+  // REQUIRES: when shrinking, no Reservation mapping or View() of this extent covers the pages
+  // past the new end (they go back to the pool and may be handed to another extent).
+  Status Resize(Extent& extent, uint64_t bytes);
+
   // Duplicates the fd and describes the arena for another process.
   StatusOr<ExportedArena> Export() const;
 
@@ -195,6 +218,10 @@ class Arena : public std::enable_shared_from_this<Arena> {
   Arena() = default;
   // Called by the last Extent handle of an owned run.
   void Release(uint64_t first_page, uint64_t num_pages);
+  // With discard_on_free, punches pages [first_page, first_page + num_pages) out of the memfd
+  // and counts them in discarded_bytes_ (best effort: a failed punch leaves the memory in place).
+  // Call before the pages go back to the allocator. REQUIRES: mu_ not held.
+  void Discard(uint64_t first_page, uint64_t num_pages);
 
   std::string name_;
   PageKind kind_ = PageKind::kSmall4K;
@@ -213,6 +240,11 @@ class Arena : public std::enable_shared_from_this<Arena> {
   std::unique_ptr<BuddyAllocator> allocator_;  // null for imported arenas
   std::map<uint64_t, uint64_t> live_;          // first page -> pages, owned live extents
   uint64_t discarded_bytes_ = 0;
+  uint64_t allocations_ = 0;  // see ArenaStats
+  uint64_t frees_ = 0;
+  uint64_t grows_ = 0;
+  uint64_t shrinks_ = 0;
+  uint64_t failed_grows_ = 0;
 };
 
 }  // namespace vmm

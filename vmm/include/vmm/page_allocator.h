@@ -5,9 +5,12 @@
 // the smallest order >= ceil(log2 n) (and >= log2 align), splits it down, and gives the unused tail
 // back as smaller blocks, so an extent occupies exactly n pages (like alloc_pages_exact). When no
 // block is large enough, a run of adjacent free blocks that are not buddies (exact extents leave
-// such runs behind) is taken instead, first fit by address, O(free blocks). Free
-// decomposes a run into maximal aligned blocks and merges each with its buddy while the buddy is
-// free. Allocate is O(log^2 n) set operations at worst (one per order), Free O(log^2 n).
+// such runs behind) is taken instead, first fit by address, O(free blocks). AllocateAt takes a
+// run at a given page (an extent growing in place): the free blocks covering it are taken and the
+// parts of them outside the run go back as maximal aligned blocks. Free decomposes a run into
+// maximal aligned blocks and merges each with its buddy while the buddy is free. Allocate is
+// O(log^2 n) set operations at worst (one per order), Free O(log^2 n), AllocateAt O(log^2 n) plus
+// one per free block covering the run.
 //
 // Invariants (CheckInvariants() verifies all of them):
 //  1. Every free block [start, start + 2^order) lies inside [0, total_pages) and start is a
@@ -39,8 +42,8 @@ struct PageAllocatorStats {
   uint64_t largest_free_block_pages = 0;  // the largest single buddy block
   uint64_t largest_free_run_pages = 0;    // the largest extent Allocate can return right now
   uint64_t free_blocks = 0;               // number of free buddy blocks
-  uint64_t allocations = 0;               // successful Allocate calls
-  uint64_t frees = 0;                     // Free calls
+  uint64_t allocations = 0;               // successful Allocate and AllocateAt calls
+  uint64_t frees = 0;                     // Free calls (whole runs or sub-runs)
   uint64_t failed_allocations = 0;        // Allocate calls refused for lack of space
   // 1 - largest_free_run / free_pages: 0 when all free memory is one run, -> 1 when the free
   // memory is shattered into single pages. 0 when nothing is free.
@@ -60,6 +63,13 @@ class BuddyAllocator {
   // Errors: kInvalidArgument for a bad request, kResourceExhausted when no free block is large
   // enough (the message gives free pages and the largest free block).
   StatusOr<uint64_t> Allocate(uint64_t num_pages, uint64_t align_pages = 1);
+
+  // Takes exactly pages [first_page, first_page + num_pages), e.g. the pages right after an
+  // extent that grows in place. Returns true (counted in `allocations`, like Allocate) when every
+  // page of the run is free and inside [0, total_pages); the caller then owns the run and gives
+  // it back with Free. Returns false and changes nothing (no counter either) otherwise, and for
+  // num_pages 0.
+  bool AllocateAt(uint64_t first_page, uint64_t num_pages);
 
   // Returns pages [first_page, first_page + num_pages) to the free pool.
   // REQUIRES: the run was returned by Allocate (or is a sub-run of one) and is not free already.
@@ -89,6 +99,14 @@ class BuddyAllocator {
   // The fallback of Allocate: the lowest run of adjacent free blocks holding num_pages pages at an
   // aligned start, taken out of the free pool (head and tail given back); nullopt if none.
   std::optional<uint64_t> TakeRun(uint64_t num_pages, uint64_t align_pages);
+  // Takes pages [first_page, first_page + num_pages) out of the free pool: erases the free blocks
+  // from `block` on until the run is covered and gives back, as maximal aligned blocks, the parts
+  // of them before first_page and after the run. REQUIRES: `block` starts at or before
+  // first_page and it and the blocks after it are adjacent up to the end of the run.
+  void TakeCovered(std::map<uint64_t, int>::iterator block, uint64_t first_page,
+                   uint64_t num_pages);
+  // Counts a successful allocation and updates the peak.
+  void CountAllocation();
   uint64_t LargestFreeRun() const;
 
   uint64_t total_pages_;
