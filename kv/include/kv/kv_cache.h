@@ -98,7 +98,9 @@ class KvStore {
   // (KvMemory::Resize: block addresses stay): shrinking gives the tail back to the device, and
   // needs every block past the new end free (pool().min_blocks()); growing takes the arena pages
   // after the end. kFailedPrecondition / kResourceExhausted naming why; nothing changes on error.
-  // Safe while sequences allocate and release blocks on other threads.
+  // Safe while sequences allocate and release blocks on other threads. Processes that attached
+  // the KV arena keep the whole arena mapped; a tail given back stays mapped there but is never
+  // addressed (block ids come from this pool, which no longer has those blocks).
   Status Resize(uint64_t bytes);
   float* Key(BlockId b, int64_t layer, int64_t slot);  // slot < block_tokens
   float* Value(BlockId b, int64_t layer, int64_t slot);
