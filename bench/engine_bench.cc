@@ -16,7 +16,7 @@
 #include <random>
 #include <set>
 
-#include "engine/instance.h"
+#include "engine/local_instance.h"
 #include "experts/placement.h"
 #include "hbm/hmm.h"
 
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
       return emoe::hbm::PlacementDecision{emoe::hbm::Usage::kWeights, devices, ""};
     });
     vmm::CheckOk(load.status(), "load");
-    auto inst = emoe::engine::Instance::Create(hmm->get(), *config, devices);
+    auto inst = emoe::engine::LocalInstance::Create(hmm->get(), *config, devices);
     vmm::CheckOk(inst.status(), "instance");
     std::vector<std::unique_ptr<emoe::kv::KvStore>> stores;
     for (int d : devices) {

@@ -23,7 +23,7 @@
 #include <sstream>
 #include <thread>
 
-#include "engine/instance.h"
+#include "engine/local_instance.h"
 #include "engine/scheduler.h"
 #include "engine/weight_sources.h"
 #include "experts/placement.h"
@@ -229,8 +229,8 @@ int main(int argc, char** argv) {
       store_ptrs.push_back(s->get());
       stores.push_back(std::move(*s));
     }
-    auto inst = emoe::engine::Instance::CreateFromSources(std::move(sources), std::move(rank_cpus),
-                                                          *config, io);
+    auto inst = emoe::engine::LocalInstance::CreateFromSources(std::move(sources),
+                                                               std::move(rank_cpus), *config, io);
     if (!inst.ok()) return Fail(inst.status());
     instance = std::move(*inst);
     std::fprintf(stderr, "attached to hmmd at %s: %zu tensors on %d devices, %.1f MiB mapped\n",
@@ -307,7 +307,7 @@ int main(int argc, char** argv) {
     auto load = hmm_owner->LoadCheckpoint(*ckpt, placement);
     if (!load.ok()) return Fail(load.status());
     std::fprintf(stderr, "loaded %s: %s\n", model.c_str(), load->ToString().c_str());
-    auto inst = emoe::engine::Instance::Create(hmm_owner.get(), *config, devices, io);
+    auto inst = emoe::engine::LocalInstance::Create(hmm_owner.get(), *config, devices, io);
     if (!inst.ok()) return Fail(inst.status());
     instance = std::move(*inst);
     for (int d : devices) {

@@ -738,29 +738,29 @@ TEST(CoordinatorHmmdTest, DeadHmmdRefusesScalingButServingGoesOn) {
 
 TEST(RemoteInstanceTest, ErrorsNameTheProblem) {
   auto config = *PresetConfig("tiny");
-  auto missing = RemoteInstance::Launch("/nonexistent/emoe_instance", config, {{0}});
+  auto missing =
+      RemoteInstance::Launch("/nonexistent/emoe_instance", "/nonexistent/hmm.sock", config, {{0}});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().ToString().find("/nonexistent/emoe_instance"), std::string::npos);
-  auto inst = RemoteInstance::Launch(EMOE_INSTANCE_BINARY, config, {{0}});
+  auto inst = RemoteInstance::Launch(EMOE_INSTANCE_BINARY, "/nonexistent/hmm.sock", config, {{0}});
   ASSERT_TRUE(inst.ok()) << inst.status().ToString();
   EXPECT_FALSE((*inst)->attached());
   EXPECT_EQ((*inst)->WarmUp().code(), vmm::StatusCode::kFailedPrecondition);
   // Attaching needs a KV store per rank, and a reachable HMM.
-  RemoteAttachSpec spec;
-  spec.hmm_socket = "/nonexistent/hmm.sock";
+  AttachSpec spec;
   spec.devices = {0};
-  EXPECT_EQ((*inst)->Attach(spec).code(), vmm::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*inst)->Attach(spec, nullptr).code(), vmm::StatusCode::kFailedPrecondition);
   auto w = MakeWorld();
   auto store = kv::KvStore::Create(w->hmm->device(0), KvGeometryFor(config, 8), 1 << 20);
   ASSERT_TRUE(store.ok());
   spec.stores = {store->get()};
   spec.placement = *experts::InitialPlacement(config.num_hidden_layers, config.num_experts, {0});
-  Status s = (*inst)->Attach(spec);
+  Status s = (*inst)->Attach(spec, nullptr);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.ToString().find("/nonexistent/hmm.sock"), std::string::npos) << s.ToString();
   // A killed instance process is reported as such.
   ASSERT_EQ(kill((*inst)->pid(), SIGKILL), 0);
-  s = (*inst)->Attach(spec);
+  s = (*inst)->Attach(spec, nullptr);
   EXPECT_EQ(s.code(), vmm::StatusCode::kUnavailable);
   EXPECT_NE(s.ToString().find("killed by signal 9"), std::string::npos) << s.ToString();
   EXPECT_FALSE((*inst)->alive());

@@ -1,5 +1,5 @@
 // DP attention + EP experts: the same greedy tokens, bit for bit, on 1, 2, 3 and 4 devices.
-#include "engine/instance.h"
+#include "engine/local_instance.h"
 
 #include <gtest/gtest.h>
 
@@ -46,7 +46,7 @@ std::vector<std::vector<int32_t>> Generate(World& w, int n,
                                            int steps, std::vector<float>* first_logits) {
   std::vector<int> devices;
   for (int d = 0; d < n; ++d) devices.push_back(d);
-  auto inst = Instance::Create(w.hmm.get(), w.config, devices);
+  auto inst = LocalInstance::Create(w.hmm.get(), w.config, devices);
   EXPECT_TRUE(inst.ok()) << inst.status().ToString();
   std::vector<std::unique_ptr<kv::PagedSequence>> seqs;
   std::vector<SequenceInput> batch;
@@ -85,12 +85,12 @@ TEST(InstanceTest, SameTokensBitForBitOnOneToFourDevices) {
 
 TEST(InstanceTest, ExpertsAreSpreadOverRanks) {
   auto w = MakeWorld("tiny");
-  auto inst = Instance::Create(w->hmm.get(), w->config, {0, 1, 2});
+  auto inst = LocalInstance::Create(w->hmm.get(), w->config, {0, 1, 2});
   ASSERT_TRUE(inst.ok());
   std::vector<int> per(3, 0);
   for (int e = 0; e < w->config.num_experts; ++e) ++per[(*inst)->expert_owner(0, e)];
   EXPECT_EQ(per, (std::vector<int>{3, 3, 2}));
-  EXPECT_EQ(Instance::Create(w->hmm.get(), w->config, {0, 7}).status().code(),
+  EXPECT_EQ(LocalInstance::Create(w->hmm.get(), w->config, {0, 7}).status().code(),
             vmm::StatusCode::kInvalidArgument);
 }
 
@@ -98,7 +98,7 @@ TEST(InstanceTest, ComputeShareIdlesInProportion) {
   auto w = MakeWorld("tiny");
   InstanceOptions o;
   o.compute_share = 0.25;
-  auto inst = std::move(*Instance::Create(w->hmm.get(), w->config, {0, 1}, o));
+  auto inst = std::move(*LocalInstance::Create(w->hmm.get(), w->config, {0, 1}, o));
   kv::PagedSequence a(w->stores[0].get()), b(w->stores[1].get());
   std::vector<int32_t> prompt(32, 5);
   ASSERT_TRUE(inst->Step({{&a, prompt, 0}, {&b, prompt, 1}}).ok());
@@ -107,15 +107,15 @@ TEST(InstanceTest, ComputeShareIdlesInProportion) {
     EXPECT_DOUBLE_EQ(inst->last_idle_s()[r], inst->last_busy_s()[r] * 3.0) << "share 1/4";
   }
   o.compute_share = 0.0;
-  EXPECT_EQ(Instance::Create(w->hmm.get(), w->config, {0}, o).status().code(),
+  EXPECT_EQ(LocalInstance::Create(w->hmm.get(), w->config, {0}, o).status().code(),
             vmm::StatusCode::kInvalidArgument);
   o.compute_share = 1.5;
-  EXPECT_FALSE(Instance::Create(w->hmm.get(), w->config, {0}, o).ok());
+  EXPECT_FALSE(LocalInstance::Create(w->hmm.get(), w->config, {0}, o).ok());
 }
 
 TEST(InstanceTest, BadStepChangesNothing) {
   auto w = MakeWorld("tiny");
-  auto inst = std::move(*Instance::Create(w->hmm.get(), w->config, {0, 1}));
+  auto inst = std::move(*LocalInstance::Create(w->hmm.get(), w->config, {0, 1}));
   kv::PagedSequence a(w->stores[0].get()), b(w->stores[1].get());
   auto r = inst->Step({{&a, {1, 2, 3}, 0}, {&b, {999}, 1}});
   EXPECT_EQ(r.status().code(), vmm::StatusCode::kInvalidArgument);

@@ -1,4 +1,5 @@
 #include "engine/scheduler.h"
+#include "engine/local_instance.h"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +17,7 @@ struct World {
   ModelConfig config;
   std::unique_ptr<hbm::Hmm> hmm;
   std::vector<std::unique_ptr<kv::KvStore>> stores;
-  std::unique_ptr<Instance> inst;
+  std::unique_ptr<LocalInstance> inst;
 };
 
 // `kv_blocks` blocks of 8 tokens per device, on `n` devices.
@@ -43,7 +44,7 @@ std::unique_ptr<World> MakeWorld(int n, int64_t kv_blocks) {
     w->stores.push_back(
         std::move(*kv::KvStore::Create(w->hmm->device(i), g, kv_blocks * g.block_bytes())));
   }
-  w->inst = std::move(*Instance::Create(w->hmm.get(), w->config, ids));
+  w->inst = std::move(*LocalInstance::Create(w->hmm.get(), w->config, ids));
   return w;
 }
 

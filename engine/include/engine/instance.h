@@ -1,39 +1,26 @@
-// engine/instance.h: an inference instance over a set of devices: DP attention + EP experts.
+// engine/instance.h: what a scheduler and the coordinator need of an inference instance,
+// whether it runs in this process (engine/local_instance.h) or in an instance process of its own
+// that attaches to the HMM through its socket (engine/remote_instance.h). DESIGN 4.1: the
+// transport is the only difference.
 //
-// Each device of the instance is a DP rank with a worker thread pinned to its CPUs: it runs
-// attention for its own sequences (their KV lives on that device) and owns the experts an
-// experts::ExpertPlacement gives its device. A step runs layer by layer in three phases
-// separated by barriers:
-//   A  each rank: attention and routing for its sequences (token activations into shared buffers)
-//   B  each rank: its experts over every token routed to them, from all ranks (dispatch), in a
-//      global order (sequence, position), so an expert sees the same rows whatever the device
-//      count
-//   C  each rank: combine for its tokens, summing expert outputs in ascending expert id
-// which makes the output bit-identical for 1..N devices and any placement. The instance owns no
-// weight memory: its WeightSources are views (engine/weight_sources.h).
+// Life cycle: a launcher boots an instance (pre-initialized: worker threads started and pinned,
+// the BLAS warmed, no model memory); Attach(AttachSpec) binds it to weights the HMM holds;
+// WarmUp() runs one step on private KV; Step() serves.
 //
-// Life cycle (DESIGN 4.1): Boot() makes a pre-initialized instance (worker threads started and
-// pinned, the BLAS warmed on scratch data) that is not attached to any weights; Attach() binds
-// the weights of every rank; WarmUp() runs one step on private KV. Create() does all three.
-// A standby pool keeps booted instances for likely next configurations.
-//
-// Thread safety: Step/Attach/WarmUp are called by one thread at a time; the instance runs its
-// own workers.
+// Thread safety: one thread at a time drives an Instance.
 #ifndef ENGINE_INSTANCE_H_
 #define ENGINE_INSTANCE_H_
 
-#include <condition_variable>
-#include <functional>
-#include <memory>
-#include <mutex>
-#include <thread>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
 #include <vector>
 
-#include "engine/executor.h"
-#include "engine/forward.h"
+#include "engine/model.h"
 #include "engine/weight_sources.h"
 #include "experts/placement.h"
-#include "hbm/hmm.h"
+#include "kv/kv_cache.h"
 
 namespace emoe::engine {
 
@@ -47,79 +34,55 @@ struct InstanceOptions {
   Status Validate() const;
 };
 
-class Instance : public Executor {
+struct SequenceInput {
+  kv::Sequence* kv = nullptr;   // the sequence's KV (on its rank's device)
+  std::vector<int32_t> tokens;  // new tokens, appended after kv->length()
+  int rank = 0;                 // DP rank (index into the instance's devices)
+};
+
+// What an instance attaches to.
+struct AttachSpec {
+  std::vector<int> devices;            // rank r -> HMM device devices[r]
+  experts::ExpertPlacement placement;  // which device computes which expert
+  std::string prefix;                  // HMM record names: prefix + checkpoint name
+  // Ablations (in-process instances only: they copy into the instance's own device memory).
+  bool private_copy = false;                // copy the dense weights too (no zero-copy)
+  ExpertView experts = ExpertView::kSlots;  // kNaiveCopy: one contiguous buffer per layer
+  // Rank r's KV store (an extent of its device's KV arena): instance processes map them.
+  std::vector<const kv::KvStore*> stores;
+};
+
+struct AttachStats {
+  uint64_t bytes_mapped = 0;  // expert slot bytes mapped over the HMM's pages
+  uint64_t bytes_copied = 0;  // bytes copied into private buffers (ablations)
+  int slots = 0;              // expert slots mapped
+};
+
+class Instance {
  public:
-  // Pre-initialized, not attached: one pinned worker per CPU set (one per rank).
-  static StatusOr<std::unique_ptr<Instance>> Boot(const ModelConfig& config,
-                                                  std::vector<std::vector<int>> cpus,
-                                                  InstanceOptions options = {});
-  // Binds rank r to sources[r] (device devices[r]); rank r computes the experts `placement`
-  // gives devices[r] and binds only those. kFailedPrecondition when already attached or the
-  // rank count differs from Boot's; a missing tensor is named. On error nothing is bound.
-  Status Attach(std::vector<int> devices, std::vector<std::unique_ptr<WeightSource>> sources,
-                const experts::ExpertPlacement& placement);
+  virtual ~Instance() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual int num_ranks() const = 0;
+  // HMM device ids of the ranks (empty before attach).
+  virtual const std::vector<int>& devices() const = 0;
+  virtual const experts::ExpertPlacement& placement() const = 0;
+  virtual bool attached() const = 0;
+  // Binds every rank to the weights `spec` names. kFailedPrecondition when already attached, the
+  // rank count differs from the boot's, or the kind of instance cannot do what `spec` asks (an
+  // instance process cannot make private copies); a missing tensor is named. On error nothing is
+  // bound. Adds what was mapped / copied to `stats` (may be null).
+  virtual Status Attach(const AttachSpec& spec, AttachStats* stats) = 0;
   // One step of one token per rank on private KV: touches every weight and sizes the scratch.
-  Status WarmUp() override;
+  virtual Status WarmUp() = 0;
+  // One forward step over `batch`; returns the last-token logits of each input, in order. On
+  // error no sequence's length changed.
+  virtual StatusOr<std::vector<std::vector<float>>> Step(
+      const std::vector<SequenceInput>& batch) = 0;
+  // The process the instance runs in (0: this one).
+  virtual pid_t pid() const { return 0; }
 
-  // Boot + Attach over the HMM's records (DeviceWeights: expert slots, zero-copy) with the
-  // round-robin placement over `devices`, or the given one.
-  static StatusOr<std::unique_ptr<Instance>> Create(
-      hbm::Hmm* hmm, const ModelConfig& config, std::vector<int> devices,
-      InstanceOptions options = {}, const experts::ExpertPlacement* placement = nullptr);
-  // The same over any weight sources that hold every tensor (e.g. an hmmd attachment): one
-  // source and one CPU set per rank; rank r is labelled device r.
-  static StatusOr<std::unique_ptr<Instance>> CreateFromSources(
-      std::vector<std::unique_ptr<WeightSource>> sources, std::vector<std::vector<int>> cpus,
-      const ModelConfig& config, InstanceOptions options = {});
-
-  ~Instance();
-  Instance(const Instance&) = delete;
-  Instance& operator=(const Instance&) = delete;
-
-  bool attached() const override { return attached_; }
-  int num_ranks() const override { return static_cast<int>(workers_.size()); }
-  const std::vector<int>& devices() const override { return devices_; }
-  int expert_owner(int layer, int e) const { return owner_[layer][e]; }  // a rank
-  const experts::ExpertPlacement& placement() const override { return placement_; }
-  const ModelConfig& config() const override { return config_; }
-  const WeightSource* source(int rank) const { return ranks_[rank].source.get(); }
-
-  // One forward step over `batch`; returns the last-token logits of each input, in order.
-  // Validates every input and reserves KV first: on error nothing has run and every sequence
-  // keeps its length. kFailedPrecondition before Attach.
-  StatusOr<std::vector<std::vector<float>>> Step(const std::vector<SequenceInput>& batch) override;
-
-  // CPU seconds each rank computed, and seconds it idled for its compute share, in the last step.
-  const std::vector<double>& last_busy_s() const { return busy_s_; }
-  const std::vector<double>& last_idle_s() const { return idle_s_; }
-
- private:
-  Instance() = default;
-  struct Rank {
-    std::unique_ptr<WeightSource> source;
-    ModelWeights weights;
-    std::unique_ptr<Forward> forward;
-  };
-  // Runs job(r) on every rank's worker and waits for all.
-  void RunOnWorkers(const std::function<void(int)>& job);
-  void WorkerLoop(int r, std::vector<int> cpus);
-
-  ModelConfig config_;
-  InstanceOptions options_;
-  bool attached_ = false;
-  std::vector<double> busy_s_, idle_s_;
-  std::vector<int> devices_;
-  experts::ExpertPlacement placement_;
-  std::vector<std::vector<int>> owner_;  // [layer][expert] -> rank
-  std::vector<Rank> ranks_;
-
-  std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
-  const std::function<void(int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
-  std::vector<std::thread> workers_;
+  int device(int rank) const { return devices()[rank]; }
+  int rank_of_device(int device) const;  // -1 when the device is not in the instance
 };
 
 }  // namespace emoe::engine

@@ -40,8 +40,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/executor.h"
 #include "engine/instance.h"
+#include "engine/local_instance.h"
 #include "vmm/arena.h"
 #include "vmm/unique_fd.h"
 
@@ -49,24 +49,13 @@ namespace emoe::engine {
 
 using json_ref = nlohmann::json*;
 
-struct RemoteAttachSpec {
-  std::string hmm_socket;                  // the HMM's server socket (hbm::HmmServer)
-  std::vector<int> devices;                // rank r -> HMM device devices[r]
-  experts::ExpertPlacement placement;      // which rank computes which expert
-  std::string prefix;                      // HMM tensor names: prefix + checkpoint name
-  std::vector<const kv::KvStore*> stores;  // rank r's KV store (an extent of its KV arena)
-};
-
-struct RemoteAttachStats {
-  uint64_t bytes_mapped = 0;  // expert slot bytes the instance mapped over the HMM's pages
-  int slots = 0;
-};
-
-class RemoteInstance : public Executor {
+class RemoteInstance : public Instance {
  public:
   // Starts `binary` and boots an instance of `config` with one worker per CPU set. The process
-  // is ready (pre-initialized, not attached) when this returns.
+  // is ready (pre-initialized, not attached) when this returns; it attaches through the HMM's
+  // server socket `hmm_socket` (hbm::HmmServer).
   static StatusOr<std::unique_ptr<RemoteInstance>> Launch(const std::string& binary,
+                                                          const std::string& hmm_socket,
                                                           const ModelConfig& config,
                                                           std::vector<std::vector<int>> cpus,
                                                           InstanceOptions options = {});
@@ -75,9 +64,10 @@ class RemoteInstance : public Executor {
   RemoteInstance(const RemoteInstance&) = delete;
   RemoteInstance& operator=(const RemoteInstance&) = delete;
 
-  // kFailedPrecondition when already attached or the rank count differs from the CPU sets; the
-  // instance process's errors (a missing tensor, an unreachable socket) come back named.
-  Status Attach(const RemoteAttachSpec& spec, RemoteAttachStats* stats = nullptr);
+  // kFailedPrecondition when already attached, the rank count differs from the CPU sets, a rank
+  // has no KV store, or `spec` asks for a private copy; the instance process's errors (a missing
+  // tensor, an unreachable socket) come back named.
+  Status Attach(const AttachSpec& spec, AttachStats* stats) override;
 
   const ModelConfig& config() const override { return config_; }
   int num_ranks() const override { return num_ranks_; }
@@ -102,6 +92,7 @@ class RemoteInstance : public Executor {
   Status PrepareMailbox(uint64_t need, json_ref req, vmm::ExportedArena* exported);
 
   ModelConfig config_;
+  std::string hmm_socket_;
   int num_ranks_ = 0;
   std::vector<int> devices_;
   experts::ExpertPlacement placement_;

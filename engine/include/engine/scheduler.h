@@ -64,7 +64,7 @@ int32_t SampleToken(const std::vector<float>& logits, float temperature, float t
 class Scheduler {
  public:
   // `stores[r]`: the KV store of rank r's device.
-  Scheduler(Executor* instance, std::vector<kv::KvStore*> stores, SchedulerOptions options);
+  Scheduler(Instance* instance, std::vector<kv::KvStore*> stores, SchedulerOptions options);
   ~Scheduler();
 
   // Queues a request. kInvalidArgument for an empty prompt, a token outside the vocabulary, or
@@ -86,14 +86,14 @@ class Scheduler {
     int kept = 0, copied = 0, preempted = 0;
     uint64_t bytes_copied = 0;
   };
-  StatusOr<SwitchStats> SwitchInstance(Executor* instance, std::vector<kv::KvStore*> stores,
+  StatusOr<SwitchStats> SwitchInstance(Instance* instance, std::vector<kv::KvStore*> stores,
                                        const kv::PagedSequence::CopyFn& copy);
   // Moves every waiting request (queued or preempted, with its tokens so far) to the end of
   // `to`'s queue, in order; running requests stay (draining). Returns how many moved.
   int HandOverWaiting(Scheduler* to);
   // Drops every running request's KV and requeues it for recomputation (a cold restart).
   int PreemptAll();
-  Executor* instance() const { return inst_; }
+  Instance* instance() const { return inst_; }
 
   bool idle() const { return waiting_.empty() && running_.empty(); }
   size_t waiting() const { return waiting_.size(); }
@@ -112,7 +112,7 @@ class Scheduler {
   int64_t BlocksFor(int64_t tokens) const;
   void Preempt(size_t index);
 
-  Executor* inst_;
+  Instance* inst_;
   ModelConfig config_;        // of inst_, kept: the old instance may be gone at a switchover
   std::vector<int> devices_;  // of inst_ (rank -> device), likewise
   std::vector<kv::KvStore*> stores_;

@@ -35,6 +35,7 @@ uint64_t AlignUp(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 }  // namespace
 
 StatusOr<std::unique_ptr<RemoteInstance>> RemoteInstance::Launch(const std::string& binary,
+                                                                 const std::string& hmm_socket,
                                                                  const ModelConfig& config,
                                                                  std::vector<std::vector<int>> cpus,
                                                                  InstanceOptions options) {
@@ -52,6 +53,7 @@ StatusOr<std::unique_ptr<RemoteInstance>> RemoteInstance::Launch(const std::stri
   auto inst = std::unique_ptr<RemoteInstance>(new RemoteInstance());
   inst->pid_ = pid;
   inst->control_ = std::move(mine);
+  inst->hmm_socket_ = hmm_socket;
   inst->config_ = config;
   inst->num_ranks_ = static_cast<int>(cpus.size());
   json boot{{"op", "boot"},
@@ -115,7 +117,13 @@ Status RemoteInstance::Call(const std::string& request, const std::vector<int>& 
   return hbm::ReplyStatus(*reply, "instance process " + std::to_string(pid_));
 }
 
-Status RemoteInstance::Attach(const RemoteAttachSpec& spec, RemoteAttachStats* stats) {
+Status RemoteInstance::Attach(const AttachSpec& spec, AttachStats* stats) {
+  if (spec.private_copy || spec.experts != ExpertView::kSlots) {
+    return Status::FailedPrecondition(
+        "the no-zero-copy and naive-copy ablations copy weights into the instance's own "
+        "device memory, which only in-process instances can allocate (run without instance "
+        "processes)");
+  }
   if (attached_) return Status::FailedPrecondition("the instance is already attached");
   if (static_cast<int>(spec.devices.size()) != num_ranks_ ||
       spec.stores.size() != spec.devices.size()) {
@@ -134,7 +142,7 @@ Status RemoteInstance::Attach(const RemoteAttachSpec& spec, RemoteAttachStats* s
   }
   const int64_t block_tokens = spec.stores[0]->geometry().block_tokens;
   json req{{"op", "attach"},
-           {"socket", spec.hmm_socket},
+           {"socket", hmm_socket_},
            {"devices", spec.devices},
            {"owner", spec.placement.owner},
            {"placement_devices", spec.placement.devices},
@@ -153,8 +161,8 @@ Status RemoteInstance::Attach(const RemoteAttachSpec& spec, RemoteAttachStats* s
   mailbox_sent_ = true;
   const json j = json::parse(reply, nullptr, false);
   if (stats != nullptr) {
-    stats->bytes_mapped = j.value("bytes_mapped", uint64_t{0});
-    stats->slots = j.value("slots", 0);
+    stats->bytes_mapped += j.value("bytes_mapped", uint64_t{0});
+    stats->slots += j.value("slots", 0);
   }
   devices_ = spec.devices;
   placement_ = spec.placement;
@@ -286,7 +294,8 @@ class Host {
     InstanceOptions o;
     o.compute_share = req.value("compute_share", 1.0);
     VMM_ASSIGN_OR_RETURN(
-        inst_, Instance::Boot(config_, req.at("cpus").get<std::vector<std::vector<int>>>(), o));
+        inst_,
+        LocalInstance::Boot(config_, req.at("cpus").get<std::vector<std::vector<int>>>(), o));
     return json{{"pid", getpid()}};
   }
 
@@ -347,7 +356,7 @@ class Host {
       slots += ws.slots;
       sources.push_back(std::move(w));
     }
-    VMM_RETURN_IF_ERROR(inst_->Attach(devices, std::move(sources), placement));
+    VMM_RETURN_IF_ERROR(inst_->AttachSources(devices, std::move(sources), placement));
     return json{{"bytes_mapped", mapped}, {"slots", slots}};
   }
 
@@ -418,7 +427,7 @@ class Host {
   std::unique_ptr<hbm::HmmClient> client_;
   // Per device; declared before inst_: they outlive the instance's views into them.
   std::map<int, std::unique_ptr<hbm::Attachment>> atts_;
-  std::unique_ptr<Instance> inst_;
+  std::unique_ptr<LocalInstance> inst_;
   kv::KvGeometry geometry_;
   std::vector<uint8_t*> kv_base_;
   std::vector<int64_t> kv_blocks_;

@@ -41,7 +41,7 @@ int32_t SampleToken(const std::vector<float>& logits, float temperature, float t
   return p[keep - 1].second;
 }
 
-Scheduler::Scheduler(Executor* instance, std::vector<kv::KvStore*> stores, SchedulerOptions options)
+Scheduler::Scheduler(Instance* instance, std::vector<kv::KvStore*> stores, SchedulerOptions options)
     : inst_(instance),
       config_(instance->config()),
       devices_(instance->devices()),
@@ -197,7 +197,7 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
   return static_cast<int>(batch.size());
 }
 
-StatusOr<Scheduler::SwitchStats> Scheduler::SwitchInstance(Executor* instance,
+StatusOr<Scheduler::SwitchStats> Scheduler::SwitchInstance(Instance* instance,
                                                            std::vector<kv::KvStore*> stores,
                                                            const kv::PagedSequence::CopyFn& copy) {
   if (instance == nullptr || static_cast<int>(stores.size()) != instance->num_ranks()) {

@@ -1,4 +1,4 @@
-#include "engine/instance.h"
+#include "engine/local_instance.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -23,17 +23,20 @@ Status InstanceOptions::Validate() const {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<Instance>> Instance::Boot(const ModelConfig& config,
-                                                   std::vector<std::vector<int>> cpus,
-                                                   InstanceOptions options) {
+StatusOr<std::unique_ptr<LocalInstance>> LocalInstance::Boot(const ModelConfig& config,
+                                                             std::vector<std::vector<int>> cpus,
+                                                             InstanceOptions options,
+                                                             hbm::Hmm* hmm) {
   VMM_RETURN_IF_ERROR(options.Validate());
   VMM_RETURN_IF_ERROR(config.Validate());
   if (cpus.empty()) return Status::InvalidArgument("an instance needs at least one rank");
-  auto inst = std::unique_ptr<Instance>(new Instance());
+  auto inst = std::unique_ptr<LocalInstance>(new LocalInstance());
   inst->config_ = config;
   inst->options_ = options;
+  inst->hmm_ = hmm;
   for (size_t r = 0; r < cpus.size(); ++r) {
-    inst->workers_.emplace_back(&Instance::WorkerLoop, inst.get(), static_cast<int>(r), cpus[r]);
+    inst->workers_.emplace_back(&LocalInstance::WorkerLoop, inst.get(), static_cast<int>(r),
+                                cpus[r]);
     pthread_setname_np(inst->workers_.back().native_handle(),
                        ("rank-" + std::to_string(r)).c_str());
   }
@@ -46,9 +49,9 @@ StatusOr<std::unique_ptr<Instance>> Instance::Boot(const ModelConfig& config,
   return inst;
 }
 
-Status Instance::Attach(std::vector<int> devices,
-                        std::vector<std::unique_ptr<WeightSource>> sources,
-                        const experts::ExpertPlacement& placement) {
+Status LocalInstance::AttachSources(std::vector<int> devices,
+                                    std::vector<std::unique_ptr<WeightSource>> sources,
+                                    const experts::ExpertPlacement& placement) {
   if (attached_) return Status::FailedPrecondition("the instance is already attached");
   if (devices.size() != workers_.size() || sources.size() != workers_.size()) {
     return Status::FailedPrecondition("attach: " + std::to_string(devices.size()) +
@@ -94,7 +97,30 @@ Status Instance::Attach(std::vector<int> devices,
   return Status::Ok();
 }
 
-Status Instance::WarmUp() {
+Status LocalInstance::Attach(const AttachSpec& spec, AttachStats* stats) {
+  if (hmm_ == nullptr) {
+    return Status::FailedPrecondition("an in-process instance needs the HMM in this process");
+  }
+  if (attached_) return Status::FailedPrecondition("the instance is already attached");
+  DeviceWeightsOptions wo;
+  wo.prefix = spec.prefix;
+  wo.private_copy = spec.private_copy;
+  wo.experts = spec.experts;
+  std::vector<std::unique_ptr<WeightSource>> sources;
+  for (int d : spec.devices) {
+    DeviceWeightsStats ws;
+    VMM_ASSIGN_OR_RETURN(auto w, DeviceWeights::Build(*hmm_, config_, d, spec.placement, wo, &ws));
+    if (stats != nullptr) {
+      stats->bytes_mapped += ws.bytes_mapped;
+      stats->bytes_copied += ws.bytes_copied;
+      stats->slots += ws.slots;
+    }
+    sources.push_back(std::move(w));
+  }
+  return AttachSources(spec.devices, std::move(sources), spec.placement);
+}
+
+Status LocalInstance::WarmUp() {
   const kv::KvGeometry g = KvGeometryFor(config_);
   std::vector<std::unique_ptr<kv::ContiguousSequence>> seqs;
   std::vector<SequenceInput> batch;
@@ -105,10 +131,9 @@ Status Instance::WarmUp() {
   return Step(batch).status();
 }
 
-StatusOr<std::unique_ptr<Instance>> Instance::Create(hbm::Hmm* hmm, const ModelConfig& config,
-                                                     std::vector<int> devices,
-                                                     InstanceOptions options,
-                                                     const experts::ExpertPlacement* placement) {
+StatusOr<std::unique_ptr<LocalInstance>> LocalInstance::Create(
+    hbm::Hmm* hmm, const ModelConfig& config, std::vector<int> devices, InstanceOptions options,
+    const experts::ExpertPlacement* placement) {
   if (devices.empty()) return Status::InvalidArgument("an instance needs at least one device");
   std::vector<std::vector<int>> cpus;
   for (int d : devices) {
@@ -125,17 +150,15 @@ StatusOr<std::unique_ptr<Instance>> Instance::Create(hbm::Hmm* hmm, const ModelC
     VMM_ASSIGN_OR_RETURN(
         p, experts::InitialPlacement(config.num_hidden_layers, config.num_experts, devices));
   }
-  std::vector<std::unique_ptr<WeightSource>> sources;
-  for (int d : devices) {
-    VMM_ASSIGN_OR_RETURN(auto w, DeviceWeights::Build(*hmm, config, d, p, {}));
-    sources.push_back(std::move(w));
-  }
-  VMM_ASSIGN_OR_RETURN(auto inst, Boot(config, std::move(cpus), options));
-  VMM_RETURN_IF_ERROR(inst->Attach(std::move(devices), std::move(sources), p));
+  VMM_ASSIGN_OR_RETURN(auto inst, Boot(config, std::move(cpus), options, hmm));
+  AttachSpec spec;
+  spec.devices = std::move(devices);
+  spec.placement = std::move(p);
+  VMM_RETURN_IF_ERROR(inst->Attach(spec, nullptr));
   return inst;
 }
 
-StatusOr<std::unique_ptr<Instance>> Instance::CreateFromSources(
+StatusOr<std::unique_ptr<LocalInstance>> LocalInstance::CreateFromSources(
     std::vector<std::unique_ptr<WeightSource>> sources, std::vector<std::vector<int>> cpus,
     const ModelConfig& config, InstanceOptions options) {
   if (sources.empty() || sources.size() != cpus.size()) {
@@ -146,11 +169,11 @@ StatusOr<std::unique_ptr<Instance>> Instance::CreateFromSources(
   VMM_ASSIGN_OR_RETURN(
       auto p, experts::InitialPlacement(config.num_hidden_layers, config.num_experts, devices));
   VMM_ASSIGN_OR_RETURN(auto inst, Boot(config, std::move(cpus), options));
-  VMM_RETURN_IF_ERROR(inst->Attach(std::move(devices), std::move(sources), p));
+  VMM_RETURN_IF_ERROR(inst->AttachSources(std::move(devices), std::move(sources), p));
   return inst;
 }
 
-Instance::~Instance() {
+LocalInstance::~LocalInstance() {
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
@@ -159,7 +182,7 @@ Instance::~Instance() {
   for (auto& t : workers_) t.join();
 }
 
-int Executor::rank_of_device(int device) const {
+int Instance::rank_of_device(int device) const {
   const std::vector<int>& d = devices();
   for (size_t r = 0; r < d.size(); ++r) {
     if (d[r] == device) return static_cast<int>(r);
@@ -167,7 +190,7 @@ int Executor::rank_of_device(int device) const {
   return -1;
 }
 
-void Instance::WorkerLoop(int r, std::vector<int> cpus) {
+void LocalInstance::WorkerLoop(int r, std::vector<int> cpus) {
   if (!cpus.empty()) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -190,7 +213,7 @@ void Instance::WorkerLoop(int r, std::vector<int> cpus) {
   }
 }
 
-void Instance::RunOnWorkers(const std::function<void(int)>& job) {
+void LocalInstance::RunOnWorkers(const std::function<void(int)>& job) {
   std::unique_lock<std::mutex> l(mu_);
   job_ = &job;
   pending_ = num_ranks();
@@ -200,7 +223,8 @@ void Instance::RunOnWorkers(const std::function<void(int)>& job) {
   job_ = nullptr;
 }
 
-StatusOr<std::vector<std::vector<float>>> Instance::Step(const std::vector<SequenceInput>& batch) {
+StatusOr<std::vector<std::vector<float>>> LocalInstance::Step(
+    const std::vector<SequenceInput>& batch) {
   if (!attached_) return Status::FailedPrecondition("step on an instance that is not attached");
   const ModelConfig& c = config_;
   const int64_t H = c.hidden_size, K = c.num_experts_per_tok;

@@ -1,0 +1,74 @@
+#include <sstream>
+
+#include "engine/scale_types.h"
+
+namespace emoe::engine {
+
+std::string DevicesText(const std::vector<int>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+const char* ScaleMethodName(ScaleMethod m) {
+  switch (m) {
+    case ScaleMethod::kElastic:
+      return "elastic";
+    case ScaleMethod::kColdRestart:
+      return "cold-restart";
+    case ScaleMethod::kExtravagant:
+      return "extravagant";
+    case ScaleMethod::kColocated:
+      return "colocated";
+    case ScaleMethod::kHorizontal:
+      return "horizontal";
+  }
+  return "?";
+}
+
+StatusOr<ScaleMethod> ParseScaleMethod(const std::string& name) {
+  for (ScaleMethod m : {ScaleMethod::kElastic, ScaleMethod::kColdRestart, ScaleMethod::kExtravagant,
+                        ScaleMethod::kColocated, ScaleMethod::kHorizontal}) {
+    if (name == ScaleMethodName(m)) return m;
+  }
+  return Status::InvalidArgument("unknown scale method '" + name +
+                                 "' (elastic, cold-restart, extravagant, colocated, horizontal)");
+}
+
+std::string ScaleOptions::Name() const {
+  std::string n = ScaleMethodName(method);
+  if (method == ScaleMethod::kElastic) {
+    if (!zero_copy) n += "-no-zero-copy";
+    if (!p2p) n += "-no-p2p";
+    if (!preinit) n += "-no-preinit";
+    if (!vm_remap) n += "-no-vm-remap";
+  }
+  if (drain) n += "-drain";
+  return n;
+}
+
+std::string ScaleReport::ToJson() const {
+  std::ostringstream o;
+  o.precision(6);
+  o << "{\"name\":\"" << name << "\",\"from\":" << DevicesText(from_devices)
+    << ",\"to\":" << DevicesText(to_devices) << ",\"command_s\":" << command_s
+    << ",\"latency_s\":" << latency_s << ",\"downtime_s\":" << downtime_s << ",\"phases\":{";
+  bool first = true;
+  for (const auto& [k, v] : phase_s) {
+    o << (first ? "" : ",") << "\"" << k << "\":" << v;
+    first = false;
+  }
+  o << "},\"bytes_remapped\":" << bytes_remapped << ",\"bytes_p2p\":" << bytes_p2p
+    << ",\"bytes_disk\":" << bytes_disk << ",\"bytes_copied\":" << bytes_copied
+    << ",\"arena_before\":" << arena_before << ",\"arena_peak\":" << arena_peak
+    << ",\"arena_after\":" << arena_after << ",\"pss_before_bytes\":" << pss_before_bytes
+    << ",\"pss_peak_bytes\":" << pss_peak_bytes << ",\"experts_moved\":" << experts_moved
+    << ",\"experts_retained\":" << experts_retained << ",\"requests_kept\":" << requests_kept
+    << ",\"requests_kv_copied\":" << requests_kv_copied
+    << ",\"requests_recomputed\":" << requests_recomputed
+    << ",\"requests_drained\":" << requests_drained << ",\"kv_shrunk_bytes\":" << kv_shrunk_bytes
+    << ",\"cleanup_errors\":" << cleanup_errors << "}";
+  return o.str();
+}
+
+}  // namespace emoe::engine

@@ -1,0 +1,315 @@
+#include "serving/serving_loop.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+namespace emoe::engine {
+
+StepThread::StepThread(const std::string& name)
+    : thread_([this] {
+        vmm::MutexLock l(&mu_);
+        for (;;) {
+          while (!stop_ && !job_) cv_.Wait(&mu_);
+          if (stop_ && !job_) return;
+          std::function<void()> job = std::move(job_);
+          job_ = nullptr;
+          mu_.Unlock();
+          job();
+          mu_.Lock();
+          busy_ = false;
+          cv_.SignalAll();
+        }
+      }) {
+  pthread_setname_np(thread_.native_handle(), name.substr(0, 15).c_str());
+}
+
+StepThread::~StepThread() {
+  {
+    vmm::MutexLock l(&mu_);
+    stop_ = true;
+  }
+  cv_.SignalAll();
+  thread_.join();
+}
+
+void StepThread::Start(std::function<void()> job) {
+  {
+    vmm::MutexLock l(&mu_);
+    job_ = std::move(job);
+    busy_ = true;
+  }
+  cv_.SignalAll();
+}
+
+void StepThread::Wait() {
+  vmm::MutexLock l(&mu_);
+  while (busy_) cv_.Wait(&mu_);
+}
+
+ServingLoop::ServingLoop(std::function<double()> clock, int vocab_size, bool supervised)
+    : clock_(std::move(clock)), vocab_size_(vocab_size), supervised_(supervised) {}
+
+ServingLoop::~ServingLoop() { Stop(); }
+
+void ServingLoop::Start(std::unique_ptr<Scheduler> primary) {
+  server_ = std::thread([this, p = std::move(primary)]() mutable {
+    thread_.Bind();
+    thread_.AssertHeld();
+    primary_ = std::move(p);
+    Run();
+  });
+  pthread_setname_np(server_.native_handle(), "serve");
+}
+
+void ServingLoop::Stop() {
+  {
+    vmm::MutexLock l(&mu_);
+    stop_ = true;
+  }
+  cv_.SignalAll();
+  if (server_.joinable()) server_.join();
+}
+
+Status ServingLoop::Submit(Request r) {
+  if (r.arrival_s == 0) r.arrival_s = clock_();
+  if (r.prompt.empty() || r.max_new_tokens < 1) {
+    return Status::InvalidArgument("request " + std::to_string(r.id) +
+                                   ": empty prompt or max_new_tokens < 1");
+  }
+  for (int32_t t : r.prompt) {
+    if (t < 0 || t >= vocab_size_) {
+      return Status::InvalidArgument("request " + std::to_string(r.id) + ": token " +
+                                     std::to_string(t) + " outside the vocabulary");
+    }
+  }
+  stats_.Accepted();
+  {
+    vmm::MutexLock l(&mu_);
+    inbox_.push_back(std::move(r));
+  }
+  cv_.SignalAll();
+  return Status::Ok();
+}
+
+void ServingLoop::RunBetweenSteps(const std::function<void()>& fn) {
+  vmm::MutexLock l(&mu_);
+  while (task_ != nullptr) task_cv_.Wait(&mu_);
+  task_ = &fn;
+  cv_.SignalAll();
+  while (task_ == &fn) task_cv_.Wait(&mu_);
+}
+
+std::unique_ptr<Scheduler> ServingLoop::ReplacePrimary(std::unique_ptr<Scheduler> s) {
+  std::swap(primary_, s);
+  return s;
+}
+
+Replica* ServingLoop::AddReplica(std::unique_ptr<Replica> r) {
+  if (r->concurrent && r->stepper == nullptr) {
+    r->stepper = std::make_unique<StepThread>("replica-" + std::to_string(replicas_.size()));
+  }
+  replicas_.push_back(std::move(r));
+  return replicas_.back().get();
+}
+
+void ServingLoop::ClearCrashed() {
+  vmm::MutexLock l(&mu_);
+  crashed_ = false;
+}
+
+std::vector<std::vector<int>> ServingLoop::ReplicaDevices() const {
+  vmm::MutexLock l(&mu_);
+  return replica_devices_;
+}
+
+bool ServingLoop::AnyFailedReplica() const {
+  vmm::MutexLock l(&mu_);
+  return any_failed_;
+}
+
+bool ServingLoop::crashed() const {
+  vmm::MutexLock l(&mu_);
+  return crashed_;
+}
+
+bool ServingLoop::AwaitCrash() {
+  vmm::MutexLock l(&mu_);
+  while (!supervisor_stop_ && !crashed_) cv_.Wait(&mu_);
+  return !supervisor_stop_;
+}
+
+void ServingLoop::SupervisorPause(std::chrono::milliseconds d) {
+  vmm::MutexLock l(&mu_);
+  if (!supervisor_stop_) cv_.WaitFor(&mu_, d);
+}
+
+void ServingLoop::StopSupervisor() {
+  {
+    vmm::MutexLock l(&mu_);
+    supervisor_stop_ = true;
+  }
+  cv_.SignalAll();
+}
+
+void ServingLoop::Publish() {
+  std::vector<std::vector<int>> devices;
+  bool failed = false;
+  for (const auto& r : replicas_) {
+    if (!r->retiring) devices.push_back(r->devices);
+    failed = failed || r->failed;
+  }
+  vmm::MutexLock l(&mu_);
+  replica_devices_ = std::move(devices);
+  any_failed_ = failed;
+}
+
+bool ServingLoop::Idle() const {
+  bool idle = primary_->idle();
+  for (const auto& r : replicas_) idle = idle && r->sched->idle();
+  return idle;
+}
+
+bool ServingLoop::Next(const std::function<void()>** task, std::deque<Request>* in) {
+  vmm::MutexLock l(&mu_);
+  for (;;) {
+    if (task_ != nullptr) {
+      *task = task_;
+      return true;
+    }
+    if (stop_) return false;
+    if (crashed_) {  // nothing can run until the supervisor has restarted the instance
+      cv_.WaitFor(&mu_, std::chrono::milliseconds(10));
+      continue;
+    }
+    if (!inbox_.empty() || !Idle()) break;
+    cv_.WaitFor(&mu_, std::chrono::milliseconds(50));
+  }
+  in->swap(inbox_);
+  return true;
+}
+
+void ServingLoop::Run() {
+  thread_.AssertHeld();
+  for (;;) {
+    const std::function<void()>* task = nullptr;
+    std::deque<Request> in;
+    if (!Next(&task, &in)) return;
+    if (task != nullptr) {
+      (*task)();
+      Publish();
+      {
+        vmm::MutexLock l(&mu_);
+        task_ = nullptr;
+      }
+      task_cv_.SignalAll();
+      continue;
+    }
+    std::vector<RequestResult> done;
+    for (Request& r : in) {
+      Status s = Route()->Submit(r);
+      if (!s.ok()) {
+        RequestResult res;
+        res.id = r.id;
+        res.arrival_s = r.arrival_s;
+        res.finish_s = clock_();
+        res.finish_reason = "rejected: " + s.ToString();
+        done.push_back(res);
+      }
+    }
+    std::vector<std::pair<int64_t, double>> tokens;
+    int replica_tokens = 0;
+    auto n = StepAll(&tokens, &done, &replica_tokens);
+    if (!n.ok()) {
+      stats_.CountError();
+      if (n.status().code() == vmm::StatusCode::kUnavailable && primary_->instance()->pid() != 0 &&
+          supervised_) {
+        {
+          vmm::MutexLock l(&mu_);
+          crashed_ = true;  // the instance process is gone: the supervisor restarts it
+        }
+        cv_.SignalAll();
+        std::fprintf(stderr, "coordinator: %s\n", n.status().ToString().c_str());
+      }
+    }
+    stats_.Record(clock_(), n.ok() ? *n : 0, std::move(tokens), replica_tokens, generation_,
+                  std::move(done));
+  }
+}
+
+Scheduler* ServingLoop::Route() {
+  Scheduler* best = primary_.get();
+  size_t load = best->running() + best->waiting();
+  for (const auto& r : replicas_) {
+    const size_t l = r->sched->running() + r->sched->waiting();
+    if (!r->retiring && l < load) {
+      best = r->sched.get();
+      load = l;
+    }
+  }
+  return best;
+}
+
+StatusOr<int> ServingLoop::StepAll(std::vector<std::pair<int64_t, double>>* tokens,
+                                   std::vector<RequestResult>* done, int* replica_tokens) {
+  // Replicas on devices of their own step at the same time as the primary (each instance has
+  // its own threads and KV stores); the others (a draining old instance shares the primary's KV
+  // stores) step after it.
+  struct Job {
+    Replica* replica = nullptr;  // null: the primary
+    Scheduler* sched;
+    std::vector<std::pair<int64_t, double>> tokens;
+    StatusOr<int> n = 0;
+  };
+  std::vector<Job> jobs(1);
+  jobs[0].sched = primary_.get();
+  for (const auto& r : replicas_) {
+    if (!r->sched->idle()) jobs.push_back({r.get(), r->sched.get(), {}, 0});
+  }
+  auto run = [this](Job& j) {
+    j.n =
+        j.sched->Step(clock_(), [&](int64_t id, int32_t) { j.tokens.emplace_back(id, clock_()); });
+  };
+  for (size_t i = 1; i < jobs.size(); ++i) {
+    if (jobs[i].replica->concurrent) jobs[i].replica->stepper->Start([&, i] { run(jobs[i]); });
+  }
+  run(jobs[0]);
+  for (size_t i = 1; i < jobs.size(); ++i) {
+    if (jobs[i].replica->concurrent) jobs[i].replica->stepper->Wait();
+  }
+  for (size_t i = 1; i < jobs.size(); ++i) {
+    if (!jobs[i].replica->concurrent) run(jobs[i]);
+  }
+  int stepped = 0;
+  bool failed = false;
+  for (Job& j : jobs) {
+    for (auto& r : j.sched->TakeFinished()) done->push_back(std::move(r));
+    tokens->insert(tokens->end(), j.tokens.begin(), j.tokens.end());
+    if (j.replica != nullptr) *replica_tokens += static_cast<int>(j.tokens.size());
+    if (j.n.ok()) {
+      stepped += *j.n;
+      continue;
+    }
+    if (j.replica == nullptr) return j.n.status();
+    FailReplica(j.replica, j.n.status());
+    failed = true;
+  }
+  if (failed) Publish();
+  return stepped;
+}
+
+void ServingLoop::FailReplica(Replica* r, const Status& s) {
+  // Its process died: its requests are recomputed on the primary, and it gets nothing new; a
+  // later scale event removes it.
+  std::fprintf(stderr, "coordinator: replica on %s failed, its requests move to the primary: %s\n",
+               DevicesText(r->devices).c_str(), s.ToString().c_str());
+  stats_.CountError();
+  r->retiring = true;
+  r->failed = true;
+  r->sched->PreemptAll();
+  r->sched->HandOverWaiting(primary_.get());
+}
+
+}  // namespace emoe::engine

@@ -1,0 +1,156 @@
+// engine/src/serving/serving_loop.h: the serving thread. It takes requests from an inbox, routes
+// each to the scheduler with the fewest in flight (the primary or a horizontal replica), and
+// steps every scheduler: the primary on the serving thread, replicas on devices of their own at
+// the same time on a persistent thread each, replicas that share the primary's KV stores (a
+// draining old instance) after it.
+//
+// Everything a scale event changes in serving (the primary scheduler, the replicas, the
+// generation) is serving-thread state, GUARDED_BY(thread()): other threads change it only inside
+// RunBetweenSteps(fn), which runs fn on the serving thread between two steps. Tasks run outside
+// the loop's mutex, so Submit() never waits for a switchover or a cold restart, only for the
+// inbox's mutex.
+//
+// A step that fails with kUnavailable on a supervised instance process marks the loop crashed:
+// nothing steps until ClearCrashed() (the coordinator's supervisor restarts the instance).
+//
+// Thread safety: Submit, RunBetweenSteps, the stats and the snapshots from any thread; the
+// methods REQUIRES(thread()) on the serving thread only (inside a task).
+#ifndef ENGINE_SRC_SERVING_SERVING_LOOP_H_
+#define ENGINE_SRC_SERVING_SERVING_LOOP_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "engine/instance.h"
+#include "engine/scheduler.h"
+#include "serving/serving_stats.h"
+#include "vmm/mutex.h"
+
+namespace emoe::engine {
+
+// A thread that runs one job at a time, kept for the life of a concurrent replica (instead of a
+// thread spawned every step).
+class StepThread {
+ public:
+  explicit StepThread(const std::string& name);
+  ~StepThread();
+  StepThread(const StepThread&) = delete;
+  StepThread& operator=(const StepThread&) = delete;
+  // Starts `job` on the thread. REQUIRES: the previous job was waited for.
+  void Start(std::function<void()> job) EXCLUDES(mu_);
+  // Waits until the job started last has finished.
+  void Wait() EXCLUDES(mu_);
+
+ private:
+  vmm::Mutex mu_;
+  vmm::CondVar cv_;
+  std::function<void()> job_ GUARDED_BY(mu_);
+  bool busy_ GUARDED_BY(mu_) = false;
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts after the fields above exist
+};
+
+// An instance and its scheduler stepped besides the primary: a horizontal replica, or the old
+// instance finishing its running requests after a draining switch.
+struct Replica {
+  std::vector<int> devices;
+  std::string prefix;              // HMM names of its weights (horizontal replicas)
+  std::unique_ptr<Instance> inst;  // declared before sched: destroyed after it
+  std::unique_ptr<Scheduler> sched;
+  bool retiring = false;    // gets no new requests; removed once idle
+  bool failed = false;      // its instance could not step; its requests went to the primary
+  bool concurrent = false;  // its devices are its own: steps next to the primary's step
+  std::unique_ptr<StepThread> stepper;  // concurrent replicas: their stepping thread (last)
+};
+
+class ServingLoop {
+ public:
+  // `clock`: seconds on the coordinator's clock. `vocab_size` bounds request tokens.
+  // `supervised`: a dead instance process marks the loop crashed (see the header comment).
+  ServingLoop(std::function<double()> clock, int vocab_size, bool supervised);
+  ~ServingLoop();  // Stop()
+  ServingLoop(const ServingLoop&) = delete;
+  ServingLoop& operator=(const ServingLoop&) = delete;
+
+  // Starts the serving thread with `primary` as the primary scheduler.
+  void Start(std::unique_ptr<Scheduler> primary) EXCLUDES(mu_);
+  // Runs the pending task, then stops the thread. Idempotent.
+  void Stop() EXCLUDES(mu_);
+
+  // Queues a request (validation errors at once). Never blocks on a step or a task.
+  Status Submit(Request r) EXCLUDES(mu_);
+  // Runs `fn` on the serving thread between two steps and waits for it. One task at a time:
+  // a second caller waits for the first. REQUIRES: the loop runs.
+  void RunBetweenSteps(const std::function<void()>& fn) EXCLUDES(mu_);
+
+  // The serving thread's role: what tasks assert (thread().AssertHeld()) before they touch
+  // serving-thread state.
+  const vmm::ThreadRole& thread() const RETURN_CAPABILITY(thread_) { return thread_; }
+  Scheduler* primary() REQUIRES(thread_) { return primary_.get(); }
+  // Replaces the primary scheduler; returns the old one.
+  std::unique_ptr<Scheduler> ReplacePrimary(std::unique_ptr<Scheduler> s) REQUIRES(thread_);
+  std::vector<std::unique_ptr<Replica>>& replicas() REQUIRES(thread_) { return replicas_; }
+  // Adds a replica (concurrent ones get their stepping thread).
+  Replica* AddReplica(std::unique_ptr<Replica> r) REQUIRES(thread_);
+  // A new instance serves: the timeline's generation counter.
+  void NextGeneration() REQUIRES(thread_) { ++generation_; }
+  void ClearCrashed() EXCLUDES(mu_);
+
+  // Snapshots for any thread (as of the last step or task).
+  std::vector<std::vector<int>> ReplicaDevices() const EXCLUDES(mu_);  // serving, in order added
+  bool AnyFailedReplica() const EXCLUDES(mu_);
+  bool crashed() const EXCLUDES(mu_);
+  ServingStats& stats() { return stats_; }
+  const ServingStats& stats() const { return stats_; }
+
+  // The supervisor's wait: true when the loop crashed, false when StopSupervisor() was called.
+  bool AwaitCrash() EXCLUDES(mu_);
+  // Waits up to `d` unless the supervisor is told to stop.
+  void SupervisorPause(std::chrono::milliseconds d) EXCLUDES(mu_);
+  void StopSupervisor() EXCLUDES(mu_);
+
+ private:
+  void Run() EXCLUDES(mu_);
+  // Waits for a task or work; returns the task (null: step `*in`), or false to stop.
+  bool Next(const std::function<void()>** task, std::deque<Request>* in) REQUIRES(thread_)
+      EXCLUDES(mu_);
+  bool Idle() const REQUIRES(thread_);
+  Scheduler* Route() REQUIRES(thread_);
+  // One step of every scheduler. Adds tokens (request id, time) and finished results.
+  StatusOr<int> StepAll(std::vector<std::pair<int64_t, double>>* tokens,
+                        std::vector<RequestResult>* done, int* replica_tokens) REQUIRES(thread_);
+  // A replica whose instance failed: its requests go to the primary; it gets nothing new.
+  void FailReplica(Replica* r, const Status& s) REQUIRES(thread_);
+  void Publish() REQUIRES(thread_) EXCLUDES(mu_);
+
+  const std::function<double()> clock_;
+  const int vocab_size_;
+  const bool supervised_;
+  ServingStats stats_;
+
+  vmm::ThreadRole thread_{"serving-thread"};
+  std::unique_ptr<Scheduler> primary_ GUARDED_BY(thread_);
+  std::vector<std::unique_ptr<Replica>> replicas_ GUARDED_BY(thread_);
+  int generation_ GUARDED_BY(thread_) = 0;
+
+  mutable vmm::Mutex mu_;
+  vmm::CondVar cv_;       // work, a task, a crash, stop
+  vmm::CondVar task_cv_;  // a task is done
+  std::deque<Request> inbox_ GUARDED_BY(mu_);
+  const std::function<void()>* task_ GUARDED_BY(mu_) = nullptr;
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool supervisor_stop_ GUARDED_BY(mu_) = false;
+  bool crashed_ GUARDED_BY(mu_) = false;
+  std::vector<std::vector<int>> replica_devices_ GUARDED_BY(mu_);
+  bool any_failed_ GUARDED_BY(mu_) = false;
+  std::thread server_;
+};
+
+}  // namespace emoe::engine
+
+#endif  // ENGINE_SRC_SERVING_SERVING_LOOP_H_
