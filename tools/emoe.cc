@@ -52,8 +52,10 @@ DEFINE_double(temperature, 0.0, "0: greedy; otherwise sampling temperature");
 DEFINE_double(top_p, 1.0, "nucleus sampling mass");
 DEFINE_uint64(seed, 1, "sampling and synthetic-workload seed");
 DEFINE_string(workload, "", "'trace' or 'synthetic' to serve a workload instead of prompts");
-DEFINE_string(trace, "../shared/traces/azure_llm_2023_conv.csv",
-              "trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens)");
+DEFINE_string(trace, "data/traces/azure_llm_2023_conv.csv",
+              "trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens); a relative path is relative "
+              "to the current directory: the default is the Azure trace shipped in the "
+              "repository, found when emoe runs from the repository root");
 DEFINE_double(time_scale, 1.0, "trace arrivals are divided by this (10: ten times faster)");
 DEFINE_int32(num_requests, 64, "requests taken from the trace, or made up");
 DEFINE_double(rate, 10.0, "synthetic arrivals per second (Poisson)");
