@@ -379,21 +379,13 @@ std::vector<int> Range(int n) {
   return v;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  gflags::SetUsageMessage("expert redistribution: VM remap vs naive contiguous copy");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  auto policy = vmm::ParsePageSizePolicy(FLAGS_page_size);
-  Check(policy.status(), "--page_size");
-  if (FLAGS_experts <= 0 || FLAGS_layers <= 0 || FLAGS_expert_mb == 0 || FLAGS_runs <= 0) {
-    Die("--experts, --layers, --expert_mb and --runs must be positive");
-  }
+// "a:b,c->d" -> {(a, b), (c, d)}; dies naming a malformed entry.
+std::vector<std::pair<int, int>> ParseEvents(const std::string& list) {
   std::vector<std::pair<int, int>> events;
-  for (size_t pos = 0; pos < FLAGS_events.size();) {
-    size_t end = FLAGS_events.find(',', pos);
-    if (end == std::string::npos) end = FLAGS_events.size();
-    const std::string ev = FLAGS_events.substr(pos, end - pos);
+  for (size_t pos = 0; pos < list.size();) {
+    size_t end = list.find(',', pos);
+    if (end == std::string::npos) end = list.size();
+    const std::string ev = list.substr(pos, end - pos);
     int a = 0, b = 0;
     char rest = 0;
     const bool parsed = std::sscanf(ev.c_str(), "%d:%d%c", &a, &b, &rest) == 2 ||
@@ -404,21 +396,25 @@ int main(int argc, char** argv) {
     events.emplace_back(a, b);
     pos = end + 1;
   }
-  const uint64_t expert_bytes = FLAGS_expert_mb << 20;
-  const int layers = FLAGS_layers, experts = FLAGS_experts;
+  return events;
+}
 
-  // Checksums of every expert, from the same generator the setup uses.
+// Checksums of every expert, from the same generator the setup uses.
+Expected ExpectedChecksums(int layers, int experts, uint64_t expert_bytes) {
   Expected expected(layers, std::vector<uint64_t>(experts));
-  {
-    std::vector<uint8_t> scratch(expert_bytes);
-    for (int l = 0; l < layers; ++l) {
-      for (int e = 0; e < experts; ++e) {
-        FillExpert(scratch.data(), expert_bytes, l, e);
-        expected[l][e] = Checksum(scratch.data(), expert_bytes);
-      }
+  std::vector<uint8_t> scratch(expert_bytes);
+  for (int l = 0; l < layers; ++l) {
+    for (int e = 0; e < experts; ++e) {
+      FillExpert(scratch.data(), expert_bytes, l, e);
+      expected[l][e] = Checksum(scratch.data(), expert_bytes);
     }
   }
+  return expected;
+}
 
+// The redistribution of each event a->b: initial placement on a devices, rebalanced onto b.
+std::vector<RedistributionPlan> PlansFor(const std::vector<std::pair<int, int>>& events, int layers,
+                                         int experts) {
   std::vector<RedistributionPlan> plans;
   for (auto [a, b] : events) {
     auto from = emoe::experts::InitialPlacement(layers, experts, Range(a));
@@ -430,6 +426,25 @@ int main(int argc, char** argv) {
     Check(plan->Validate(), "validate the plan");
     plans.push_back(std::move(*plan));
   }
+  return plans;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("expert redistribution: VM remap vs naive contiguous copy");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  auto policy = vmm::ParsePageSizePolicy(FLAGS_page_size);
+  Check(policy.status(), "--page_size");
+  if (FLAGS_experts <= 0 || FLAGS_layers <= 0 || FLAGS_expert_mb == 0 || FLAGS_runs <= 0) {
+    Die("--experts, --layers, --expert_mb and --runs must be positive");
+  }
+  const std::vector<std::pair<int, int>> events = ParseEvents(FLAGS_events);
+  const uint64_t expert_bytes = FLAGS_expert_mb << 20;
+  const int layers = FLAGS_layers, experts = FLAGS_experts;
+
+  const Expected expected = ExpectedChecksums(layers, experts, expert_bytes);
+  const std::vector<RedistributionPlan> plans = PlansFor(events, layers, experts);
   std::string note;
   const Arenas arenas = CreateArenas(plans, expert_bytes, *policy, &note);
   const vmm::Arena& first = *arenas.begin()->second;

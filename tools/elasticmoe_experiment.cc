@@ -1,0 +1,322 @@
+// The elastic-scaling experiment (elasticmoe_experiment.h).
+#include "tools/elasticmoe_experiment.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "engine/model.h"
+#include "hbm/remote_control.h"
+#include "tools/elasticmoe_report.h"
+#include "vmm/host.h"
+#include "vmm/stats.h"
+
+namespace emoe::tools {
+namespace {
+
+using engine::Coordinator;
+using engine::ScaleOptions;
+using engine::ScaleReport;
+using vmm::Status;
+using vmm::StatusOr;
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+double Tps(const std::vector<engine::StepRecord>& tl, double t0, double t1) {
+  if (t1 <= t0) return 0;
+  int64_t n = 0;
+  for (const auto& s : tl) {
+    if (s.t > t0 && s.t <= t1) n += s.tokens;
+  }
+  return n / (t1 - t0);
+}
+
+// Copy bandwidth of this host (the copy-bound limit of a scale event is the bytes the new
+// devices must receive divided by it), GB/s; printed.
+double MeasureCopyBandwidth() {
+  std::vector<uint8_t> a(256 << 20, 1), b(256 << 20, 2);
+  vmm::CopyBytes(b.data(), a.data(), a.size());  // fault both in
+  double best = 1e9;
+  for (int i = 0; i < 3; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    vmm::CopyBytes(b.data(), a.data(), a.size());
+    best = std::min(best, Seconds(t));
+  }
+  const double gbs = a.size() / best / 1e9;
+  std::printf("copy bandwidth: %.1f GB/s (256 MiB memcpy, best of 3)\n", gbs);
+  return gbs;
+}
+
+// The HMM: in hmmd or in this process, whichever the method needs (one at a time, so that the
+// devices' memory exists once).
+class HmmHolder {
+ public:
+  explicit HmmHolder(const ExperimentOptions& o) : o_(o) {}
+  hbm::HmmControl* get() const { return hmm_.get(); }
+  bool in_process() const { return local_ != nullptr; }
+
+  Status Use(bool in_process) {
+    if (hmm_ != nullptr && (local_ != nullptr) == in_process) return Status::Ok();
+    hmm_.reset();
+    local_.reset();
+    const auto tc = std::chrono::steady_clock::now();
+    std::string note, where;
+    if (in_process) {
+      VMM_ASSIGN_OR_RETURN(local_, hbm::Hmm::Create(o_.hmm));
+      hmm_ = std::make_unique<hbm::LocalHmmControl>(local_.get());
+      note = local_->page_note();
+      where = "in this process";
+    } else {
+      std::unique_ptr<hbm::RemoteHmmControl> remote;
+      if (!o_.hmmd_socket.empty()) {
+        VMM_ASSIGN_OR_RETURN(remote, hbm::RemoteHmmControl::Connect(o_.hmmd_socket));
+        where = "in the running hmmd at " + o_.hmmd_socket;
+      } else {
+        hbm::HmmdOptions hd;
+        hd.binary = o_.hmmd_binary;
+        hd.hmm = o_.hmm;
+        hd.extra_args = {"--minloglevel=1"};  // hmmd's warnings and errors only
+        VMM_ASSIGN_OR_RETURN(remote, hbm::RemoteHmmControl::Launch(hd));
+        where = "in hmmd (pid " + std::to_string(remote->pid()) + ")";
+      }
+      note = remote->page_note();
+      hmm_ = std::move(remote);
+    }
+    VMM_ASSIGN_OR_RETURN(auto stats, hmm_->Stats());
+    const auto& ex = stats.at(0).usage[static_cast<int>(hbm::Usage::kExperts)];
+    uint64_t arenas = 0;
+    for (const auto& u : stats.at(0).usage) arenas += u.capacity_bytes;
+    std::printf("HMM %s: %d devices x %" PRIu64 " MiB (%s pages%s) in %.1f s%s%s\n", where.c_str(),
+                hmm_->num_devices(), arenas >> 20, vmm::PageKindName(ex.kind),
+                o_.hmm.memory.populate && o_.hmmd_socket.empty() ? ", populated" : "", Seconds(tc),
+                note.empty() ? "" : "; ", note.c_str());
+    std::fflush(stdout);
+    return Status::Ok();
+  }
+
+ private:
+  const ExperimentOptions& o_;
+  std::unique_ptr<hbm::Hmm> local_;
+  std::unique_ptr<hbm::HmmControl> hmm_;
+};
+
+// The closed-loop load: `concurrency` requests in flight, a new one when one finishes.
+class ClosedLoop {
+ public:
+  ClosedLoop(Coordinator* c, const ExperimentOptions& o)
+      : thread_([this, c, &o] {
+          int64_t id = 0;
+          while (!stop_) {
+            for (auto& r : c->TakeFinished()) {
+              if (r.finish_reason.rfind("rejected", 0) == 0) ++failed_;
+            }
+            while (static_cast<int>(c->outstanding()) < o.concurrency) {
+              engine::Request r;
+              r.id = id++;
+              for (int t = 0; t < o.prompt_tokens; ++t) r.prompt.push_back((id * 31 + t * 7) % 256);
+              r.max_new_tokens = o.output_tokens;
+              if (!c->Submit(r).ok()) ++failed_;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          }
+        }) {}
+  ~ClosedLoop() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int failed() const { return failed_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> failed_{0};
+  std::thread thread_;  // last: starts once the counters exist
+};
+
+struct Done {
+  ScaleReport rep;
+  int failed = 0;
+  std::string error;
+};
+
+// The schedule's events on `c` under the load, each followed by settle_s of serving.
+StatusOr<std::vector<Done>> RunEvents(const ExperimentOptions& o, size_t mi, Coordinator& c,
+                                      const ClosedLoop& load) {
+  const ScaleOptions& method = o.methods[mi];
+  std::vector<Done> reps;
+  for (size_t e = 1; e < o.schedule.size(); ++e) {
+    // The pool anticipates the next event (the devices ScaleTo will pick).
+    VMM_ASSIGN_OR_RETURN(const std::vector<int> to, c.TargetDevices(o.schedule[e]));
+    if (method.preinit) (void)c.PrepareStandby(to);
+    const int failed0 = load.failed();
+    const std::vector<int> from = c.devices();
+    auto rep = c.ScaleTo(o.schedule[e], method);
+    Done d;
+    if (rep.ok()) {
+      d.rep = *rep;
+    } else {
+      // A refused or rolled-back event is a result: the old configuration keeps serving.
+      d.rep.from_devices = from;
+      d.rep.to_devices = to;
+      d.error = rep.status().ToString();
+      std::fprintf(stderr, "elasticmoe: %s %zu->%zu: %s\n", o.method_names[mi].c_str(), from.size(),
+                   to.size(), d.error.c_str());
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.settle_s));
+    d.failed = load.failed() - failed0;
+    reps.push_back(std::move(d));
+  }
+  return reps;
+}
+
+// The rows of one method's events, measured on its timeline; the done ones go to events_at.
+void AddRows(const ExperimentOptions& o, const std::string& name, const Coordinator& c,
+             const std::vector<engine::StepRecord>& tl, const std::vector<Done>& reps,
+             std::ofstream& events_at, std::vector<EventRow>* rows) {
+  for (const Done& d : reps) {
+    EventRow row;
+    row.method = name;
+    row.rep = d.rep;
+    row.error = d.error;
+    row.failed = d.failed + c.serving_errors();
+    if (!d.error.empty()) {
+      rows->push_back(row);
+      continue;
+    }
+    const ScaleReport& rep = d.rep;
+    const double t0 = rep.command_s, t1 = rep.command_s + rep.latency_s;
+    row.before_tps = Tps(tl, t0 - o.settle_s * 0.8, t0);
+    // During: from the command to the new instance serving, at least 0.5 s (a few steps).
+    row.during_tps = Tps(tl, t0, std::max(t1, t0 + 0.5));
+    row.after_tps = Tps(tl, t1 + 0.2, t1 + o.settle_s * 0.9);
+    row.max_gap_s = c.MaxTokenGap(t0, t1 + 0.5);
+    events_at << row.method << "," << t0 << "," << t1 << "," << rep.from_devices.size() << "->"
+              << rep.to_devices.size() << "\n";
+    rows->push_back(row);
+  }
+}
+
+// What each device holds (used bytes), by device.
+StatusOr<std::map<int, uint64_t>> Held(hbm::HmmControl* hmm) {
+  VMM_ASSIGN_OR_RETURN(auto stats, hmm->Stats());
+  std::map<int, uint64_t> held;
+  for (const auto& st : stats) held[st.device] = st.used_bytes;
+  return held;
+}
+
+// One method over the whole schedule, from empty arenas back to them.
+Status RunMethod(const ExperimentOptions& o, size_t mi, const engine::ModelConfig& config,
+                 const hbm::Checkpoint& ckpt, HmmHolder& hmm, std::ofstream& timeline,
+                 std::ofstream& events_at, std::vector<EventRow>* rows) {
+  const ScaleOptions& method = o.methods[mi];
+  const std::string& name = o.method_names[mi];
+  engine::CoordinatorOptions co;
+  co.instance.compute_share = o.compute_share;
+  if (o.instance_processes && method.zero_copy && method.vm_remap) {
+    co.instance_binary = o.instance_binary;
+  }
+  VMM_RETURN_IF_ERROR(hmm.Use(co.instance_binary.empty() || !o.hmmd));
+  std::fprintf(stderr, "elasticmoe: %s: instances %s, HMM %s\n", name.c_str(),
+               co.instance_binary.empty()
+                   ? "in this process"
+                   : ("in processes of their own (" + co.instance_binary + ")").c_str(),
+               hmm.in_process() ? "in this process" : "in hmmd");
+  co.kv_bytes_per_device = o.hmm.memory.usage_bytes[static_cast<int>(hbm::Usage::kKv)];
+  if (!o.hmmd_socket.empty()) co.record_namespace = "elasticmoe-" + std::to_string(getpid()) + "/";
+  // What the devices hold before this method (others' records in a shared hmmd): it must all
+  // come back to this after the method.
+  VMM_ASSIGN_OR_RETURN(auto held0, Held(hmm.get()));
+  std::vector<int> start;
+  for (int d = 0; d < o.schedule[0]; ++d) start.push_back(d);
+  VMM_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coord,
+                       Coordinator::Create(hmm.get(), ckpt, config, start, co));
+  StatusOr<std::vector<Done>> reps = std::vector<Done>{};
+  {
+    ClosedLoop load(coord.get(), o);
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.settle_s));
+    reps = RunEvents(o, mi, *coord, load);
+  }
+  if (!reps.ok()) return reps.status();
+  const auto tl = coord->Timeline();
+  for (const auto& s : tl) {
+    timeline << name << "," << s.t << "," << s.tokens << "," << s.replica_tokens << ","
+             << s.instance << "\n";
+  }
+  AddRows(o, name, *coord, tl, *reps, events_at, rows);
+  // The next method starts from the same devices: everything this one held must come back.
+  coord.reset();  // gives back everything it created
+  VMM_ASSIGN_OR_RETURN(const auto held, Held(hmm.get()));
+  for (const auto& [device, used] : held) {
+    if (used != held0[device]) {
+      return Status::Internal(name + " left " + std::to_string(used - held0[device]) +
+                              " bytes on device " + std::to_string(device));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<ScaleOptions> ParseMethod(const std::string& name) {
+  ScaleOptions o;
+  std::string base = name;
+  for (const char* abl : {"-drain", "-no-zero-copy", "-no-p2p", "-no-preinit", "-no-vm-remap"}) {
+    const std::string a = abl;
+    if (base.size() > a.size() && base.compare(base.size() - a.size(), a.size(), a) == 0) {
+      base.resize(base.size() - a.size());
+      if (a == "-no-zero-copy") o.zero_copy = false;
+      if (a == "-no-p2p") o.p2p = false;
+      if (a == "-no-preinit") o.preinit = false;
+      if (a == "-no-vm-remap") o.vm_remap = false;
+      if (a == "-drain") o.drain = true;
+    }
+  }
+  VMM_ASSIGN_OR_RETURN(o.method, engine::ParseScaleMethod(base));
+  if (o.method != engine::ScaleMethod::kElastic && o.Name() != name) {
+    return Status::InvalidArgument("ablations apply to 'elastic' only: '" + name + "'");
+  }
+  return o;
+}
+
+Status RunElasticMoe(const ExperimentOptions& o) {
+  const std::string cmd = "mkdir -p '" + o.out_dir + "'";
+  if (std::system(cmd.c_str()) != 0) return Status::Internal("cannot create --out_dir");
+  std::string model = o.model;
+  if (model.empty()) {
+    model = o.out_dir + "/model";
+    VMM_ASSIGN_OR_RETURN(auto cfg, engine::PresetConfig(o.preset));
+    VMM_RETURN_IF_ERROR(engine::GenerateModel(cfg, {}, model));
+  }
+  VMM_ASSIGN_OR_RETURN(const engine::ModelConfig config, engine::LoadModelConfig(model));
+  VMM_ASSIGN_OR_RETURN(const hbm::Checkpoint ckpt, hbm::OpenCheckpoint(model));
+  VMM_RETURN_IF_ERROR(engine::ValidateCheckpoint(config, ckpt));
+  const double copy_gbs = MeasureCopyBandwidth();
+  std::vector<EventRow> rows;
+  {
+    std::ofstream timeline(o.out_dir + "/timeline.csv");
+    timeline << "method,t_s,tokens,replica_tokens,instance\n";
+    std::ofstream events_at(o.out_dir + "/events_at.csv");
+    events_at << "method,command_s,serving_s,event\n";
+    HmmHolder hmm(o);  // one set of devices for all methods
+    for (size_t mi = 0; mi < o.methods.size(); ++mi) {
+      VMM_RETURN_IF_ERROR(RunMethod(o, mi, config, ckpt, hmm, timeline, events_at, &rows));
+    }
+  }
+  WriteEvents(rows, o.out_dir);
+  PrintComparison(rows, copy_gbs);
+  WritePlot(rows, o.method_names, o.out_dir);
+  std::printf("reports: %s/events.json, events.csv, timeline.csv\n", o.out_dir.c_str());
+  return Status::Ok();
+}
+
+}  // namespace emoe::tools

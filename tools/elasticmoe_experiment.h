@@ -1,0 +1,65 @@
+// tools/elasticmoe_experiment.h: the elastic-scaling experiment (#5) behind the elasticmoe
+// binary: one set of devices for all methods; per method, a coordinator serves a closed-loop
+// load, runs the schedule of scale events, and must give back everything it took; the rows of
+// every event then go to the reports (elasticmoe_report.h).
+//
+// Thread safety: RunElasticMoe is the whole program; call it once, from main(). It starts the
+// load thread of each method itself and joins it before the next.
+#ifndef TOOLS_ELASTICMOE_EXPERIMENT_H_
+#define TOOLS_ELASTICMOE_EXPERIMENT_H_
+
+#include <string>
+#include <vector>
+
+#include "engine/coordinator.h"
+#include "hbm/hmm.h"
+#include "vmm/status.h"
+
+namespace emoe::tools {
+
+// "elastic", "cold-restart", ... and the elastic ablations ("elastic-no-p2p", "-no-zero-copy",
+// "-no-preinit", "-no-vm-remap", "-drain", combinable). kInvalidArgument for an unknown method
+// or an ablation of a baseline.
+vmm::StatusOr<engine::ScaleOptions> ParseMethod(const std::string& name);
+
+struct ExperimentOptions {
+  std::string model;    // model directory; empty: generate `preset` into out_dir/model
+  std::string preset;   // the preset generated when `model` is empty
+  std::string out_dir;  // the reports, the timeline and the plot
+  std::vector<engine::ScaleOptions> methods;
+  std::vector<std::string> method_names;  // as given, one per method
+  std::vector<int> schedule;              // device counts: the start, then one event each
+  // The devices and arenas (one set for all methods; each method starts from empty arenas).
+  // memory.usage_bytes[kKv] is also each KV store's size.
+  hbm::HmmOptions hmm;
+  bool instance_processes = true;  // instances in processes of their own (emoe_instance)
+  std::string instance_binary;     // with instance_processes
+  bool hmmd = true;                // the HMM in hmmd, for methods whose instances run elsewhere
+  std::string hmmd_binary;         // started when hmmd_socket is empty
+  std::string hmmd_socket;         // a running hmmd to drive instead of starting one
+  int concurrency = 8;             // requests in flight (closed loop)
+  int prompt_tokens = 24;          // per request
+  int output_tokens = 48;          // per request
+  double settle_s = 2.0;           // seconds of serving before each event and after the last
+  double compute_share = 0.5;      // engine::InstanceOptions::compute_share
+};
+
+// One scale event of one method, as measured.
+struct EventRow {
+  std::string method;
+  engine::ScaleReport rep;
+  double before_tps = 0, during_tps = 0, after_tps = 0;  // tokens per second
+  double max_gap_s = 0;  // the largest gap between two tokens of a request around the event
+  int failed = 0;        // requests that failed (rejected, or refused at submission)
+  std::string error;     // set when the event was refused or rolled back (serving went on)
+};
+
+// Runs the experiment of `o` and writes its reports: the copy bandwidth and the HMM on stdout,
+// then per method the events; out_dir gets timeline.csv, events_at.csv, events.json,
+// events.csv, throughput.gp (and throughput.png with gnuplot). An error stops it (a method that
+// leaves memory behind is kInternal naming the device).
+vmm::Status RunElasticMoe(const ExperimentOptions& o);
+
+}  // namespace emoe::tools
+
+#endif  // TOOLS_ELASTICMOE_EXPERIMENT_H_

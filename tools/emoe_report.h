@@ -1,0 +1,35 @@
+// tools/emoe_report.h: what emoe prints when it is done: per prompt, the text, the token ids and
+// the latencies; for a workload, one JSON report (throughput, TTFT / TPOT / E2E percentiles).
+// tests/engine/*.cmake and *.sh read both ("[i] tokens: ..." lines, the JSON fields).
+//
+// Thread safety: prints to stdout; call from one thread.
+#ifndef TOOLS_EMOE_REPORT_H_
+#define TOOLS_EMOE_REPORT_H_
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/scheduler.h"
+#include "vmm/status.h"
+
+namespace emoe::tools {
+
+// Per result (sorted by id; ids index `reqs`): "[i] prompt -> output" unless `streamed` (the
+// text was printed as it came), then "[i] tokens: ..." and "[i] ttft .. ms, tpot .. ms, e2e ..".
+void PrintPromptResults(const std::vector<engine::RequestResult>& results,
+                        const std::vector<engine::Request>& reqs, bool streamed);
+
+// The workload report: model, devices, workload, requests, wall_s, requests_per_s,
+// output_tokens_per_s, prompt_tokens, output_tokens, preemptions, and ttft_ms / tpot_ms / e2e_ms
+// as {p50, p90, p99}. Result ids index `reqs`.
+nlohmann::json WorkloadReport(const std::string& model, int devices, const std::string& workload,
+                              const std::vector<engine::RequestResult>& results,
+                              const std::vector<engine::Request>& reqs, double wall_s);
+
+// Writes `report` (dump(2) and a newline) to `path`; kDataLoss when it cannot.
+vmm::Status WriteReport(const nlohmann::json& report, const std::string& path);
+
+}  // namespace emoe::tools
+
+#endif  // TOOLS_EMOE_REPORT_H_
