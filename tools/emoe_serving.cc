@@ -32,7 +32,7 @@ struct Serving {
   std::unique_ptr<hbm::HmmClient> client;
   std::unique_ptr<hbm::Attachment> attachment;
   std::vector<std::unique_ptr<hbm::Device>> kv_devices;
-  std::unique_ptr<engine::Instance> instance;
+  std::unique_ptr<engine::LocalInstance> instance;
   std::vector<std::unique_ptr<kv::KvStore>> stores;
   std::vector<kv::KvStore*> store_ptrs;
 

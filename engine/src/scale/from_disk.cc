@@ -1,10 +1,7 @@
 // The baselines that load the new configuration from disk: cold restart (stop, reload, start),
 // extravagant (a new instance on fresh devices, then switch) and colocated (a second copy on the
 // new device set next to the old one, its KV shrunk ahead of time to make room).
-#include <condition_variable>
-#include <mutex>
 #include <set>
-#include <thread>
 
 #include "engine/deployment.h"
 #include "scale/procedure.h"
@@ -21,49 +18,6 @@ double Since(std::chrono::steady_clock::time_point t) {
 auto All() {
   return [](const TensorSpec&, int) { return true; };
 }
-
-// Parks the serving thread inside a task until Resume(): the schedulers are the caller's
-// meanwhile (a cold restart's stop). Submit still returns at once.
-class ServingPause {
- public:
-  explicit ServingPause(ServingLoop& loop) {
-    thread_ = std::thread([this, &loop] {
-      loop.RunBetweenSteps([&] {
-        loop.thread().AssertHeld();
-        primary_ = loop.primary();
-        primary_->PreemptAll();
-        std::unique_lock<std::mutex> l(m_);
-        paused_ = true;
-        cv_.notify_all();
-        cv_.wait(l, [&] { return resume_; });
-        if (on_resume_) on_resume_();
-      });
-    });
-    std::unique_lock<std::mutex> l(m_);
-    cv_.wait(l, [&] { return paused_; });
-  }
-  ~ServingPause() { Resume(); }
-  // The primary scheduler, the caller's while paused.
-  Scheduler* primary() const { return primary_; }
-  // `fn` runs on the serving thread right before it resumes.
-  void OnResume(std::function<void()> fn) { on_resume_ = std::move(fn); }
-  void Resume() {
-    {
-      std::lock_guard<std::mutex> l(m_);
-      resume_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool paused_ = false, resume_ = false;
-  Scheduler* primary_ = nullptr;
-  std::function<void()> on_resume_;
-  std::thread thread_;
-};
 
 // Extravagant: as many fresh devices as asked for, none of them serving now.
 StatusOr<std::vector<int>> FreshDevices(const ScaleContext& c, size_t count, size_t serving) {

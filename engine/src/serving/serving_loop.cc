@@ -312,4 +312,30 @@ void ServingLoop::FailReplica(Replica* r, const Status& s) {
   r->sched->HandOverWaiting(primary_.get());
 }
 
+ServingPause::ServingPause(ServingLoop& loop) {
+  thread_ = std::thread([this, &loop] {
+    loop.RunBetweenSteps([&] {
+      loop.thread().AssertHeld();
+      primary_ = loop.primary();
+      primary_->PreemptAll();
+      vmm::MutexLock l(&mu_);
+      paused_ = true;
+      cv_.SignalAll();
+      while (!resume_) cv_.Wait(&mu_);
+      if (on_resume_) on_resume_();
+    });
+  });
+  vmm::MutexLock l(&mu_);
+  while (!paused_) cv_.Wait(&mu_);
+}
+
+void ServingPause::Resume() {
+  {
+    vmm::MutexLock l(&mu_);
+    resume_ = true;
+  }
+  cv_.SignalAll();
+  if (thread_.joinable()) thread_.join();
+}
+
 }  // namespace emoe::engine

@@ -151,6 +151,31 @@ class ServingLoop {
   std::thread server_;
 };
 
+// Parks the serving thread inside a task from construction until Resume() (or destruction): the
+// primary scheduler is the caller's meanwhile (a cold restart's stop; its running requests are
+// preempted first). Submit still returns at once; requests wait in the inbox.
+class ServingPause {
+ public:
+  explicit ServingPause(ServingLoop& loop);
+  ~ServingPause() { Resume(); }
+  ServingPause(const ServingPause&) = delete;
+  ServingPause& operator=(const ServingPause&) = delete;
+  // The primary scheduler, the caller's while paused.
+  Scheduler* primary() const { return primary_; }
+  // `fn` runs on the serving thread right before it resumes.
+  void OnResume(std::function<void()> fn) { on_resume_ = std::move(fn); }
+  void Resume() EXCLUDES(mu_);
+
+ private:
+  vmm::Mutex mu_;
+  vmm::CondVar cv_;
+  bool paused_ GUARDED_BY(mu_) = false;
+  bool resume_ GUARDED_BY(mu_) = false;
+  Scheduler* primary_ = nullptr;
+  std::function<void()> on_resume_;
+  std::thread thread_;
+};
+
 }  // namespace emoe::engine
 
 #endif  // ENGINE_SRC_SERVING_SERVING_LOOP_H_
