@@ -14,7 +14,8 @@ HUGEPAGES=${EMOE_HUGEPAGES:-1100}
 
 PACKAGES=(build-essential cmake ninja-build pkg-config git
   libnuma-dev numactl liburing-dev libcap-dev libgflags-dev libgoogle-glog-dev
-  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libblis-serial-dev fio clang-format gnuplot-nox)
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libblis-serial-dev fio clang-format gnuplot-nox
+  clang-14)  # scripts/test.sh builds a second time with clang -Wthread-safety
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

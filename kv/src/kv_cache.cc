@@ -21,7 +21,7 @@ BlockPool::BlockPool(int64_t num_blocks) : refs_(num_blocks, 0) {
 }
 
 StatusOr<std::vector<BlockId>> BlockPool::Allocate(int64_t n) {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   if (n < 0 || n > static_cast<int64_t>(free_.size())) {
     return Status::ResourceExhausted("KV block pool: " + std::to_string(n) + " blocks asked, " +
                                      std::to_string(free_.size()) + " of " +
@@ -34,7 +34,7 @@ StatusOr<std::vector<BlockId>> BlockPool::Allocate(int64_t n) {
 }
 
 void BlockPool::Ref(BlockId b) {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   if (b < 0 || b >= static_cast<BlockId>(refs_.size()) || refs_[b] <= 0) {
     std::fprintf(stderr, "kv: Ref of free or unknown block %d\n", b);
     std::abort();
@@ -43,7 +43,7 @@ void BlockPool::Ref(BlockId b) {
 }
 
 void BlockPool::Unref(BlockId b) {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   if (b < 0 || b >= static_cast<BlockId>(refs_.size()) || refs_[b] <= 0) {
     std::fprintf(stderr, "kv: release of free or unknown block %d (double release)\n", b);
     std::abort();
@@ -52,13 +52,13 @@ void BlockPool::Unref(BlockId b) {
 }
 
 int64_t BlockPool::num_blocks() const {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   return static_cast<int64_t>(refs_.size());
 }
 
 Status BlockPool::Resize(int64_t n) {
   if (n < 1) return Status::InvalidArgument("KV block pool: resize to " + std::to_string(n));
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   const int64_t have = static_cast<int64_t>(refs_.size());
   if (n < have) {
     for (int64_t b = n; b < have; ++b) {
@@ -81,7 +81,7 @@ Status BlockPool::Resize(int64_t n) {
 }
 
 int64_t BlockPool::min_blocks() const {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   for (int64_t b = static_cast<int64_t>(refs_.size()) - 1; b > 0; --b) {
     if (refs_[b] != 0) return b + 1;
   }
@@ -89,17 +89,17 @@ int64_t BlockPool::min_blocks() const {
 }
 
 int64_t BlockPool::free_blocks() const {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   return free_.size();
 }
 
 int32_t BlockPool::refcount(BlockId b) const {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   return refs_.at(b);
 }
 
 Status BlockPool::CheckInvariants() const {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   std::vector<int> on_list(refs_.size(), 0);
   for (BlockId b : free_) {
     if (b < 0 || b >= static_cast<BlockId>(refs_.size())) {

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+#include <functional>
 #include <map>
 
 #include "../hbm/test_files.h"
@@ -61,23 +64,77 @@ std::vector<Request> Requests(int n) {
   return out;
 }
 
-std::map<int64_t, RequestResult> RunAll(World& w, const std::vector<Request>& reqs,
-                                        SchedulerOptions o, int* steps) {
+// Every operation on a scheduler in these tests goes through one of the helpers below, which
+// check the scheduler's invariants after it.
+void ExpectInvariants(const Scheduler& s, const char* after) {
+  const Status st = s.CheckInvariants();
+  EXPECT_TRUE(st.ok()) << "after " << after << ": " << st.ToString();
+}
+
+Status SubmitChecked(Scheduler& s, const Request& r) {
+  Status st = s.Submit(r);
+  ExpectInvariants(s, "Submit");
+  return st;
+}
+
+StatusOr<int> StepChecked(Scheduler& s, double now_s,
+                          const std::function<void(int64_t, int32_t)>& on_token = {}) {
+  auto n = s.Step(now_s, on_token);
+  ExpectInvariants(s, "Step");
+  return n;
+}
+
+StatusOr<Scheduler::SwitchStats> SwitchChecked(Scheduler& s, Executor* instance,
+                                               std::vector<kv::KvStore*> stores,
+                                               const kv::PagedSequence::CopyFn& copy) {
+  auto st = s.SwitchInstance(instance, std::move(stores), copy);
+  ExpectInvariants(s, "SwitchInstance");
+  return st;
+}
+
+int HandOverChecked(Scheduler& from, Scheduler& to) {
+  const int n = from.HandOverWaiting(&to);
+  ExpectInvariants(from, "HandOverWaiting (from)");
+  ExpectInvariants(to, "HandOverWaiting (to)");
+  return n;
+}
+
+int PreemptAllChecked(Scheduler& s) {
+  const int n = s.PreemptAll();
+  ExpectInvariants(s, "PreemptAll");
+  return n;
+}
+
+std::vector<kv::KvStore*> StoresOf(World& w) {
   std::vector<kv::KvStore*> stores;
   for (auto& s : w.stores) stores.push_back(s.get());
-  Scheduler sched(w.inst.get(), stores, o);
-  for (const Request& r : reqs) EXPECT_TRUE(sched.Submit(r).ok());
-  double now = 0;
-  int streamed = 0;
-  *steps = 0;
+  return stores;
+}
+
+// Steps `sched` until it is idle; returns the finished requests by id.
+std::map<int64_t, RequestResult> Drain(Scheduler& sched, double now, int* steps,
+                                       int* streamed = nullptr) {
   while (!sched.idle() && *steps < 10000) {
-    auto n = sched.Step(now, [&](int64_t, int32_t) { ++streamed; });
+    auto n = StepChecked(sched, now, [&](int64_t, int32_t) {
+      if (streamed != nullptr) ++*streamed;
+    });
     EXPECT_TRUE(n.ok()) << n.status().ToString();
     now += 0.005;
     ++*steps;
   }
   std::map<int64_t, RequestResult> out;
   for (auto& r : sched.TakeFinished()) out[r.id] = r;
+  ExpectInvariants(sched, "TakeFinished");
+  return out;
+}
+
+std::map<int64_t, RequestResult> RunAll(World& w, const std::vector<Request>& reqs,
+                                        SchedulerOptions o, int* steps) {
+  Scheduler sched(w.inst.get(), StoresOf(w), o);
+  for (const Request& r : reqs) EXPECT_TRUE(SubmitChecked(sched, r).ok());
+  int streamed = 0;
+  *steps = 0;
+  std::map<int64_t, RequestResult> out = Drain(sched, 0, steps, &streamed);
   int total = 0;
   for (auto& [id, r] : out) total += r.output.size();
   EXPECT_GE(streamed, total) << "every token was streamed";
@@ -127,15 +184,117 @@ TEST(SchedulerTest, ImpossibleRequestsAreRefused) {
   auto w = MakeWorld(1, 4);  // 32 tokens of KV
   Scheduler sched(w->inst.get(), {w->stores[0].get()}, {});
   Request r;
-  EXPECT_EQ(sched.Submit(r).code(), vmm::StatusCode::kInvalidArgument) << "empty prompt";
+  EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kInvalidArgument) << "empty prompt";
   r.prompt = {1, 300};
-  EXPECT_EQ(sched.Submit(r).code(), vmm::StatusCode::kInvalidArgument) << "bad token";
+  EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kInvalidArgument) << "bad token";
   r.prompt.assign(40, 7);
-  EXPECT_EQ(sched.Submit(r).code(), vmm::StatusCode::kInvalidArgument) << "never fits";
+  EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kInvalidArgument) << "never fits";
   r.prompt.assign(10, 7);
   r.max_new_tokens = 0;
-  EXPECT_EQ(sched.Submit(r).code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kInvalidArgument);
   EXPECT_TRUE(sched.idle());
+}
+
+// A cold restart of one scheduler's requests on another: preempted, handed over, recomputed;
+// the outputs are those of an uninterrupted run.
+TEST(SchedulerTest, PreemptAllAndHandOverKeepTheOutputs) {
+  auto w = MakeWorld(2, 64);
+  const auto reqs = Requests(8);
+  int steps = 0;
+  auto want = RunAll(*w, reqs, {}, &steps);
+  Scheduler a(w->inst.get(), StoresOf(*w), {}), b(w->inst.get(), StoresOf(*w), {});
+  for (const Request& r : reqs) ASSERT_TRUE(SubmitChecked(a, r).ok());
+  double now = 0;
+  for (int i = 0; i < 4; ++i, now += 0.005) ASSERT_TRUE(StepChecked(a, now).ok());
+  ASSERT_GT(a.running(), 0u);
+  const size_t running = a.running(), queued = a.running() + a.waiting();
+  EXPECT_EQ(PreemptAllChecked(a), static_cast<int>(running));
+  EXPECT_EQ(a.running(), 0u);
+  EXPECT_EQ(HandOverChecked(a, b), static_cast<int>(queued));
+  EXPECT_TRUE(a.idle());
+  steps = 0;
+  auto got = Drain(b, now, &steps);
+  for (auto& r : a.TakeFinished()) got[r.id] = r;
+  ASSERT_EQ(got.size(), reqs.size());
+  for (const Request& r : reqs) EXPECT_EQ(got[r.id].output, want[r.id].output) << r.id;
+  for (auto& s : w->stores) EXPECT_EQ(s->pool().free_blocks(), 64) << "all KV returned";
+}
+
+// A switchover to the same instance keeps every block table; one to a single device copies the
+// requests of the device that leaves. Either way the outputs stay those of an uninterrupted run.
+TEST(SchedulerTest, SwitchInstanceKeepsOrCopiesTheKv) {
+  auto w = MakeWorld(2, 64);
+  const auto reqs = Requests(8);
+  int steps = 0;
+  auto want = RunAll(*w, reqs, {}, &steps);
+  Scheduler sched(w->inst.get(), StoresOf(*w), {});
+  for (const Request& r : reqs) ASSERT_TRUE(SubmitChecked(sched, r).ok());
+  double now = 0;
+  for (int i = 0; i < 6; ++i, now += 0.005) ASSERT_TRUE(StepChecked(sched, now).ok());
+  const int running = static_cast<int>(sched.running());
+  ASSERT_GT(running, 1);
+  auto same = SwitchChecked(sched, w->inst.get(), StoresOf(*w), {});
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_EQ(same->kept, running);
+  EXPECT_EQ(same->copied + same->preempted, 0);
+
+  auto one = Instance::Create(w->hmm.get(), w->config, {0});
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  auto memcpy_copy = [](void* dst, const void* src, uint64_t bytes) {
+    std::memcpy(dst, src, bytes);
+    return Status::Ok();
+  };
+  auto moved = SwitchChecked(sched, one->get(), {w->stores[0].get()}, memcpy_copy);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(moved->kept + moved->copied + moved->preempted, running);
+  EXPECT_GT(moved->copied, 0) << "rank 1's requests are copied to device 0";
+  EXPECT_EQ(moved->preempted, 0);
+  steps = 0;
+  auto got = Drain(sched, now, &steps);
+  ASSERT_EQ(got.size(), reqs.size());
+  for (const Request& r : reqs) EXPECT_EQ(got[r.id].output, want[r.id].output) << r.id;
+  for (auto& s : w->stores) EXPECT_EQ(s->pool().free_blocks(), 64) << "all KV returned";
+}
+
+// CheckInvariants reports broken states that the public API lets a caller make.
+TEST(SchedulerTest, CheckInvariantsCatchesBrokenStates) {
+  auto w = MakeWorld(1, 16);
+  kv::BlockPool& pool = w->stores[0]->pool();
+  {
+    // KV released behind the scheduler's back (invariant 4).
+    Scheduler sched(w->inst.get(), StoresOf(*w), {});
+    const auto reqs = Requests(2);
+    for (const Request& r : reqs) ASSERT_TRUE(SubmitChecked(sched, r).ok());
+    ASSERT_TRUE(StepChecked(sched, 1.0).ok());
+    ASSERT_EQ(sched.running(), 2u);
+    std::vector<kv::BlockId> used;
+    for (kv::BlockId b = 0; b < pool.num_blocks(); ++b) {
+      if (pool.refcount(b) > 0) used.push_back(b);
+    }
+    ASSERT_FALSE(used.empty());
+    for (kv::BlockId b : used) pool.Unref(b);
+    const Status broken = sched.CheckInvariants();
+    EXPECT_EQ(broken.code(), vmm::StatusCode::kInternal);
+    EXPECT_NE(broken.message().find("invariant 4"), std::string::npos) << broken.ToString();
+    // Give the blocks back (the free list is LIFO: the same blocks come back) so that the
+    // scheduler can release them.
+    auto again = pool.Allocate(static_cast<int64_t>(used.size()));
+    ASSERT_TRUE(again.ok());
+    std::sort(again->begin(), again->end());
+    ASSERT_EQ(*again, used);
+    ExpectInvariants(sched, "the blocks came back");
+  }
+  EXPECT_EQ(pool.free_blocks(), 16);
+  {
+    // Two requests with one id (invariant 1): Submit does not check, CheckInvariants does.
+    Scheduler sched(w->inst.get(), StoresOf(*w), {});
+    Request r = Requests(1)[0];
+    ASSERT_TRUE(sched.Submit(r).ok());
+    ASSERT_TRUE(sched.Submit(r).ok());
+    const Status broken = sched.CheckInvariants();
+    EXPECT_EQ(broken.code(), vmm::StatusCode::kInternal);
+    EXPECT_NE(broken.message().find("invariant 1"), std::string::npos) << broken.ToString();
+  }
 }
 
 TEST(SamplingTest, GreedyAndSeededNucleus) {

@@ -9,7 +9,31 @@
 // room returns. Recomputation rebuilds the same KV in exact arithmetic; the tests check that
 // greedy outputs with preemptions equal those without.
 //
-// Thread safety: one thread drives a Scheduler.
+// Invariants (Scheduler::CheckInvariants; they hold between calls, after any call that
+// succeeded; a failed Step may leave admitted requests running without KV, until PreemptAll):
+//  1. Every request is in exactly one of the waiting queue and the running set, once. Request
+//     ids are unique among them (callers give unique ids; Submit does not check), and no
+//     finished request not yet taken (TakeFinished) has the id of a queued or running one.
+//  2. A waiting request holds no KV (no sequence, rank -1), has not finished (output <
+//     max_new_tokens) and has started exactly when it has output (a preempted one).
+//  3. A running request has started (its output is not empty: the next step decodes its last
+//     token), runs on a rank of the instance (0 <= rank < ranks) with its sequence in that
+//     rank's store, and its KV holds every token but the last one generated: length = prompt +
+//     output - 1 tokens, in at least as many blocks as that length needs. It has not finished:
+//     output < max_new_tokens and length + 1 < the model's context.
+//  4. Block accounting: every block a running request holds is a block of its store in use
+//     there (refcount > 0); no block is held by two running requests; so per store, the blocks
+//     held here are at most num_blocks - free_blocks (other holders: other schedulers' requests).
+//  5. Budgets: at most max_batch requests run; the last step's batch held at most max_batch
+//     sequences and max_tokens_per_step tokens (prefill + decode).
+//  6. One KV store per rank: stores_ and devices_ (rank -> device) have the same length.
+//
+// Thread safety: none inside (no mutex): one thread at a time drives a Scheduler, every method
+// including the const ones. In the coordinator that is the serving thread, a side thread that
+// steps a replica's scheduler while the serving thread waits for it, or a thread the serving
+// thread hands the scheduler to while it is parked in a task. HandOverWaiting touches both
+// schedulers: the caller drives both. Schedulers whose ranks share KV stores may step on
+// different threads at once: the stores' block pools lock internally.
 #ifndef ENGINE_SCHEDULER_H_
 #define ENGINE_SCHEDULER_H_
 
@@ -100,6 +124,11 @@ class Scheduler {
   size_t running() const { return running_.size(); }
   std::vector<RequestResult> TakeFinished();
 
+  // Ok when the invariants above hold; otherwise kInternal naming the first one broken and the
+  // request or block it concerns. Reads the KV stores' pools (not the instance, which may be
+  // gone); the tests call it after every operation.
+  Status CheckInvariants() const;
+
  private:
   struct Active {
     Request req;
@@ -111,6 +140,8 @@ class Scheduler {
   };
   int64_t BlocksFor(int64_t tokens) const;
   void Preempt(size_t index);
+  Status CheckQueues() const;   // invariants 1 and 2
+  Status CheckRunning() const;  // invariants 3 and 4
 
   Instance* inst_;
   ModelConfig config_;        // of inst_, kept: the old instance may be gone at a switchover
@@ -120,6 +151,9 @@ class Scheduler {
   std::deque<std::unique_ptr<Active>> waiting_;
   std::vector<std::unique_ptr<Active>> running_;
   std::vector<RequestResult> finished_;
+  // The last Step's batch (invariant 5).
+  int last_step_batch_ = 0;
+  int64_t last_step_tokens_ = 0;
 };
 
 }  // namespace emoe::engine

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
+#include <set>
 
 namespace emoe::engine {
 
@@ -166,6 +168,8 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
+  last_step_batch_ = static_cast<int>(batch.size());
+  last_step_tokens_ = options_.max_tokens_per_step - budget;
   if (batch.empty()) return 0;
   VMM_ASSIGN_OR_RETURN(auto logits, inst_->Step(batch));
   if (options_.clock) now_s = options_.clock();
@@ -269,6 +273,111 @@ std::vector<RequestResult> Scheduler::TakeFinished() {
   std::vector<RequestResult> out;
   out.swap(finished_);
   return out;
+}
+
+namespace {
+
+Status Broken(int n, const std::string& what) {
+  return Status::Internal("scheduler invariant " + std::to_string(n) + ": " + what);
+}
+
+std::string Req(int64_t id) { return "request " + std::to_string(id); }
+
+}  // namespace
+
+Status Scheduler::CheckInvariants() const {
+  if (stores_.size() != devices_.size()) {
+    return Broken(6, std::to_string(stores_.size()) + " KV stores for " +
+                         std::to_string(devices_.size()) + " ranks");
+  }
+  VMM_RETURN_IF_ERROR(CheckQueues());
+  VMM_RETURN_IF_ERROR(CheckRunning());
+  if (static_cast<int>(running_.size()) > options_.max_batch ||
+      last_step_batch_ > options_.max_batch || last_step_tokens_ > options_.max_tokens_per_step) {
+    return Broken(5, std::to_string(running_.size()) + " running, the last step " +
+                         std::to_string(last_step_batch_) + " sequences of " +
+                         std::to_string(last_step_tokens_) + " tokens; limits " +
+                         std::to_string(options_.max_batch) + " and " +
+                         std::to_string(options_.max_tokens_per_step));
+  }
+  return Status::Ok();
+}
+
+// Invariants 1 and 2.
+Status Scheduler::CheckQueues() const {
+  std::set<const Active*> seen;
+  std::set<int64_t> ids;
+  auto enter = [&](const std::unique_ptr<Active>& a) -> Status {
+    if (a == nullptr) return Broken(1, "an empty entry in the queues");
+    if (!seen.insert(a.get()).second) return Broken(1, Req(a->req.id) + " is queued twice");
+    if (!ids.insert(a->req.id).second) return Broken(1, "two requests with id " + Req(a->req.id));
+    return Status::Ok();
+  };
+  for (const auto& a : waiting_) VMM_RETURN_IF_ERROR(enter(a));
+  for (const auto& a : running_) VMM_RETURN_IF_ERROR(enter(a));
+  for (const RequestResult& r : finished_) {
+    if (ids.count(r.id) != 0) return Broken(1, "finished " + Req(r.id) + " is still queued");
+  }
+  for (const auto& a : waiting_) {
+    const std::string who = Req(a->req.id);
+    if (a->seq != nullptr || a->rank != -1) return Broken(2, who + " waits holding KV");
+    if (static_cast<int>(a->result.output.size()) >= a->req.max_new_tokens) {
+      return Broken(2, who + " waits with all its tokens");
+    }
+    if (a->started == a->result.output.empty()) {
+      return Broken(2, who + " has started but has no output, or the other way round");
+    }
+  }
+  return Status::Ok();
+}
+
+// Invariants 3 and 4.
+Status Scheduler::CheckRunning() const {
+  std::map<kv::KvStore*, std::set<kv::BlockId>> held;
+  for (const auto& a : running_) {
+    const std::string who = Req(a->req.id);
+    if (!a->started || a->result.output.empty()) return Broken(3, who + " runs unstarted");
+    if (a->rank < 0 || a->rank >= static_cast<int>(stores_.size())) {
+      return Broken(3, who + " runs on rank " + std::to_string(a->rank) + " of " +
+                           std::to_string(stores_.size()));
+    }
+    if (a->seq == nullptr || a->seq->store() != stores_[a->rank]) {
+      return Broken(3, who + " has no KV in its rank's store");
+    }
+    const kv::PagedSequence& seq = *a->seq;
+    const int64_t want = static_cast<int64_t>(a->req.prompt.size() + a->result.output.size()) - 1;
+    if (seq.length() != want) {
+      return Broken(3, who + " holds " + std::to_string(seq.length()) + " tokens of KV, not " +
+                           std::to_string(want));
+    }
+    const int64_t bt = seq.store()->geometry().block_tokens;
+    if (static_cast<int64_t>(seq.blocks().size()) * bt < seq.length()) {
+      return Broken(3, who + ": " + std::to_string(seq.blocks().size()) + " blocks for " +
+                           std::to_string(seq.length()) + " tokens");
+    }
+    if (static_cast<int>(a->result.output.size()) >= a->req.max_new_tokens ||
+        seq.length() + 1 >= config_.max_position_embeddings) {
+      return Broken(3, who + " has finished but still runs");
+    }
+    kv::BlockPool& pool = seq.store()->pool();
+    for (kv::BlockId b : seq.blocks()) {
+      if (b < 0 || b >= pool.num_blocks() || pool.refcount(b) <= 0) {
+        return Broken(
+            4, who + " holds block " + std::to_string(b) + ", which is not in use in its store");
+      }
+      if (!held[seq.store()].insert(b).second) {
+        return Broken(4, "block " + std::to_string(b) + " is held twice, once by " + who);
+      }
+    }
+  }
+  for (const auto& [store, blocks] : held) {
+    const int64_t used = store->pool().num_blocks() - store->pool().free_blocks();
+    if (static_cast<int64_t>(blocks.size()) > used) {
+      return Broken(4, std::to_string(blocks.size()) + " blocks held of a store that has " +
+                           std::to_string(used) + " in use");
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace emoe::engine

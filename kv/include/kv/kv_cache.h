@@ -18,20 +18,21 @@
 //  3. A KvStore's pool has exactly as many blocks as its memory holds (size_bytes / block_bytes),
 //     also across Resize (shrink: the pool first, then the memory; grow: the other way round).
 //
-// Thread safety: BlockPool and KvStore lock internally; a Sequence belongs to one request and is
-// used by one thread at a time.
+// Thread safety: BlockPool and KvStore lock internally (BlockPool::mu_, a vmm::Mutex, guards the
+// refcounts and the free list; clang's -Wthread-safety checks it); a Sequence belongs to one
+// request and is used by one thread at a time.
 #ifndef KV_KV_CACHE_H_
 #define KV_KV_CACHE_H_
 
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "hbm/control.h"
 #include "hbm/device.h"
+#include "vmm/mutex.h"
 #include "vmm/status.h"
 
 namespace emoe::kv {
@@ -76,9 +77,10 @@ class BlockPool {
   Status CheckInvariants() const;
 
  private:
-  mutable std::mutex mu_;
-  std::vector<int32_t> refs_;
-  std::vector<BlockId> free_;  // LIFO: recently freed blocks are reused first (warm in cache)
+  mutable vmm::Mutex mu_;
+  std::vector<int32_t> refs_ GUARDED_BY(mu_);
+  std::vector<BlockId> free_
+      GUARDED_BY(mu_);  // LIFO: recently freed blocks are reused first (warm in cache)
 };
 
 // Block storage: one extent of a device's KV arena.
