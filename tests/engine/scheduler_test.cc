@@ -84,7 +84,7 @@ StatusOr<int> StepChecked(Scheduler& s, double now_s,
   return n;
 }
 
-StatusOr<Scheduler::SwitchStats> SwitchChecked(Scheduler& s, Executor* instance,
+StatusOr<Scheduler::SwitchStats> SwitchChecked(Scheduler& s, Instance* instance,
                                                std::vector<kv::KvStore*> stores,
                                                const kv::PagedSequence::CopyFn& copy) {
   auto st = s.SwitchInstance(instance, std::move(stores), copy);
@@ -238,7 +238,7 @@ TEST(SchedulerTest, SwitchInstanceKeepsOrCopiesTheKv) {
   EXPECT_EQ(same->kept, running);
   EXPECT_EQ(same->copied + same->preempted, 0);
 
-  auto one = Instance::Create(w->hmm.get(), w->config, {0});
+  auto one = LocalInstance::Create(w->hmm.get(), w->config, {0});
   ASSERT_TRUE(one.ok()) << one.status().ToString();
   auto memcpy_copy = [](void* dst, const void* src, uint64_t bytes) {
     std::memcpy(dst, src, bytes);
