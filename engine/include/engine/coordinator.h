@@ -82,6 +82,9 @@ struct CoordinatorOptions {
   // supervisor thread restarts it over the same memory (RestartInstance: no reload, running
   // requests keep their KV). Serving pauses, nothing is lost.
   bool restart_crashed = true;
+  // Tests: every scheduler's CheckInvariants() after every step and switch (aborts on a broken
+  // one, naming it).
+  bool check_invariants = false;
   Status Validate() const;
 };
 

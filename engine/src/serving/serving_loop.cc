@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 namespace emoe::engine {
 
@@ -49,8 +50,23 @@ void StepThread::Wait() {
   while (busy_) cv_.Wait(&mu_);
 }
 
-ServingLoop::ServingLoop(std::function<double()> clock, int vocab_size, bool supervised)
-    : clock_(std::move(clock)), vocab_size_(vocab_size), supervised_(supervised) {}
+ServingLoop::ServingLoop(std::function<double()> clock, int vocab_size, bool supervised,
+                         bool check_invariants)
+    : clock_(std::move(clock)),
+      vocab_size_(vocab_size),
+      supervised_(supervised),
+      check_invariants_(check_invariants) {}
+
+void ServingLoop::CheckInvariants(const char* after) const {
+  if (!check_invariants_) return;
+  Status s = primary_->CheckInvariants();
+  for (size_t i = 0; s.ok() && i < replicas_.size(); ++i) s = replicas_[i]->sched->CheckInvariants();
+  if (!s.ok()) {
+    std::fprintf(stderr, "serving loop: scheduler invariant broken after %s: %s\n", after,
+                 s.ToString().c_str());
+    std::abort();
+  }
+}
 
 ServingLoop::~ServingLoop() { Stop(); }
 
@@ -199,6 +215,7 @@ void ServingLoop::Run() {
     if (!Next(&task, &in)) return;
     if (task != nullptr) {
       (*task)();
+      CheckInvariants("a task");
       Publish();
       {
         vmm::MutexLock l(&mu_);
@@ -234,6 +251,7 @@ void ServingLoop::Run() {
         std::fprintf(stderr, "coordinator: %s\n", n.status().ToString().c_str());
       }
     }
+    CheckInvariants("a step");
     stats_.Record(clock_(), n.ok() ? *n : 0, std::move(tokens), replica_tokens, generation_,
                   std::move(done));
   }

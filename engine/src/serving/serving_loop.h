@@ -72,7 +72,10 @@ class ServingLoop {
  public:
   // `clock`: seconds on the coordinator's clock. `vocab_size` bounds request tokens.
   // `supervised`: a dead instance process marks the loop crashed (see the header comment).
-  ServingLoop(std::function<double()> clock, int vocab_size, bool supervised);
+  // `check_invariants`: every scheduler's CheckInvariants() after every step and task; a broken
+  // one aborts naming it (tests).
+  ServingLoop(std::function<double()> clock, int vocab_size, bool supervised,
+              bool check_invariants = false);
   ~ServingLoop();  // Stop()
   ServingLoop(const ServingLoop&) = delete;
   ServingLoop& operator=(const ServingLoop&) = delete;
@@ -127,10 +130,12 @@ class ServingLoop {
   // A replica whose instance failed: its requests go to the primary; it gets nothing new.
   void FailReplica(Replica* r, const Status& s) REQUIRES(thread_);
   void Publish() REQUIRES(thread_) EXCLUDES(mu_);
+  void CheckInvariants(const char* after) const REQUIRES(thread_);
 
   const std::function<double()> clock_;
   const int vocab_size_;
   const bool supervised_;
+  const bool check_invariants_;
   ServingStats stats_;
 
   vmm::ThreadRole thread_{"serving-thread"};
