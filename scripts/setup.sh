@@ -14,7 +14,7 @@ HUGEPAGES=${EMOE_HUGEPAGES:-1100}
 
 PACKAGES=(build-essential cmake ninja-build pkg-config git
   libnuma-dev numactl liburing-dev libcap-dev libgflags-dev libgoogle-glog-dev
-  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libblis-serial-dev fio clang-format gnuplot-nox
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libblis-serial-dev fio clang-format gnuplot-nox universal-ctags
   clang-14)  # scripts/test.sh builds a second time with clang -Wthread-safety
 
 as_root() {
