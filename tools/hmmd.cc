@@ -11,16 +11,18 @@
 // (expert parallelism); every other tensor is replicated on all devices. Without it the daemon
 // starts empty and a controller loads (hbm/remote_control.h).
 //
-// --control_fd=N: N is a connected SOCK_SEQPACKET socket inherited from the launcher (its
-// control connection, served like any client); when it closes, hmmd stops as on SIGTERM, so a
-// launcher that dies never leaves a daemon holding device memory.
+// --control_fd=N: N is a connected SOCK_SEQPACKET socket inherited from the launcher
+// (hbm::RemoteHmmControl::Launch). Its first message carries the daemon's HmmOptions as JSON
+// ({"op":"start",...}); the device, arena and loader flags are then checked but not used. After
+// that it is served like any client; when it closes, hmmd stops as on SIGTERM, so a launcher that
+// dies never leaves a daemon holding device memory. The daemon itself is hbm::RunDaemon
+// (hbm/daemon.h).
 //
 // After setup the daemon drops every capability it does not need and says which it kept. Logs go
 // to stderr; stdout carries only the memory report after a preload.
 #include <fcntl.h>
 #include <gflags/gflags.h>
 #include <glog/logging.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/capability.h>
 #include <sys/stat.h>
@@ -32,10 +34,9 @@
 #include <string>
 #include <vector>
 
+#include "hbm/daemon.h"
 #include "hbm/hmm.h"
-#include "hbm/server.h"
-#include "vmm/fd_passing.h"
-#include "vmm/unique_fd.h"
+#include "vmm/arena.h"
 
 DEFINE_string(checkpoint, "",
               "safetensors file, or directory (with an index or shards), to load at start; "
@@ -84,23 +85,6 @@ bool ParseIntList(const std::string& s, std::vector<int>* out) {
   }
 }
 
-// Startup failed: with a control connection, answer the launcher's first request with the error
-// (so it learns the code and the message, not only an exit status), then exit with 1.
-int FailStartup(const vmm::UniqueFd& control, const vmm::Status& s) {
-  LOG(ERROR) << s.ToString();
-  if (control.valid()) {
-    pollfd pf{control.get(), POLLIN, 0};
-    if (poll(&pf, 1, 2000) == 1) {
-      for (;;) {  // to the request's last part ('1' frames more; raw or '0' ends it)
-        auto m = vmm::RecvFds(control.get(), 0);
-        if (!m.ok() || m->payload.empty() || m->payload[0] != '1') break;
-      }
-      (void)emoe::hbm::SendReply(control.get(), emoe::hbm::Reply{emoe::hbm::ErrorJson(s), {}});
-    }
-  }
-  return 1;
-}
-
 std::string DefaultSocket() {
   if (const char* xdg = std::getenv("XDG_RUNTIME_DIR")) return std::string(xdg) + "/emoe/hmmd.sock";
   if (geteuid() == 0) return "/run/emoe/hmmd.sock";
@@ -129,42 +113,31 @@ void DropCapabilities() {
   if (now != nullptr) cap_free(now);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  gflags::SetUsageMessage("HBM Management daemon: owns model memory, serves zero-copy attach");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  // Block the stop signals before any thread starts (copy workers, client threads inherit the
-  // mask), so that only the sigwait below receives them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
+// The daemon's options from the flags (exit code 2 and a message on stderr when one is bad).
+// One function, so that the shared device/arena/page flags can replace it in one place.
+std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
   auto policy = vmm::ParsePageSizePolicy(FLAGS_page_size);
   if (!policy.ok()) {
     std::fprintf(stderr, "hmmd: --page_size: %s\n", policy.status().message().c_str());
-    return 2;
+    return std::nullopt;
   }
   std::vector<int> nodes;
   if (!ParseIntList(FLAGS_nodes, &nodes)) {
     std::fprintf(stderr, "hmmd: --nodes: '%s' is not a comma-separated list of node ids\n",
                  FLAGS_nodes.c_str());
-    return 2;
+    return std::nullopt;
   }
-  vmm::UniqueFd control;
+  emoe::hbm::DaemonOptions d;
   if (FLAGS_control_fd >= 0) {
     struct stat st;
     if (fstat(FLAGS_control_fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
       std::fprintf(stderr, "hmmd: --control_fd=%d is not an open socket\n", FLAGS_control_fd);
-      return 2;
+      return std::nullopt;
     }
     fcntl(FLAGS_control_fd, F_SETFD, FD_CLOEXEC);
-    control.Reset(FLAGS_control_fd);
+    d.control.Reset(FLAGS_control_fd);
   }
-  emoe::hbm::HmmOptions o;
+  emoe::hbm::HmmOptions& o = d.hmm;
   o.devices.devices_per_node = FLAGS_devices_per_node;
   o.devices.capacity_bytes = FLAGS_device_capacity_mb << 20;
   o.devices.pin_cpus = FLAGS_pin_cpus;
@@ -182,81 +155,44 @@ int main(int argc, char** argv) {
     LOG(INFO) << "load " << p.ToString();
   };
   o.copy_threads_per_device = FLAGS_copy_threads;
+  d.checkpoint = FLAGS_checkpoint;
+  d.socket_path = FLAGS_socket.empty() ? DefaultSocket() : FLAGS_socket;
+  d.allow_writable = FLAGS_allow_writable;
+  return d;
+}
 
-  std::optional<emoe::hbm::Checkpoint> ckpt;
-  if (!FLAGS_checkpoint.empty()) {
-    auto c = emoe::hbm::OpenCheckpoint(FLAGS_checkpoint);
-    if (!c.ok()) return FailStartup(control, c.status());
-    ckpt = std::move(*c);
-  }
-  auto hmm = emoe::hbm::Hmm::Create(o);
-  if (!hmm.ok()) return FailStartup(control, hmm.status());
-  const int n = (*hmm)->num_devices();
-  for (int d = 0; d < n; ++d) {
-    const auto& arena = (*hmm)->device(d).arena(emoe::hbm::Usage::kWeights);
-    LOG(INFO) << (*hmm)->device(d).spec().ToString()
-              << (arena ? std::string(", pages ") + vmm::PageKindName(arena->kind()) : "")
-              << (arena && !arena->fallback_reason().empty()
-                      ? " (fallback: " + arena->fallback_reason() + ")"
-                      : "");
-  }
-  if (!(*hmm)->page_note().empty()) LOG(INFO) << "pages: " << (*hmm)->page_note();
-  if (ckpt) {
-    const std::regex expert(R"(\.experts\.(\d+)\.)");
-    auto placement = [&](const emoe::hbm::TensorInfo& t) {
-      std::smatch m;
-      if (std::regex_search(t.name, m, expert)) {
-        return emoe::hbm::PlacementDecision{
-            emoe::hbm::Usage::kExperts, {std::stoi(m[1].str()) % n}, "expert" + m[1].str()};
-      }
-      emoe::hbm::PlacementDecision all{emoe::hbm::Usage::kWeights, {}, ""};
-      for (int d = 0; d < n; ++d) all.devices.push_back(d);
-      return all;
-    };
-    auto report = (*hmm)->LoadCheckpoint(*ckpt, placement);
-    if (!report.ok()) {
-      vmm::Status st = report.status();
-      return FailStartup(control, st.Annotate("load " + FLAGS_checkpoint));
+// Preload (--checkpoint): tensors whose name contains ".experts.<e>." go to device e mod n
+// (expert parallelism); every other tensor is replicated on all devices.
+emoe::hbm::PlacementFn PreloadPlacement(int n) {
+  return [n, expert = std::regex(R"(\.experts\.(\d+)\.)")](const emoe::hbm::TensorInfo& t) {
+    std::smatch m;
+    if (std::regex_search(t.name, m, expert)) {
+      return emoe::hbm::PlacementDecision{
+          emoe::hbm::Usage::kExperts, {std::stoi(m[1].str()) % n}, "expert" + m[1].str()};
     }
-    LOG(INFO) << "loaded: " << report->ToString();
-  }
+    emoe::hbm::PlacementDecision all{emoe::hbm::Usage::kWeights, {}, ""};
+    for (int d = 0; d < n; ++d) all.devices.push_back(d);
+    return all;
+  };
+}
 
-  emoe::hbm::ServerOptions so;
-  so.socket_path = FLAGS_socket.empty() ? DefaultSocket() : FLAGS_socket;
-  so.allow_writable = FLAGS_allow_writable;
-  const size_t slash = so.socket_path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    mkdir(so.socket_path.substr(0, slash).c_str(), 0700);  // the runtime directory, private
-  }
-  emoe::hbm::HmmServer server(hmm->get(), so);
-  if (auto s = server.Start(); !s.ok()) return FailStartup(control, s);
-  if (control.valid()) {
-    // The launcher's end closing (it exited or let go of us) stops the daemon like SIGTERM.
-    // kill(), not raise(): the signal must be pending for the process (the main thread's
-    // sigwait), not for the serving thread that notices the close.
-    auto adopted = server.Adopt(std::move(control), [] {
-      LOG(INFO) << "control connection closed: stopping";
-      kill(getpid(), SIGTERM);
-    });
-    if (!adopted.ok()) {
-      LOG(ERROR) << "control connection: " << adopted.ToString();
-      return 1;
-    }
-  }
-  DropCapabilities();
-  LOG(INFO) << "serving on " << so.socket_path << " (mode 0600, uid " << geteuid() << " only)"
-            << (FLAGS_control_fd >= 0
-                    ? ", control connection on fd " + std::to_string(FLAGS_control_fd)
-                    : std::string());
-  if (ckpt) {
-    std::printf("%s", (*hmm)->Report().c_str());
-    std::fflush(stdout);
-  } else {
-    LOG(INFO) << "nothing loaded yet: waiting for a controller";
-  }
-  int sig = 0;
-  sigwait(&stop, &sig);
-  LOG(INFO) << "signal " << sig << ": stopping after " << server.requests_served() << " requests";
-  server.Stop();
-  return 0;
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("HBM Management daemon: owns model memory, serves zero-copy attach");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  // Block the stop signals before any thread starts (copy workers, client threads inherit the
+  // mask), so that only RunDaemon's sigwait receives them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  std::optional<emoe::hbm::DaemonOptions> options = DaemonOptionsFromFlags();
+  if (!options) return 2;
+  options->preload_placement = PreloadPlacement;
+  options->after_setup = DropCapabilities;
+  return emoe::hbm::RunDaemon(std::move(*options), stop);
 }

@@ -52,7 +52,7 @@ StatusOr<LoadReport> LocalHmmControl::Load(const std::string& checkpoint_path,
                                            const std::string& prefix) {
   std::shared_ptr<const Checkpoint> ckpt;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    vmm::MutexLock l(&mu_);
     auto it = checkpoints_.find(checkpoint_path);
     if (it == checkpoints_.end()) {
       VMM_ASSIGN_OR_RETURN(Checkpoint c, OpenCheckpoint(checkpoint_path));

@@ -140,7 +140,7 @@ uint64_t Device::UsedBytes() const {
 }
 
 uint64_t Device::free_bytes() const {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   const uint64_t used = UsedBytes();
   return used < spec_.capacity_bytes ? spec_.capacity_bytes - used : 0;
 }
@@ -171,7 +171,7 @@ StatusOr<vmm::Extent> Device::Allocate(Usage u, uint64_t bytes, uint64_t align_b
     return Status::FailedPrecondition("device " + std::to_string(spec_.id) + " has no " +
                                       UsageName(u) + " arena");
   }
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   VMM_RETURN_IF_ERROR(CheckRoom(u, bytes));
   auto e = a->Allocate(bytes, align_bytes);
   if (!e.ok()) {
@@ -188,7 +188,7 @@ Status Device::Resize(Usage u, vmm::Extent& extent, uint64_t bytes) {
                                    extent.DebugString() + " is not of its " + UsageName(u) +
                                    " arena");
   }
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   if (bytes > extent.size_bytes()) {
     VMM_RETURN_IF_ERROR(CheckRoom(u, bytes - extent.size_bytes()));
   }

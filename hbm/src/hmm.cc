@@ -119,80 +119,108 @@ std::map<int, uint64_t> LoadFootprint(const Checkpoint& checkpoint, const Placem
   return out;
 }
 
-StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement,
-                                         const std::string& name_prefix) {
-  std::lock_guard<std::mutex> load_lock(load_mu_);
-  // 1. Validate every decision before touching memory.
-  struct Planned {
-    const TensorInfo* info;
-    PlacementDecision where;
-  };
-  std::vector<Planned> plan;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (const TensorInfo& t : checkpoint.tensors) {
-      PlacementDecision d = placement(t);
-      if (d.devices.empty()) continue;
-      std::set<int> seen;
-      for (int dev : d.devices) {
-        if (dev < 0 || dev >= num_devices() || !seen.insert(dev).second) {
-          return Status::InvalidArgument("placement of '" + t.name + "' names device " +
-                                         std::to_string(dev) + " (unknown or repeated; " +
-                                         std::to_string(num_devices()) + " devices)");
-        }
-        if (registry_.count({name_prefix + t.name, dev})) {
-          return Status::AlreadyExists("tensor '" + name_prefix + t.name +
-                                       "' is already on device " + std::to_string(dev));
-        }
-      }
-      plan.push_back({&t, std::move(d)});
-    }
-  }
-  // 2. Allocate: one extent per (device, usage, group), each tensor at a 4 KiB boundary of it,
-  // laid out so that an aligned O_DIRECT read lands it in place: the data starts at
-  // (file offset mod 4 KiB) past its boundary.
-  struct Slot {
-    size_t plan = 0;
-    size_t k = 0;           // index into the decision's devices
-    std::string key;        // the extent group
-    uint64_t span_off = 0;  // 4 KiB-aligned start of the tensor's span in the group extent
-  };
+namespace {
+
+// One load's phases (LoadCheckpoint), each a function of what the previous ones decided.
+struct Planned {
+  const TensorInfo* info;
+  PlacementDecision where;
+};
+
+// A tensor's copy on one of its devices: the decision's k-th device, in extent group `key`.
+struct Slot {
+  size_t plan = 0;
+  size_t k = 0;           // index into the decision's devices
+  std::string key;        // the extent group
+  uint64_t span_off = 0;  // 4 KiB-aligned start of the tensor's span in the group extent
+};
+
+struct Layout {
   std::vector<Slot> slots;
   std::map<std::string, uint64_t> group_bytes;
-  std::map<std::string, std::pair<int, Usage>> group_where;
+  std::map<std::string, std::pair<int, Usage>> group_where;  // (device, usage)
+};
+
+// What the load creates: records (primaries first in each tensor's run), the reads that fill
+// the primaries, and the (replica, primary) record pairs copied peer to peer.
+struct Batch {
+  std::vector<TensorRecord> records;
+  std::vector<ReadRequest> reads;
+  std::vector<std::pair<size_t, size_t>> replicas;
+  uint64_t bytes_from_disk = 0;
+};
+
+// 1. Every decision checked: devices exist and are not repeated, nothing is registered yet.
+StatusOr<std::vector<Planned>> PlanLoad(const Checkpoint& checkpoint, const PlacementFn& placement,
+                                        const std::string& prefix, int num_devices,
+                                        const std::function<bool(const std::string&, int)>& taken) {
+  std::vector<Planned> plan;
+  for (const TensorInfo& t : checkpoint.tensors) {
+    PlacementDecision d = placement(t);
+    if (d.devices.empty()) continue;
+    std::set<int> seen;
+    for (int dev : d.devices) {
+      if (dev < 0 || dev >= num_devices || !seen.insert(dev).second) {
+        return Status::InvalidArgument("placement of '" + t.name + "' names device " +
+                                       std::to_string(dev) + " (unknown or repeated; " +
+                                       std::to_string(num_devices) + " devices)");
+      }
+      if (taken(prefix + t.name, dev)) {
+        return Status::AlreadyExists("tensor '" + prefix + t.name + "' is already on device " +
+                                     std::to_string(dev));
+      }
+    }
+    plan.push_back({&t, std::move(d)});
+  }
+  return plan;
+}
+
+// 2a. One extent per (device, usage, group), each tensor at a 4 KiB boundary of it.
+Layout LayOut(const std::vector<Planned>& plan) {
+  Layout l;
   for (size_t i = 0; i < plan.size(); ++i) {
     for (size_t k = 0; k < plan[i].where.devices.size(); ++k) {
       const int dev = plan[i].where.devices[k];
       const std::string key = GroupKey(dev, plan[i].where);
-      uint64_t& used = group_bytes[key];
-      slots.push_back({i, k, key, used});
+      uint64_t& used = l.group_bytes[key];
+      l.slots.push_back({i, k, key, used});
       used += SpanBytes(*plan[i].info);
-      group_where[key] = {dev, plan[i].where.usage};
+      l.group_where[key] = {dev, plan[i].where.usage};
     }
   }
+  return l;
+}
+
+// 2b. The extents, by group key; on failure the ones allocated are released with the map.
+StatusOr<std::map<std::string, vmm::Extent>> AllocateGroups(
+    const Layout& l, const std::vector<std::unique_ptr<Device>>& devices) {
   std::map<std::string, vmm::Extent> extents;
-  for (const auto& [key, bytes] : group_bytes) {
-    auto [dev, usage] = group_where[key];
-    auto e = devices_[dev]->Allocate(usage, bytes);
+  for (const auto& [key, bytes] : l.group_bytes) {
+    auto [dev, usage] = l.group_where.at(key);
+    auto e = devices[dev]->Allocate(usage, bytes);
     if (!e.ok()) {
       Status s = e.status();
-      return s.Annotate("load group '" + key + "'");  // `extents` releases what was allocated
+      return s.Annotate("load group '" + key + "'");
     }
     if (e->data() == nullptr) {
       return Status::FailedPrecondition("device arenas need a direct map to load into");
     }
     extents[key] = std::move(*e);
   }
-  std::vector<TensorRecord> records;
-  std::vector<ReadRequest> reads;
-  std::vector<std::pair<size_t, size_t>> replicas;  // (replica record, primary record)
-  LoadReport report;
+  return extents;
+}
+
+// 2c. The records, laid out so that an aligned O_DIRECT read lands each primary in place: the
+// data starts (file offset mod 4 KiB) past its boundary.
+Batch MakeRecords(const std::vector<Planned>& plan, const Layout& l,
+                  std::map<std::string, vmm::Extent>& extents, const std::string& prefix) {
+  Batch b;
   size_t primary = 0;
-  for (const Slot& sl : slots) {
+  for (const Slot& sl : l.slots) {
     const TensorInfo& t = *plan[sl.plan].info;
     const uint64_t slack = t.file_offset % kDirectAlignment;
     TensorRecord r;
-    r.name = name_prefix + t.name;
+    r.name = prefix + t.name;
     r.device = plan[sl.plan].where.devices[sl.k];
     r.usage = plan[sl.plan].where.usage;
     r.dtype = t.dtype;
@@ -201,7 +229,7 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const Pla
     r.offset_in_extent = sl.span_off + slack;
     r.size_bytes = t.size_bytes;
     if (sl.k == 0) {
-      primary = records.size();
+      primary = b.records.size();
       if (t.size_bytes > 0) {
         ReadRequest rq;
         rq.path = t.file;
@@ -210,43 +238,79 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const Pla
             (slack + t.size_bytes + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
         rq.required = slack + t.size_bytes;
         rq.dest = static_cast<uint8_t*>(r.extent.data()) + sl.span_off;
-        reads.push_back(rq);
+        b.reads.push_back(rq);
       }
-      report.bytes_from_disk += t.size_bytes;
+      b.bytes_from_disk += t.size_bytes;
     } else {
-      replicas.emplace_back(records.size(), primary);
+      b.replicas.emplace_back(b.records.size(), primary);
     }
-    records.push_back(std::move(r));
+    b.records.push_back(std::move(r));
   }
+  return b;
+}
+
+// The first error of `copies`, after all of them finished.
+Status AwaitAll(std::vector<std::future<Status>>& copies) {
+  Status first;
+  for (auto& f : copies) {
+    Status s = f.get();
+    if (first.ok()) first = s;
+  }
+  return first;
+}
+
+// 4. Replicas by peer-to-peer copy, all in flight at once on the destinations' workers.
+// Returns the bytes copied.
+StatusOr<uint64_t> CopyReplicas(Batch& b, CopyEngine& engine) {
+  std::vector<std::future<Status>> copies;
+  uint64_t bytes = 0;
+  for (auto [rep, pri] : b.replicas) {
+    TensorRecord& dst = b.records[rep];
+    const TensorRecord& src = b.records[pri];
+    copies.push_back(
+        engine.CopyAsync(dst.device, const_cast<void*>(dst.data()), src.data(), src.size_bytes));
+    bytes += src.size_bytes;
+  }
+  VMM_RETURN_IF_ERROR(AwaitAll(copies));
+  return bytes;
+}
+
+}  // namespace
+
+StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement,
+                                         const std::string& name_prefix) {
+  vmm::MutexLock load_lock(&load_mu_);
+  std::vector<Planned> plan;
+  {
+    vmm::MutexLock l(&mu_);
+    // Runs under the lock taken here (PlanLoad calls it before returning).
+    auto taken = [this](const std::string& name, int dev) {
+      mu_.AssertHeld();
+      return registry_.count({name, dev}) > 0;
+    };
+    VMM_ASSIGN_OR_RETURN(plan, PlanLoad(checkpoint, placement, name_prefix, num_devices(), taken));
+  }
+  // 2. Allocate, then lay the records out in the extents (released on any failure below).
+  const Layout layout = LayOut(plan);
+  VMM_ASSIGN_OR_RETURN(auto extents, AllocateGroups(layout, devices_));
+  Batch batch = MakeRecords(plan, layout, extents, name_prefix);
+  LoadReport report;
+  report.bytes_from_disk = batch.bytes_from_disk;
   // 3. Read each tensor once.
   auto t0 = Clock::now();
   Loader loader(options_.loader);
-  VMM_ASSIGN_OR_RETURN(report.disk, loader.Load(reads));
+  VMM_ASSIGN_OR_RETURN(report.disk, loader.Load(batch.reads));
   report.disk_seconds = Since(t0);
-  // 4. Replicas by peer-to-peer copy, all in flight at once on the destinations' workers.
   t0 = Clock::now();
-  std::vector<std::future<Status>> copies;
-  for (auto [rep, pri] : replicas) {
-    TensorRecord& dst = records[rep];
-    const TensorRecord& src = records[pri];
-    copies.push_back(
-        copies_->CopyAsync(dst.device, const_cast<void*>(dst.data()), src.data(), src.size_bytes));
-    report.bytes_p2p += src.size_bytes;
-  }
-  Status copy_status;
-  for (auto& f : copies) {
-    Status s = f.get();
-    if (copy_status.ok()) copy_status = s;
-  }
-  VMM_RETURN_IF_ERROR(copy_status);
+  VMM_ASSIGN_OR_RETURN(report.bytes_p2p, CopyReplicas(batch, *copies_));
   report.p2p_seconds = Since(t0);
   // 5. Publish.
-  std::lock_guard<std::mutex> l(mu_);
-  for (TensorRecord& r : records) {
+  vmm::MutexLock l(&mu_);
+  for (TensorRecord& r : batch.records) {
     const Key key{r.name, r.device};
     registry_.emplace(key, std::move(r));
   }
-  report.tensors = records.size();
+  report.tensors = batch.records.size();
   return report;
 }
 
@@ -257,7 +321,7 @@ Status Hmm::Replicate(const std::string& name, int from_device, int to_device) {
                                    std::to_string(to_device));
   }
   {
-    std::lock_guard<std::mutex> l(mu_);
+    vmm::MutexLock l(&mu_);
     if (registry_.count({name, to_device})) {
       return Status::AlreadyExists("tensor '" + name + "' is already on device " +
                                    std::to_string(to_device));
@@ -274,7 +338,7 @@ Status Hmm::Replicate(const std::string& name, int from_device, int to_device) {
   r.offset_in_extent = slack;
   VMM_RETURN_IF_ERROR(
       copies_->Copy(to_device, const_cast<void*>(r.data()), src.data(), src.size_bytes));
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   if (!registry_.emplace(Key{name, to_device}, std::move(r)).second) {
     return Status::AlreadyExists("tensor '" + name + "' appeared on device " +
                                  std::to_string(to_device) + " meanwhile");
@@ -294,7 +358,7 @@ StatusOr<uint64_t> Hmm::CopyGroup(const std::vector<std::string>& names, int fro
   for (const std::string& n : names) {
     VMM_ASSIGN_OR_RETURN(TensorRecord r, Find(n, from_device));
     {
-      std::lock_guard<std::mutex> l(mu_);
+      vmm::MutexLock l(&mu_);
       if (registry_.count({dst_prefix + n, to_device})) {
         return Status::AlreadyExists("tensor '" + dst_prefix + n + "' is already on device " +
                                      std::to_string(to_device));
@@ -324,13 +388,9 @@ StatusOr<uint64_t> Hmm::CopyGroup(const std::vector<std::string>& names, int fro
                                         src[i].size_bytes));
     out.push_back(std::move(r));
   }
-  Status copy_status;
-  for (auto& f : copies) {
-    Status s = f.get();
-    if (copy_status.ok()) copy_status = s;
-  }
-  VMM_RETURN_IF_ERROR(copy_status.Annotate("copy group to device " + std::to_string(to_device)));
-  std::lock_guard<std::mutex> l(mu_);
+  VMM_RETURN_IF_ERROR(
+      AwaitAll(copies).Annotate("copy group to device " + std::to_string(to_device)));
+  vmm::MutexLock l(&mu_);
   for (const TensorRecord& r : out) {
     if (registry_.count({r.name, to_device})) {
       return Status::AlreadyExists("tensor '" + r.name + "' appeared on device " +
@@ -342,7 +402,7 @@ StatusOr<uint64_t> Hmm::CopyGroup(const std::vector<std::string>& names, int fro
 }
 
 size_t Hmm::ReleaseIf(const std::function<bool(const TensorRecord&)>& pred) {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   size_t n = 0;
   for (auto it = registry_.begin(); it != registry_.end();) {
     if (pred(it->second)) {
@@ -356,7 +416,7 @@ size_t Hmm::ReleaseIf(const std::function<bool(const TensorRecord&)>& pred) {
 }
 
 StatusOr<TensorRecord> Hmm::Find(const std::string& name, int device) const {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   auto it = registry_.find({name, device});
   if (it == registry_.end()) {
     return Status::NotFound("tensor '" + name + "' is not on device " + std::to_string(device));
@@ -365,7 +425,7 @@ StatusOr<TensorRecord> Hmm::Find(const std::string& name, int device) const {
 }
 
 std::vector<TensorRecord> Hmm::List(int device) const {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   std::vector<TensorRecord> out;
   for (const auto& [key, r] : registry_) {
     if (device < 0 || key.second == device) out.push_back(r);
@@ -374,7 +434,7 @@ std::vector<TensorRecord> Hmm::List(int device) const {
 }
 
 Status Hmm::Release(const std::string& name, int device) {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   if (registry_.erase({name, device}) == 0) {
     return Status::NotFound("release: tensor '" + name + "' is not on device " +
                             std::to_string(device));
@@ -383,7 +443,7 @@ Status Hmm::Release(const std::string& name, int device) {
 }
 
 void Hmm::ReleaseAll() {
-  std::lock_guard<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   registry_.clear();
 }
 
@@ -403,7 +463,7 @@ std::string Hmm::Report() const {
   }
   size_t n;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    vmm::MutexLock l(&mu_);
     n = registry_.size();
   }
   return out + "total: " + std::to_string(n) + " tensor records, used " + Mib(used) + ", peak " +

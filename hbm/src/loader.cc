@@ -157,44 +157,136 @@ Status LoaderOptions::Validate() const {
   return Status::Ok();
 }
 
+namespace {
+
+// The chunks of every request, the buffers to register (one per request piece of at most
+// ~1 GiB, the kernel's limit) and the bytes that exist to be read.
+struct ChunkPlan {
+  std::vector<Chunk> chunks;
+  std::vector<iovec> buffers;
+  uint64_t total = 0;
+};
+
+ChunkPlan MakeChunks(const std::vector<ReadRequest>& requests, const OpenFiles& files,
+                     uint64_t chunk_bytes) {
+  ChunkPlan p;
+  const uint64_t piece = (1ull << 30) / chunk_bytes * chunk_bytes;
+  for (const ReadRequest& r : requests) {
+    const uint64_t required_end = r.file_offset + (r.required ? r.required : r.length);
+    for (uint64_t off = 0; off < r.length; off += chunk_bytes) {
+      if (off % piece == 0) {
+        p.buffers.push_back({static_cast<uint8_t*>(r.dest) + off, std::min(piece, r.length - off)});
+      }
+      Chunk c;
+      c.file = files.index.at(r.path);
+      c.buffer = static_cast<int>(p.buffers.size()) - 1;
+      c.offset = r.file_offset + off;
+      c.length = std::min(chunk_bytes, r.length - off);
+      c.dest = static_cast<uint8_t*>(r.dest) + off;
+      c.must_reach = std::min(required_end, c.offset + c.length);
+      p.chunks.push_back(c);
+    }
+    // Bytes that exist: an aligned read may reach past end of file.
+    const uint64_t size = files.sizes[files.index.at(r.path)];
+    p.total += std::min(r.length, size > r.file_offset ? size - r.file_offset : 0);
+  }
+  return p;
+}
+
+// The state of one ring's run over the chunks.
+struct RingRun {
+  io_uring ring;
+  const OpenFiles* files = nullptr;
+  std::vector<Chunk>* chunks = nullptr;
+  std::vector<int> raw_fds;
+  bool fixed_files = false;
+  std::deque<size_t> pending;  // chunks to submit (resubmissions first)
+  int inflight = 0;
+  uint64_t done = 0;  // bytes read
+  Status first_error;
+  LoadStats* stats = nullptr;
+};
+
+// Queues chunks up to the queue depth.
+void Submit(RingRun& run, int qd) {
+  while (run.first_error.ok() && !run.pending.empty() && run.inflight < qd) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&run.ring);
+    if (sqe == nullptr) break;
+    const size_t i = run.pending.front();
+    run.pending.pop_front();
+    const Chunk& c = (*run.chunks)[i];
+    const int file = run.fixed_files ? c.file : run.raw_fds[c.file];
+    if (run.stats->fixed_buffers) {
+      io_uring_prep_read_fixed(sqe, file, c.dest, c.length, c.offset, c.buffer);
+    } else {
+      io_uring_prep_read(sqe, file, c.dest, c.length, c.offset);
+    }
+    if (run.fixed_files) sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, i);
+    ++run.inflight;
+  }
+}
+
+// One completion: a retry, an error (the first is kept), end of file, or bytes (a short read
+// resubmits the remainder).
+void Complete(RingRun& run, const io_uring_cqe* cqe) {
+  --run.inflight;
+  const size_t i = io_uring_cqe_get_data64(cqe);
+  Chunk& c = (*run.chunks)[i];
+  const std::string& path = run.files->paths[c.file];
+  const int res = cqe->res;
+  auto eof_error = [&](const char* suffix) {
+    if (c.offset < c.must_reach && run.first_error.ok()) {
+      run.first_error =
+          Status::DataLoss(path + ": end of file at offset " + std::to_string(c.offset) +
+                           ", needed data up to " + std::to_string(c.must_reach) + suffix);
+    }
+  };
+  if (res == -EINTR || res == -EAGAIN) {
+    run.pending.push_front(i);
+  } else if (res < 0) {
+    if (run.first_error.ok()) {
+      run.first_error = Status::FromErrno(-res,
+                                          path + " at offset " + std::to_string(c.offset) + " (" +
+                                              std::to_string(c.length) + " bytes)",
+                                          "io_uring read");
+    }
+  } else if (res == 0) {
+    eof_error(" (truncated while loading?)");
+  } else {
+    ++run.stats->reads;
+    run.done += res;
+    if (static_cast<uint64_t>(res) < c.length) {
+      c.offset += res;
+      c.dest += res;
+      c.length -= res;
+      if (c.offset >= run.files->sizes[c.file]) {
+        // End of file (an aligned read covering a tail): fine if nothing required is missing.
+        eof_error("");
+      } else {
+        ++run.stats->short_reads;
+        run.pending.push_front(i);  // resubmit the remainder
+      }
+    }
+  }
+}
+
+}  // namespace
+
 StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
   VMM_RETURN_IF_ERROR(options_.Validate());
   const auto start = Clock::now();
   VMM_ASSIGN_OR_RETURN(OpenFiles files, OpenAll(requests, options_.direct_io));
   VMM_RETURN_IF_ERROR(CheckRequests(requests, files));
-
   LoadStats stats;
   stats.direct_io = files.all_direct;
   if (!files.all_direct) stats.fallback_reason = files.fallback_reason;
+  ChunkPlan plan = MakeChunks(requests, files, options_.chunk_bytes);
 
-  std::vector<Chunk> chunks;
-  std::vector<iovec> buffers;  // one per request piece of at most ~1 GiB (the kernel's limit)
-  const uint64_t piece = (1ull << 30) / options_.chunk_bytes * options_.chunk_bytes;
-  uint64_t total = 0;
-  for (const ReadRequest& r : requests) {
-    const uint64_t required_end = r.file_offset + (r.required ? r.required : r.length);
-    for (uint64_t off = 0; off < r.length; off += options_.chunk_bytes) {
-      if (off % piece == 0) {
-        buffers.push_back({static_cast<uint8_t*>(r.dest) + off, std::min(piece, r.length - off)});
-      }
-      Chunk c;
-      c.file = files.index.at(r.path);
-      c.buffer = static_cast<int>(buffers.size()) - 1;
-      c.offset = r.file_offset + off;
-      c.length = std::min(options_.chunk_bytes, r.length - off);
-      c.dest = static_cast<uint8_t*>(r.dest) + off;
-      c.must_reach = std::min(required_end, c.offset + c.length);
-      chunks.push_back(c);
-    }
-    // Bytes that exist: an aligned read may reach past end of file.
-    const uint64_t size = files.sizes[files.index.at(r.path)];
-    total += std::min(r.length, size > r.file_offset ? size - r.file_offset : 0);
-  }
-
-  io_uring ring;
+  RingRun run;
   const int qd = static_cast<int>(
-      std::min<uint64_t>(options_.queue_depth, std::max<size_t>(chunks.size(), 1)));
-  if (int ret = io_uring_queue_init(qd, &ring, 0); ret < 0) {
+      std::min<uint64_t>(options_.queue_depth, std::max<size_t>(plan.chunks.size(), 1)));
+  if (int ret = io_uring_queue_init(qd, &run.ring, 0); ret < 0) {
     // No io_uring (disabled by sysctl or seccomp): the pread loop does the same job.
     auto fallback = LoadWithPread(requests, options_.chunk_bytes);
     if (fallback.ok()) {
@@ -203,93 +295,36 @@ StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
     }
     return fallback;
   }
-  std::vector<int> raw_fds;
-  for (const auto& fd : files.fds) raw_fds.push_back(fd.get());
-  const bool fixed = io_uring_register_files(&ring, raw_fds.data(), raw_fds.size()) == 0;
-  stats.fixed_buffers = options_.register_buffers && !buffers.empty() && buffers.size() <= 16384 &&
-                        io_uring_register_buffers(&ring, buffers.data(), buffers.size()) == 0;
-
-  std::deque<size_t> pending;
-  for (size_t i = 0; i < chunks.size(); ++i) pending.push_back(i);
-  ProgressReporter progress(options_, total);
-  uint64_t done = 0;
-  int inflight = 0;
-  Status first_error;
-  while ((first_error.ok() && !pending.empty()) || inflight > 0) {
-    while (first_error.ok() && !pending.empty() && inflight < qd) {
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-      if (sqe == nullptr) break;
-      const size_t i = pending.front();
-      pending.pop_front();
-      const Chunk& c = chunks[i];
-      const int file = fixed ? c.file : raw_fds[c.file];
-      if (stats.fixed_buffers) {
-        io_uring_prep_read_fixed(sqe, file, c.dest, c.length, c.offset, c.buffer);
-      } else {
-        io_uring_prep_read(sqe, file, c.dest, c.length, c.offset);
-      }
-      if (fixed) sqe->flags |= IOSQE_FIXED_FILE;
-      io_uring_sqe_set_data64(sqe, i);
-      ++inflight;
-    }
-    int ret = io_uring_submit_and_wait(&ring, 1);
+  run.files = &files;
+  run.chunks = &plan.chunks;
+  run.stats = &stats;
+  for (const auto& fd : files.fds) run.raw_fds.push_back(fd.get());
+  run.fixed_files = io_uring_register_files(&run.ring, run.raw_fds.data(), run.raw_fds.size()) == 0;
+  stats.fixed_buffers =
+      options_.register_buffers && !plan.buffers.empty() && plan.buffers.size() <= 16384 &&
+      io_uring_register_buffers(&run.ring, plan.buffers.data(), plan.buffers.size()) == 0;
+  for (size_t i = 0; i < plan.chunks.size(); ++i) run.pending.push_back(i);
+  ProgressReporter progress(options_, plan.total);
+  while ((run.first_error.ok() && !run.pending.empty()) || run.inflight > 0) {
+    Submit(run, qd);
+    int ret = io_uring_submit_and_wait(&run.ring, 1);
     if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-      first_error = Status::FromErrno(-ret, "io_uring load", "io_uring_submit_and_wait");
+      run.first_error = Status::FromErrno(-ret, "io_uring load", "io_uring_submit_and_wait");
       break;  // the ring is unusable; in-flight reads are cancelled by queue_exit below
     }
     io_uring_cqe* cqe;
     unsigned head, seen = 0;
-    io_uring_for_each_cqe(&ring, head, cqe) {
+    io_uring_for_each_cqe(&run.ring, head, cqe) {
       ++seen;
-      --inflight;
-      const size_t i = io_uring_cqe_get_data64(cqe);
-      Chunk& c = chunks[i];
-      const int res = cqe->res;
-      if (res == -EINTR || res == -EAGAIN) {
-        pending.push_front(i);
-      } else if (res < 0) {
-        if (first_error.ok()) {
-          first_error =
-              Status::FromErrno(-res,
-                                files.paths[c.file] + " at offset " + std::to_string(c.offset) +
-                                    " (" + std::to_string(c.length) + " bytes)",
-                                "io_uring read");
-        }
-      } else if (res == 0) {
-        if (c.offset < c.must_reach && first_error.ok()) {
-          first_error =
-              Status::DataLoss(files.paths[c.file] + ": end of file at offset " +
-                               std::to_string(c.offset) + ", needed data up to " +
-                               std::to_string(c.must_reach) + " (truncated while loading?)");
-        }
-      } else {
-        ++stats.reads;
-        done += res;
-        if (static_cast<uint64_t>(res) < c.length) {
-          c.offset += res;
-          c.dest += res;
-          c.length -= res;
-          if (c.offset >= files.sizes[c.file]) {
-            // End of file (an aligned read covering a tail): fine if nothing required is missing.
-            if (c.offset < c.must_reach && first_error.ok()) {
-              first_error = Status::DataLoss(files.paths[c.file] + ": end of file at offset " +
-                                             std::to_string(c.offset) + ", needed data up to " +
-                                             std::to_string(c.must_reach));
-            }
-          } else {
-            ++stats.short_reads;
-            pending.push_front(i);  // resubmit the remainder
-          }
-        }
-      }
+      Complete(run, cqe);
     }
-    io_uring_cq_advance(&ring, seen);
-    progress.Update(done, false);
+    io_uring_cq_advance(&run.ring, seen);
+    progress.Update(run.done, false);
   }
-  io_uring_queue_exit(&ring);
-  if (!first_error.ok()) return first_error;
-  progress.Update(done, true);
-  stats.bytes = done;
+  io_uring_queue_exit(&run.ring);
+  if (!run.first_error.ok()) return run.first_error;
+  progress.Update(run.done, true);
+  stats.bytes = run.done;
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return stats;
 }

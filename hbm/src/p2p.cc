@@ -32,10 +32,10 @@ CopyEngine::~CopyEngine() {
   for (auto& t : teams_) {
     if (!t) continue;
     {
-      std::lock_guard<std::mutex> l(t->mu);
+      vmm::MutexLock l(&t->mu);
       t->stop = true;
     }
-    t->cv.notify_all();
+    t->cv.SignalAll();
     for (auto& th : t->threads) th.join();
   }
 }
@@ -55,8 +55,8 @@ void CopyEngine::Work(Team* team, std::vector<int> cpus) {
   for (;;) {
     std::function<void()> job;
     {
-      std::unique_lock<std::mutex> l(team->mu);
-      team->cv.wait(l, [&] { return team->stop || !team->queue.empty(); });
+      vmm::MutexLock l(&team->mu);
+      while (!team->stop && team->queue.empty()) team->cv.Wait(&team->mu);
       if (team->queue.empty()) return;  // stop requested and drained
       job = std::move(team->queue.front());
       team->queue.pop_front();
@@ -82,7 +82,7 @@ std::future<Status> CopyEngine::CopyAsync(int dst_device, void* dst, const void*
   parts = bytes == 0 ? 1 : (bytes + part - 1) / part;
   auto left = std::make_shared<std::atomic<uint64_t>>(parts);
   {
-    std::lock_guard<std::mutex> l(team->mu);
+    vmm::MutexLock l(&team->mu);
     for (uint64_t p = 0; p < parts; ++p) {
       const uint64_t off = p * part;
       const uint64_t n = off < bytes ? std::min(part, bytes - off) : 0;
@@ -95,7 +95,7 @@ std::future<Status> CopyEngine::CopyAsync(int dst_device, void* dst, const void*
       });
     }
   }
-  team->cv.notify_all();
+  team->cv.SignalAll();
   return future;
 }
 

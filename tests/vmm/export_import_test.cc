@@ -1,6 +1,8 @@
 // Export/import across real processes: the fd goes over a UNIX socket with SCM_RIGHTS, and a
 // write through one process's mapping is seen through the other's.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,6 +120,53 @@ TEST(FdPassingTest, BadInputAndClosedPeer) {
   close(sp.parent);
   sp.parent = -1;
   EXPECT_EQ(RecvFds(sp.child).status().code(), StatusCode::kUnavailable);
+}
+
+// ExportMode::kReadOnly: the fd is a read-only file description; the kernel refuses every way
+// of writing through it (real syscalls, no mocks).
+TEST(ExportImportTest, ReadOnlyExportRefusesWrites) {
+  ArenaOptions o;
+  o.name = "ro";
+  o.capacity_bytes = 1 << 20;
+  o.page_size = PageSizePolicy::kSmall;
+  auto arena = Arena::Create(o);
+  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  static_cast<uint8_t*>((*arena)->direct_map())[0] = 0x5a;
+  auto ro = (*arena)->Export(ExportMode::kReadOnly);
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  const int fd = ro->fd.get();
+  EXPECT_EQ(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+  // A writable shared mapping: EACCES.
+  errno = 0;
+  EXPECT_EQ(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED);
+  EXPECT_EQ(errno, EACCES);
+  // A read-only one works, shows the owner's bytes and cannot be made writable.
+  void* p = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  EXPECT_EQ(static_cast<uint8_t*>(p)[0], 0x5a);
+  errno = 0;
+  EXPECT_NE(mprotect(p, 4096, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(errno, EACCES);
+  munmap(p, 4096);
+  // write(2): EBADF.
+  errno = 0;
+  EXPECT_EQ(pwrite(fd, "x", 1, 0), -1);
+  EXPECT_EQ(errno, EBADF);
+  // Imported read-only, a read mapping works and a read-write one is refused.
+  ExportedArena e = std::move(*ro);
+  auto imported = Arena::Import(std::move(e), nullptr, /*direct_map=*/false);
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  auto res = Reservation::Reserve(1 << 20);
+  ASSERT_TRUE(res.ok());
+  auto all = (*imported)->View(0, 1 << 20);
+  ASSERT_TRUE(all.ok());
+  EXPECT_FALSE((*res)->Map(0, *all, 0, 0, {Protection::kReadWrite, false}).ok());
+  ASSERT_TRUE((*res)->Map(0, *all, 0, 0, {Protection::kRead, false}).ok());
+  EXPECT_EQ((*res)->base()[0], 0x5a);
+  // The default mode is the read-write dup it always was.
+  auto rw = (*arena)->Export();
+  ASSERT_TRUE(rw.ok());
+  EXPECT_EQ(fcntl(rw->fd.get(), F_GETFL) & O_ACCMODE, O_RDWR);
 }
 
 }  // namespace

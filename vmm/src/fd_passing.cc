@@ -1,7 +1,6 @@
 #include "vmm/fd_passing.h"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,40 +8,7 @@
 
 #include "vmm/os.h"
 
-extern char** environ;
-
 namespace vmm {
-
-StatusOr<SpawnedChild> SpawnWithSocket(const std::vector<std::string>& argv, int child_fd,
-                                       bool stdout_to_stderr, const std::string& what) {
-  if (argv.empty()) return Status::InvalidArgument("start " + what + ": no binary");
-  if (child_fd <= STDERR_FILENO) {
-    return Status::InvalidArgument("start " + what + ": the socket's descriptor must be > 2");
-  }
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return Status::FromErrno(errno, what + " control socket", "socketpair");
-  }
-  UniqueFd mine(sv[0]), theirs(sv[1]);
-  if (theirs.get() == child_fd) {  // dup2 onto itself would keep close-on-exec
-    UniqueFd moved(fcntl(theirs.get(), F_DUPFD_CLOEXEC, child_fd + 1));
-    if (!moved.valid()) return Status::FromErrno(errno, what + " control socket", "fcntl");
-    theirs = std::move(moved);
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, theirs.get(), child_fd);
-  if (stdout_to_stderr) posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  SpawnedChild c;
-  const int rc = posix_spawn(&c.pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return Status::FromErrno(rc, "start " + what + " '" + argv[0] + "'", "posix_spawn");
-  c.socket = std::move(mine);
-  return c;
-}
 
 Status SendFds(int socket, const std::string& payload, const std::vector<int>& fds) {
   if (payload.empty() || payload.size() > kMaxPassedPayload) {

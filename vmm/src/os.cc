@@ -71,34 +71,34 @@ Os* Os::Default() {
 }
 
 void FaultInjectingOs::FailNth(Syscall s, int nth, int err, int times) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   rules_.push_back(Rule{s, calls_[static_cast<int>(s)] + static_cast<uint64_t>(nth), times, err});
 }
 
 void FaultInjectingOs::Clear() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   rules_.clear();
 }
 
 uint64_t FaultInjectingOs::Calls(Syscall s) const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return calls_[static_cast<int>(s)];
 }
 
 uint64_t FaultInjectingOs::Failures() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return failures_;
 }
 
 void FaultInjectingOs::ResetCounts() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   for (auto& c : calls_) c = 0;
   failures_ = 0;
   rules_.clear();
 }
 
 int FaultInjectingOs::Intercept(Syscall s) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   const uint64_t index = calls_[static_cast<int>(s)]++;
   for (const Rule& r : rules_) {
     if (r.syscall == s && index >= r.first_call &&

@@ -5,6 +5,7 @@
 
 #include <bit>
 #include <cstdio>
+#include <functional>
 
 #include "vmm/host.h"
 #include "vmm/stats.h"
@@ -92,7 +93,7 @@ Status Reservation::FillLocked(uint8_t* addr, uint64_t len, const char* why) {
 
 Status Reservation::Map(uint64_t offset, const Extent& extent, uint64_t extent_offset,
                         uint64_t length, MapOptions options) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (!extent.valid()) return Status::InvalidArgument(Where(offset) + ": map an empty extent");
   Arena* arena = extent.arena();
   const uint64_t page = arena->page_size();
@@ -177,7 +178,7 @@ Status Reservation::Map(uint64_t offset, const Extent& extent, uint64_t extent_o
 }
 
 Status Reservation::Unmap(uint64_t offset) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = table_.find(offset);
   if (it == table_.end())
     return Status::NotFound(Where(offset) + ": unmap: no mapping starts here");
@@ -192,7 +193,7 @@ Status Reservation::Unmap(uint64_t offset) {
 }
 
 Status Reservation::Protect(uint64_t offset, Protection prot) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = table_.find(offset);
   if (it == table_.end()) {
     return Status::NotFound(Where(offset) + ": protect: no mapping starts here");
@@ -270,15 +271,21 @@ Status Reservation::MoveLocked(Reservation& src, uint64_t offset, Reservation& d
 
 Status Reservation::Move(uint64_t offset, Reservation& dst, uint64_t dst_offset) {
   if (&dst == this) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     return MoveLocked(*this, offset, *this, dst_offset);
   }
-  std::scoped_lock l(mu_, dst.mu_);
+  // Two reservations: lock in address order, so two opposite moves cannot deadlock.
+  Mutex* first = std::less<Mutex*>()(&mu_, &dst.mu_) ? &mu_ : &dst.mu_;
+  Mutex* second = first == &mu_ ? &dst.mu_ : &mu_;
+  MutexLock l1(first);
+  MutexLock l2(second);
+  mu_.AssertHeld();  // the analysis cannot follow the ordering
+  dst.mu_.AssertHeld();
   return MoveLocked(*this, offset, dst, dst_offset);
 }
 
 Status Reservation::Swap(uint64_t a, uint64_t b) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto ia = table_.find(a), ib = table_.find(b);
   if (ia == table_.end() || ib == table_.end()) {
     return Status::NotFound(Where(ia == table_.end() ? a : b) + ": swap: no mapping starts here");
@@ -292,6 +299,7 @@ Status Reservation::Swap(uint64_t a, uint64_t b) {
   const uint64_t page =
       std::max(ia->second.extent.arena()->page_size(), ib->second.extent.arena()->page_size());
   VMM_ASSIGN_OR_RETURN(auto tmp, Reserve(len, std::max(alignment_, page), os_, name_ + ".swap"));
+  MutexLock tmp_lock(&tmp->mu_);  // nobody else knows `tmp`; MoveLocked REQUIRES its lock
   VMM_RETURN_IF_ERROR(MoveLocked(*this, a, *tmp, 0));
   if (Status s = MoveLocked(*this, b, *this, a); !s.ok()) {
     if (Status r = MoveLocked(*tmp, 0, *this, a); !r.ok())
@@ -310,7 +318,7 @@ Status Reservation::Swap(uint64_t a, uint64_t b) {
 StatusOr<PageRef> Reservation::Lookup(const void* addr) const {
   if (!Contains(addr)) return Status::OutOfRange("address is outside " + Where(0));
   const uint64_t off = static_cast<const uint8_t*>(addr) - base_;
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = table_.upper_bound(off);
   if (it == table_.begin()) return Status::NotFound(Where(off) + ": not mapped");
   --it;
@@ -325,14 +333,14 @@ StatusOr<PageRef> Reservation::Lookup(const void* addr) const {
 }
 
 std::optional<Mapping> Reservation::MappingAt(uint64_t offset) const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = table_.find(offset);
   if (it == table_.end()) return std::nullopt;
   return it->second;
 }
 
 std::vector<Mapping> Reservation::Mappings() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   std::vector<Mapping> out;
   out.reserve(table_.size());
   for (const auto& [off, m] : table_) out.push_back(m);
@@ -340,19 +348,19 @@ std::vector<Mapping> Reservation::Mappings() const {
 }
 
 uint64_t Reservation::mapped_bytes() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   uint64_t n = 0;
   for (const auto& [off, m] : table_) n += m.length;
   return n;
 }
 
 size_t Reservation::mapping_count() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return table_.size();
 }
 
 Status Reservation::CheckInvariants() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (reinterpret_cast<uintptr_t>(base_) % alignment_ != 0 || size_ % kSmallPageSize != 0) {
     return Status::Internal(Where(0) + " invariant 3: base or size misaligned");
   }

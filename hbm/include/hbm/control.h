@@ -26,6 +26,7 @@
 
 #include "hbm/device.h"
 #include "hbm/hmm.h"
+#include "vmm/mutex.h"
 
 namespace emoe::hbm {
 
@@ -127,8 +128,9 @@ class LocalHmmControl : public HmmControl {
 
  private:
   Hmm* hmm_;
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const Checkpoint>> checkpoints_;  // opened, by path
+  vmm::Mutex mu_;
+  // Opened, by path.
+  std::map<std::string, std::shared_ptr<const Checkpoint>> checkpoints_ GUARDED_BY(mu_);
 };
 
 // Shared by both sides of the transport: the load of `placement` as a PlacementFn, after

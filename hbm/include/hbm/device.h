@@ -23,12 +23,12 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "vmm/arena.h"
 #include "vmm/host.h"
+#include "vmm/mutex.h"
 #include "vmm/status.h"
 
 namespace emoe::hbm {
@@ -108,9 +108,9 @@ class Device {
   Device() = default;
   uint64_t UsedBytes() const;
   // kResourceExhausted when `bytes` more of usage `u` would not fit in the capacity.
-  Status CheckRoom(Usage u, uint64_t bytes) const;  // REQUIRES: mu_ held
+  Status CheckRoom(Usage u, uint64_t bytes) const REQUIRES(mu_);
   DeviceSpec spec_;
-  mutable std::mutex mu_;  // serializes the capacity check with the allocation it admits
+  mutable vmm::Mutex mu_;  // serializes the capacity check with the allocation it admits
   std::array<std::shared_ptr<vmm::Arena>, kNumUsages> arenas_;
 };
 

@@ -11,15 +11,14 @@
 // allocates, reads and copies; on any failure every extent it allocated is released and the
 // registry is unchanged.
 //
-// Thread safety: all methods may be called from any thread; the registry is guarded by a mutex,
-// loads are serialized.
+// Thread safety: all methods may be called from any thread; the registry is guarded by a
+// vmm::Mutex (GUARDED_BY), loads are serialized by another.
 #ifndef HBM_HMM_H_
 #define HBM_HMM_H_
 
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -27,6 +26,7 @@
 #include "hbm/loader.h"
 #include "hbm/p2p.h"
 #include "hbm/safetensors.h"
+#include "vmm/mutex.h"
 
 namespace emoe::hbm {
 
@@ -123,9 +123,9 @@ class Hmm {
   std::string page_note_;
   std::vector<std::unique_ptr<Device>> devices_;
   std::unique_ptr<CopyEngine> copies_;
-  std::mutex load_mu_;     // serializes loads
-  mutable std::mutex mu_;  // guards registry_
-  std::map<Key, TensorRecord> registry_;
+  vmm::Mutex load_mu_;  // serializes loads
+  mutable vmm::Mutex mu_;
+  std::map<Key, TensorRecord> registry_ GUARDED_BY(mu_);
 };
 
 // The device memory a LoadCheckpoint of `placement` takes, per device: one extent per (device,

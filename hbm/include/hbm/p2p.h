@@ -9,13 +9,11 @@
 #ifndef HBM_P2P_H_
 #define HBM_P2P_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -42,10 +40,10 @@ class CopyEngine {
  private:
   struct Team {
     std::vector<std::thread> threads;
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<std::function<void()>> queue;
-    bool stop = false;
+    vmm::Mutex mu;
+    vmm::CondVar cv;
+    std::deque<std::function<void()>> queue GUARDED_BY(mu);
+    bool stop GUARDED_BY(mu) = false;
   };
   void Work(Team* team, std::vector<int> cpus);
   std::vector<std::unique_ptr<Team>> teams_;  // index = device id

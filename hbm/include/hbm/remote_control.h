@@ -1,8 +1,9 @@
 // hbm/remote_control.h: HmmControl over hmmd's control connection (DESIGN 4.1: the HMM is a
 // daemon of its own; the coordinator drives it, instances attach to it).
 //
-// Launch() starts hmmd as a child process with the devices and arenas of an HmmOptions, empty
-// (nothing loaded), and hands it one end of a socketpair as its control connection; hmmd exits
+// Launch() starts hmmd as a child process, empty (nothing loaded), hands it one end of a
+// socketpair as its control connection and sends it the HmmOptions (devices, arenas, loader) as
+// its first message; hmmd exits
 // when that connection closes (this process exited or destroyed the control), so a crashed
 // coordinator never leaves a daemon holding device memory behind. Instances attach through
 // hmmd's listening socket (socket_path()). Connect() drives an hmmd that is already running.
@@ -19,7 +20,6 @@
 #include <sys/types.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,8 +31,10 @@ namespace emoe::hbm {
 struct HmmdOptions {
   std::string binary;       // the hmmd executable (required)
   std::string socket_path;  // where instances attach; empty: $TMPDIR (or /tmp)/emoe-hmmd-PID-N.sock
-  HmmOptions hmm;           // devices, arenas, loader: passed to hmmd as flags
-  std::vector<std::string> extra_args;  // more hmmd flags
+  HmmOptions hmm;           // devices, arenas, loader: hmmd's start message (sizes in whole MiB)
+  // More hmmd flags (logging, --allow_writable). Its device, arena and loader flags are still
+  // checked but do not override `hmm`.
+  std::vector<std::string> extra_args;
 };
 
 class RemoteHmmControl : public HmmControl {
@@ -66,7 +68,7 @@ class RemoteHmmControl : public HmmControl {
 
  private:
   RemoteHmmControl() = default;
-  class Impl;
+  class Impl;  // hbm/src/ipc/channel.h
   std::unique_ptr<Impl> impl_;
   pid_t pid_ = 0;
   std::string socket_path_;

@@ -1,12 +1,8 @@
 // hbm/server.h: serving an Hmm to other processes (the hmmd protocol): instances attach to its
 // memory, a coordinator drives it (hbm/remote_control.h).
 //
-// Transport: a SOCK_SEQPACKET UNIX socket. A request is either one raw JSON message starting with
-// '{' (at most kMaxRequestBytes), or a framed request in parts like a reply: each part is one
-// byte ('1' = more parts follow, '0' = last part) and up to ~60 KiB of JSON text
-// (SendRequest() frames what exceeds kMaxRequestBytes); an assembled request may hold up to
-// kMaxAssembledRequestBytes. Each reply is one or more messages of up to ~60 KiB framed the same
-// way, the first carrying any file descriptors (SCM_RIGHTS).
+// Transport: a SOCK_SEQPACKET UNIX socket; requests and replies are framed as hbm/wire.h says.
+// Every message is defined once, for both processes, in hbm/src/ipc/codec.h.
 //
 // Instances (attach, read):
 //   {"op":"ping"}                                   -> {"ok":true}
@@ -24,7 +20,7 @@
 //       experts, kv), each A = vmm::ArenaStats {"name" ("" when the device has no such arena),
 //       "kind" (PageKindName), "page_size","capacity_bytes","used_bytes","free_bytes",
 //       "peak_used_bytes","largest_free_bytes","live_extents","allocations","frees",
-//       "failed_allocations","discarded_bytes","fragmentation"}
+//       "failed_allocations","grows","shrinks","failed_grows","discarded_bytes","fragmentation"}
 //   {"op":"release","name":"x","device":0}          -> {"ok":true}
 // Control (the HmmControl operations, same meaning and failure atomicity as LocalHmmControl):
 //   {"op":"devices"}  -> {"ok":true,"devices":[{"id","node","cpus":[..],"capacity_bytes"}],
@@ -47,7 +43,8 @@
 //       the tail given back to the device or taken from it)
 //       KV memory belongs to the connection that allocated it: freed by kv_free or when the
 //       connection closes (HandleRequest without a Session answers FAILED_PRECONDITION).
-// Field types are checked: a missing or wrongly typed field is INVALID_ARGUMENT.
+// Field types are checked: a missing or wrongly typed field is INVALID_ARGUMENT naming the field
+// ("load: field 'placement.embed.devices' must be an array of integers").
 // Errors: {"ok":false,"code":"NOT_FOUND","error":"..."}. A malformed or oversized request gets an
 // error reply and the connection stays usable; a client that dies mid-request only loses its own
 // connection.
@@ -56,7 +53,8 @@
 // connection's peer uid (SO_PEERCRED) must be the server's uid or in allowed_uids; others get an
 // error reply and are disconnected. An adopted connection (Adopt()) is checked the same way.
 //
-// Thread safety: Start/Adopt/Stop from one thread. One thread per connection; HandleRequest() is
+// Thread safety: Start/Adopt/Stop from one thread; the server's client set is guarded by a
+// vmm::Mutex (GUARDED_BY). One thread per connection; HandleRequest() is
 // reentrant (a Session is used by one thread at a time; a CheckpointCache by any).
 #ifndef HBM_SERVER_H_
 #define HBM_SERVER_H_
@@ -64,25 +62,22 @@
 #include <sys/types.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "hbm/hmm.h"
+#include "hbm/wire.h"
 #include "vmm/fd_passing.h"
+#include "vmm/mutex.h"
 #include "vmm/unique_fd.h"
 
 namespace emoe::hbm {
-
-inline constexpr size_t kMaxRequestBytes = 16 * 1024;             // a raw (unframed) request
-inline constexpr size_t kMaxAssembledRequestBytes = 64ull << 20;  // a framed one, all parts
 
 struct ServerOptions {
   std::string socket_path;  // required by Start(); Adopt() alone needs none
@@ -102,8 +97,8 @@ class CheckpointCache {
   StatusOr<std::shared_ptr<const Checkpoint>> Open(const std::string& path);
 
  private:
-  std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const Checkpoint>> by_path_;  // guarded by mu_
+  vmm::Mutex mu_;
+  std::map<std::string, std::shared_ptr<const Checkpoint>> by_path_ GUARDED_BY(mu_);
 };
 
 // The state of one connection: the KV memory it allocated (freed with it) and where its loads
@@ -114,11 +109,6 @@ struct Session {
   std::map<uint64_t, vmm::Extent> kv;  // kv_alloc id -> extent of the device's KV arena
 };
 
-// One request and its reply, independent of the transport (used in-process by HmmClient too).
-struct Reply {
-  std::string json;  // the reply message (may be large)
-  std::vector<vmm::UniqueFd> fds;
-};
 // Answers one request (at most kMaxAssembledRequestBytes). Never throws: every error, including a
 // malformed request, is an error reply. `session` null: kv_alloc / kv_free / kv_resize are refused.
 Reply HandleRequest(Hmm& hmm, const std::string& request, bool allow_writable, bool share_kv = true,
@@ -160,28 +150,14 @@ class HmmServer {
   vmm::UniqueFd listen_fd_;
   vmm::UniqueFd wake_r_, wake_w_;  // wakes the accept loop on Stop
   std::thread acceptor_;
-  std::mutex mu_;
-  std::condition_variable idle_cv_;  // signalled when a client thread ends
-  int active_clients_ = 0;           // detached client threads still running
-  std::set<int> client_fds_;
+  vmm::Mutex mu_;
+  vmm::CondVar idle_cv_;                    // signalled when a client thread ends
+  int active_clients_ GUARDED_BY(mu_) = 0;  // detached client threads still running
+  std::set<int> client_fds_ GUARDED_BY(mu_);
   bool listening_ = false;  // the socket file is ours to remove
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> accepted_{0}, refused_{0}, served_{0};
 };
-
-// {"ok":false,"code":"NOT_FOUND","error":"..."} for `s`, and back: the status an "ok"/"code"/
-// "error" reply carries (OK for "ok": true; kDataLoss for a malformed one), its message prefixed
-// with `who`. Shared with the instance-process protocol (engine/remote_instance.h).
-std::string ErrorJson(const Status& s);
-Status ReplyStatus(const std::string& payload, const std::string& who = "hmm");
-
-// Sends a reply in parts (fds with the first). Used by the server; exposed for tests.
-Status SendReply(int socket, const Reply& reply);
-// Receives a whole (possibly multi-part) reply.
-StatusOr<vmm::ReceivedMessage> ReceiveReply(int socket);
-// Sends a request: raw when it fits in kMaxRequestBytes, else in framed parts.
-// kInvalidArgument beyond kMaxAssembledRequestBytes.
-Status SendRequest(int socket, const std::string& request);
 
 }  // namespace emoe::hbm
 

@@ -15,7 +15,9 @@
 //  - Resize() grows or shrinks an owned extent at its end, in place: its first page, and so
 //    every address of the pages it keeps, stays the same (a KV cache gives memory back ahead of
 //    a scale event and takes it back later without moving its data).
-//  - Export() describes the arena (fd, capacity, page size, kind, node, name) for another process;
+//  - Export() describes the arena (fd, capacity, page size, kind, node, name) for another process
+//    (ExportMode::kReadOnly: through a read-only file description, so the receiver cannot map it
+//    writable);
 //    Arena::Import() on the receiving side gives an arena whose pages are addressed by offset
 //    (View()), since the allocator lives with the exporter.
 //
@@ -26,7 +28,8 @@
 //  3. The memfd's size equals capacity and its seals include SHRINK, GROW and SEAL.
 //
 // Thread safety: all methods are safe to call concurrently; allocation state is guarded by an
-// internal mutex. Extent handles may be copied and released from any thread.
+// internal vmm::Mutex (GUARDED_BY, checked by clang's -Wthread-safety). Extent handles may be
+// copied and released from any thread.
 #ifndef VMM_ARENA_H_
 #define VMM_ARENA_H_
 
@@ -34,9 +37,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "vmm/mutex.h"
 #include "vmm/os.h"
 #include "vmm/page_allocator.h"
 #include "vmm/status.h"
@@ -78,6 +81,16 @@ struct ArenaOptions {
   Os* os = nullptr;  // nullptr: Os::Default()
 
   Status Validate() const;
+};
+
+// How Export() hands out the memfd.
+enum class ExportMode : int {
+  kReadWrite = 0,  // a dup of the arena's own fd (O_RDWR): the receiver may map it writable
+  // A new file description opened O_RDONLY (through /proc/self/fd): mmap(PROT_WRITE, MAP_SHARED)
+  // and write(2) on it fail with EACCES / EBADF, and mprotect cannot upgrade a mapping of it.
+  // It does not stop a process of the same uid from reopening the memfd by path
+  // (/proc/PID/fd/N) with O_RDWR: the memfd's inode, not the description, decides that.
+  kReadOnly,
 };
 
 // What another process needs to map the arena. The fd is owned by this struct.
@@ -191,8 +204,9 @@ class Arena : public std::enable_shared_from_this<Arena> {
   // past the new end (they go back to the pool and may be handed to another extent).
   Status Resize(Extent& extent, uint64_t bytes);
 
-  // Duplicates the fd and describes the arena for another process.
-  StatusOr<ExportedArena> Export() const;
+  // Describes the arena for another process with a new fd of its memfd (owned by the result):
+  // a dup (kReadWrite) or a read-only reopening (kReadOnly, see ExportMode).
+  StatusOr<ExportedArena> Export(ExportMode mode = ExportMode::kReadWrite) const;
 
   const std::string& name() const { return name_; }
   PageKind kind() const { return kind_; }
@@ -217,11 +231,11 @@ class Arena : public std::enable_shared_from_this<Arena> {
   friend class Extent;
   Arena() = default;
   // Called by the last Extent handle of an owned run.
-  void Release(uint64_t first_page, uint64_t num_pages);
+  void Release(uint64_t first_page, uint64_t num_pages) EXCLUDES(mu_);
   // With discard_on_free, punches pages [first_page, first_page + num_pages) out of the memfd
   // and counts them in discarded_bytes_ (best effort: a failed punch leaves the memory in place).
-  // Call before the pages go back to the allocator. REQUIRES: mu_ not held.
-  void Discard(uint64_t first_page, uint64_t num_pages);
+  // Call before the pages go back to the allocator.
+  void Discard(uint64_t first_page, uint64_t num_pages) EXCLUDES(mu_);
 
   std::string name_;
   PageKind kind_ = PageKind::kSmall4K;
@@ -236,15 +250,15 @@ class Arena : public std::enable_shared_from_this<Arena> {
   std::string fallback_reason_;
   std::string numa_note_;
 
-  mutable std::mutex mu_;
-  std::unique_ptr<BuddyAllocator> allocator_;  // null for imported arenas
-  std::map<uint64_t, uint64_t> live_;          // first page -> pages, owned live extents
-  uint64_t discarded_bytes_ = 0;
-  uint64_t allocations_ = 0;  // see ArenaStats
-  uint64_t frees_ = 0;
-  uint64_t grows_ = 0;
-  uint64_t shrinks_ = 0;
-  uint64_t failed_grows_ = 0;
+  mutable Mutex mu_;
+  std::unique_ptr<BuddyAllocator> allocator_ GUARDED_BY(mu_);  // null for imported arenas
+  std::map<uint64_t, uint64_t> live_ GUARDED_BY(mu_);  // first page -> pages, owned live extents
+  uint64_t discarded_bytes_ GUARDED_BY(mu_) = 0;
+  uint64_t allocations_ GUARDED_BY(mu_) = 0;  // see ArenaStats
+  uint64_t frees_ GUARDED_BY(mu_) = 0;
+  uint64_t grows_ GUARDED_BY(mu_) = 0;
+  uint64_t shrinks_ GUARDED_BY(mu_) = 0;
+  uint64_t failed_grows_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace vmm

@@ -4,6 +4,8 @@
 // Received fds are close-on-exec (MSG_CMSG_CLOEXEC) and owned by the caller. A truncated control
 // message (more fds than expected) is an error, and any fds that did arrive are closed.
 //
+// Starting a child with a control socket is in vmm/process.h (included here for its old users).
+//
 // Thread safety: the functions are reentrant; concurrent use of one socket is the caller's
 // business (as with send/recv).
 #ifndef VMM_FD_PASSING_H_
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "vmm/arena.h"
+#include "vmm/process.h"  // SpawnWithSocket used to live here
 #include "vmm/status.h"
 #include "vmm/unique_fd.h"
 
@@ -38,18 +41,6 @@ StatusOr<ReceivedMessage> RecvFds(int socket, size_t max_fds = kMaxPassedFds);
 Status SendArena(int socket, const Arena& arena);
 // Receives an arena sent with SendArena and imports it.
 StatusOr<std::shared_ptr<Arena>> ReceiveArena(int socket, Os* os = nullptr, bool direct_map = true);
-
-// A child process started with one end of a new SOCK_SEQPACKET socket pair as its file
-// descriptor `child_fd` (every other descriptor of this process is close-on-exec), and this
-// process's end. `argv[0]` is the binary's path. `stdout_to_stderr` points the child's stdout at
-// this process's stderr (a daemon's chatter must not mix with this process's output). `what`
-// names the child in errors ("start hmmd '/path': posix_spawn: ...").
-struct SpawnedChild {
-  pid_t pid = 0;
-  UniqueFd socket;
-};
-StatusOr<SpawnedChild> SpawnWithSocket(const std::vector<std::string>& argv, int child_fd,
-                                       bool stdout_to_stderr, const std::string& what);
 
 }  // namespace vmm
 

@@ -17,9 +17,10 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "vmm/mutex.h"
 
 namespace vmm {
 
@@ -98,13 +99,13 @@ class FaultInjectingOs : public Os {
     int err;
   };
   // Counts the call; returns the errno to inject, or 0 to pass it through.
-  int Intercept(Syscall s);
+  int Intercept(Syscall s) EXCLUDES(mu_);
 
   Os* base_;
-  mutable std::mutex mu_;
-  uint64_t calls_[static_cast<int>(Syscall::kCount)] = {};
-  uint64_t failures_ = 0;
-  std::vector<Rule> rules_;
+  mutable Mutex mu_;
+  uint64_t calls_[static_cast<int>(Syscall::kCount)] GUARDED_BY(mu_) = {};
+  uint64_t failures_ GUARDED_BY(mu_) = 0;
+  std::vector<Rule> rules_ GUARDED_BY(mu_);
 };
 
 // Retries `fn()` while it returns -1 with errno EINTR. Returns the final result.

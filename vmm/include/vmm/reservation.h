@@ -31,12 +31,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "vmm/arena.h"
+#include "vmm/mutex.h"
 #include "vmm/os.h"
 #include "vmm/status.h"
 
@@ -125,13 +125,13 @@ class Reservation {
  private:
   Reservation(uint8_t* base, uint64_t size, uint64_t alignment, Os* os, std::string name)
       : base_(base), size_(size), alignment_(alignment), os_(os), name_(std::move(name)) {}
-  // REQUIRES: mu_ held. True if [offset, offset+len) overlaps a mapping.
-  bool OverlapsLocked(uint64_t offset, uint64_t len) const;
+  // True if [offset, offset+len) overlaps a mapping.
+  bool OverlapsLocked(uint64_t offset, uint64_t len) const REQUIRES(mu_);
   // Replaces [addr, addr+len) with PROT_NONE filler.
-  Status FillLocked(uint8_t* addr, uint64_t len, const char* why);
-  // Move with both locks held.
-  static Status MoveLocked(Reservation& src, uint64_t offset, Reservation& dst,
-                           uint64_t dst_offset);
+  Status FillLocked(uint8_t* addr, uint64_t len, const char* why) REQUIRES(mu_);
+  // Move with both locks held (one lock when src and dst are the same).
+  static Status MoveLocked(Reservation& src, uint64_t offset, Reservation& dst, uint64_t dst_offset)
+      REQUIRES(src.mu_, dst.mu_);
   std::string Where(uint64_t offset) const;
 
   uint8_t* base_;
@@ -139,8 +139,8 @@ class Reservation {
   uint64_t alignment_;
   Os* os_;
   std::string name_;
-  mutable std::mutex mu_;
-  std::map<uint64_t, Mapping> table_;  // offset -> mapping
+  mutable Mutex mu_;
+  std::map<uint64_t, Mapping> table_ GUARDED_BY(mu_);  // offset -> mapping
 };
 
 }  // namespace vmm

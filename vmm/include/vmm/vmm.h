@@ -21,9 +21,11 @@
 #include "vmm/host.h"
 #include "vmm/os.h"
 #include "vmm/page_allocator.h"
+#include "vmm/process.h"
 #include "vmm/reservation.h"
 #include "vmm/stats.h"
 #include "vmm/status.h"
 #include "vmm/unique_fd.h"
+#include "vmm/unix_socket.h"
 
 #endif  // VMM_VMM_H_

@@ -1,14 +1,14 @@
+// HmmClient and Attachment: attaching to an HMM's memory (hbm/client.h).
 #include "hbm/client.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
-
-#include <nlohmann/json.hpp>
 #include <set>
+
+#include "ipc/codec.h"
+#include "vmm/unix_socket.h"
 
 namespace emoe::hbm {
 
-using nlohmann::json;
+using ipc::json;
 
 const TensorView* Attachment::Find(const std::string& name, int device) const {
   auto it = index_.find({name, device});
@@ -38,19 +38,13 @@ std::unique_ptr<HmmClient> HmmClient::InProcess(Hmm* hmm) {
 }
 
 StatusOr<std::unique_ptr<HmmClient>> HmmClient::Connect(const std::string& socket_path) {
-  vmm::UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return Status::FromErrno(errno, "connect to " + socket_path, "socket");
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(addr.sun_path)) {
-    return Status::InvalidArgument("socket path too long: " + socket_path);
-  }
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", socket_path.c_str());
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return Status::FromErrno(errno, "connect to hmmd at " + socket_path, "connect");
+  auto fd = vmm::ConnectUnixSocket(socket_path);
+  if (!fd.ok()) {
+    Status s = fd.status();
+    return s.Annotate("hmmd");
   }
   auto c = std::unique_ptr<HmmClient>(new HmmClient());
-  c->socket_ = std::move(fd);
+  c->socket_ = std::move(*fd);
   // Handshake: a refusing server (wrong uid, too many clients) is reported here.
   VMM_RETURN_IF_ERROR(c->Call(R"({"op":"ping"})").status());
   return c;
@@ -80,43 +74,80 @@ StatusOr<std::string> HmmClient::Call(const std::string& request_json) {
 }
 
 Status HmmClient::Release(const std::string& name, int device) {
-  return Call(json{{"op", "release"}, {"name", name}, {"device", device}}.dump()).status();
+  return Call(ipc::ToJson("release", ipc::RecordRequest{name, device}).dump()).status();
 }
 
 StatusOr<std::unique_ptr<Attachment>> HmmClient::Attach(int device, bool writable, bool kv) {
-  VMM_ASSIGN_OR_RETURN(
-      vmm::ReceivedMessage m,
-      Roundtrip(
-          json{{"op", "attach"}, {"device", device}, {"writable", writable}, {"kv", kv}}.dump()));
+  ipc::AttachRequest q;
+  q.device = device;
+  q.writable = writable;
+  q.kv = kv;
+  VMM_ASSIGN_OR_RETURN(vmm::ReceivedMessage m, Roundtrip(ipc::ToJson(q).dump()));
   return Attachment::FromReply(std::move(m), writable);
 }
 
+namespace {
+
+// A tensor of the reply as a view into the attachment's mappings; kDataLoss when it lies
+// outside its arena or extent.
+StatusOr<TensorView> ViewOf(const ipc::WireTensor& t, const std::vector<uint8_t*>& bases,
+                            const std::vector<uint64_t>& sizes) {
+  TensorView v;
+  v.name = t.meta.name;
+  v.device = t.meta.device;
+  v.usage = UsageName(t.meta.usage);
+  v.dtype = t.meta.dtype;
+  v.shape = t.meta.shape;
+  v.size_bytes = t.meta.size_bytes;
+  const int a = t.arena;
+  if (a < 0 || a >= static_cast<int>(bases.size()) || t.offset + v.size_bytes > sizes[a]) {
+    return Status::DataLoss("attach: tensor '" + v.name + "' lies outside its arena");
+  }
+  v.data = bases[a] + t.offset;
+  v.arena = a;
+  v.offset = t.offset;
+  v.extent_offset = t.extent_offset;
+  v.extent_size = t.meta.extent_bytes;
+  if (v.extent_offset > t.offset || v.extent_offset + v.extent_size < t.offset + v.size_bytes ||
+      v.extent_offset + v.extent_size > sizes[a]) {
+    return Status::DataLoss("attach: tensor '" + v.name + "' lies outside its extent");
+  }
+  return v;
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Attachment>> Attachment::FromReply(vmm::ReceivedMessage m, bool writable) {
   VMM_RETURN_IF_ERROR(ReplyStatus(m.payload));
-  const json j = json::parse(m.payload, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("arenas") || !j.contains("tensors") ||
-      j["arenas"].size() != m.fds.size()) {
-    return Status::DataLoss("attach reply has " + std::to_string(m.fds.size()) +
-                            " fds for its arenas");
+  VMM_ASSIGN_OR_RETURN(json j, ParseJsonObject(m.payload, "attach reply", StatusCode::kDataLoss));
+  const JsonReader r = ipc::ReplyReader(j, "hmm", "attach");
+  VMM_ASSIGN_OR_RETURN(std::vector<std::string> arenas, r.StrList("arenas"));
+  VMM_ASSIGN_OR_RETURN(std::vector<JsonReader> tensors, r.ObjectList("tensors"));
+  if (arenas.size() != m.fds.size()) {
+    return Status::DataLoss("attach reply has " + std::to_string(m.fds.size()) + " fds for its " +
+                            std::to_string(arenas.size()) + " arenas");
   }
   auto att = std::make_unique<Attachment>();
   att->writable_ = writable;
   std::set<size_t> rw;  // KV arenas
-  if (j.contains("kv")) {
-    for (const json& k : j["kv"]) {
-      const int a = k.value("arena", -1);
+  if (r.Has("kv")) {
+    VMM_ASSIGN_OR_RETURN(std::vector<JsonReader> kv, r.ObjectList("kv"));
+    for (const JsonReader& k : kv) {
+      VMM_ASSIGN_OR_RETURN(int a, k.Int("arena"));
+      VMM_ASSIGN_OR_RETURN(int device, k.Int("device"));
       if (a < 0 || a >= static_cast<int>(m.fds.size())) {
         return Status::DataLoss("attach: a KV arena index is out of range");
       }
-      att->kv_[k.value("device", -1)] = a;
+      att->kv_[device] = a;
       rw.insert(static_cast<size_t>(a));
     }
   }
+  std::vector<uint8_t*> bases;
+  std::vector<uint64_t> sizes;
   for (size_t i = 0; i < m.fds.size(); ++i) {
     const vmm::MapOptions map{
         writable || rw.count(i) > 0 ? vmm::Protection::kReadWrite : vmm::Protection::kRead, false};
-    VMM_ASSIGN_OR_RETURN(vmm::ExportedArena e,
-                         vmm::ExportedArena::ParseMetadata(j["arenas"][i].get<std::string>()));
+    VMM_ASSIGN_OR_RETURN(vmm::ExportedArena e, vmm::ExportedArena::ParseMetadata(arenas[i]));
     e.fd = std::move(m.fds[i]);
     VMM_ASSIGN_OR_RETURN(auto arena, vmm::Arena::Import(std::move(e), nullptr, false));
     VMM_ASSIGN_OR_RETURN(
@@ -124,32 +155,15 @@ StatusOr<std::unique_ptr<Attachment>> Attachment::FromReply(vmm::ReceivedMessage
                                             "attach." + arena->name()));
     VMM_ASSIGN_OR_RETURN(vmm::Extent all, arena->View(0, arena->capacity_bytes()));
     VMM_RETURN_IF_ERROR(res->Map(0, all, 0, 0, map));
+    bases.push_back(res->base());
+    sizes.push_back(arena->capacity_bytes());
     att->arenas_.push_back(std::move(arena));
     att->maps_.push_back(std::move(res));
   }
-  for (const json& t : j["tensors"]) {
-    TensorView v;
-    v.name = t.value("name", "");
-    v.device = t.value("device", -1);
-    v.usage = t.value("usage", "");
-    VMM_ASSIGN_OR_RETURN(v.dtype, ParseDType(t.value("dtype", "")));
-    v.shape = t.value("shape", std::vector<int64_t>{});
-    const int a = t.value("arena", -1);
-    const uint64_t off = t.value("offset", uint64_t{0});
-    v.size_bytes = t.value("size", uint64_t{0});
-    if (a < 0 || a >= static_cast<int>(att->maps_.size()) ||
-        off + v.size_bytes > att->arenas_[a]->capacity_bytes()) {
-      return Status::DataLoss("attach: tensor '" + v.name + "' lies outside its arena");
-    }
-    v.data = att->maps_[a]->base() + off;
-    v.arena = a;
-    v.offset = off;
-    v.extent_offset = t.value("extent_offset", off);
-    v.extent_size = t.value("extent_size", v.size_bytes);
-    if (v.extent_offset > off || v.extent_offset + v.extent_size < off + v.size_bytes ||
-        v.extent_offset + v.extent_size > att->arenas_[a]->capacity_bytes()) {
-      return Status::DataLoss("attach: tensor '" + v.name + "' lies outside its extent");
-    }
+  for (const JsonReader& t : tensors) {
+    ipc::WireTensor w;
+    VMM_RETURN_IF_ERROR(ipc::FromJson(t, &w));
+    VMM_ASSIGN_OR_RETURN(TensorView v, ViewOf(w, bases, sizes));
     att->index_[{v.name, v.device}] = att->tensors_.size();
     att->tensors_.push_back(std::move(v));
   }

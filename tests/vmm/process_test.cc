@@ -1,0 +1,79 @@
+// vmm/process.h and vmm/unix_socket.h with real processes and sockets.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "vmm/vmm.h"
+
+namespace vmm {
+namespace {
+
+// A scratch directory, removed with what it holds (two files at most here).
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/vmm-process-test-XXXXXX";
+    if (mkdtemp(tmpl) != nullptr) path = tmpl;
+  }
+  ~TempDir() {
+    for (const char* f : {"/s.sock", "/plain"}) unlink((path + f).c_str());
+    rmdir(path.c_str());
+  }
+  std::string File(const std::string& name) const { return path + "/" + name; }
+};
+
+TEST(ProcessTest, DescribeExit) {
+  EXPECT_EQ(DescribeExit("x (pid 1)", 2 << 8), "x (pid 1) exited with status 2");
+  EXPECT_EQ(DescribeExit("x", SIGKILL), "x was killed by signal 9 (Killed)");
+}
+
+TEST(ProcessTest, SpawnWaitAndKill) {
+  auto child = SpawnWithSocket({"/bin/sh", "-c", "exit 3"}, 3, false, "sh");
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  std::optional<int> status = WaitForExit(child->pid, std::chrono::seconds(10));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(DescribeExit("sh", *status), "sh exited with status 3");
+  EXPECT_FALSE(TryReap(child->pid).has_value()) << "reaped once";
+  // One that does not end is killed after its grace period.
+  auto sleeper = SpawnWithSocket({"/bin/sleep", "60"}, 3, false, "sleep");
+  ASSERT_TRUE(sleeper.ok()) << sleeper.status().ToString();
+  EXPECT_FALSE(WaitForExit(sleeper->pid, std::chrono::milliseconds(0)).has_value());
+  status = KillAfterGrace(sleeper->pid, std::chrono::milliseconds(20));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFSIGNALED(*status));
+  EXPECT_EQ(SpawnWithSocket({}, 3, false, "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(SpawnWithSocket({"/bin/true"}, 2, false, "x").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(UnixSocketTest, ListenConnectAndStaleFiles) {
+  TempDir dir;
+  const std::string path = dir.File("s.sock");
+  EXPECT_EQ(ConnectUnixSocket(path).status().code(), StatusCode::kNotFound);
+  {
+    auto l = ListenUnixSocket(path, 0600);
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    struct stat st;
+    ASSERT_EQ(lstat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto c = ConnectUnixSocket(path);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+  }
+  // The file of a listener that is gone is replaced.
+  auto again = ListenUnixSocket(path);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  // Anything else is not.
+  const std::string file = dir.File("plain");
+  std::ofstream(file) << "x";
+  EXPECT_EQ(ListenUnixSocket(file).status().code(), StatusCode::kAlreadyExists);
+  const std::string long_path(kMaxUnixSocketPath + 1, 'a');
+  EXPECT_EQ(ListenUnixSocket(long_path).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ConnectUnixSocket("").status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace vmm
