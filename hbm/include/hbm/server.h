@@ -43,6 +43,9 @@
 //       the tail given back to the device or taken from it)
 //       KV memory belongs to the connection that allocated it: freed by kv_free or when the
 //       connection closes (HandleRequest without a Session answers FAILED_PRECONDITION).
+// A launcher's first message on hmmd's control connection (hbm/daemon.h, not a server op):
+//   {"op":"start","options":{"devices":{...},"memory":{...},"loader":{...},
+//       "copy_threads_per_device":N}}   -> answered like "devices" once hmmd serves
 // Field types are checked: a missing or wrongly typed field is INVALID_ARGUMENT naming the field
 // ("load: field 'placement.embed.devices' must be an array of integers").
 // Errors: {"ok":false,"code":"NOT_FOUND","error":"..."}. A malformed or oversized request gets an
