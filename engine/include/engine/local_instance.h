@@ -24,18 +24,17 @@
 #ifndef ENGINE_LOCAL_INSTANCE_H_
 #define ENGINE_LOCAL_INSTANCE_H_
 
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
-#include "engine/instance.h"
 #include "engine/forward.h"
+#include "engine/instance.h"
 #include "engine/weight_sources.h"
 #include "experts/placement.h"
 #include "hbm/hmm.h"
+#include "vmm/mutex.h"
 
 namespace emoe::engine {
 
@@ -98,9 +97,19 @@ class LocalInstance : public Instance {
     ModelWeights weights;
     std::unique_ptr<Forward> forward;
   };
+  struct StepState;    // one step's shared buffers (local_instance.cc)
+  struct RankScratch;  // one rank's scratch in a step
   // Runs job(r) on every rank's worker and waits for all.
-  void RunOnWorkers(const std::function<void(int)>& job);
-  void WorkerLoop(int r, std::vector<int> cpus);
+  void RunOnWorkers(const std::function<void(int)>& job) EXCLUDES(mu_);
+  void WorkerLoop(int r, std::vector<int> cpus) EXCLUDES(mu_);
+  // Step's phases. ValidateStep checks and reserves every input; RunRank is rank r's part of
+  // the step on its worker: per layer, A (AttentionPhase), a barrier, B (ExpertPhase), a
+  // barrier, C (CombinePhase); then its sequences' logits.
+  Status ValidateStep(const std::vector<SequenceInput>& batch);
+  void RunRank(StepState& s, int r);
+  void AttentionPhase(StepState& s, int layer, int r);
+  void ExpertPhase(StepState& s, int layer, int r, RankScratch* scratch);
+  void CombinePhase(StepState& s, int r, RankScratch* scratch);
 
   ModelConfig config_;
   InstanceOptions options_;
@@ -112,13 +121,15 @@ class LocalInstance : public Instance {
   std::vector<std::vector<int>> owner_;  // [layer][expert] -> rank
   std::vector<Rank> ranks_;
 
-  std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
-  const std::function<void(int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
-  std::vector<std::thread> workers_;
+  // The workers' hand-off: RunOnWorkers publishes job_ under a new generation_ and waits on
+  // done_cv_ until pending_ (ranks still running it) is 0; workers wait on cv_.
+  vmm::Mutex mu_;
+  vmm::CondVar cv_, done_cv_;
+  const std::function<void(int)>* job_ GUARDED_BY(mu_) = nullptr;
+  uint64_t generation_ GUARDED_BY(mu_) = 0;
+  int pending_ GUARDED_BY(mu_) = 0;
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;  // one per rank; set by Boot, joined by the destructor
 };
 
 }  // namespace emoe::engine

@@ -23,6 +23,9 @@
 // with the first step that needs it (and again when it must grow). Its layout:
 //   int64 n; n x {int64 rank, length, num_blocks, num_tokens}; then every sequence's blocks
 //   (int32) and tokens (int32), in order; logits at logits_offset: n x vocab floats.
+// (engine/src/instances/mailbox.h defines it once, with the writer and the checked reader.)
+// Every field of a request is checked by type: a mistyped or missing one gets an error reply
+// naming it, and the instance process keeps serving.
 //
 // Failure: a dead instance process (crash, kill) makes every later call fail with kUnavailable
 // naming the pid and how it ended; its sequences' KV and the HMM's memory are untouched, and a

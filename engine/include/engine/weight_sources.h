@@ -93,10 +93,30 @@ class DeviceWeights : public WeightSource {
     hbm::TensorRecord rec;  // its extent: the HMM's, or a view of an attached arena
     const void* data = nullptr;
   };
+  using FindFn = std::function<StatusOr<Found>(const std::string&)>;
+  using ExpertNames = std::map<std::pair<int, int>, std::vector<std::string>>;  // (layer, e)
+  // What every phase of a build reads (and the stats it adds to).
+  struct BuildArgs {
+    const FindFn& find;
+    hbm::Device* dev;  // null out of process (no copies)
+    int device;
+    const DeviceWeightsOptions& options;
+    DeviceWeightsStats* stats;
+  };
+  // Validates, then binds the dense tensors and each layer's local experts.
   static StatusOr<std::unique_ptr<DeviceWeights>> BuildWith(
-      const std::function<StatusOr<Found>(const std::string&)>& find, hbm::Device* dev,
-      const ModelConfig& config, int device, const experts::ExpertPlacement& placement,
-      const DeviceWeightsOptions& options, DeviceWeightsStats* stats);
+      const FindFn& find, hbm::Device* dev, const ModelConfig& config, int device,
+      const experts::ExpertPlacement& placement, const DeviceWeightsOptions& options,
+      DeviceWeightsStats* stats);
+  // The non-expert tensors of `specs`: viewed in place, or copied (private_copy).
+  Status BindDense(const BuildArgs& a, const std::vector<TensorSpec>& specs);
+  // Layer l's `local` experts: viewed in place when they share an extent, else laid out as
+  // slots (LayOutExperts).
+  Status BindLayerExperts(const BuildArgs& a, int l, const std::vector<int>& local,
+                          ExpertNames& expert_names);
+  // The experts' slot range (kSlots) or a naive contiguous copy of them; returns its base.
+  StatusOr<const uint8_t*> LayOutExperts(const BuildArgs& a, int l, uint64_t slot_bytes,
+                                         const std::vector<vmm::Extent>& extents);
   std::map<std::string, WeightRef> refs_;
   std::vector<std::unique_ptr<experts::ExpertSlots>> slots_;  // per layer (kSlots)
   std::vector<vmm::Extent> owned_;  // the HMM's extents it views, or its own copies

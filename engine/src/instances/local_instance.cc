@@ -175,10 +175,10 @@ StatusOr<std::unique_ptr<LocalInstance>> LocalInstance::CreateFromSources(
 
 LocalInstance::~LocalInstance() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    vmm::MutexLock l(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (auto& t : workers_) t.join();
 }
 
@@ -201,34 +201,54 @@ void LocalInstance::WorkerLoop(int r, std::vector<int> cpus) {
   for (;;) {
     const std::function<void(int)>* job;
     {
-      std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [&] { return stop_ || generation_ != seen; });
+      vmm::MutexLock l(&mu_);
+      while (!stop_ && generation_ == seen) cv_.Wait(&mu_);
       if (stop_) return;
       seen = generation_;
       job = job_;
     }
     (*job)(r);
-    std::lock_guard<std::mutex> l(mu_);
-    if (--pending_ == 0) done_cv_.notify_all();
+    vmm::MutexLock l(&mu_);
+    if (--pending_ == 0) done_cv_.SignalAll();
   }
 }
 
 void LocalInstance::RunOnWorkers(const std::function<void(int)>& job) {
-  std::unique_lock<std::mutex> l(mu_);
+  vmm::MutexLock l(&mu_);
   job_ = &job;
   pending_ = num_ranks();
   ++generation_;
-  cv_.notify_all();
-  done_cv_.wait(l, [&] { return pending_ == 0; });
+  cv_.SignalAll();
+  while (pending_ != 0) done_cv_.Wait(&mu_);
   job_ = nullptr;
 }
 
-StatusOr<std::vector<std::vector<float>>> LocalInstance::Step(
-    const std::vector<SequenceInput>& batch) {
+// The state of one step, shared by every rank's worker: built by Step on its stack, each
+// sequence's buffers written only by its rank except where a phase says otherwise.
+struct LocalInstance::StepState {
+  using Routes = std::vector<std::vector<std::pair<int, float>>>;  // [token][k] (expert, weight)
+  StepState(const std::vector<SequenceInput>& b, int num_ranks)
+      : batch(b), n(static_cast<int>(b.size())), sync(num_ranks) {}
+  const std::vector<SequenceInput>& batch;
+  const int n;
+  std::vector<int64_t> t0;                     // each sequence's length before the step
+  std::vector<std::vector<float>> h, x;        // hidden states, normalized activations [token x H]
+  std::vector<Routes> routes;                  // written in A, read in B and C by every rank
+  std::vector<std::vector<int64_t>> slot;      // (token * K + k) -> row in expert_out[e], in B
+  std::vector<std::vector<float>> expert_out;  // [expert][row x H], written in B by its owner
+  std::vector<std::vector<float>> logits;      // [sequence][vocab]
+  std::barrier<> sync;                         // between the phases
+};
+
+// A rank's scratch for one step.
+struct LocalInstance::RankScratch {
+  std::vector<float> xs;                      // one expert's input rows
+  std::vector<std::pair<int, int64_t>> rows;  // (sequence, token) routed to one expert
+  std::vector<float> o;                       // one token's combined expert output
+};
+
+Status LocalInstance::ValidateStep(const std::vector<SequenceInput>& batch) {
   if (!attached_) return Status::FailedPrecondition("step on an instance that is not attached");
-  const ModelConfig& c = config_;
-  const int64_t H = c.hidden_size, K = c.num_experts_per_tok;
-  const int n = static_cast<int>(batch.size());
   for (const SequenceInput& in : batch) {
     if (in.rank < 0 || in.rank >= num_ranks() || in.kv == nullptr) {
       return Status::InvalidArgument("step input with rank " + std::to_string(in.rank) + " of " +
@@ -239,99 +259,125 @@ StatusOr<std::vector<std::vector<float>>> LocalInstance::Step(
   for (const SequenceInput& in : batch) {
     VMM_RETURN_IF_ERROR(ranks_[in.rank].forward->Prepare(in.tokens, in.kv));
   }
-  // Shared buffers: hidden states, normalized activations, routes, expert outputs.
-  std::vector<int64_t> t0(n);
-  std::vector<std::vector<float>> h(n), x(n);
-  std::vector<std::vector<std::vector<std::pair<int, float>>>> routes(n);
-  std::vector<std::vector<int64_t>> slot(n);  // (token * K + k) -> row in expert_out[e]
-  std::vector<std::vector<float>> expert_out(c.num_experts);
-  std::vector<std::vector<float>> logits(n);
-  for (int i = 0; i < n; ++i) {
-    t0[i] = batch[i].kv->length();
-    h[i].resize(batch[i].tokens.size() * H);
-    x[i].resize(batch[i].tokens.size() * H);
-    slot[i].resize(batch[i].tokens.size() * K);
+  return Status::Ok();
+}
+
+void LocalInstance::AttentionPhase(StepState& s, int l, int r) {
+  Forward& f = *ranks_[r].forward;
+  for (int i = 0; i < s.n; ++i) {
+    if (s.batch[i].rank != r) continue;
+    const int64_t count = s.batch[i].tokens.size();
+    f.AttentionBlock(l, s.t0[i], count, s.batch[i].kv, s.h[i].data());
+    f.Route(l, s.h[i].data(), count, s.x[i].data(), &s.routes[i]);
   }
-  std::barrier sync(num_ranks());
-  busy_s_.assign(num_ranks(), 0.0);
-  idle_s_.assign(num_ranks(), 0.0);
+}
+
+void LocalInstance::ExpertPhase(StepState& s, int l, int r, RankScratch* scratch) {
+  Forward& f = *ranks_[r].forward;
+  const int64_t H = config_.hidden_size, K = config_.num_experts_per_tok;
+  std::vector<std::pair<int, int64_t>>& rows = scratch->rows;
+  for (int e = 0; e < config_.num_experts; ++e) {
+    if (owner_[l][e] != r) continue;
+    rows.clear();
+    for (int i = 0; i < s.n; ++i) {
+      for (size_t t = 0; t < s.routes[i].size(); ++t) {
+        for (int k = 0; k < K; ++k) {
+          if (s.routes[i][t][k].first == e) {
+            s.slot[i][t * K + k] = static_cast<int64_t>(rows.size());
+            rows.emplace_back(i, t);
+          }
+        }
+      }
+    }
+    if (rows.empty()) continue;
+    scratch->xs.resize(rows.size() * H);
+    for (size_t j = 0; j < rows.size(); ++j) {
+      std::memcpy(&scratch->xs[j * H], &s.x[rows[j].first][rows[j].second * H], H * sizeof(float));
+    }
+    s.expert_out[e].resize(rows.size() * H);
+    f.Expert(l, e, scratch->xs.data(), rows.size(), s.expert_out[e].data());
+  }
+}
+
+void LocalInstance::CombinePhase(StepState& s, int r, RankScratch* scratch) {
+  const int64_t H = config_.hidden_size, K = config_.num_experts_per_tok;
+  std::vector<float>& o = scratch->o;
+  o.resize(H);
+  for (int i = 0; i < s.n; ++i) {
+    if (s.batch[i].rank != r) continue;
+    for (size_t t = 0; t < s.routes[i].size(); ++t) {
+      std::fill(o.begin(), o.end(), 0.0f);
+      for (int k = 0; k < K; ++k) {
+        const auto [e, w] = s.routes[i][t][k];
+        const float* y = &s.expert_out[e][s.slot[i][t * K + k] * H];
+        for (int64_t d = 0; d < H; ++d) o[d] += w * y[d];
+      }
+      for (int64_t d = 0; d < H; ++d) s.h[i][t * H + d] += o[d];
+    }
+  }
+}
+
+void LocalInstance::RunRank(StepState& s, int r) {
   auto thread_cpu_s = [] {
     timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
   };
-  auto work = [&](int r) {
-    const double cpu0 = thread_cpu_s();
-    Forward& f = *ranks_[r].forward;
-    for (int i = 0; i < n; ++i) {
-      if (batch[i].rank == r) f.Embed(batch[i].tokens, h[i].data());
-    }
-    std::vector<float> xs;
-    std::vector<std::pair<int, int64_t>> rows;  // (sequence, token) routed to one expert
-    for (int l = 0; l < c.num_hidden_layers; ++l) {
-      // A: attention and routing for this rank's sequences.
-      for (int i = 0; i < n; ++i) {
-        if (batch[i].rank != r) continue;
-        const int64_t count = batch[i].tokens.size();
-        f.AttentionBlock(l, t0[i], count, batch[i].kv, h[i].data());
-        f.Route(l, h[i].data(), count, x[i].data(), &routes[i]);
-      }
-      sync.arrive_and_wait();
-      // B: this rank's experts over every routed token, in global (sequence, token) order.
-      for (int e = 0; e < c.num_experts; ++e) {
-        if (owner_[l][e] != r) continue;
-        rows.clear();
-        for (int i = 0; i < n; ++i) {
-          for (size_t t = 0; t < routes[i].size(); ++t) {
-            for (int k = 0; k < K; ++k) {
-              if (routes[i][t][k].first == e) {
-                slot[i][t * K + k] = static_cast<int64_t>(rows.size());
-                rows.emplace_back(i, t);
-              }
-            }
-          }
-        }
-        if (rows.empty()) continue;
-        xs.resize(rows.size() * H);
-        for (size_t j = 0; j < rows.size(); ++j) {
-          std::memcpy(&xs[j * H], &x[rows[j].first][rows[j].second * H], H * sizeof(float));
-        }
-        expert_out[e].resize(rows.size() * H);
-        f.Expert(l, e, xs.data(), rows.size(), expert_out[e].data());
-      }
-      sync.arrive_and_wait();
-      // C: combine for this rank's tokens, experts in ascending id.
-      std::vector<float> o(H);
-      for (int i = 0; i < n; ++i) {
-        if (batch[i].rank != r) continue;
-        for (size_t t = 0; t < routes[i].size(); ++t) {
-          std::fill(o.begin(), o.end(), 0.0f);
-          for (int k = 0; k < K; ++k) {
-            const auto [e, w] = routes[i][t][k];
-            const float* y = &expert_out[e][slot[i][t * K + k] * H];
-            for (int64_t d = 0; d < H; ++d) o[d] += w * y[d];
-          }
-          for (int64_t d = 0; d < H; ++d) h[i][t * H + d] += o[d];
-        }
-      }
-    }
-    for (int i = 0; i < n; ++i) {
-      if (batch[i].rank != r) continue;
-      logits[i].resize(c.vocab_size);
-      const int64_t last = batch[i].tokens.size() - 1;
-      f.Logits(&h[i][last * H], logits[i].data());
-      batch[i].kv->SetLength(t0[i] + batch[i].tokens.size());
-    }
-    busy_s_[r] = thread_cpu_s() - cpu0;
-    if (options_.compute_share < 1.0) {
-      const double idle = busy_s_[r] * (1.0 / options_.compute_share - 1.0);
-      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(idle);
-      std::this_thread::sleep_until(until);
-      idle_s_[r] = idle;
-    }
-  };
-  RunOnWorkers(work);
-  return logits;
+  const double cpu0 = thread_cpu_s();
+  const int64_t H = config_.hidden_size;
+  Forward& f = *ranks_[r].forward;
+  for (int i = 0; i < s.n; ++i) {
+    if (s.batch[i].rank == r) f.Embed(s.batch[i].tokens, s.h[i].data());
+  }
+  RankScratch scratch;
+  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+    // A: attention and routing for this rank's sequences.
+    AttentionPhase(s, l, r);
+    s.sync.arrive_and_wait();
+    // B: this rank's experts over every routed token, in global (sequence, token) order.
+    ExpertPhase(s, l, r, &scratch);
+    s.sync.arrive_and_wait();
+    // C: combine for this rank's tokens, experts in ascending id.
+    CombinePhase(s, r, &scratch);
+  }
+  for (int i = 0; i < s.n; ++i) {
+    if (s.batch[i].rank != r) continue;
+    s.logits[i].resize(config_.vocab_size);
+    const int64_t last = s.batch[i].tokens.size() - 1;
+    f.Logits(&s.h[i][last * H], s.logits[i].data());
+    s.batch[i].kv->SetLength(s.t0[i] + s.batch[i].tokens.size());
+  }
+  busy_s_[r] = thread_cpu_s() - cpu0;
+  if (options_.compute_share < 1.0) {
+    const double idle = busy_s_[r] * (1.0 / options_.compute_share - 1.0);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(idle);
+    std::this_thread::sleep_until(until);
+    idle_s_[r] = idle;
+  }
+}
+
+StatusOr<std::vector<std::vector<float>>> LocalInstance::Step(
+    const std::vector<SequenceInput>& batch) {
+  VMM_RETURN_IF_ERROR(ValidateStep(batch));
+  const int64_t H = config_.hidden_size, K = config_.num_experts_per_tok;
+  StepState s(batch, num_ranks());
+  s.t0.resize(s.n);
+  s.h.resize(s.n);
+  s.x.resize(s.n);
+  s.routes.resize(s.n);
+  s.slot.resize(s.n);
+  s.expert_out.resize(config_.num_experts);
+  s.logits.resize(s.n);
+  for (int i = 0; i < s.n; ++i) {
+    s.t0[i] = batch[i].kv->length();
+    s.h[i].resize(batch[i].tokens.size() * H);
+    s.x[i].resize(batch[i].tokens.size() * H);
+    s.slot[i].resize(batch[i].tokens.size() * K);
+  }
+  busy_s_.assign(num_ranks(), 0.0);
+  idle_s_.assign(num_ranks(), 0.0);
+  RunOnWorkers([this, &s](int r) { RunRank(s, r); });
+  return std::move(s.logits);
 }
 
 }  // namespace emoe::engine
