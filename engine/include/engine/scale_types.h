@@ -15,8 +15,7 @@
 namespace emoe::engine {
 
 using vmm::Status;
-template <typename T>
-using StatusOr = vmm::StatusOr<T>;
+using vmm::StatusOr;
 
 enum class ScaleMethod {
   kElastic,      // this project

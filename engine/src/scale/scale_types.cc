@@ -5,9 +5,11 @@
 namespace emoe::engine {
 
 std::string DevicesText(const std::vector<int>& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
-  return s + "]";
+  std::ostringstream o;
+  o << '[';
+  for (size_t i = 0; i < d.size(); ++i) o << (i ? "," : "") << d[i];
+  o << ']';
+  return o.str();
 }
 
 const char* ScaleMethodName(ScaleMethod m) {
