@@ -7,9 +7,13 @@
 //        [--device_capacity_mb=0] [--weights_mb=512] [--experts_mb=512] [--kv_mb=0]
 //        [--control_fd=N] ...
 //
-// Preload (--checkpoint): tensors whose name contains ".experts.<e>." go to device e mod N
-// (expert parallelism); every other tensor is replicated on all devices. Without it the daemon
-// starts empty and a controller loads (hbm/remote_control.h).
+// Preload (--checkpoint): a model directory (with config.json) is placed by the engine's one
+// rule (engine/deployment.h: DeploymentTable over every device under the initial round-robin
+// expert placement), so each expert of each layer is an extent of its own, as when a coordinator
+// loads it, and can be remapped one layer at a time. A bare safetensors file names no model: its
+// tensors are placed by name, expert e of layer l (".layers.<l>." and ".experts.<e>.") on device
+// e mod N as group "layer<l>.expert<e>", every other tensor on all devices. Without --checkpoint
+// the daemon starts empty and a controller loads (hbm/remote_control.h).
 //
 // --control_fd=N: N is a connected SOCK_SEQPACKET socket inherited from the launcher
 // (hbm::RemoteHmmControl::Launch). Its first message carries the daemon's HmmOptions as JSON
@@ -29,11 +33,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
+#include <numeric>
 #include <optional>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include "engine/deployment.h"
 #include "hbm/daemon.h"
 #include "hbm/hmm.h"
 #include "vmm/arena.h"
@@ -161,18 +168,43 @@ std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
   return d;
 }
 
-// Preload (--checkpoint): tensors whose name contains ".experts.<e>." go to device e mod n
-// (expert parallelism); every other tensor is replicated on all devices.
-emoe::hbm::PlacementFn PreloadPlacement(int n) {
-  return [n, expert = std::regex(R"(\.experts\.(\d+)\.)")](const emoe::hbm::TensorInfo& t) {
-    std::smatch m;
-    if (std::regex_search(t.name, m, expert)) {
-      return emoe::hbm::PlacementDecision{
-          emoe::hbm::Usage::kExperts, {std::stoi(m[1].str()) % n}, "expert" + m[1].str()};
+// Preload: see the header comment.
+emoe::hbm::PlacementFn PreloadByName(int n) {
+  return [n, layer = std::regex(R"(\.layers\.(\d+)\.)"),
+          expert = std::regex(R"(\.experts\.(\d+)\.)")](const emoe::hbm::TensorInfo& t) {
+    std::smatch l, e;
+    if (std::regex_search(t.name, e, expert)) {
+      const std::string lyr = std::regex_search(t.name, l, layer) ? l[1].str() : "0";
+      return emoe::hbm::PlacementDecision{emoe::hbm::Usage::kExperts,
+                                          {std::stoi(e[1].str()) % n},
+                                          "layer" + lyr + ".expert" + e[1].str()};
     }
     emoe::hbm::PlacementDecision all{emoe::hbm::Usage::kWeights, {}, ""};
     for (int d = 0; d < n; ++d) all.devices.push_back(d);
     return all;
+  };
+}
+
+emoe::hbm::PlacementFn PreloadPlacement(const std::string& checkpoint, int n) {
+  auto config = emoe::engine::LoadModelConfig(checkpoint);
+  if (!config.ok()) {
+    LOG(INFO) << "preload: " << checkpoint << " names no model (" << config.status().message()
+              << "): tensors placed by name";
+    return PreloadByName(n);
+  }
+  std::vector<int> devices(n);
+  std::iota(devices.begin(), devices.end(), 0);
+  auto placement =
+      emoe::experts::InitialPlacement(config->num_hidden_layers, config->num_experts, devices);
+  if (!placement.ok()) {
+    LOG(WARNING) << "preload: " << placement.status().ToString() << ": tensors placed by name";
+    return PreloadByName(n);
+  }
+  auto table = std::make_shared<const emoe::hbm::PlacementTable>(
+      emoe::engine::DeploymentTable(emoe::engine::ExpectedTensors(*config), devices, *placement));
+  return [table](const emoe::hbm::TensorInfo& t) {
+    auto it = table->find(t.name);
+    return it == table->end() ? emoe::hbm::PlacementDecision{} : it->second;
   };
 }
 
@@ -192,7 +224,8 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   std::optional<emoe::hbm::DaemonOptions> options = DaemonOptionsFromFlags();
   if (!options) return 2;
-  options->preload_placement = PreloadPlacement;
+  const std::string checkpoint = options->checkpoint;
+  options->preload_placement = [checkpoint](int n) { return PreloadPlacement(checkpoint, n); };
   options->after_setup = DropCapabilities;
   return emoe::hbm::RunDaemon(std::move(*options), stop);
 }
