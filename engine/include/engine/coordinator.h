@@ -154,7 +154,7 @@ class Coordinator {
  private:
   Coordinator();
   // Wires the parts (Create's second half): instance kinds, stores, the first instance, serving.
-  Status Start(const std::vector<int>& devices);
+  Status Start(const std::vector<int>& devices) REQUIRES(control_mu_);
   void Supervise();
 
   std::unique_ptr<hbm::HmmControl> owned_hmm_;  // first: destroyed last
