@@ -81,8 +81,8 @@ Status AttachToHmmd(const EmoeOptions& o, const engine::ModelConfig& config, Ser
     VMM_RETURN_IF_ERROR(s->AddStore(*s->kv_devices.back(), config, o.block_tokens));
   }
   VMM_ASSIGN_OR_RETURN(s->instance,
-                       engine::LocalInstance::CreateFromSources(std::move(sources), std::move(rank_cpus),
-                                                           config, o.instance));
+                       engine::LocalInstance::CreateFromSources(
+                           std::move(sources), std::move(rank_cpus), config, o.instance));
   std::fprintf(stderr, "attached to hmmd at %s: %zu tensors on %d devices, %.1f MiB mapped\n",
                o.hmmd_socket.c_str(), s->attachment->tensors().size(), n,
                s->attachment->mapped_bytes() / 1048576.0);

@@ -108,8 +108,8 @@ Status Coordinator::Start(const std::vector<int>& devices) {
   }
   pool_ = std::make_unique<InstancePool>(std::move(launcher), options_.standby_pool);
   const bool supervised = !options_.instance_binary.empty() && options_.restart_crashed;
-  loop_ = std::make_unique<ServingLoop>(x.clock, vocab_size_, supervised,
-                                        options_.check_invariants);
+  loop_ =
+      std::make_unique<ServingLoop>(x.clock, vocab_size_, supervised, options_.check_invariants);
   x.loop = loop_.get();
   x.stores = stores_.get();
   x.pool = pool_.get();

@@ -122,7 +122,8 @@ class Coordinator {
   // Moves serving to `devices` (HMM device ids). kInvalidArgument / kResourceExhausted for a
   // request that cannot be met (nothing changes); any later failure rolls back and returns the
   // error with serving unchanged.
-  StatusOr<ScaleReport> Scale(std::vector<int> devices, const ScaleOptions& options) EXCLUDES(control_mu_);
+  StatusOr<ScaleReport> Scale(std::vector<int> devices, const ScaleOptions& options)
+      EXCLUDES(control_mu_);
   // The API for an autoscaler: scale to `count` devices (TargetDevices(count)).
   StatusOr<ScaleReport> ScaleTo(int count, const ScaleOptions& options) EXCLUDES(control_mu_);
   // The devices ScaleTo(count) moves to: the serving devices in the order they stay (the

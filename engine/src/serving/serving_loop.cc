@@ -60,7 +60,8 @@ ServingLoop::ServingLoop(std::function<double()> clock, int vocab_size, bool sup
 void ServingLoop::CheckInvariants(const char* after) const {
   if (!check_invariants_) return;
   Status s = primary_->CheckInvariants();
-  for (size_t i = 0; s.ok() && i < replicas_.size(); ++i) s = replicas_[i]->sched->CheckInvariants();
+  for (size_t i = 0; s.ok() && i < replicas_.size(); ++i)
+    s = replicas_[i]->sched->CheckInvariants();
   if (!s.ok()) {
     std::fprintf(stderr, "serving loop: scheduler invariant broken after %s: %s\n", after,
                  s.ToString().c_str());
