@@ -43,6 +43,7 @@
 #include "engine/deployment.h"
 #include "hbm/daemon.h"
 #include "hbm/hmm.h"
+#include "tools/hmm_flags.h"
 #include "vmm/arena.h"
 
 DEFINE_string(checkpoint, "",
@@ -51,46 +52,13 @@ DEFINE_string(checkpoint, "",
 DEFINE_string(socket, "",
               "socket path; default $XDG_RUNTIME_DIR/emoe/hmmd.sock, "
               "/run/emoe/hmmd.sock as root, else /tmp/emoe-$UID/hmmd.sock");
-DEFINE_int32(devices_per_node, 1, "devices per NUMA node");
-DEFINE_string(nodes, "", "NUMA nodes to use, comma separated (default: every node with memory)");
-DEFINE_bool(pin_cpus, false, "give every device CPUs of its own (refused if too few)");
-DEFINE_uint64(device_capacity_mb, 0, "capacity per device in MiB (0: node memory / devices)");
-DEFINE_uint64(weights_mb, 512, "weights arena per device, MiB");
-DEFINE_uint64(experts_mb, 512, "experts arena per device, MiB");
-DEFINE_uint64(kv_mb, 0, "KV arena per device, MiB");
-DEFINE_string(page_size, "auto", "arena pages: auto, hugetlb, thp, 4k");
-DEFINE_bool(populate, false, "fault every arena page in at start (resident device memory)");
-DEFINE_bool(discard_on_free, false, "punch freed arena pages out (memory back to the kernel)");
-DEFINE_uint32(queue_depth, 32, "io_uring reads in flight");
-DEFINE_uint64(chunk_kb, 1024, "bytes per read, KiB");
-DEFINE_bool(direct_io, true, "O_DIRECT reads where possible");
-DEFINE_bool(register_buffers, true, "register load destinations with io_uring (READ_FIXED)");
-DEFINE_double(progress_interval_s, 1.0, "seconds between load progress lines on stderr");
-DEFINE_int32(copy_threads, 0, "peer-to-peer copy threads per device (0: one per CPU, at most 8)");
+// The device, arena, page and loader flags: tools/hmm_flags.h (shared with emoe, elasticmoe).
 DEFINE_int32(control_fd, -1,
              "serve this inherited, connected socket as the control connection; stop when it "
              "closes");
 DEFINE_bool(allow_writable, false, "let clients map arenas writable (testing only)");
 
 namespace {
-
-// "0,2,3" -> {0, 2, 3}; "" -> {}. False on anything else.
-bool ParseIntList(const std::string& s, std::vector<int>* out) {
-  out->clear();
-  if (s.empty()) return true;
-  size_t pos = 0;
-  for (;;) {
-    const size_t comma = s.find(',', pos);
-    const std::string item = s.substr(pos, comma == std::string::npos ? comma : comma - pos);
-    if (item.empty() || item.size() > 9 ||
-        item.find_first_not_of("0123456789") != std::string::npos) {
-      return false;
-    }
-    out->push_back(std::stoi(item));
-    if (comma == std::string::npos) return true;
-    pos = comma + 1;
-  }
-}
 
 std::string DefaultSocket() {
   if (const char* xdg = std::getenv("XDG_RUNTIME_DIR")) return std::string(xdg) + "/emoe/hmmd.sock";
@@ -121,17 +89,10 @@ void DropCapabilities() {
 }
 
 // The daemon's options from the flags (exit code 2 and a message on stderr when one is bad).
-// One function, so that the shared device/arena/page flags can replace it in one place.
 std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
-  auto policy = vmm::ParsePageSizePolicy(FLAGS_page_size);
-  if (!policy.ok()) {
-    std::fprintf(stderr, "hmmd: --page_size: %s\n", policy.status().message().c_str());
-    return std::nullopt;
-  }
-  std::vector<int> nodes;
-  if (!ParseIntList(FLAGS_nodes, &nodes)) {
-    std::fprintf(stderr, "hmmd: --nodes: '%s' is not a comma-separated list of node ids\n",
-                 FLAGS_nodes.c_str());
+  auto hmm = emoe::tools::HmmOptionsFromFlags();
+  if (!hmm.ok()) {
+    std::fprintf(stderr, "hmmd: %s\n", hmm.status().message().c_str());
     return std::nullopt;
   }
   emoe::hbm::DaemonOptions d;
@@ -144,24 +105,10 @@ std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
     fcntl(FLAGS_control_fd, F_SETFD, FD_CLOEXEC);
     d.control.Reset(FLAGS_control_fd);
   }
-  emoe::hbm::HmmOptions& o = d.hmm;
-  o.devices.devices_per_node = FLAGS_devices_per_node;
-  o.devices.capacity_bytes = FLAGS_device_capacity_mb << 20;
-  o.devices.pin_cpus = FLAGS_pin_cpus;
-  o.devices.nodes = nodes;
-  o.memory.usage_bytes = {FLAGS_weights_mb << 20, FLAGS_experts_mb << 20, FLAGS_kv_mb << 20};
-  o.memory.page_size = *policy;
-  o.memory.populate = FLAGS_populate;
-  o.memory.discard_on_free = FLAGS_discard_on_free;
-  o.loader.queue_depth = FLAGS_queue_depth;
-  o.loader.chunk_bytes = FLAGS_chunk_kb << 10;
-  o.loader.direct_io = FLAGS_direct_io;
-  o.loader.register_buffers = FLAGS_register_buffers;
-  o.loader.progress_interval_s = FLAGS_progress_interval_s;
-  o.loader.progress = [](const emoe::hbm::LoadProgress& p) {
+  d.hmm = std::move(*hmm);
+  d.hmm.loader.progress = [](const emoe::hbm::LoadProgress& p) {
     LOG(INFO) << "load " << p.ToString();
   };
-  o.copy_threads_per_device = FLAGS_copy_threads;
   d.checkpoint = FLAGS_checkpoint;
   d.socket_path = FLAGS_socket.empty() ? DefaultSocket() : FLAGS_socket;
   d.allow_writable = FLAGS_allow_writable;

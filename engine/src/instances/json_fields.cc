@@ -1,141 +1,101 @@
 #include "instances/json_fields.h"
 
-#include <limits>
+#include "hbm/json_reader.h"
 
 namespace emoe::engine {
 
 using nlohmann::json;
+using vmm::StatusOr;
 
 namespace {
 
-// Whether `v` is an integer that fits an int.
-bool AsInt(const json& v, int* out) {
-  if (v.is_number_unsigned()) {
-    if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int>::max())) return false;
-    *out = static_cast<int>(v.get<uint64_t>());
-    return true;
-  }
-  if (!v.is_number_integer()) return false;
-  const int64_t i = v.get<int64_t>();
-  if (i < std::numeric_limits<int>::min() || i > std::numeric_limits<int>::max()) return false;
-  *out = static_cast<int>(i);
-  return true;
-}
-
-bool AsIntArray(const json& v, std::vector<int>* out) {
-  if (!v.is_array()) return false;
-  std::vector<int> r;
-  r.reserve(v.size());
-  for (const json& e : v) {
-    int i = 0;
-    if (!AsInt(e, &i)) return false;
-    r.push_back(i);
-  }
-  *out = std::move(r);
-  return true;
+// Reads `field` with `read` (an hbm::JsonReader accessor) into *out; a missing optional field
+// leaves *out as it is.
+template <typename T, typename Read>
+Status ReadField(const JsonFields& f, const json& obj, const char* field, Need need, T* out,
+                 Read read) {
+  if (need == Need::kOptional && !f.Has(field)) return Status::Ok();
+  const hbm::JsonReader r(obj, f.context());
+  auto v = read(r, field);
+  if (!v.ok()) return v.status();
+  *out = std::move(*v);
+  return Status::Ok();
 }
 
 }  // namespace
 
-Status JsonFields::Find(const char* field, Need need, const json** v) const {
-  *v = nullptr;
-  if (Has(field)) {
-    *v = &*obj_.find(field);
-    return Status::Ok();
-  }
-  if (need == Need::kOptional) return Status::Ok();
-  return Status::InvalidArgument(context_ + ": field '" + field + "' is required");
-}
-
-Status JsonFields::Bad(const char* field, const char* type) const {
-  return Status::InvalidArgument(context_ + ": field '" + field + "' must be " + type);
-}
-
+// The instance protocol reads its messages with the hmmd protocol's reader (hbm/json_reader.h):
+// one set of type checks and error texts for both.
 Status JsonFields::Int(const char* field, int64_t* out, Need need) const {
-  const json* v;
-  VMM_RETURN_IF_ERROR(Find(field, need, &v));
-  if (v == nullptr) return Status::Ok();
-  if (v->is_number_unsigned()) {
-    if (v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return Bad(field, "a 64-bit integer");
-    }
-  } else if (!v->is_number_integer()) {
-    return Bad(field, "an integer");
-  }
-  *out = v->get<int64_t>();
-  return Status::Ok();
+  return ReadField(*this, obj_, field, need, out,
+                   [](const hbm::JsonReader& r, const char* k) { return r.Int64(k); });
 }
 
 Status JsonFields::Int(const char* field, int* out, Need need) const {
-  const json* v;
-  VMM_RETURN_IF_ERROR(Find(field, need, &v));
-  if (v != nullptr && !AsInt(*v, out)) return Bad(field, "an int");
-  return Status::Ok();
+  return ReadField(*this, obj_, field, need, out,
+                   [](const hbm::JsonReader& r, const char* k) { return r.Int(k); });
 }
 
 Status JsonFields::Uint(const char* field, uint64_t* out, Need need) const {
-  const json* v;
-  VMM_RETURN_IF_ERROR(Find(field, need, &v));
-  if (v == nullptr) return Status::Ok();
-  // nlohmann parses non-negative integers as unsigned.
-  if (!v->is_number_unsigned()) return Bad(field, "a non-negative integer");
-  *out = v->get<uint64_t>();
-  return Status::Ok();
+  return ReadField(*this, obj_, field, need, out,
+                   [](const hbm::JsonReader& r, const char* k) { return r.U64(k); });
 }
 
 Status JsonFields::Double(const char* field, double* out, Need need) const {
-  const json* v;
-  VMM_RETURN_IF_ERROR(Find(field, need, &v));
-  if (v == nullptr) return Status::Ok();
-  if (!v->is_number()) return Bad(field, "a number");
-  *out = v->get<double>();
-  return Status::Ok();
+  return ReadField(*this, obj_, field, need, out,
+                   [](const hbm::JsonReader& r, const char* k) { return r.Double(k); });
 }
 
 Status JsonFields::String(const char* field, std::string* out, Need need) const {
-  const json* v;
-  VMM_RETURN_IF_ERROR(Find(field, need, &v));
-  if (v == nullptr) return Status::Ok();
-  if (!v->is_string()) return Bad(field, "a string");
-  *out = v->get<std::string>();
-  return Status::Ok();
+  return ReadField(*this, obj_, field, need, out,
+                   [](const hbm::JsonReader& r, const char* k) { return r.Str(k); });
 }
 
 Status JsonFields::IntArray(const char* field, std::vector<int>* out, Need need) const {
-  const json* v;
-  VMM_RETURN_IF_ERROR(Find(field, need, &v));
-  if (v != nullptr && !AsIntArray(*v, out)) return Bad(field, "an array of integers");
-  return Status::Ok();
+  return ReadField(*this, obj_, field, need, out,
+                   [](const hbm::JsonReader& r, const char* k) { return r.IntList(k); });
 }
 
 Status JsonFields::IntArrays(const char* field, std::vector<std::vector<int>>* out,
                              Need need) const {
-  const json* v;
-  VMM_RETURN_IF_ERROR(Find(field, need, &v));
-  if (v == nullptr) return Status::Ok();
-  if (!v->is_array()) return Bad(field, "an array of arrays of integers");
-  std::vector<std::vector<int>> r(v->size());
-  for (size_t i = 0; i < v->size(); ++i) {
-    if (!AsIntArray((*v)[i], &r[i])) return Bad(field, "an array of arrays of integers");
-  }
-  *out = std::move(r);
-  return Status::Ok();
+  auto read = [](const hbm::JsonReader& r,
+                 const char* k) -> StatusOr<std::vector<std::vector<int>>> {
+    const char* type = "an array of arrays of integers";
+    auto a = r.Array(k);
+    if (!a.ok()) return a.status().code() == r.code() && r.Has(k) ? r.Bad(k, type) : a.status();
+    std::vector<std::vector<int>> rows;
+    rows.reserve((*a)->size());
+    for (const json& row : **a) {
+      if (!row.is_array()) return r.Bad(k, type);
+      std::vector<int> ints;
+      ints.reserve(row.size());
+      for (const json& e : row) {
+        auto i = r.ToInt(e, k);
+        if (!i.ok()) return r.Bad(k, type);
+        ints.push_back(*i);
+      }
+      rows.push_back(std::move(ints));
+    }
+    return rows;
+  };
+  return ReadField(*this, obj_, field, need, out, read);
 }
 
 Status JsonFields::Object(const char* field, const json** out) const {
-  VMM_RETURN_IF_ERROR(Find(field, Need::kRequired, out));
-  if (!(*out)->is_object()) return Bad(field, "an object");
+  const hbm::JsonReader r(obj_, context_);
+  auto o = r.Object(field);
+  if (!o.ok()) return o.status();
+  *out = &o->value();
   return Status::Ok();
 }
 
 Status JsonFields::ObjectArray(const char* field, std::vector<JsonFields>* out) const {
-  const json* v;
-  VMM_RETURN_IF_ERROR(Find(field, Need::kRequired, &v));
-  if (!v->is_array()) return Bad(field, "an array of objects");
+  const hbm::JsonReader r(obj_, context_);
+  auto list = r.ObjectList(field);
+  if (!list.ok()) return list.status();
   out->clear();
-  for (size_t i = 0; i < v->size(); ++i) {
-    if (!(*v)[i].is_object()) return Bad(field, "an array of objects");
-    out->emplace_back((*v)[i], context_ + ": " + field + "[" + std::to_string(i) + "]");
+  for (size_t i = 0; i < list->size(); ++i) {
+    out->emplace_back((*list)[i].value(), context_ + ": " + field + "[" + std::to_string(i) + "]");
   }
   return Status::Ok();
 }

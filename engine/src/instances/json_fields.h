@@ -1,8 +1,8 @@
 // instances/json_fields.h: checked access to the fields of a JSON message of the
 // instance-process protocol (engine/remote_instance.h). A missing (when required) or mistyped
 // field is kInvalidArgument naming the message and the field ("attach: field 'devices' must be
-// an array of integers"); nothing throws. Every read of a request in instance_host.cc goes
-// through here, so this file is the one to swap for the hbm codec's reader.
+// an array of integers"); nothing throws. A thin view over the hmmd protocol's reader
+// (hbm/json_reader.h), so both protocols check types and word errors the same way.
 //
 // Thread safety: a JsonFields only reads the JSON it refers to, which must outlive it.
 #ifndef ENGINE_INSTANCES_JSON_FIELDS_H_
@@ -48,11 +48,6 @@ class JsonFields {
   Status ObjectArray(const char* field, std::vector<JsonFields>* out) const;
 
  private:
-  // Status::Ok() with *v set when present; the error for a missing required field; with *v
-  // null for a missing optional one.
-  Status Find(const char* field, Need need, const nlohmann::json** v) const;
-  Status Bad(const char* field, const char* type) const;
-
   const nlohmann::json& obj_;
   std::string context_;
 };

@@ -16,6 +16,7 @@
 #include "instances/json_fields.h"
 #include "instances/mailbox.h"
 #include "vmm/fd_passing.h"
+#include "vmm/process.h"
 
 namespace emoe::engine {
 
@@ -93,11 +94,7 @@ std::string RemoteInstance::DeathReason() {
   }
   const std::string who = "instance process " + std::to_string(pid_);
   if (!reaped_) return who + " closed its control socket";
-  if (WIFSIGNALED(wait_status_)) {
-    return who + " was killed by signal " + std::to_string(WTERMSIG(wait_status_)) + " (" +
-           strsignal(WTERMSIG(wait_status_)) + ")";
-  }
-  return who + " exited with status " + std::to_string(WEXITSTATUS(wait_status_));
+  return vmm::DescribeExit(who, wait_status_);
 }
 
 Status RemoteInstance::Call(const std::string& request, const std::vector<int>& fds,
