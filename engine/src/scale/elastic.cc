@@ -5,7 +5,6 @@
 #include "engine/deployment.h"
 #include "scale/procedure.h"
 #include "scale/scale_plan.h"
-#include "serving/switchover.h"
 
 namespace emoe::engine {
 
@@ -146,13 +145,7 @@ StatusOr<ScaleReport> ScaleElastic(ScaleContext& c, std::vector<int> devices,
   if (s.ok()) s = ev.Injected("warmup");
   ev.Phase("warmup");
   if (!s.ok()) return ev.Fail(s, what);
-  auto sw = SwitchServing(*c.loop, c.hmm, *c.stores, ev.next.get(), plan.to, o.drain, c.scheduler);
-  if (!sw.ok()) return ev.Fail(sw.status(), what);
-  ReportSwitch(*sw, o.drain, &ev.rep);
-  ev.rep.latency_s = ev.SinceCommand();
-  ev.Phase("switch");
-  ev.undo.Commit();
-  AfterSwitch(ev, sw->drained);
+  if (Status sw = SwitchOver(ev, plan.to); !sw.ok()) return ev.Fail(sw, what);
   Cleanup(ev, plan);
   ev.Phase("cleanup");
   return ev.Finish();

@@ -5,7 +5,6 @@
 
 #include "engine/deployment.h"
 #include "scale/procedure.h"
-#include "serving/switchover.h"
 
 namespace emoe::engine {
 
@@ -150,14 +149,7 @@ StatusOr<ScaleReport> ScaleFromDisk(ScaleContext& c, std::vector<int> devices,
   }();
   ev.Phase("instance");
   if (!s.ok()) return ev.Fail(s, what);
-  auto sw =
-      SwitchServing(*c.loop, c.hmm, *c.stores, ev.next.get(), to_devices, o.drain, c.scheduler);
-  if (!sw.ok()) return ev.Fail(sw.status(), what);
-  ReportSwitch(*sw, o.drain, &ev.rep);
-  ev.rep.latency_s = ev.SinceCommand();
-  ev.Phase("switch");
-  ev.undo.Commit();
-  AfterSwitch(ev, sw->drained);
+  if (Status sw = SwitchOver(ev, to_devices); !sw.ok()) return ev.Fail(sw, what);
   ev.Cleanup(old_prefix + "*", c.hmm->ReleaseMatching(old_prefix, {}).status());
   const std::set<int> keep(to_devices.begin(), to_devices.end());
   for (int d : ev.rep.from_devices) {

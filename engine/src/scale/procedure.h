@@ -38,9 +38,11 @@ StatusOr<ScaleReport> ScaleHorizontal(ScaleContext& c, std::vector<int> devices,
 // `on_switched` runs on the serving thread right after the switch (clears the crash mark).
 StatusOr<ScaleReport> RestartActive(ScaleContext& c);
 
-// Shared by the procedures: the new instance becomes the active one after SwitchServing; with a
-// drained switch the old one finishes its requests first (phase "drain").
-void AfterSwitch(ScaleEvent& ev, Replica* drained);
+// Shared by the procedures that build the new instance next to the old one: ev.next (attached to
+// `devices`) takes over serving (phase "switch": the event's latency ends there and it commits),
+// becomes the active instance, and the old one exits, with a draining switch once it has finished
+// its running requests (phase "drain"). On error nothing changed (the caller rolls back).
+Status SwitchOver(ScaleEvent& ev, const std::vector<int>& devices);
 
 }  // namespace emoe::engine
 

@@ -103,19 +103,27 @@ StatusOr<std::vector<int>> TargetDevices(const ScaleContext& c, int count) {
   return to;
 }
 
-void AfterSwitch(ScaleEvent& ev, Replica* drained) {
+Status SwitchOver(ScaleEvent& ev, const std::vector<int>& devices) {
   ScaleContext& c = ev.ctx;
+  const bool drain = ev.options.drain;
+  VMM_ASSIGN_OR_RETURN(SwitchResult sw, SwitchServing(*c.loop, c.hmm, *c.stores, ev.next.get(),
+                                                      devices, drain, c.scheduler));
+  ReportSwitch(sw, drain, &ev.rep);
+  ev.rep.latency_s = ev.SinceCommand();
+  ev.Phase("switch");
+  ev.undo.Commit();
   std::swap(c.active, ev.next);  // ev.next: the old instance now
-  if (drained != nullptr) {
+  if (sw.drained != nullptr) {
     // The old instance finishes its running requests, then exits.
     c.loop->RunBetweenSteps([&] {
       c.loop->thread().AssertHeld();
-      drained->inst = std::move(ev.next);
+      sw.drained->inst = std::move(ev.next);
     });
-    Retire(*c.loop, drained);
+    Retire(*c.loop, sw.drained);
     ev.Phase("drain");
   }
   ev.next.reset();
+  return Status::Ok();
 }
 
 }  // namespace emoe::engine
