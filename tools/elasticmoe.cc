@@ -9,17 +9,23 @@
 // This file reads the flags (the device, arena and page flags are tools/hmm_flags.h's, with
 // this binary's defaults); the experiment is elasticmoe_experiment.cc, the outputs
 // elasticmoe_report.cc.
+//
+// Exit codes (tools/flag_checks.h): 0 every method ran its schedule and no request failed; 1 an
+// error ended the run (the reports are still written, with the error); 2 a bad flag (named; nothing
+// started); 3 the run completed but requests failed or were rejected (their count per event is in
+// the reports).
 #include <gflags/gflags.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "engine/model.h"
 #include "tools/elasticmoe_experiment.h"
+#include "tools/flag_checks.h"
 #include "tools/hmm_flags.h"
 #include "vmm/host.h"
 
@@ -34,11 +40,11 @@ DEFINE_string(schedule, "2,3,4,3,2,4,2",
               "device counts: start, then one scale event per entry (horizontal scaling refuses "
               "counts that are not a multiple of the first; its next event starts from where it "
               "is)");
-DEFINE_int32(concurrency, 8, "requests kept in flight (closed loop)");
-DEFINE_int32(prompt_tokens, 24, "prompt length of each request");
-DEFINE_int32(output_tokens, 48, "tokens generated per request");
-DEFINE_double(settle_s, 2.0, "seconds of serving before each event and after the last");
-DEFINE_double(compute_share, 0.5, "device compute share (DESIGN 4.4); 1 disables it");
+DEFINE_int32(concurrency, 8, "requests kept in flight (closed loop), 1..4096");
+DEFINE_int32(prompt_tokens, 24, "prompt length of each request, 1..1048576");
+DEFINE_int32(output_tokens, 48, "tokens generated per request, 1..1048576");
+DEFINE_double(settle_s, 2.0, "seconds of serving before each event and after the last, 0..3600");
+DEFINE_double(compute_share, 0.5, "device compute share in (0, 1] (DESIGN 4.4); 1 disables it");
 DEFINE_bool(instance_processes, true,
             "run each instance in a process of its own (emoe_instance) that attaches to the HMM "
             "through its socket (DESIGN 4.1); the two ablations that copy weights into the "
@@ -63,11 +69,17 @@ DEFINE_uint64(device_mb, 640,
 
 namespace {
 
+using emoe::tools::FirstError;
 using vmm::Status;
 
 int Fail(const Status& s) {
   std::fprintf(stderr, "elasticmoe: %s\n", s.ToString().c_str());
-  return 1;
+  return emoe::tools::kExitError;
+}
+
+int Usage(const Status& s) {
+  std::fprintf(stderr, "elasticmoe: %s\n", s.message().c_str());
+  return emoe::tools::kExitUsage;
 }
 
 // elasticmoe's defaults of the HMM flags: 7 devices of 640 MiB, KV taking most of a device (as
@@ -82,14 +94,6 @@ emoe::tools::HmmFlagDefaults ElasticMoeHmmDefaults() {
   d.kv_mb = 320;
   d.populate = true;
   return d;
-}
-
-std::vector<std::string> Split(const std::string& list) {
-  std::vector<std::string> out;
-  std::stringstream ss(list);
-  std::string x;
-  while (std::getline(ss, x, ',')) out.push_back(x);
-  return out;
 }
 
 // The devices and arenas: the first NUMA node unless --nodes says otherwise; a capacity of 0
@@ -110,27 +114,50 @@ std::string BesideMe(const std::string& name) {
   return (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / name).string();
 }
 
-}  // namespace
+// This binary's own flags, each checked under its own name (the HMM flags: HmmOptions).
+Status CheckFlags() {
+  namespace t = emoe::tools;
+  struct stat st;
+  return FirstError({
+      t::Directory("model", FLAGS_model),
+      FLAGS_model.empty() ? t::Named("preset", emoe::engine::PresetConfig(FLAGS_preset).status())
+                          : Status::Ok(),
+      t::NonEmpty("out_dir", FLAGS_out_dir),
+      stat(FLAGS_out_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)
+          ? Status::InvalidArgument("--out_dir: '" + FLAGS_out_dir + "' is not a directory")
+          : Status::Ok(),
+      t::List("methods", FLAGS_methods, ',', nullptr),
+      t::IntIn("concurrency", FLAGS_concurrency, 1, 4096),
+      t::IntIn("prompt_tokens", FLAGS_prompt_tokens, 1, 1 << 20),
+      t::IntIn("output_tokens", FLAGS_output_tokens, 1, 1 << 20),
+      t::RealIn("settle_s", FLAGS_settle_s, 0, false, 3600),
+      t::RealIn("compute_share", FLAGS_compute_share, 0, true, 1),
+      t::Executable("instance_binary", FLAGS_instance_binary),
+      t::Executable("hmmd_binary", FLAGS_hmmd_binary),
+      t::Socket("hmmd_socket", FLAGS_hmmd_socket),
+  });
+}
 
-int main(int argc, char** argv) {
-  gflags::SetUsageMessage("elastic-scaling experiment: serve, scale, compare methods");
-  emoe::tools::SetHmmFlagDefaults(ElasticMoeHmmDefaults());
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+// The experiment's options from the flags; every error names its flag.
+vmm::StatusOr<emoe::tools::ExperimentOptions> OptionsFromFlags() {
+  VMM_RETURN_IF_ERROR(CheckFlags());
   emoe::tools::ExperimentOptions o;
-  auto ho = HmmOptions();
-  if (!ho.ok()) return Fail(ho.status());
-  o.hmm = std::move(*ho);
+  VMM_ASSIGN_OR_RETURN(o.hmm, HmmOptions());
   const int max_devices = o.hmm.devices.devices_per_node * o.hmm.devices.nodes.size();
-  for (const std::string& x : Split(FLAGS_schedule)) o.schedule.push_back(std::atoi(x.c_str()));
+  // Entries are bounded by the devices (--max_devices).
+  VMM_RETURN_IF_ERROR(
+      emoe::tools::IntList("schedule", FLAGS_schedule, 1, max_devices, &o.schedule));
   if (o.schedule.size() < 2) {
-    return Fail(Status::InvalidArgument("--schedule needs a start and at least one event"));
+    return Status::InvalidArgument("--schedule needs a start and at least one event, got '" +
+                                   FLAGS_schedule + "'");
   }
-  for (int n : o.schedule) {
-    if (n < 1 || n > max_devices) {
-      return Fail(
-          Status::InvalidArgument("--schedule entry " + std::to_string(n) +
-                                  " outside 1..--max_devices=" + std::to_string(max_devices)));
-    }
+  std::vector<std::string> methods;
+  VMM_RETURN_IF_ERROR(emoe::tools::List("methods", FLAGS_methods, ',', &methods));
+  for (const std::string& x : methods) {
+    auto m = emoe::tools::ParseMethod(x);
+    if (!m.ok()) return emoe::tools::Named("methods", m.status());
+    o.methods.push_back(*m);
+    o.method_names.push_back(x);
   }
   o.instance_processes = FLAGS_instance_processes;
   o.instance_binary = FLAGS_instance_binary;
@@ -139,22 +166,12 @@ int main(int argc, char** argv) {
   o.hmmd = FLAGS_hmmd;
   o.hmmd_binary = FLAGS_hmmd_binary.empty() ? BesideMe("hmmd") : FLAGS_hmmd_binary;
   if (o.hmmd && o.instance_processes && access(o.hmmd_binary.c_str(), X_OK) != 0) {
-    return Fail(Status::NotFound("hmmd binary '" + o.hmmd_binary +
-                                 "' is not executable (--hmmd_binary, or --hmmd=false)"));
+    return Status::InvalidArgument("--hmmd_binary: '" + o.hmmd_binary +
+                                   "' is not executable (or --hmmd=false)");
   }
   if (o.instance_processes && access(o.instance_binary.c_str(), X_OK) != 0) {
-    return Fail(Status::NotFound("instance binary '" + o.instance_binary +
-                                 "' is not executable (--instance_binary, or "
-                                 "--instance_processes=false)"));
-  }
-  for (const std::string& x : Split(FLAGS_methods)) {
-    auto m = emoe::tools::ParseMethod(x);
-    if (!m.ok()) return Fail(m.status());
-    o.methods.push_back(*m);
-    o.method_names.push_back(x);
-  }
-  if (FLAGS_concurrency < 1 || FLAGS_prompt_tokens < 1 || FLAGS_output_tokens < 1) {
-    return Fail(Status::InvalidArgument("--concurrency, --prompt_tokens, --output_tokens >= 1"));
+    return Status::InvalidArgument("--instance_binary: '" + o.instance_binary +
+                                   "' is not executable (or --instance_processes=false)");
   }
   o.model = FLAGS_model;
   o.preset = FLAGS_preset;
@@ -165,6 +182,19 @@ int main(int argc, char** argv) {
   o.output_tokens = FLAGS_output_tokens;
   o.settle_s = FLAGS_settle_s;
   o.compute_share = FLAGS_compute_share;
-  if (Status s = emoe::tools::RunElasticMoe(o); !s.ok()) return Fail(s);
-  return 0;
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("elastic-scaling experiment: serve, scale, compare methods" +
+                          emoe::tools::ExitCodesHelp(/*requests=*/true));
+  emoe::tools::SetHmmFlagDefaults(ElasticMoeHmmDefaults());
+  if (auto rc = emoe::tools::ParseFlags("elasticmoe", &argc, &argv)) return *rc;
+  auto o = OptionsFromFlags();
+  if (!o.ok()) return Usage(o.status());
+  auto failed = emoe::tools::RunElasticMoe(*o);
+  if (!failed.ok()) return Fail(failed.status());
+  return *failed > 0 ? emoe::tools::kExitRequestsFailed : emoe::tools::kExitOk;
 }

@@ -8,7 +8,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
-#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -17,6 +17,7 @@
 #include "hbm/remote_control.h"
 #include "tools/elasticmoe_report.h"
 #include "vmm/host.h"
+#include "vmm/mutex.h"
 #include "vmm/stats.h"
 
 namespace emoe::tools {
@@ -110,7 +111,9 @@ class HmmHolder {
   std::unique_ptr<hbm::HmmControl> hmm_;
 };
 
-// The closed-loop load: `concurrency` requests in flight, a new one when one finishes.
+// The closed-loop load: `concurrency` requests in flight, a new one when one finishes. A
+// request the coordinator refuses or rejects counts as failed when the load sees it (within a
+// few milliseconds).
 class ClosedLoop {
  public:
   ClosedLoop(Coordinator* c, const ExperimentOptions& o)
@@ -118,14 +121,17 @@ class ClosedLoop {
           int64_t id = 0;
           while (!stop_) {
             for (auto& r : c->TakeFinished()) {
-              if (r.finish_reason.rfind("rejected", 0) == 0) ++failed_;
+              if (r.finish_reason.rfind("rejected", 0) == 0) Failed(r.finish_reason);
             }
             while (static_cast<int>(c->outstanding()) < o.concurrency) {
               engine::Request r;
               r.id = id++;
               for (int t = 0; t < o.prompt_tokens; ++t) r.prompt.push_back((id * 31 + t * 7) % 256);
               r.max_new_tokens = o.output_tokens;
-              if (!c->Submit(r).ok()) ++failed_;
+              if (Status s = c->Submit(r); !s.ok()) {
+                Failed("refused: " + s.ToString());
+                break;  // not in flight: try again after the pause
+              }
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
           }
@@ -136,29 +142,51 @@ class ClosedLoop {
     if (thread_.joinable()) thread_.join();
   }
   int failed() const { return failed_.load(); }
+  std::string first_failure() const EXCLUDES(mu_) {
+    vmm::MutexLock l(&mu_);
+    return first_failure_;
+  }
 
  private:
+  void Failed(const std::string& why) EXCLUDES(mu_) {
+    {
+      vmm::MutexLock l(&mu_);
+      if (first_failure_.empty()) first_failure_ = why;
+    }
+    ++failed_;
+  }
+
   std::atomic<bool> stop_{false};
   std::atomic<int> failed_{0};
+  mutable vmm::Mutex mu_;
+  std::string first_failure_ GUARDED_BY(mu_);
   std::thread thread_;  // last: starts once the counters exist
 };
 
 struct Done {
   ScaleReport rep;
-  int failed = 0;
+  int failed = 0;             // in the event's window
+  int failed_cumulative = 0;  // since the method started, at the end of the window
   std::string error;
 };
 
-// The schedule's events on `c` under the load, each followed by settle_s of serving.
-StatusOr<std::vector<Done>> RunEvents(const ExperimentOptions& o, size_t mi, Coordinator& c,
-                                      const ClosedLoop& load) {
+// Requests the load saw fail plus serving steps that failed, since the method started.
+int FailedSoFar(const Coordinator& c, const ClosedLoop& load) {
+  return load.failed() + c.serving_errors();
+}
+
+// The schedule's events on `c` under the load, each followed by settle_s of serving; each
+// event's window runs from its command to the end of its settle, so that windows do not overlap
+// and a failure counts in one event only. An error that ends the method leaves the events done
+// before it in *reps.
+Status RunEvents(const ExperimentOptions& o, size_t mi, Coordinator& c, const ClosedLoop& load,
+                 std::vector<Done>* reps) {
   const ScaleOptions& method = o.methods[mi];
-  std::vector<Done> reps;
   for (size_t e = 1; e < o.schedule.size(); ++e) {
     // The pool anticipates the next event (the devices ScaleTo will pick).
     VMM_ASSIGN_OR_RETURN(const std::vector<int> to, c.TargetDevices(o.schedule[e]));
     if (method.preinit) (void)c.PrepareStandby(to);
-    const int failed0 = load.failed();
+    const int failed0 = FailedSoFar(c, load);
     const std::vector<int> from = c.devices();
     auto rep = c.ScaleTo(o.schedule[e], method);
     Done d;
@@ -173,10 +201,11 @@ StatusOr<std::vector<Done>> RunEvents(const ExperimentOptions& o, size_t mi, Coo
                    to.size(), d.error.c_str());
     }
     std::this_thread::sleep_for(std::chrono::duration<double>(o.settle_s));
-    d.failed = load.failed() - failed0;
-    reps.push_back(std::move(d));
+    d.failed_cumulative = FailedSoFar(c, load);
+    d.failed = d.failed_cumulative - failed0;
+    reps->push_back(std::move(d));
   }
-  return reps;
+  return Status::Ok();
 }
 
 // The rows of one method's events, measured on its timeline; the done ones go to events_at.
@@ -188,7 +217,8 @@ void AddRows(const ExperimentOptions& o, const std::string& name, const Coordina
     row.method = name;
     row.rep = d.rep;
     row.error = d.error;
-    row.failed = d.failed + c.serving_errors();
+    row.failed = d.failed;
+    row.failed_cumulative = d.failed_cumulative;
     if (!d.error.empty()) {
       rows->push_back(row);
       continue;
@@ -214,10 +244,13 @@ StatusOr<std::map<int, uint64_t>> Held(hbm::HmmControl* hmm) {
   return held;
 }
 
-// One method over the whole schedule, from empty arenas back to them.
+// One method over the whole schedule, from empty arenas back to them. *failed gets the
+// requests that failed under it (and its first failure in *first_failure when it had none);
+// an error that ends it still leaves the rows of the events done before it.
 Status RunMethod(const ExperimentOptions& o, size_t mi, const engine::ModelConfig& config,
                  const hbm::Checkpoint& ckpt, HmmHolder& hmm, std::ofstream& timeline,
-                 std::ofstream& events_at, std::vector<EventRow>* rows) {
+                 std::ofstream& events_at, std::vector<EventRow>* rows, int* failed,
+                 std::string* first_failure) {
   const ScaleOptions& method = o.methods[mi];
   const std::string& name = o.method_names[mi];
   engine::CoordinatorOptions co;
@@ -240,19 +273,24 @@ Status RunMethod(const ExperimentOptions& o, size_t mi, const engine::ModelConfi
   for (int d = 0; d < o.schedule[0]; ++d) start.push_back(d);
   VMM_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coord,
                        Coordinator::Create(hmm.get(), ckpt, config, start, co));
-  StatusOr<std::vector<Done>> reps = std::vector<Done>{};
+  std::vector<Done> reps;
+  Status run;
   {
     ClosedLoop load(coord.get(), o);
     std::this_thread::sleep_for(std::chrono::duration<double>(o.settle_s));
-    reps = RunEvents(o, mi, *coord, load);
+    run = RunEvents(o, mi, *coord, load, &reps);
+    load.Stop();
+    *failed += FailedSoFar(*coord, load);
+    if (first_failure->empty()) *first_failure = load.first_failure();
+    if (first_failure->empty() && coord->serving_errors() > 0) *first_failure = "a serving step";
   }
-  if (!reps.ok()) return reps.status();
   const auto tl = coord->Timeline();
   for (const auto& s : tl) {
     timeline << name << "," << s.t << "," << s.tokens << "," << s.replica_tokens << ","
              << s.instance << "\n";
   }
-  AddRows(o, name, *coord, tl, *reps, events_at, rows);
+  AddRows(o, name, *coord, tl, reps, events_at, rows);
+  VMM_RETURN_IF_ERROR(run);
   // The next method starts from the same devices: everything this one held must come back.
   coord.reset();  // gives back everything it created
   VMM_ASSIGN_OR_RETURN(const auto held, Held(hmm.get()));
@@ -263,6 +301,19 @@ Status RunMethod(const ExperimentOptions& o, size_t mi, const engine::ModelConfi
     }
   }
   return Status::Ok();
+}
+
+// The model the experiment serves: --model, or --preset generated into out_dir/model.
+Status OpenModel(const ExperimentOptions& o, engine::ModelConfig* config, hbm::Checkpoint* ckpt) {
+  std::string model = o.model;
+  if (model.empty()) {
+    model = o.out_dir + "/model";
+    VMM_ASSIGN_OR_RETURN(auto cfg, engine::PresetConfig(o.preset));
+    VMM_RETURN_IF_ERROR(engine::GenerateModel(cfg, {}, model));
+  }
+  VMM_ASSIGN_OR_RETURN(*config, engine::LoadModelConfig(model));
+  VMM_ASSIGN_OR_RETURN(*ckpt, hbm::OpenCheckpoint(model));
+  return engine::ValidateCheckpoint(*config, *ckpt);
 }
 
 }  // namespace
@@ -288,35 +339,42 @@ StatusOr<ScaleOptions> ParseMethod(const std::string& name) {
   return o;
 }
 
-Status RunElasticMoe(const ExperimentOptions& o) {
-  const std::string cmd = "mkdir -p '" + o.out_dir + "'";
-  if (std::system(cmd.c_str()) != 0) return Status::Internal("cannot create --out_dir");
-  std::string model = o.model;
-  if (model.empty()) {
-    model = o.out_dir + "/model";
-    VMM_ASSIGN_OR_RETURN(auto cfg, engine::PresetConfig(o.preset));
-    VMM_RETURN_IF_ERROR(engine::GenerateModel(cfg, {}, model));
-  }
-  VMM_ASSIGN_OR_RETURN(const engine::ModelConfig config, engine::LoadModelConfig(model));
-  VMM_ASSIGN_OR_RETURN(const hbm::Checkpoint ckpt, hbm::OpenCheckpoint(model));
-  VMM_RETURN_IF_ERROR(engine::ValidateCheckpoint(config, ckpt));
-  const double copy_gbs = MeasureCopyBandwidth();
+StatusOr<int> RunElasticMoe(const ExperimentOptions& o) {
+  std::error_code ec;
+  std::filesystem::create_directories(o.out_dir, ec);
+  if (ec) return Status::Internal("cannot create --out_dir " + o.out_dir + ": " + ec.message());
+  RunSummary sum;
+  engine::ModelConfig config;
+  hbm::Checkpoint ckpt;
   std::vector<EventRow> rows;
-  {
+  double copy_gbs = 0;
+  sum.status = OpenModel(o, &config, &ckpt);
+  if (sum.status.ok()) {
+    copy_gbs = MeasureCopyBandwidth();
     std::ofstream timeline(o.out_dir + "/timeline.csv");
     timeline << "method,t_s,tokens,replica_tokens,instance\n";
     std::ofstream events_at(o.out_dir + "/events_at.csv");
     events_at << "method,command_s,serving_s,event\n";
     HmmHolder hmm(o);  // one set of devices for all methods
-    for (size_t mi = 0; mi < o.methods.size(); ++mi) {
-      VMM_RETURN_IF_ERROR(RunMethod(o, mi, config, ckpt, hmm, timeline, events_at, &rows));
+    for (size_t mi = 0; mi < o.methods.size() && sum.status.ok(); ++mi) {
+      sum.method = o.method_names[mi];
+      sum.status = RunMethod(o, mi, config, ckpt, hmm, timeline, events_at, &rows,
+                             &sum.failed_requests, &sum.first_failure);
     }
   }
-  WriteEvents(rows, o.out_dir);
-  PrintComparison(rows, copy_gbs);
-  WritePlot(rows, o.method_names, o.out_dir);
+  // The reports are written whatever happened: what was measured, and the error if one ended it.
+  WriteEvents(rows, sum, o.out_dir);
+  if (!rows.empty()) {
+    PrintComparison(rows, copy_gbs);
+    WritePlot(rows, o.method_names, o.out_dir);
+  }
   std::printf("reports: %s/events.json, events.csv, timeline.csv\n", o.out_dir.c_str());
-  return Status::Ok();
+  if (sum.failed_requests > 0) {
+    std::fprintf(stderr, "elasticmoe: %d requests failed or were rejected (the first: %s)\n",
+                 sum.failed_requests, sum.first_failure.c_str());
+  }
+  if (!sum.status.ok()) return sum.status;
+  return sum.failed_requests;
 }
 
 }  // namespace emoe::tools

@@ -44,21 +44,35 @@ struct ExperimentOptions {
   double compute_share = 0.5;      // engine::InstanceOptions::compute_share
 };
 
-// One scale event of one method, as measured.
+// One scale event of one method, as measured. Its window runs from its command to the end of
+// the settle_s after it; the windows of one method do not overlap.
 struct EventRow {
   std::string method;
   engine::ScaleReport rep;
   double before_tps = 0, during_tps = 0, after_tps = 0;  // tokens per second
   double max_gap_s = 0;  // the largest gap between two tokens of a request around the event
-  int failed = 0;        // requests that failed (rejected, or refused at submission)
-  std::string error;     // set when the event was refused or rolled back (serving went on)
+  // Requests that failed (rejected, or refused at submission) and serving steps that failed,
+  // in this event's window; and since the method started, at the end of the window.
+  int failed = 0;
+  int failed_cumulative = 0;
+  std::string error;  // set when the event was refused or rolled back (serving went on)
+};
+
+// How the whole run went, for the reports.
+struct RunSummary {
+  vmm::Status status;         // the error that ended the run, or Ok
+  std::string method;         // the method running when it ended (with an error: the failed one)
+  int failed_requests = 0;    // over every method, also outside the events' windows
+  std::string first_failure;  // the first failed request's reason ("" when none failed)
 };
 
 // Runs the experiment of `o` and writes its reports: the copy bandwidth and the HMM on stdout,
 // then per method the events; out_dir gets timeline.csv, events_at.csv, events.json,
-// events.csv, throughput.gp (and throughput.png with gnuplot). An error stops it (a method that
-// leaves memory behind is kInternal naming the device).
-vmm::Status RunElasticMoe(const ExperimentOptions& o);
+// events.csv, throughput.gp (and throughput.png with gnuplot). Returns the number of requests
+// that failed or were rejected (0: all served). An error stops it (a method that leaves memory
+// behind is kInternal naming the device); the reports are then written all the same, with the
+// events measured until then and the error.
+vmm::StatusOr<int> RunElasticMoe(const ExperimentOptions& o);
 
 }  // namespace emoe::tools
 

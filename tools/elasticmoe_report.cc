@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 namespace emoe::tools {
 namespace {
@@ -37,8 +38,40 @@ std::string Phases(const ScaleReport& p) {
   return phases;
 }
 
+// CSV: a field with a comma, a quote or a line break is quoted (quotes doubled).
+std::string Csv(const std::string& field) {
+  if (field.find_first_of(",\"\n") == std::string::npos) return field;
+  std::string out = "\"";
+  for (char ch : field) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
+std::string Str(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+constexpr const char* kCsvColumns[] = {
+    "method",         "event",           "latency_s",      "downtime_s",        "arena_before_mib",
+    "arena_peak_mib", "arena_after_mib", "pss_before_mib", "pss_peak_mib",      "remapped_mib",
+    "p2p_mib",        "disk_mib",        "copied_mib",     "tps_before",        "tps_during",
+    "tps_after",      "max_token_gap_s", "failed",         "failed_cumulative", "experts_moved",
+    "kept",           "kv_copied",       "recomputed",     "kv_shrunk_mib",     "phases",
+    "error"};
+constexpr size_t kColumns = sizeof(kCsvColumns) / sizeof(kCsvColumns[0]);
+
+// One CSV row: `fields` by column name, the others empty.
+void CsvRow(std::ofstream& csv, const std::map<std::string, std::string>& fields) {
+  for (size_t i = 0; i < kColumns; ++i) {
+    auto it = fields.find(kCsvColumns[i]);
+    csv << (i ? "," : "") << (it == fields.end() ? "" : Csv(it->second));
+  }
+  csv << "\n";
+}
+
 // One event that was done: its table line, CSV row and JSON object.
-void WriteDoneEvent(const EventRow& r, bool last, std::ofstream& csv, std::ofstream& js) {
+void WriteDoneEvent(const EventRow& r, std::ofstream& csv, std::ofstream& js) {
   const ScaleReport& p = r.rep;
   const std::string ev = EventName(p);
   std::printf(
@@ -48,49 +81,85 @@ void WriteDoneEvent(const EventRow& r, bool last, std::ofstream& csv, std::ofstr
       Mib(p.pss_peak_bytes) - Mib(p.pss_before_bytes), Mib(p.bytes_remapped), Mib(p.bytes_p2p),
       Mib(p.bytes_disk), Mib(p.kv_shrunk_bytes), r.before_tps, r.during_tps, r.after_tps,
       r.max_gap_s, r.failed);
-  csv << r.method << "," << ev << "," << p.latency_s << "," << p.downtime_s << ","
-      << Mib(p.arena_before) << "," << Mib(p.arena_peak) << "," << Mib(p.arena_after) << ","
-      << Mib(p.pss_before_bytes) << "," << Mib(p.pss_peak_bytes) << "," << Mib(p.bytes_remapped)
-      << "," << Mib(p.bytes_p2p) << "," << Mib(p.bytes_disk) << "," << Mib(p.bytes_copied) << ","
-      << r.before_tps << "," << r.during_tps << "," << r.after_tps << "," << r.max_gap_s << ","
-      << r.failed << "," << p.experts_moved << "," << p.requests_kept << "," << p.requests_kv_copied
-      << "," << p.requests_recomputed << "," << Mib(p.kv_shrunk_bytes) << "," << Phases(p) << ",\n";
-  js << "  {\"method\":\"" << r.method << "\",\"event\":\"" << ev
+  CsvRow(csv, {{"method", r.method},
+               {"event", ev},
+               {"latency_s", Str(p.latency_s)},
+               {"downtime_s", Str(p.downtime_s)},
+               {"arena_before_mib", Str(Mib(p.arena_before))},
+               {"arena_peak_mib", Str(Mib(p.arena_peak))},
+               {"arena_after_mib", Str(Mib(p.arena_after))},
+               {"pss_before_mib", Str(Mib(p.pss_before_bytes))},
+               {"pss_peak_mib", Str(Mib(p.pss_peak_bytes))},
+               {"remapped_mib", Str(Mib(p.bytes_remapped))},
+               {"p2p_mib", Str(Mib(p.bytes_p2p))},
+               {"disk_mib", Str(Mib(p.bytes_disk))},
+               {"copied_mib", Str(Mib(p.bytes_copied))},
+               {"tps_before", Str(r.before_tps)},
+               {"tps_during", Str(r.during_tps)},
+               {"tps_after", Str(r.after_tps)},
+               {"max_token_gap_s", Str(r.max_gap_s)},
+               {"failed", std::to_string(r.failed)},
+               {"failed_cumulative", std::to_string(r.failed_cumulative)},
+               {"experts_moved", std::to_string(p.experts_moved)},
+               {"kept", std::to_string(p.requests_kept)},
+               {"kv_copied", std::to_string(p.requests_kv_copied)},
+               {"recomputed", std::to_string(p.requests_recomputed)},
+               {"kv_shrunk_mib", Str(Mib(p.kv_shrunk_bytes))},
+               {"phases", Phases(p)}});
+  js << "    {\"method\":\"" << JsonEscape(r.method) << "\",\"event\":\"" << ev
      << "\",\"tps_before\":" << r.before_tps << ",\"tps_during\":" << r.during_tps
      << ",\"tps_after\":" << r.after_tps << ",\"max_token_gap_s\":" << r.max_gap_s
-     << ",\"failed\":" << r.failed << ",\"report\":" << p.ToJson() << "}" << (last ? "\n" : ",\n");
+     << ",\"failed\":" << r.failed << ",\"failed_cumulative\":" << r.failed_cumulative
+     << ",\"report\":" << p.ToJson() << "}";
+}
+
+// One event that was refused or rolled back (serving went on).
+void WriteRefusedEvent(const EventRow& r, std::ofstream& csv, std::ofstream& js) {
+  const std::string ev = EventName(r.rep);
+  std::printf("%-26s %-6s not done, serving went on: %s\n", r.method.c_str(), ev.c_str(),
+              r.error.c_str());
+  CsvRow(csv, {{"method", r.method},
+               {"event", ev},
+               {"failed", std::to_string(r.failed)},
+               {"failed_cumulative", std::to_string(r.failed_cumulative)},
+               {"error", r.error}});
+  js << "    {\"method\":\"" << JsonEscape(r.method) << "\",\"event\":\"" << ev
+     << "\",\"failed\":" << r.failed << ",\"failed_cumulative\":" << r.failed_cumulative
+     << ",\"error\":\"" << JsonEscape(r.error) << "\"}";
 }
 
 }  // namespace
 
-void WriteEvents(const std::vector<EventRow>& rows, const std::string& out_dir) {
+void WriteEvents(const std::vector<EventRow>& rows, const RunSummary& sum,
+                 const std::string& out_dir) {
   std::ofstream js(out_dir + "/events.json");
   std::ofstream csv(out_dir + "/events.csv");
-  csv << "method,event,latency_s,downtime_s,arena_before_mib,arena_peak_mib,arena_after_mib,"
-         "pss_before_mib,pss_peak_mib,remapped_mib,p2p_mib,disk_mib,copied_mib,tps_before,tps_"
-         "during,tps_after,"
-         "max_token_gap_s,failed,experts_moved,kept,kv_copied,recomputed,kv_shrunk_mib,phases,"
-         "error\n";
-  js << "[\n";
+  for (size_t i = 0; i < kColumns; ++i) csv << (i ? "," : "") << kCsvColumns[i];
+  csv << "\n";
+  js << "{\n  \"status\": \"" << (sum.status.ok() ? "ok" : "error") << "\",\n";
+  if (!sum.status.ok()) {
+    js << "  \"error\": \"" << JsonEscape(sum.status.ToString()) << "\",\n  \"error_method\": \""
+       << JsonEscape(sum.method) << "\",\n";
+  }
+  js << "  \"failed_requests\": " << sum.failed_requests << ",\n  \"events\": [\n";
   std::printf("\n%-26s %-6s %9s %9s %9s %9s %8s %8s %8s %7s %7s %7s %7s %8s %5s\n", "method",
               "event", "latency", "downtime", "peak MiB", "PSS +MiB", "remap", "p2p", "disk",
               "KV -MiB", "tps-pre", "during", "after", "max gap", "fail");
   for (size_t i = 0; i < rows.size(); ++i) {
-    const EventRow& r = rows[i];
-    const bool last = i + 1 == rows.size();
-    if (r.error.empty()) {
-      WriteDoneEvent(r, last, csv, js);
-      continue;
+    if (rows[i].error.empty()) {
+      WriteDoneEvent(rows[i], csv, js);
+    } else {
+      WriteRefusedEvent(rows[i], csv, js);
     }
-    const std::string ev = EventName(r.rep);
-    std::printf("%-26s %-6s not done, serving went on: %s\n", r.method.c_str(), ev.c_str(),
-                r.error.c_str());
-    csv << r.method << "," << ev << ",,,,,,,,,,,,,,,," << r.failed << ",,,,,,,\"" << r.error
-        << "\"\n";
-    js << "  {\"method\":\"" << r.method << "\",\"event\":\"" << ev << "\",\"failed\":" << r.failed
-       << ",\"error\":\"" << JsonEscape(r.error) << "\"}" << (last ? "\n" : ",\n");
+    js << (i + 1 == rows.size() ? "\n" : ",\n");
   }
-  js << "]\n";
+  js << "  ]\n}\n";
+  if (!sum.status.ok()) {
+    // The run itself ended: one last row, event "run", with the error.
+    std::printf("%-26s %-6s the run ended: %s\n", sum.method.c_str(), "run",
+                sum.status.ToString().c_str());
+    CsvRow(csv, {{"method", sum.method}, {"event", "run"}, {"error", sum.status.ToString()}});
+  }
 }
 
 void PrintComparison(const std::vector<EventRow>& rows, double copy_gbs) {

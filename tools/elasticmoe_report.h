@@ -15,7 +15,13 @@
 namespace emoe::tools {
 
 // The table of every event on stdout; the same rows in out_dir/events.json and events.csv.
-void WriteEvents(const std::vector<EventRow>& rows, const std::string& out_dir);
+// events.json is {"status":"ok"|"error", "error" and "error_method" (with "error": the run's
+// error and the method it ended), "failed_requests" (the run's total), "events":[one object per
+// row]}; events.csv has one row per event and, when the run ended in an error, a last row whose
+// event is "run" and whose error column holds it. Per-event "failed" counts the event's own
+// window; "failed_cumulative" the method's total at the window's end.
+void WriteEvents(const std::vector<EventRow>& rows, const RunSummary& sum,
+                 const std::string& out_dir);
 
 // Per elastic event: latency against cold restart and against the copy bound (bytes copied
 // peer-to-peer at `copy_gbs` GB/s), throughput kept, peak memory against cold restart,

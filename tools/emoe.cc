@@ -13,12 +13,18 @@
 // This file reads the flags (the device, arena and page flags are tools/hmm_flags.h's); the
 // work is in emoe_serving.cc (devices, weights, serving), emoe_workload.cc (requests) and
 // emoe_report.cc (output).
+//
+// Exit codes (tools/flag_checks.h): 0 every request was served; 1 an error ended the run (--json
+// still gets a report, with the error); 2 a bad flag (named; nothing started); 3 the run
+// completed but requests were rejected (each one is named on stdout and counted in the report).
 #include <gflags/gflags.h>
 
 #include <cstdio>
 #include <string>
 
+#include "engine/model.h"
 #include "tools/emoe_serving.h"
+#include "tools/flag_checks.h"
 #include "tools/hmm_flags.h"
 #include "vmm/host.h"
 
@@ -29,25 +35,27 @@ DEFINE_string(preset, "",
 DEFINE_int32(devices, 1,
              "devices of the instance (DP ranks; experts are split over them), in an HMM of its "
              "own on one NUMA node (the same as --devices_per_node)");
-DEFINE_int32(block_tokens, 16, "tokens per KV block");
-DEFINE_int32(max_tokens_per_step, 512, "token budget of one batch step");
-DEFINE_int32(max_batch, 64, "sequences per step");
-DEFINE_string(prompt, "", "prompt text; several prompts separated by '|'");
-DEFINE_int32(max_new_tokens, 32, "tokens to generate per prompt");
-DEFINE_double(temperature, 0.0, "0: greedy; otherwise sampling temperature");
-DEFINE_double(top_p, 1.0, "nucleus sampling mass");
+DEFINE_int32(block_tokens, 16, "tokens per KV block, 1..4096");
+DEFINE_int32(max_tokens_per_step, 512, "token budget of one batch step, 1..1048576");
+DEFINE_int32(max_batch, 64, "sequences per step, 1..4096");
+DEFINE_string(prompt, "", "prompt text; several (non-empty) prompts separated by '|'");
+DEFINE_int32(max_new_tokens, 32, "tokens to generate per prompt, 1..1048576");
+DEFINE_double(temperature, 0.0, "0: greedy; otherwise sampling temperature, at most 100");
+DEFINE_double(top_p, 1.0, "nucleus sampling mass, in (0, 1]");
 DEFINE_uint64(seed, 1, "sampling and synthetic-workload seed");
 DEFINE_string(workload, "", "'trace' or 'synthetic' to serve a workload instead of prompts");
 DEFINE_string(trace, "data/traces/azure_llm_2023_conv.csv",
               "trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens); a relative path is relative "
               "to the current directory: the default is the Azure trace shipped in the "
               "repository, found when emoe runs from the repository root");
-DEFINE_double(time_scale, 1.0, "trace arrivals are divided by this (10: ten times faster)");
-DEFINE_int32(num_requests, 64, "requests taken from the trace, or made up");
-DEFINE_double(rate, 10.0, "synthetic arrivals per second (Poisson)");
-DEFINE_int32(max_prompt_tokens, 256, "prompt lengths are clipped to this");
-DEFINE_int32(max_output_tokens, 64, "output lengths are clipped to this");
-DEFINE_string(json, "", "write the workload report as JSON here");
+DEFINE_double(time_scale, 1.0, "trace arrivals are divided by this (10: ten times faster), > 0");
+DEFINE_int32(num_requests, 64, "requests taken from the trace, or made up, 1..1048576");
+DEFINE_double(rate, 10.0, "synthetic arrivals per second (Poisson), > 0");
+DEFINE_int32(max_prompt_tokens, 256, "prompt lengths are clipped to this, 1..1048576");
+DEFINE_int32(max_output_tokens, 64, "output lengths are clipped to this, 1..1048576");
+DEFINE_string(json, "",
+              "write the workload report as JSON here (also when the run fails: with its "
+              "\"error\")");
 DEFINE_string(hmmd_socket, "",
               "attach to a running hmmd (weights zero-copy, read-only) instead of loading them; "
               "--model still gives config.json");
@@ -57,14 +65,16 @@ DEFINE_double(compute_share, 1.0,
 
 namespace {
 
-int Fail(const vmm::Status& s) {
+using vmm::Status;
+
+int Fail(const Status& s) {
   std::fprintf(stderr, "emoe: %s\n", s.ToString().c_str());
-  return 1;
+  return emoe::tools::kExitError;
 }
 
 int Usage(const std::string& message) {
   std::fprintf(stderr, "emoe: %s\n", message.c_str());
-  return 2;
+  return emoe::tools::kExitUsage;
 }
 
 // emoe's own defaults of the HMM flags: arenas sized from the model.
@@ -76,22 +86,48 @@ emoe::tools::HmmFlagDefaults EmoeHmmDefaults() {
   return d;
 }
 
+// This binary's own flags, each checked under its own name (the HMM flags: HmmOptionsFromFlags).
+Status CheckFlags() {
+  namespace t = emoe::tools;
+  constexpr int kMaxTokens = 1 << 20;
+  if (FLAGS_model.empty() && FLAGS_preset.empty()) {
+    return Status::InvalidArgument("--model or --preset is required (see --help)");
+  }
+  if (FLAGS_workload.empty() && FLAGS_prompt.empty()) {
+    return Status::InvalidArgument("give --prompt or --workload (see --help)");
+  }
+  return t::FirstError({
+      FLAGS_preset.empty() ? t::Directory("model", FLAGS_model)
+                           : t::Named("preset", emoe::engine::PresetConfig(FLAGS_preset).status()),
+      t::IntIn("devices", FLAGS_devices, 1, 64),
+      t::IntIn("block_tokens", FLAGS_block_tokens, 1, 4096),
+      t::IntIn("max_tokens_per_step", FLAGS_max_tokens_per_step, 1, kMaxTokens),
+      t::IntIn("max_batch", FLAGS_max_batch, 1, 4096),
+      FLAGS_prompt.empty() ? Status::Ok() : t::List("prompt", FLAGS_prompt, '|', nullptr),
+      t::IntIn("max_new_tokens", FLAGS_max_new_tokens, 1, kMaxTokens),
+      t::RealIn("temperature", FLAGS_temperature, 0, false, 100),
+      t::RealIn("top_p", FLAGS_top_p, 0, true, 1),
+      t::OneOf("workload", FLAGS_workload, {"", "trace", "synthetic"}),
+      FLAGS_workload == "trace" ? t::RegularFile("trace", FLAGS_trace) : Status::Ok(),
+      t::RealIn("time_scale", FLAGS_time_scale, 0, true),
+      t::IntIn("num_requests", FLAGS_num_requests, 1, kMaxTokens),
+      t::RealIn("rate", FLAGS_rate, 0, true),
+      t::IntIn("max_prompt_tokens", FLAGS_max_prompt_tokens, 1, kMaxTokens),
+      t::IntIn("max_output_tokens", FLAGS_max_output_tokens, 1, kMaxTokens),
+      t::CreatableFile("json", FLAGS_json),
+      t::Socket("hmmd_socket", FLAGS_hmmd_socket),
+      t::RealIn("compute_share", FLAGS_compute_share, 0, true, 1),
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("MoE inference engine: generate from prompts or serve a workload");
+  gflags::SetUsageMessage("MoE inference engine: generate from prompts or serve a workload" +
+                          emoe::tools::ExitCodesHelp(/*requests=*/true));
   emoe::tools::SetHmmFlagDefaults(EmoeHmmDefaults());
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  if (FLAGS_model.empty() && FLAGS_preset.empty()) {
-    return Usage("--model or --preset is required (see --help)");
-  }
-  if (FLAGS_devices < 1 || FLAGS_devices > 64) return Usage("--devices must be 1..64");
-  if (FLAGS_workload.empty() && FLAGS_prompt.empty()) {
-    return Usage("give --prompt or --workload (see --help)");
-  }
-  if (!FLAGS_workload.empty() && FLAGS_workload != "trace" && FLAGS_workload != "synthetic") {
-    return Usage("--workload must be trace or synthetic");
-  }
+  if (auto rc = emoe::tools::ParseFlags("emoe", &argc, &argv)) return *rc;
+  if (Status s = CheckFlags(); !s.ok()) return Usage(s.message());
   if (auto s = emoe::tools::ForwardFlagAlias("devices", "devices_per_node"); !s.ok()) {
     return Usage(s.message());
   }
@@ -99,9 +135,12 @@ int main(int argc, char** argv) {
   o.model = FLAGS_model;
   o.preset = FLAGS_preset;
   auto hmm = emoe::tools::HmmOptionsFromFlags();
-  if (!hmm.ok()) return Fail(hmm.status());
+  if (!hmm.ok()) return Usage(hmm.status().message());
   o.hmm = std::move(*hmm);
-  if (o.hmm.devices.devices_per_node > 64) return Usage("--devices must be 1..64");
+  if (o.hmm.devices.devices_per_node > 64) {
+    return Usage("--devices (--devices_per_node) must be an integer in 1..64, got " +
+                 std::to_string(o.hmm.devices.devices_per_node));
+  }
   if (o.hmm.devices.nodes.size() > 1)
     return Usage("--nodes: the instance's devices are on one node");
   if (o.hmm.devices.nodes.empty()) o.hmm.devices.nodes = {vmm::NumaNodes()[0].id};
@@ -124,6 +163,7 @@ int main(int argc, char** argv) {
   w.max_prompt_tokens = FLAGS_max_prompt_tokens;
   w.max_output_tokens = FLAGS_max_output_tokens;
   o.json = FLAGS_json;
-  if (auto s = emoe::tools::RunEmoe(o); !s.ok()) return Fail(s);
-  return 0;
+  auto rejected = emoe::tools::RunEmoe(o);
+  if (!rejected.ok()) return Fail(rejected.status());
+  return *rejected > 0 ? emoe::tools::kExitRequestsFailed : emoe::tools::kExitOk;
 }

@@ -24,26 +24,42 @@ nlohmann::json Percentiles(const std::vector<double>& seconds) {
 
 }  // namespace
 
+bool IsRejected(const engine::RequestResult& r) {
+  return r.finish_reason.rfind("rejected", 0) == 0;
+}
+
 void PrintPromptResults(const std::vector<engine::RequestResult>& results,
                         const std::vector<engine::Request>& reqs, bool streamed) {
   for (const engine::RequestResult& r : results) {
-    if (!streamed) {
-      std::printf("[%lld] %s -> %s\n", static_cast<long long>(r.id),
-                  Decode(reqs[r.id].prompt).c_str(), Decode(r.output).c_str());
+    const long long id = static_cast<long long>(r.id);
+    if (IsRejected(r)) {
+      std::printf("[%lld] %s %s\n", id, Decode(reqs[r.id].prompt).c_str(), r.finish_reason.c_str());
+      continue;
     }
-    std::printf("[%lld] tokens:", static_cast<long long>(r.id));
+    if (!streamed) {
+      std::printf("[%lld] %s -> %s\n", id, Decode(reqs[r.id].prompt).c_str(),
+                  Decode(r.output).c_str());
+    }
+    std::printf("[%lld] tokens:", id);
     for (int32_t t : r.output) std::printf(" %d", t);
-    std::printf("\n[%lld] ttft %.1f ms, tpot %.2f ms, e2e %.1f ms\n", static_cast<long long>(r.id),
-                r.ttft_s() * 1e3, r.tpot_s() * 1e3, r.e2e_s() * 1e3);
+    std::printf("\n[%lld] ttft %.1f ms, tpot %.2f ms, e2e %.1f ms\n", id, r.ttft_s() * 1e3,
+                r.tpot_s() * 1e3, r.e2e_s() * 1e3);
   }
 }
 
 nlohmann::json WorkloadReport(const std::string& model, int devices, const std::string& workload,
                               const std::vector<engine::RequestResult>& results,
-                              const std::vector<engine::Request>& reqs, double wall_s) {
+                              const std::vector<engine::Request>& reqs, double wall_s,
+                              const vmm::Status& status) {
   std::vector<double> ttft, tpot, e2e;
-  uint64_t out_tokens = 0, in_tokens = 0, preempted = 0;
+  uint64_t out_tokens = 0, in_tokens = 0, preempted = 0, served = 0;
+  std::string first_rejection;
   for (const engine::RequestResult& r : results) {
+    if (IsRejected(r)) {
+      if (first_rejection.empty()) first_rejection = r.finish_reason;
+      continue;
+    }
+    ++served;
     ttft.push_back(r.ttft_s());
     tpot.push_back(r.tpot_s());
     e2e.push_back(r.e2e_s());
@@ -51,19 +67,26 @@ nlohmann::json WorkloadReport(const std::string& model, int devices, const std::
     in_tokens += reqs[r.id].prompt.size();
     preempted += r.preemptions;
   }
-  return {{"model", model},
-          {"devices", devices},
-          {"workload", workload},
-          {"requests", results.size()},
-          {"wall_s", wall_s},
-          {"requests_per_s", results.size() / wall_s},
-          {"output_tokens_per_s", out_tokens / wall_s},
-          {"prompt_tokens", in_tokens},
-          {"output_tokens", out_tokens},
-          {"preemptions", preempted},
-          {"ttft_ms", Percentiles(ttft)},
-          {"tpot_ms", Percentiles(tpot)},
-          {"e2e_ms", Percentiles(e2e)}};
+  const double per_s = wall_s > 0 ? 1 / wall_s : 0;
+  nlohmann::json rep = {{"status", status.ok() ? "ok" : "error"},
+                        {"model", model},
+                        {"devices", devices},
+                        {"workload", workload},
+                        {"requests", reqs.size()},
+                        {"served", served},
+                        {"rejected", results.size() - served},
+                        {"wall_s", wall_s},
+                        {"requests_per_s", served * per_s},
+                        {"output_tokens_per_s", out_tokens * per_s},
+                        {"prompt_tokens", in_tokens},
+                        {"output_tokens", out_tokens},
+                        {"preemptions", preempted},
+                        {"ttft_ms", Percentiles(ttft)},
+                        {"tpot_ms", Percentiles(tpot)},
+                        {"e2e_ms", Percentiles(e2e)}};
+  if (!first_rejection.empty()) rep["first_rejection"] = first_rejection;
+  if (!status.ok()) rep["error"] = status.ToString();
+  return rep;
 }
 
 vmm::Status WriteReport(const nlohmann::json& report, const std::string& path) {

@@ -16,16 +16,20 @@
 namespace emoe::tools {
 
 // Per result (sorted by id; ids index `reqs`): "[i] prompt -> output" unless `streamed` (the
-// text was printed as it came), then "[i] tokens: ..." and "[i] ttft .. ms, tpot .. ms, e2e ..".
+// text was printed as it came), then "[i] tokens: ..." and "[i] ttft .. ms, tpot .. ms, e2e ..";
+// a rejected request (finish_reason "rejected: ...") is one line "[i] prompt rejected: <why>".
 void PrintPromptResults(const std::vector<engine::RequestResult>& results,
                         const std::vector<engine::Request>& reqs, bool streamed);
 
-// The workload report: model, devices, workload, requests, wall_s, requests_per_s,
-// output_tokens_per_s, prompt_tokens, output_tokens, preemptions, and ttft_ms / tpot_ms / e2e_ms
-// as {p50, p90, p99}. Result ids index `reqs`.
+// The workload report: status ("ok", or "error" with "error": `status`), model, devices,
+// workload, requests (made), served, rejected (with first_rejection: why), wall_s,
+// requests_per_s, output_tokens_per_s, prompt_tokens, output_tokens, preemptions (of the served
+// ones), and ttft_ms / tpot_ms / e2e_ms as {p50, p90, p99} over the served ones. `results` may
+// be those finished before an error. Result ids index `reqs`.
 nlohmann::json WorkloadReport(const std::string& model, int devices, const std::string& workload,
                               const std::vector<engine::RequestResult>& results,
-                              const std::vector<engine::Request>& reqs, double wall_s);
+                              const std::vector<engine::Request>& reqs, double wall_s,
+                              const vmm::Status& status);
 
 // Writes `report` (dump(2) and a newline) to `path`; kDataLoss when it cannot.
 vmm::Status WriteReport(const nlohmann::json& report, const std::string& path);

@@ -131,10 +131,11 @@ Status LoadInProcess(const EmoeOptions& o, const std::string& model,
 }
 
 // Submits `reqs` and steps until every one finished; with `stream`, prints the one prompt and
-// its tokens as they come. Returns the results sorted by id and the wall time.
-StatusOr<std::vector<RequestResult>> Serve(const EmoeOptions& o, Serving* s,
-                                           const std::vector<Request>& reqs, bool stream,
-                                           double* wall_s) {
+// its tokens as they come. A request the scheduler refuses is a result too, rejected (its
+// finish_reason says why). *results gets the results sorted by id (on an error, those finished
+// before it), *wall_s the wall time.
+Status Serve(const EmoeOptions& o, Serving* s, const std::vector<Request>& reqs, bool stream,
+             std::vector<RequestResult>* results, double* wall_s) {
   const auto start = std::chrono::steady_clock::now();
   auto now = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -143,61 +144,93 @@ StatusOr<std::vector<RequestResult>> Serve(const EmoeOptions& o, Serving* s,
   so.clock = now;
   VMM_RETURN_IF_ERROR(so.Validate());
   engine::Scheduler sched(s->instance.get(), s->store_ptrs, so);
-  for (const Request& r : reqs) VMM_RETURN_IF_ERROR(sched.Submit(r));
-  if (stream) std::printf("%s", Decode(reqs[0].prompt).c_str());
-  while (!sched.idle()) {
-    VMM_ASSIGN_OR_RETURN(const int n, sched.Step(now(), [&](int64_t, int32_t tok) {
+  std::vector<RequestResult> rejected;
+  for (const Request& r : reqs) {
+    if (Status st = sched.Submit(r); !st.ok()) {
+      RequestResult res;
+      res.id = r.id;
+      res.arrival_s = res.first_token_s = res.finish_s = r.arrival_s;
+      res.finish_reason = "rejected: " + st.ToString();
+      rejected.push_back(std::move(res));
+    }
+  }
+  if (stream && rejected.empty()) std::printf("%s", Decode(reqs[0].prompt).c_str());
+  Status status;
+  while (!sched.idle() && status.ok()) {
+    auto n = sched.Step(now(), [&](int64_t, int32_t tok) {
       if (stream) {
         std::printf("%s", Decode({tok}).c_str());
         std::fflush(stdout);
       }
-    }));
-    if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // next arrival
+    });
+    if (!n.ok()) status = n.status();
+    if (n.ok() && *n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   *wall_s = now();
-  auto results = sched.TakeFinished();
-  std::sort(results.begin(), results.end(),
+  *results = sched.TakeFinished();
+  results->insert(results->end(), rejected.begin(), rejected.end());
+  std::sort(results->begin(), results->end(),
             [](const RequestResult& a, const RequestResult& b) { return a.id < b.id; });
-  if (stream) std::printf("\n");
-  return results;
+  if (stream && rejected.empty()) std::printf("\n");
+  return status;
+}
+
+// The weights on devices and an instance over them (Serving), for `model`.
+Status Deploy(const EmoeOptions& o, const std::string& model, engine::ModelConfig* config,
+              Serving* s) {
+  VMM_ASSIGN_OR_RETURN(*config, engine::LoadModelConfig(model));
+  VMM_ASSIGN_OR_RETURN(const hbm::Checkpoint ckpt, hbm::OpenCheckpoint(model));
+  VMM_RETURN_IF_ERROR(engine::ValidateCheckpoint(*config, ckpt));
+  if (!o.hmmd_socket.empty()) return AttachToHmmd(o, *config, s);
+  return LoadInProcess(o, model, *config, ckpt, s);
+}
+
+int Rejected(const std::vector<RequestResult>& results) {
+  return static_cast<int>(std::count_if(results.begin(), results.end(), [](const auto& r) {
+    return r.finish_reason.rfind("rejected", 0) == 0;
+  }));
 }
 
 }  // namespace
 
-Status RunEmoe(const EmoeOptions& o) {
+StatusOr<int> RunEmoe(const EmoeOptions& o) {
   std::string model = o.model;
   RemoveAtExit scratch;  // a generated model nobody asked to keep
-  if (!o.preset.empty()) {
-    if (model.empty()) {
-      model = scratch.path = "/tmp/emoe-" + std::to_string(getpid()) + "-" + o.preset;
-    }
-    VMM_ASSIGN_OR_RETURN(auto cfg, engine::PresetConfig(o.preset));
-    VMM_RETURN_IF_ERROR(engine::GenerateModel(cfg, {}, model));
-  }
-  VMM_ASSIGN_OR_RETURN(const engine::ModelConfig config, engine::LoadModelConfig(model));
-  VMM_ASSIGN_OR_RETURN(const hbm::Checkpoint ckpt, hbm::OpenCheckpoint(model));
-  VMM_RETURN_IF_ERROR(engine::ValidateCheckpoint(config, ckpt));
-  Serving s;
-  if (!o.hmmd_socket.empty()) {
-    VMM_RETURN_IF_ERROR(AttachToHmmd(o, config, &s));
-  } else {
-    VMM_RETURN_IF_ERROR(LoadInProcess(o, model, config, ckpt, &s));
-  }
-  VMM_ASSIGN_OR_RETURN(const std::vector<Request> reqs, MakeRequests(o.workload));
-  const bool prompts = o.workload.kind.empty();
-  const bool stream = prompts && reqs.size() == 1;
+  std::vector<Request> reqs;
+  std::vector<RequestResult> results;
   double wall_s = 0;
-  VMM_ASSIGN_OR_RETURN(const std::vector<RequestResult> results,
-                       Serve(o, &s, reqs, stream, &wall_s));
+  const bool prompts = o.workload.kind.empty();
+  Status status = [&]() -> Status {
+    if (!o.preset.empty()) {
+      if (model.empty()) {
+        model = scratch.path = "/tmp/emoe-" + std::to_string(getpid()) + "-" + o.preset;
+      }
+      VMM_ASSIGN_OR_RETURN(auto cfg, engine::PresetConfig(o.preset));
+      VMM_RETURN_IF_ERROR(engine::GenerateModel(cfg, {}, model));
+    }
+    engine::ModelConfig config;
+    Serving s;
+    VMM_RETURN_IF_ERROR(Deploy(o, model, &config, &s));
+    VMM_ASSIGN_OR_RETURN(reqs, MakeRequests(o.workload));
+    return Serve(o, &s, reqs, prompts && reqs.size() == 1, &results, &wall_s);
+  }();
   if (prompts) {
-    PrintPromptResults(results, reqs, stream);
-    return Status::Ok();
+    if (status.ok()) PrintPromptResults(results, reqs, reqs.size() == 1);
+  } else {
+    // The report also when the run failed: what was measured, and the error.
+    const nlohmann::json rep = WorkloadReport(model, o.hmm.devices.devices_per_node,
+                                              o.workload.kind, results, reqs, wall_s, status);
+    if (status.ok()) std::printf("%s\n", rep.dump(2).c_str());
+    if (!o.json.empty()) {
+      Status w = WriteReport(rep, o.json);
+      if (status.ok()) status = w;
+    }
   }
-  const nlohmann::json rep =
-      WorkloadReport(model, o.hmm.devices.devices_per_node, o.workload.kind, results, reqs, wall_s);
-  std::printf("%s\n", rep.dump(2).c_str());
-  if (!o.json.empty()) VMM_RETURN_IF_ERROR(WriteReport(rep, o.json));
-  return Status::Ok();
+  VMM_RETURN_IF_ERROR(status);
+  const int rejected = Rejected(results);
+  if (rejected > 0)
+    std::fprintf(stderr, "emoe: %d of %zu requests rejected\n", rejected, reqs.size());
+  return rejected;
 }
 
 }  // namespace emoe::tools

@@ -36,9 +36,11 @@ struct EmoeOptions {
 
 // Serves `o` to the end and prints the results (emoe_report.h): the tokens of the prompts on
 // stdout (streamed when there is one), or the workload's JSON report. Progress lines go to
-// stderr. Any error is returned, annotated with what failed; a generated scratch model is
-// removed before returning.
-vmm::Status RunEmoe(const EmoeOptions& o);
+// stderr. Returns the number of requests rejected (each one is a result whose finish_reason
+// says why; the others were served). Any error is returned, annotated with what failed, after
+// the workload report went to `json` with it; a generated scratch model is removed before
+// returning.
+vmm::StatusOr<int> RunEmoe(const EmoeOptions& o);
 
 }  // namespace emoe::tools
 

@@ -7,8 +7,11 @@
 
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "tools/flag_checks.h"
 
 // The defaults are HmmFlagDefaults{} (hmmd's); keep the two in step.
 DEFINE_int32(devices_per_node, 1, "devices per NUMA node (emoe: --devices sets it)");
@@ -36,8 +39,9 @@ DEFINE_uint32(queue_depth, 32, "io_uring reads in flight, 1..4096");
 DEFINE_uint64(chunk_kb, 1024, "bytes per read, KiB (a multiple of 4, at most 1 GiB)");
 DEFINE_bool(direct_io, true, "O_DIRECT reads where possible");
 DEFINE_bool(register_buffers, true, "register load destinations with io_uring (READ_FIXED)");
-DEFINE_double(progress_interval_s, 1.0, "seconds between load progress reports");
-DEFINE_int32(copy_threads, 0, "peer-to-peer copy threads per device (0: one per CPU, at most 8)");
+DEFINE_double(progress_interval_s, 1.0, "seconds between load progress reports, 0..3600");
+DEFINE_int32(copy_threads, 0,
+             "peer-to-peer copy threads per device, 0..256 (0: one per CPU, at most 8)");
 
 namespace emoe::tools {
 namespace {
@@ -72,17 +76,32 @@ bool ParseIntList(const std::string& s, std::vector<int>* out) {
 // --<flag>=<mib> in bytes; kInvalidArgument when the bytes do not fit in 64 bits.
 StatusOr<uint64_t> MibFlag(const char* flag, uint64_t mib) {
   if (mib > (std::numeric_limits<uint64_t>::max() >> 20)) {
-    return Status::InvalidArgument(std::string("--") + flag + "=" + std::to_string(mib) +
-                                   ": too large (bytes overflow 64 bits)");
+    return Status::InvalidArgument(std::string("--") + flag + " must be at most " +
+                                   std::to_string(std::numeric_limits<uint64_t>::max() >> 20) +
+                                   " (MiB in 64-bit bytes), got " + std::to_string(mib));
   }
   return mib << 20;
 }
 
-Status DeviceFlags(hbm::DeviceOptions* d) {
-  if (FLAGS_devices_per_node < 1 || FLAGS_devices_per_node > 256) {
-    return Status::InvalidArgument("--devices_per_node=" + std::to_string(FLAGS_devices_per_node) +
-                                   ": must be 1..256");
+// The HMM flags that a binary's own older names stand for (ForwardFlagAlias): an error names
+// the flag the user typed.
+std::map<std::string, std::string>& Aliases() {
+  static std::map<std::string, std::string> aliases;  // flag -> alias given
+  return aliases;
+}
+
+const char* Name(const char* flag) {
+  auto it = Aliases().find(flag);
+  gflags::CommandLineFlagInfo info;
+  if (it == Aliases().end() || !gflags::GetCommandLineFlagInfo(it->second.c_str(), &info) ||
+      info.is_default) {
+    return flag;  // no alias, or one no longer given (flags restored, in tests)
   }
+  return it->second.c_str();
+}
+
+Status DeviceFlags(hbm::DeviceOptions* d) {
+  VMM_RETURN_IF_ERROR(IntIn(Name("devices_per_node"), FLAGS_devices_per_node, 1, 256));
   d->devices_per_node = FLAGS_devices_per_node;
   if (!ParseIntList(FLAGS_nodes, &d->nodes)) {
     return Status::InvalidArgument("--nodes: '" + FLAGS_nodes +
@@ -92,7 +111,8 @@ Status DeviceFlags(hbm::DeviceOptions* d) {
     return Status::InvalidArgument("--nodes=" + FLAGS_nodes + ": " + s.message());
   }
   d->pin_cpus = FLAGS_pin_cpus;
-  VMM_ASSIGN_OR_RETURN(d->capacity_bytes, MibFlag("device_capacity_mb", FLAGS_device_capacity_mb));
+  VMM_ASSIGN_OR_RETURN(d->capacity_bytes,
+                       MibFlag(Name("device_capacity_mb"), FLAGS_device_capacity_mb));
   return Status::Ok();
 }
 
@@ -112,18 +132,15 @@ Status MemoryFlags(hbm::DeviceMemoryOptions* m) {
 }
 
 Status LoaderFlags(hbm::LoaderOptions* l) {
-  if (FLAGS_queue_depth < 1 || FLAGS_queue_depth > 4096) {
-    return Status::InvalidArgument("--queue_depth=" + std::to_string(FLAGS_queue_depth) +
-                                   ": must be 1..4096");
-  }
-  if (FLAGS_chunk_kb == 0 || FLAGS_chunk_kb % 4 != 0 || FLAGS_chunk_kb > (1u << 20)) {
-    return Status::InvalidArgument("--chunk_kb=" + std::to_string(FLAGS_chunk_kb) +
-                                   ": must be a multiple of 4 (KiB), at most 1048576 (1 GiB)");
-  }
-  if (!(FLAGS_progress_interval_s >= 0)) {  // also NaN
-    return Status::InvalidArgument(
-        "--progress_interval_s=" + std::to_string(FLAGS_progress_interval_s) + ": must be >= 0");
-  }
+  VMM_RETURN_IF_ERROR(FirstError({
+      IntIn("queue_depth", FLAGS_queue_depth, 1, 4096),
+      // Whole pages of 4 KiB, at most 1 GiB per read.
+      FLAGS_chunk_kb == 0 || FLAGS_chunk_kb % 4 != 0 || FLAGS_chunk_kb > (1u << 20)
+          ? Status::InvalidArgument("--chunk_kb must be a multiple of 4 (KiB) in 4..1048576, got " +
+                                    std::to_string(FLAGS_chunk_kb))
+          : Status::Ok(),
+      RealIn("progress_interval_s", FLAGS_progress_interval_s, 0, false, 3600),
+  }));
   l->queue_depth = FLAGS_queue_depth;
   l->chunk_bytes = FLAGS_chunk_kb << 10;
   l->direct_io = FLAGS_direct_io;
@@ -160,10 +177,7 @@ StatusOr<hbm::HmmOptions> HmmOptionsFromFlags() {
   VMM_RETURN_IF_ERROR(DeviceFlags(&o.devices));
   VMM_RETURN_IF_ERROR(MemoryFlags(&o.memory));
   VMM_RETURN_IF_ERROR(LoaderFlags(&o.loader));
-  if (FLAGS_copy_threads < 0) {
-    return Status::InvalidArgument("--copy_threads=" + std::to_string(FLAGS_copy_threads) +
-                                   ": must be >= 0");
-  }
+  VMM_RETURN_IF_ERROR(IntIn("copy_threads", FLAGS_copy_threads, 0, 256));
   o.copy_threads_per_device = FLAGS_copy_threads;
   return o;
 }
@@ -183,6 +197,7 @@ Status ForwardFlagAlias(const std::string& alias, const std::string& flag) {
     return Status::InvalidArgument("--" + alias + "=" + a.current_value + ": not a value of --" +
                                    flag);
   }
+  Aliases()[flag] = alias;
   return Status::Ok();
 }
 

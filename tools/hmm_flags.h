@@ -53,7 +53,8 @@ void SetHmmFlagDefaults(const HmmFlagDefaults& d);
 // The HMM options the flags give (loader.progress is left empty: the binary's own). On a bad
 // value, kInvalidArgument whose message starts with the flag ("--page_size: page size policy
 // 'x' is not one of auto, hugetlb, thp, 4k"; "--nodes: '0,a' is not a comma-separated list of
-// node ids"; "--chunk_kb=3: ..."), checked before anything is created.
+// node ids"; "--copy_threads must be an integer in 0..256, got -1"), checked before anything is
+// created; a value given through an alias (ForwardFlagAlias) names the alias.
 vmm::StatusOr<hbm::HmmOptions> HmmOptionsFromFlags();
 
 // `alias`, a flag the binary defines itself under an older name, sets the HMM flag `flag`: when
