@@ -176,17 +176,18 @@ int FailedSoFar(const Coordinator& c, const ClosedLoop& load) {
 }
 
 // The schedule's events on `c` under the load, each followed by settle_s of serving; each
-// event's window runs from its command to the end of its settle, so that windows do not overlap
-// and a failure counts in one event only. An error that ends the method leaves the events done
+// event's window runs from the end of the previous one (its preparation, its command) to the end
+// of its settle, so that windows neither overlap nor leave gaps and a failure counts in one event
+// only. An error that ends the method leaves the events done
 // before it in *reps.
 Status RunEvents(const ExperimentOptions& o, size_t mi, Coordinator& c, const ClosedLoop& load,
                  std::vector<Done>* reps) {
   const ScaleOptions& method = o.methods[mi];
   for (size_t e = 1; e < o.schedule.size(); ++e) {
+    const int failed0 = FailedSoFar(c, load);  // where the previous window ended
     // The pool anticipates the next event (the devices ScaleTo will pick).
     VMM_ASSIGN_OR_RETURN(const std::vector<int> to, c.TargetDevices(o.schedule[e]));
     if (method.preinit) (void)c.PrepareStandby(to);
-    const int failed0 = FailedSoFar(c, load);
     const std::vector<int> from = c.devices();
     auto rep = c.ScaleTo(o.schedule[e], method);
     Done d;

@@ -44,8 +44,8 @@ struct ExperimentOptions {
   double compute_share = 0.5;      // engine::InstanceOptions::compute_share
 };
 
-// One scale event of one method, as measured. Its window runs from its command to the end of
-// the settle_s after it; the windows of one method do not overlap.
+// One scale event of one method, as measured. Its window runs from the end of the previous
+// event's (the first: of the settle_s before it) to the end of the settle_s after it.
 struct EventRow {
   std::string method;
   engine::ScaleReport rep;

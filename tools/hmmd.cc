@@ -43,6 +43,7 @@
 #include "engine/deployment.h"
 #include "hbm/daemon.h"
 #include "hbm/hmm.h"
+#include "tools/flag_checks.h"
 #include "tools/hmm_flags.h"
 #include "vmm/arena.h"
 
@@ -158,8 +159,11 @@ emoe::hbm::PlacementFn PreloadPlacement(const std::string& checkpoint, int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("HBM Management daemon: owns model memory, serves zero-copy attach");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  gflags::SetUsageMessage(
+      "HBM Management daemon: owns model memory, serves zero-copy attach\n\nexit codes: 0 stopped "
+      "(SIGINT, SIGTERM, its control connection closed); 1 an error; 2 a bad command line (the "
+      "message names the flag; nothing was started)");
+  if (auto rc = emoe::tools::ParseFlags("hmmd", &argc, &argv)) return *rc;
   // Block the stop signals before any thread starts (copy workers, client threads inherit the
   // mask), so that only RunDaemon's sigwait receives them.
   sigset_t stop;

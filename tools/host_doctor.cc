@@ -9,43 +9,35 @@
 //   OK        works;
 //   DEGRADED  works with limits, or a fallback covers it (hugetlb gone but shmem THP works);
 //   MISSING   unavailable and nothing covers it.
-// Exits 0 unless a flag is bad, or 1 with --strict when something is MISSING.
+// Exits 0 after the report; 1 with --strict when something is MISSING; 2 on a bad command line
+// (tools/flag_checks.h).
 //
 // Uses only vmm/host.h from vmm; the io_uring, libcap, mbind and O_DIRECT probes live in
 // host_doctor_probe.cc (facts and verdicts), the text and JSON in host_doctor_report.cc.
 #include <gflags/gflags.h>
-#include <sys/stat.h>
 
 #include <cstdio>
 #include <string>
 
+#include "tools/flag_checks.h"
 #include "tools/host_doctor_probe.h"
 #include "tools/host_doctor_report.h"
 
-namespace {
-
-bool ValidateDir(const char* flag, const std::string& dir) {
-  struct stat st;
-  if (stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return true;
-  std::fprintf(stderr, "--%s=%s: not a directory\n", flag, dir.c_str());
-  return false;
-}
-
-}  // namespace
-
 DEFINE_string(dir, "/tmp", "directory in which to test O_DIRECT (where model files would live)");
-DEFINE_validator(dir, &ValidateDir);
 DEFINE_bool(json, false, "print a JSON object instead of text");
 DEFINE_bool(strict, false, "exit with status 1 when a feature is MISSING");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "reports NUMA, huge pages, THP, io_uring, capabilities, O_DIRECT and vm.max_map_count, "
-      "with a verdict per feature and how to enable what is missing");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  if (argc > 1) {
-    std::fprintf(stderr, "host_doctor: unexpected argument '%s' (see --help)\n", argv[1]);
-    return 1;
+      "with a verdict per feature and how to enable what is missing\n\nexit codes: 0 reported; "
+      "1 with --strict, a feature is MISSING; 2 a bad command line (the message names the flag)");
+  if (auto rc = emoe::tools::ParseFlags("host_doctor", &argc, &argv)) return *rc;
+  if (vmm::Status s = emoe::tools::FirstError(
+          {emoe::tools::NonEmpty("dir", FLAGS_dir), emoe::tools::Directory("dir", FLAGS_dir)});
+      !s.ok()) {
+    std::fprintf(stderr, "host_doctor: %s\n", s.message().c_str());
+    return emoe::tools::kExitUsage;
   }
   const emoe::tools::Report r = emoe::tools::Examine(FLAGS_dir);
   if (FLAGS_json) {
@@ -53,5 +45,6 @@ int main(int argc, char** argv) {
   } else {
     emoe::tools::PrintText(r);
   }
-  return FLAGS_strict && emoe::tools::AnyMissing(r.verdicts) ? 1 : 0;
+  return FLAGS_strict && emoe::tools::AnyMissing(r.verdicts) ? emoe::tools::kExitError
+                                                             : emoe::tools::kExitOk;
 }

@@ -83,7 +83,10 @@ TEST_F(HmmFlagsTest, BadValuesNameTheFlag) {
       {"chunk_kb", "6"},
       {"queue_depth", "0"},
       {"copy_threads", "-1"},
+      {"copy_threads", "100000"},
       {"progress_interval_s", "-1"},
+      {"progress_interval_s", "nan"},
+      {"progress_interval_s", "inf"},
   };
   for (const auto& [flag, value] : bad) {
     gflags::FlagSaver restore;
@@ -107,6 +110,17 @@ TEST_F(HmmFlagsTest, AliasForwardsOnlyWhenGiven) {
   EXPECT_EQ(both.code(), vmm::StatusCode::kInvalidArgument);
   EXPECT_NE(both.message().find("--old_devices=4"), std::string::npos) << both.ToString();
   EXPECT_FALSE(ForwardFlagAlias("no_such_flag", "devices_per_node").ok());
+}
+
+// A bad value given through an alias names the alias the user typed (elasticmoe
+// --max_devices=1000 once said --devices_per_node).
+TEST_F(HmmFlagsTest, BadValueThroughAnAliasNamesTheAlias) {
+  ASSERT_FALSE(gflags::SetCommandLineOption("old_devices", "1000").empty());
+  ASSERT_TRUE(ForwardFlagAlias("old_devices", "devices_per_node").ok());
+  auto o = HmmOptionsFromFlags();
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().message().rfind("--old_devices must be", 0), 0u) << o.status().ToString();
+  EXPECT_NE(o.status().message().find("got 1000"), std::string::npos) << o.status().ToString();
 }
 
 }  // namespace
