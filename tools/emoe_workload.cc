@@ -31,7 +31,7 @@ std::vector<Request> PromptRequests(const WorkloadOptions& o) {
 
 vmm::StatusOr<std::vector<Request>> TraceRequests(const WorkloadOptions& o, std::mt19937_64* rng) {
   std::ifstream in(o.trace);
-  if (!in) return vmm::Status::NotFound("trace " + o.trace + " cannot be opened");
+  if (!in) return vmm::Status::NotFound("--trace " + o.trace + " cannot be opened");
   std::string line;
   std::getline(in, line);  // header
   std::vector<Request> out;
@@ -40,7 +40,7 @@ vmm::StatusOr<std::vector<Request>> TraceRequests(const WorkloadOptions& o, std:
     int hh, mm, ctx, gen;
     double ss;
     if (std::sscanf(line.c_str(), "%*d-%*d-%*d %d:%d:%lf,%d,%d", &hh, &mm, &ss, &ctx, &gen) != 5) {
-      return vmm::Status::DataLoss(o.trace + ": malformed line '" + line + "'");
+      return vmm::Status::DataLoss("--trace " + o.trace + ": malformed line '" + line + "'");
     }
     const double t = hh * 3600 + mm * 60 + ss;
     if (first < 0) first = t;
