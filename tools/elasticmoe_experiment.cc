@@ -121,7 +121,7 @@ class ClosedLoop {
           int64_t id = 0;
           while (!stop_) {
             for (auto& r : c->TakeFinished()) {
-              if (r.finish_reason.rfind("rejected", 0) == 0) Failed(r.finish_reason);
+              if (!r.served()) Failed(r.finish_reason);
             }
             while (static_cast<int>(c->outstanding()) < o.concurrency) {
               engine::Request r;

@@ -24,9 +24,7 @@ nlohmann::json Percentiles(const std::vector<double>& seconds) {
 
 }  // namespace
 
-bool IsRejected(const engine::RequestResult& r) {
-  return r.finish_reason.rfind("rejected", 0) == 0;
-}
+bool IsRejected(const engine::RequestResult& r) { return !r.served(); }
 
 void PrintPromptResults(const std::vector<engine::RequestResult>& results,
                         const std::vector<engine::Request>& reqs, bool streamed) {

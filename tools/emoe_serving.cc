@@ -186,9 +186,8 @@ Status Deploy(const EmoeOptions& o, const std::string& model, engine::ModelConfi
 }
 
 int Rejected(const std::vector<RequestResult>& results) {
-  return static_cast<int>(std::count_if(results.begin(), results.end(), [](const auto& r) {
-    return r.finish_reason.rfind("rejected", 0) == 0;
-  }));
+  return static_cast<int>(
+      std::count_if(results.begin(), results.end(), [](const auto& r) { return !r.served(); }));
 }
 
 }  // namespace

@@ -173,7 +173,7 @@ std::vector<int> Coordinator::devices() const {
 
 pid_t Coordinator::active_pid() const {
   vmm::MutexLock l(&control_mu_);
-  return ctx_->active->pid();
+  return ctx_->active ? ctx_->active->pid() : 0;
 }
 
 experts::ExpertPlacement Coordinator::placement() const {

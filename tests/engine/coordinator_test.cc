@@ -126,6 +126,43 @@ TEST(CoordinatorTest, FailuresRollBackWhileServing) {
   EXPECT_EQ(Drain(co), want);
 }
 
+// A cold restart that fails after the old instance stopped leaves nothing to serve: the
+// requests in flight fail naming why, new requests and scale events are refused, nothing steps
+// the instance that is gone (it used to), and the new configuration's weights are released.
+TEST(CoordinatorTest, FailedColdRestartStopsServingCleanly) {
+  auto s = Serve({0, 1});
+  ASSERT_NE(s.c, nullptr);
+  Coordinator& co = *s.c;
+  const auto requests = Requests(8);
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  ScaleOptions o;
+  o.method = ScaleMethod::kColdRestart;
+  o.fail_after = "memory";
+  auto r = co.Scale({0, 1, 2}, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().ToString().find("not serving"), std::string::npos) << r.status().ToString();
+  EXPECT_EQ(co.outstanding(), 0u);
+  size_t failed = 0;
+  for (const RequestResult& x : co.TakeFinished()) {
+    if (x.served()) continue;
+    ++failed;
+    EXPECT_NE(x.finish_reason.find("injected failure"), std::string::npos) << x.finish_reason;
+  }
+  EXPECT_GT(failed, 0u);
+  Status sub = co.Submit(requests[0]);
+  EXPECT_EQ(sub.code(), vmm::StatusCode::kFailedPrecondition) << sub.ToString();
+  EXPECT_NE(sub.ToString().find("not serving"), std::string::npos) << sub.ToString();
+  for (ScaleMethod m : {ScaleMethod::kElastic, ScaleMethod::kColdRestart}) {
+    ScaleOptions again;
+    again.method = m;
+    auto x = co.ScaleTo(3, again);
+    EXPECT_EQ(x.status().code(), vmm::StatusCode::kFailedPrecondition) << x.status().ToString();
+  }
+  EXPECT_TRUE(co.devices().empty());
+  EXPECT_EQ(co.active_pid(), 0);
+  EXPECT_EQ(s.w->hmm->List().size(), 0u);  // neither the old nor the new weights are left
+}
+
 TEST(CoordinatorTest, CrashedInstanceRestartsWithoutReload) {
   const auto requests = Requests(8);
   const auto want = Reference(requests);

@@ -64,7 +64,12 @@ struct RequestResult {
   std::vector<int32_t> output;
   double arrival_s = 0, first_token_s = 0, finish_s = 0;
   int preemptions = 0;
-  std::string finish_reason;  // "length" (max_new_tokens) or "context" (model or KV limit)
+  // "length" (max_new_tokens) or "context" (model or KV limit); not served: "rejected: <why>"
+  // (refused at admission) or "failed: <why>" (lost when serving stopped).
+  std::string finish_reason;
+  bool served() const {
+    return finish_reason.rfind("rejected", 0) != 0 && finish_reason.rfind("failed", 0) != 0;
+  }
   double ttft_s() const { return first_token_s - arrival_s; }
   double e2e_s() const { return finish_s - arrival_s; }
   double tpot_s() const {
@@ -117,6 +122,9 @@ class Scheduler {
   int HandOverWaiting(Scheduler* to);
   // Drops every running request's KV and requeues it for recomputation (a cold restart).
   int PreemptAll();
+  // Ends every running and waiting request now (their KV freed) with finish_reason `reason`
+  // ("failed: ..."): the instance is gone for good. Returns their results.
+  std::vector<RequestResult> FailAll(const std::string& reason, double now_s);
   Instance* instance() const { return inst_; }
 
   bool idle() const { return waiting_.empty() && running_.empty(); }

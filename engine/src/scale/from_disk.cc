@@ -60,6 +60,7 @@ Status Restart(ScaleEvent& ev, Scheduler* primary, const experts::ExpertPlacemen
                        c.Load(DeploymentTable(c.specs, devices, to, All()), new_prefix));
   ev.rep.bytes_disk += r.bytes_from_disk;
   ev.Phase("memory");
+  VMM_RETURN_IF_ERROR(ev.Injected("memory"));
   c.stores->DropAll();  // preempted: no sequence holds blocks any more
   for (int d : devices) VMM_RETURN_IF_ERROR(c.stores->Ensure(d).status());
   Status s = [&]() -> Status {
@@ -91,18 +92,26 @@ StatusOr<ScaleReport> ScaleColdRestart(ScaleContext& c, std::vector<int> devices
                c.hmm->ReleaseMatching(old_prefix, {}).status());
     ev.Phase("stop");
     s = Restart(ev, pause.primary(), to, new_prefix);
-    if (s.ok()) {
-      pause.OnResume([&c] {
-        c.loop->thread().AssertHeld();
-        c.loop->NextGeneration();
-      });
+    if (!s.ok()) {
+      // The old configuration is gone: this is the cold restart's risk. Say so loudly, and
+      // serve nothing rather than step the instance that is gone.
+      s = s.Annotate("cold restart to " + DevicesText(ev.rep.to_devices) +
+                     " failed after the old instance was stopped; not serving");
+      c.down = s.ToString();
+      ev.next.reset();
+      ev.Cleanup("the new configuration " + new_prefix + "*",
+                 c.hmm->ReleaseMatching(new_prefix, {}).status());
     }
+    pause.OnResume([&c, &s] {
+      c.loop->thread().AssertHeld();
+      if (s.ok()) {
+        c.loop->NextGeneration();
+      } else {
+        c.loop->MarkDown(s);
+      }
+    });
   }
-  if (!s.ok()) {
-    // The old configuration is gone: this is the cold restart's risk. Say so loudly.
-    return s.Annotate("cold restart to " + DevicesText(ev.rep.to_devices) +
-                      " failed after the old instance was stopped; not serving");
-  }
+  if (!s.ok()) return s;
   ev.rep.downtime_s = Since(stop_t);
   ev.rep.latency_s = ev.SinceCommand();
   c.active = std::move(ev.next);

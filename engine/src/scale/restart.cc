@@ -5,6 +5,7 @@
 namespace emoe::engine {
 
 StatusOr<ScaleReport> RestartActive(ScaleContext& c) {
+  VMM_RETURN_IF_ERROR(c.CheckServing());
   ScaleReport rep;
   rep.name = "restart";
   rep.from_devices = rep.to_devices = c.active->devices();

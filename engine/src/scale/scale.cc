@@ -54,6 +54,7 @@ void FreeFailedReplicas(ScaleContext& c) {
 
 StatusOr<ScaleReport> Scale(ScaleContext& c, std::vector<int> devices, const ScaleOptions& o) {
   std::sort(devices.begin(), devices.end());
+  VMM_RETURN_IF_ERROR(c.CheckServing());
   VMM_RETURN_IF_ERROR(ValidateDevices(c, devices));
   FreeFailedReplicas(c);
   if (o.method == ScaleMethod::kHorizontal) return ScaleHorizontal(c, std::move(devices), o);
@@ -83,6 +84,7 @@ StatusOr<ScaleReport> Scale(ScaleContext& c, std::vector<int> devices, const Sca
 }
 
 StatusOr<std::vector<int>> TargetDevices(const ScaleContext& c, int count) {
+  VMM_RETURN_IF_ERROR(c.CheckServing());
   const int n = c.hmm->num_devices();
   if (count < 1 || count > n) {
     return Status::InvalidArgument("scale to " + std::to_string(count) +

@@ -13,8 +13,13 @@ double Since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
+Status ScaleContext::CheckServing() const {
+  if (active) return Status::Ok();
+  return Status::FailedPrecondition("not serving: " + down);
+}
+
 std::vector<int> ScaleContext::ServingDevices() const {
-  std::vector<int> d = active->devices();
+  std::vector<int> d = active ? active->devices() : std::vector<int>{};
   for (const auto& r : loop->ReplicaDevices()) d.insert(d.end(), r.begin(), r.end());
   std::sort(d.begin(), d.end());
   return d;

@@ -42,8 +42,10 @@ struct ScaleContext {
   KvStoreSet* stores = nullptr;
   InstancePool* pool = nullptr;
 
-  // The configuration serving now (the control thread's).
+  // The configuration serving now (the control thread's). Null only after a cold restart
+  // failed once the old instance was gone: `down` says why, and every scale is refused.
   std::unique_ptr<Instance> active;
+  std::string down;
   experts::ExpertPlacement placement;
   std::string prefix;  // HMM names of the active weights: prefix + checkpoint name
   int prefix_generation = 0;
@@ -52,7 +54,9 @@ struct ScaleContext {
   std::string NewPrefix(char kind) {
     return record_namespace + kind + std::to_string(++prefix_generation) + "/";
   }
-  // Devices serving: the primary's and those of horizontal replicas (sorted).
+  // Ok while an instance serves; kFailedPrecondition naming `down` otherwise.
+  Status CheckServing() const;
+  // Devices serving: the primary's and those of horizontal replicas (sorted; none when down).
   std::vector<int> ServingDevices() const;
   uint64_t ArenaUsedBytes() const;  // all devices, all usages (0, logged, when unknown)
   // Loads `table` from the checkpoint under `prefix`.

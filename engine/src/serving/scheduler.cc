@@ -269,6 +269,21 @@ int Scheduler::PreemptAll() {
   return n;
 }
 
+std::vector<RequestResult> Scheduler::FailAll(const std::string& reason, double now_s) {
+  std::vector<RequestResult> out;
+  auto fail = [&](std::unique_ptr<Active>& a) {
+    a->seq.reset();
+    a->result.finish_s = now_s;
+    a->result.finish_reason = reason;
+    out.push_back(std::move(a->result));
+  };
+  for (auto& a : running_) fail(a);
+  for (auto& a : waiting_) fail(a);
+  running_.clear();
+  waiting_.clear();
+  return out;
+}
+
 std::vector<RequestResult> Scheduler::TakeFinished() {
   std::vector<RequestResult> out;
   out.swap(finished_);

@@ -102,10 +102,17 @@ Status ServingLoop::Submit(Request r) {
                                      std::to_string(t) + " outside the vocabulary");
     }
   }
+  {
+    vmm::MutexLock l(&mu_);
+    if (!down_.empty()) {
+      return Status::FailedPrecondition("request " + std::to_string(r.id) +
+                                        ": not serving: " + down_);
+    }
+  }
   stats_.Accepted();
   {
     vmm::MutexLock l(&mu_);
-    inbox_.push_back(std::move(r));
+    inbox_.push_back(std::move(r));  // after a MarkDown meanwhile, Run() fails it
   }
   cv_.SignalAll();
   return Status::Ok();
@@ -145,6 +152,20 @@ std::vector<std::vector<int>> ServingLoop::ReplicaDevices() const {
 bool ServingLoop::AnyFailedReplica() const {
   vmm::MutexLock l(&mu_);
   return any_failed_;
+}
+
+void ServingLoop::MarkDown(const Status& why) {
+  const std::string reason = why.ToString();
+  {
+    vmm::MutexLock l(&mu_);
+    down_ = reason.empty() ? "down" : reason;
+  }
+  std::vector<RequestResult> done = primary_->FailAll("failed: " + reason, clock_());
+  for (auto& r : replicas_) {
+    std::vector<RequestResult> more = r->sched->FailAll("failed: " + reason, clock_());
+    done.insert(done.end(), more.begin(), more.end());
+  }
+  stats_.Record(clock_(), 0, {}, 0, generation_, std::move(done));
 }
 
 bool ServingLoop::crashed() const {
@@ -236,6 +257,17 @@ void ServingLoop::Run() {
         res.finish_reason = "rejected: " + s.ToString();
         done.push_back(res);
       }
+    }
+    bool down = false;
+    {
+      vmm::MutexLock l(&mu_);
+      down = !down_.empty();
+    }
+    if (down) {  // requests that arrived before MarkDown: refused above or failed here
+      std::vector<RequestResult> lost = primary_->FailAll("failed: not serving", clock_());
+      done.insert(done.end(), lost.begin(), lost.end());
+      stats_.Record(clock_(), 0, {}, 0, generation_, std::move(done));
+      continue;
     }
     std::vector<std::pair<int64_t, double>> tokens;
     int replica_tokens = 0;

@@ -103,6 +103,9 @@ class ServingLoop {
   // A new instance serves: the timeline's generation counter.
   void NextGeneration() REQUIRES(thread_) { ++generation_; }
   void ClearCrashed() EXCLUDES(mu_);
+  // No instance serves any more (a cold restart failed after the old one stopped): every
+  // request in flight fails with `why`, new ones are refused naming it, nothing steps.
+  void MarkDown(const Status& why) REQUIRES(thread_) EXCLUDES(mu_);
 
   // Snapshots for any thread (as of the last step or task).
   std::vector<std::vector<int>> ReplicaDevices() const EXCLUDES(mu_);  // serving, in order added
@@ -151,6 +154,7 @@ class ServingLoop {
   bool stop_ GUARDED_BY(mu_) = false;
   bool supervisor_stop_ GUARDED_BY(mu_) = false;
   bool crashed_ GUARDED_BY(mu_) = false;
+  std::string down_ GUARDED_BY(mu_);  // MarkDown's reason; empty while serving
   std::vector<std::vector<int>> replica_devices_ GUARDED_BY(mu_);
   bool any_failed_ GUARDED_BY(mu_) = false;
   std::thread server_;
