@@ -193,6 +193,12 @@ TEST(SchedulerTest, ImpossibleRequestsAreRefused) {
   r.max_new_tokens = 0;
   EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kInvalidArgument);
   EXPECT_TRUE(sched.idle());
+  // Two requests with one id: the second is refused while the first is queued.
+  r.max_new_tokens = 2;
+  r.id = 5;
+  EXPECT_TRUE(SubmitChecked(sched, r).ok());
+  EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kAlreadyExists);
+  EXPECT_EQ(sched.waiting(), 1u);
 }
 
 // A cold restart of one scheduler's requests on another: preempted, handed over, recomputed;
@@ -286,11 +292,14 @@ TEST(SchedulerTest, CheckInvariantsCatchesBrokenStates) {
   }
   EXPECT_EQ(pool.free_blocks(), 16);
   {
-    // Two requests with one id (invariant 1): Submit does not check, CheckInvariants does.
+    // Two requests with one id (invariant 1): Submit refuses that, but a hand-over between
+    // two schedulers does not look; CheckInvariants does.
     Scheduler sched(w->inst.get(), StoresOf(*w), {});
+    Scheduler other(w->inst.get(), StoresOf(*w), {});
     Request r = Requests(1)[0];
     ASSERT_TRUE(sched.Submit(r).ok());
-    ASSERT_TRUE(sched.Submit(r).ok());
+    ASSERT_TRUE(other.Submit(r).ok());
+    ASSERT_EQ(other.HandOverWaiting(&sched), 1);
     const Status broken = sched.CheckInvariants();
     EXPECT_EQ(broken.code(), vmm::StatusCode::kInternal);
     EXPECT_NE(broken.message().find("invariant 1"), std::string::npos) << broken.ToString();

@@ -59,7 +59,13 @@ int64_t Scheduler::BlocksFor(int64_t tokens) const {
 
 Status Scheduler::Submit(Request r) {
   VMM_RETURN_IF_ERROR(options_.Validate());
-  const ModelConfig& c = inst_->config();
+  const ModelConfig& c = config_;
+  auto same_id = [&r](const std::unique_ptr<Active>& a) { return a->req.id == r.id; };
+  if (std::any_of(waiting_.begin(), waiting_.end(), same_id) ||
+      std::any_of(running_.begin(), running_.end(), same_id)) {
+    return Status::AlreadyExists("request " + std::to_string(r.id) +
+                                 ": a request with this id is already queued or running");
+  }
   if (r.prompt.empty())
     return Status::InvalidArgument("request " + std::to_string(r.id) + ": empty prompt");
   for (int32_t t : r.prompt) {
