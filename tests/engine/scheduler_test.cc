@@ -201,6 +201,56 @@ TEST(SchedulerTest, ImpossibleRequestsAreRefused) {
   EXPECT_EQ(sched.waiting(), 1u);
 }
 
+// An instance whose every third step fails (as a dead instance process's does): on error no
+// sequence's length changed, as the Instance contract says.
+class FlakyInstance : public Instance {
+ public:
+  explicit FlakyInstance(Instance* inner) : inner_(inner) {}
+  const ModelConfig& config() const override { return inner_->config(); }
+  int num_ranks() const override { return inner_->num_ranks(); }
+  const std::vector<int>& devices() const override { return inner_->devices(); }
+  const experts::ExpertPlacement& placement() const override { return inner_->placement(); }
+  bool attached() const override { return inner_->attached(); }
+  Status Attach(const AttachSpec& spec, AttachStats* stats) override {
+    return inner_->Attach(spec, stats);
+  }
+  Status WarmUp() override { return inner_->WarmUp(); }
+  StatusOr<std::vector<std::vector<float>>> Step(const std::vector<SequenceInput>& b) override {
+    if (++steps_ % 3 == 0) return Status::Unavailable("injected: the instance is gone");
+    return inner_->Step(b);
+  }
+  int failures() const { return steps_ / 3; }
+
+ private:
+  Instance* inner_;
+  int steps_ = 0;
+};
+
+// A failed step breaks no invariant (the requests it admitted go back to the queue without
+// their blocks, the decoding ones keep their KV), and stepping on gives the outputs of a run
+// without failures.
+TEST(SchedulerTest, FailedStepsKeepTheInvariantsAndTheOutputs) {
+  auto w = MakeWorld(2, 64);
+  const auto reqs = Requests(12);
+  int steps = 0;
+  const auto want = RunAll(*w, reqs, {}, &steps);
+  FlakyInstance flaky(w->inst.get());
+  Scheduler sched(&flaky, StoresOf(*w), {});
+  for (const Request& r : reqs) ASSERT_TRUE(SubmitChecked(sched, r).ok());
+  double now = 0;
+  int failed = 0;
+  for (int i = 0; i < 10000 && !sched.idle(); ++i, now += 0.005) {
+    auto n = StepChecked(sched, now);
+    if (!n.ok()) ++failed;
+  }
+  EXPECT_GT(failed, 2);
+  std::map<int64_t, RequestResult> got;
+  for (auto& r : sched.TakeFinished()) got[r.id] = r;
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [id, r] : want) EXPECT_EQ(got[id].output, r.output) << "request " << id;
+  EXPECT_EQ(w->stores[0]->pool().free_blocks(), w->stores[0]->pool().num_blocks());
+}
+
 // A cold restart of one scheduler's requests on another: preempted, handed over, recomputed;
 // the outputs are those of an uninterrupted run.
 TEST(SchedulerTest, PreemptAllAndHandOverKeepTheOutputs) {

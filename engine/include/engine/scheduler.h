@@ -9,10 +9,10 @@
 // room returns. Recomputation rebuilds the same KV in exact arithmetic; the tests check that
 // greedy outputs with preemptions equal those without.
 //
-// Invariants (Scheduler::CheckInvariants; they hold between calls, after any call that
-// succeeded; a failed Step may leave admitted requests running without KV, until PreemptAll):
+// Invariants (Scheduler::CheckInvariants; they hold between calls, also after a failed Step,
+// which puts the requests it admitted back at the front of the queue without their blocks):
 //  1. Every request is in exactly one of the waiting queue and the running set, once. Request
-//     ids are unique among them (callers give unique ids; Submit does not check), and no
+//     ids are unique among them (Submit refuses a second one), and no
 //     finished request not yet taken (TakeFinished) has the id of a queued or running one.
 //  2. A waiting request holds no KV (no sequence, rank -1), has not finished (output <
 //     max_new_tokens) and has started exactly when it has output (a preempted one).
@@ -148,8 +148,9 @@ class Scheduler {
   };
   int64_t BlocksFor(int64_t tokens) const;
   void Preempt(size_t index);
-  Status CheckQueues() const;   // invariants 1 and 2
-  Status CheckRunning() const;  // invariants 3 and 4
+  void UndoAdmissions(size_t admitted);  // after a failed instance step
+  Status CheckQueues() const;            // invariants 1 and 2
+  Status CheckRunning() const;           // invariants 3 and 4
 
   Instance* inst_;
   ModelConfig config_;        // of inst_, kept: the old instance may be gone at a switchover

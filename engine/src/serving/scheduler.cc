@@ -102,6 +102,19 @@ int Scheduler::HandOverWaiting(Scheduler* to) {
   return n;
 }
 
+void Scheduler::UndoAdmissions(size_t admitted) {
+  // A failed step set no sequence's length (instances commit lengths only on success), so the
+  // decoding requests' KV is as before; the admitted ones hold blocks but no KV: they go back
+  // to the front of the queue, in their order, without their blocks.
+  for (size_t k = 0; k < admitted; ++k) {
+    std::unique_ptr<Active> a = std::move(running_.back());
+    running_.pop_back();
+    a->seq.reset();
+    a->rank = -1;
+    waiting_.push_front(std::move(a));
+  }
+}
+
 void Scheduler::Preempt(size_t index) {
   std::unique_ptr<Active> a = std::move(running_[index]);
   running_.erase(running_.begin() + index);
@@ -151,6 +164,7 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
         0, BlocksFor(a->seq->length() + 1) - static_cast<int64_t>(a->seq->blocks().size()));
     --budget;
   }
+  size_t admitted = 0;  // the last `admitted` of running_ were admitted by this step
   while (!waiting_.empty() && static_cast<int>(batch.size()) < options_.max_batch &&
          waiting_.front()->req.arrival_s <= now_s) {
     Active& a = *waiting_.front();
@@ -173,11 +187,17 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
     members.push_back(&a);
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
+    ++admitted;
   }
   last_step_batch_ = static_cast<int>(batch.size());
   last_step_tokens_ = options_.max_tokens_per_step - budget;
   if (batch.empty()) return 0;
-  VMM_ASSIGN_OR_RETURN(auto logits, inst_->Step(batch));
+  auto stepped = inst_->Step(batch);
+  if (!stepped.ok()) {
+    UndoAdmissions(admitted);
+    return stepped.status();
+  }
+  auto& logits = *stepped;
   if (options_.clock) now_s = options_.clock();
   // 3. Sample, stream, retire.
   for (size_t i = 0; i < members.size(); ++i) {
