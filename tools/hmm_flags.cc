@@ -38,6 +38,9 @@ DEFINE_bool(direct_io, true, "O_DIRECT reads where possible");
 DEFINE_bool(register_buffers, true, "register load destinations with io_uring (READ_FIXED)");
 DEFINE_double(progress_interval_s, 1.0, "seconds between load progress reports");
 DEFINE_int32(copy_threads, 0, "peer-to-peer copy threads per device (0: one per CPU, at most 8)");
+DEFINE_bool(check_weights, true,
+            "scan loaded weights for NaN/Inf and refuse a load that has any, naming the tensor "
+            "(false: load them as they are)");
 
 namespace emoe::tools {
 namespace {
@@ -153,6 +156,7 @@ void SetHmmFlagDefaults(const HmmFlagDefaults& d) {
   std::snprintf(interval, sizeof(interval), "%.17g", d.progress_interval_s);
   SetDefault("progress_interval_s", interval);
   SetDefault("copy_threads", std::to_string(d.copy_threads));
+  SetDefault("check_weights", Bool(d.check_weights));
 }
 
 StatusOr<hbm::HmmOptions> HmmOptionsFromFlags() {
@@ -165,6 +169,7 @@ StatusOr<hbm::HmmOptions> HmmOptionsFromFlags() {
                                    ": must be >= 0");
   }
   o.copy_threads_per_device = FLAGS_copy_threads;
+  o.check_weights = FLAGS_check_weights;
   return o;
 }
 

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "hbm/weight_check.h"
+
 namespace emoe::hbm {
 
 namespace {
@@ -39,7 +41,14 @@ std::string LoadReport::ToString() const {
                 disk.direct_io ? "O_DIRECT" : ("buffered: " + disk.fallback_reason).c_str(),
                 Mib(bytes_p2p).c_str(), p2p_seconds,
                 p2p_seconds > 0 ? bytes_p2p / p2p_seconds / 1e9 : 0.0);
-  return buf;
+  std::string out = buf;
+  if (bytes_checked > 0) {
+    std::snprintf(buf, sizeof(buf), "; %s checked for NaN/Inf in %.3f s (%.2f GB/s)",
+                  Mib(bytes_checked).c_str(), check_seconds,
+                  check_seconds > 0 ? bytes_checked / check_seconds / 1e9 : 0.0);
+    out += buf;
+  }
+  return out;
 }
 
 StatusOr<std::unique_ptr<Hmm>> Hmm::Create(const HmmOptions& options) {
@@ -275,6 +284,26 @@ StatusOr<uint64_t> CopyReplicas(Batch& b, CopyEngine& engine) {
   return bytes;
 }
 
+// 3b. NaN/Inf in what was read (the primaries; replicas are copies of them).
+Status CheckPrimaries(const Batch& b, const Checkpoint& checkpoint, const std::string& prefix,
+                      LoadReport* report) {
+  std::vector<bool> replica(b.records.size(), false);
+  for (auto [rep, pri] : b.replicas) replica[rep] = true;
+  std::vector<WeightToCheck> check;
+  for (size_t i = 0; i < b.records.size(); ++i) {
+    if (replica[i]) continue;
+    const TensorRecord& r = b.records[i];
+    const TensorInfo* t = checkpoint.Find(r.name.substr(prefix.size()));  // named prefix + name
+    check.push_back({t != nullptr ? t->name : r.name, r.dtype, r.data(), r.size_bytes,
+                     t != nullptr ? t->file : checkpoint.path});
+  }
+  WeightCheckStats stats;
+  Status s = CheckWeightsFinite(check, &stats);
+  report->bytes_checked = stats.bytes;
+  report->check_seconds = stats.seconds;
+  return s;
+}
+
 }  // namespace
 
 StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement,
@@ -301,6 +330,8 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const Pla
   Loader loader(options_.loader);
   VMM_ASSIGN_OR_RETURN(report.disk, loader.Load(batch.reads));
   report.disk_seconds = Since(t0);
+  if (options_.check_weights)
+    VMM_RETURN_IF_ERROR(CheckPrimaries(batch, checkpoint, name_prefix, &report));
   t0 = Clock::now();
   VMM_ASSIGN_OR_RETURN(report.bytes_p2p, CopyReplicas(batch, *copies_));
   report.p2p_seconds = Since(t0);
