@@ -24,30 +24,32 @@ constexpr Format<uint32_t> kF32{0x7fffffff, 0x7f800000};
 
 template <typename Bits>
 NonFinite Scan(const uint8_t* p, uint64_t n, Format<Bits> f) {
-  NonFinite out;
-  // Blocks of 2^16 keep the per-block counters narrow (what the vectorizer wants).
+  // Pass 1, over every tensor: how many are not finite. Blocks of 2^16 keep the per-block
+  // counter narrow (what the vectorizer wants).
   constexpr uint64_t kBlock = 1 << 16;
+  uint64_t bad = 0;
   for (uint64_t start = 0; start < n; start += kBlock) {
     const uint64_t end = std::min(n, start + kBlock);
-    uint32_t nan = 0, inf = 0;
+    uint32_t block_bad = 0;
     for (uint64_t i = start; i < end; ++i) {
       Bits v;
       std::memcpy(&v, p + i * sizeof(Bits), sizeof(Bits));  // any alignment
-      const Bits a = v & f.abs_mask;
-      nan += a > f.inf;
-      inf += a == f.inf;
+      block_bad += (v & f.abs_mask) >= f.inf;
     }
-    out.nan += nan;
-    out.inf += inf;
+    bad += block_bad;
   }
-  if (out.count() == 0) return out;
+  NonFinite out;
+  if (bad == 0) return out;
+  // Pass 2, only over a bad tensor: NaN or Inf, and where the first is.
+  bool first = true;
   for (uint64_t i = 0; i < n; ++i) {
     Bits v;
     std::memcpy(&v, p + i * sizeof(Bits), sizeof(Bits));
-    if ((v & f.abs_mask) >= f.inf) {
-      out.first_index = i;
-      break;
-    }
+    const Bits a = v & f.abs_mask;
+    if (a < f.inf) continue;
+    if (first) out.first_index = i;
+    first = false;
+    (a == f.inf ? out.inf : out.nan) += 1;
   }
   return out;
 }
@@ -94,7 +96,7 @@ Status CheckWeightsFinite(const std::vector<WeightToCheck>& tensors, WeightCheck
                                      : "; " + std::to_string(more) +
                                            (more == 1 ? " more tensor has" : " more tensors have") +
                                            " some") +
-                          "; load with check_weights=false to accept them");
+                          "; --check_weights=false (HmmOptions::check_weights) accepts them");
 }
 
 }  // namespace emoe::hbm

@@ -73,8 +73,8 @@ TEST(WeightCheckTest, ErrorNamesTheFirstBadTensorAndCountsTheRest) {
   EXPECT_EQ(s.code(), vmm::StatusCode::kDataLoss);
   EXPECT_EQ(s.message(),
             "NaN/Inf in the loaded weights: tensor 'bad1' (F32, /m/a) has 3 non-finite values (2 "
-            "NaN, 1 Inf), the first at element 1; 1 more tensor has some; load with "
-            "check_weights=false to accept them");
+            "NaN, 1 Inf), the first at element 1; 1 more tensor has some; --check_weights=false "
+            "(HmmOptions::check_weights) accepts them");
   EXPECT_EQ(stats.tensors, 3u);
   EXPECT_EQ(stats.bytes, good.size() + bad1.size() + bad2.size());
   EXPECT_TRUE(CheckWeightsFinite({{"good", DType::kF32, good.data(), good.size(), "/m/a"}}).ok());

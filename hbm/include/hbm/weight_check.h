@@ -5,8 +5,8 @@
 // tensor once, before replicas are copied) when HmmOptions::check_weights is set, and refuses
 // the load naming the first bad tensor:
 //   "tensor 'model.layers.0.mlp.experts.3.up_proj.weight' (BF16, /m/model.safetensors) has 3
-//    non-finite values (2 NaN, 1 Inf), the first at element 17; 1 more tensor has some; load
-//    with check_weights=false to accept them"
+//    non-finite values (2 NaN, 1 Inf), the first at element 17; 1 more tensor has some;
+//    --check_weights=false (HmmOptions::check_weights) accepts them"
 // The scan is one branch-free pass over the bits (exponent all ones) that the compiler
 // vectorizes; its time and bandwidth are in LoadReport.
 //
