@@ -219,6 +219,42 @@ StatusOr<std::map<std::string, vmm::Extent>> AllocateGroups(
   return extents;
 }
 
+// 2b'. What the layout needs per (device, usage), each extent rounded to the arena's pages,
+// against what the arena and the device have free: a checkpoint far larger than the devices is
+// refused before anything is allocated. (Allocation still checks: fragmentation, or memory taken
+// meanwhile by another usage, can refuse a load that passes here.)
+Status CheckFits(const Layout& l, const std::vector<std::unique_ptr<Device>>& devices,
+                 const std::string& checkpoint) {
+  std::map<std::pair<int, Usage>, uint64_t> need;
+  std::map<int, uint64_t> need_device;
+  for (const auto& [key, bytes] : l.group_bytes) {
+    auto [dev, usage] = l.group_where.at(key);
+    const auto& arena = devices[dev]->arena(usage);
+    if (!arena) continue;  // Allocate names the missing arena
+    const uint64_t page = std::max<uint64_t>(arena->page_size(), 1);
+    const uint64_t rounded = (bytes + page - 1) / page * page;
+    need[{dev, usage}] += rounded;
+    need_device[dev] += rounded;
+  }
+  for (const auto& [where, bytes] : need) {
+    const vmm::ArenaStats a = devices[where.first]->arena(where.second)->Stats();
+    if (bytes > a.free_bytes) {
+      return Status::ResourceExhausted("load " + checkpoint + ": needs " + Mib(bytes) + " of " +
+                                       UsageName(where.second) + " on device " +
+                                       std::to_string(where.first) + ", its arena has " +
+                                       Mib(a.free_bytes) + " free of " + Mib(a.capacity_bytes));
+    }
+  }
+  for (const auto& [dev, bytes] : need_device) {
+    if (bytes > devices[dev]->free_bytes()) {
+      return Status::ResourceExhausted("load " + checkpoint + ": needs " + Mib(bytes) +
+                                       " on device " + std::to_string(dev) + ", which has " +
+                                       Mib(devices[dev]->free_bytes()) + " free");
+    }
+  }
+  return Status::Ok();
+}
+
 // 2c. The records, laid out so that an aligned O_DIRECT read lands each primary in place: the
 // data starts (file offset mod 4 KiB) past its boundary.
 Batch MakeRecords(const std::vector<Planned>& plan, const Layout& l,
@@ -321,6 +357,7 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const Pla
   }
   // 2. Allocate, then lay the records out in the extents (released on any failure below).
   const Layout layout = LayOut(plan);
+  VMM_RETURN_IF_ERROR(CheckFits(layout, devices_, checkpoint.path));
   VMM_ASSIGN_OR_RETURN(auto extents, AllocateGroups(layout, devices_));
   Batch batch = MakeRecords(plan, layout, extents, name_prefix);
   LoadReport report;

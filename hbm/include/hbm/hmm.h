@@ -10,9 +10,10 @@
 // With HmmOptions::check_weights, each tensor read from disk is scanned for NaN/Inf before its
 // replicas are copied; a load with any fails (kDataLoss naming the tensor) like any other error.
 //
-// Failure atomicity: LoadCheckpoint validates everything first (names, devices, capacity), then
-// allocates, reads and copies; on any failure every extent it allocated is released and the
-// registry is unchanged.
+// Failure atomicity: LoadCheckpoint validates everything first (names, devices, and capacity:
+// the extents it would allocate, per device and usage, against the arenas' and the devices' free
+// bytes), then allocates, reads and copies; on any failure every extent it allocated is released
+// and the registry is unchanged.
 //
 // Thread safety: all methods may be called from any thread; the registry is guarded by a
 // vmm::Mutex (GUARDED_BY), loads are serialized by another.
