@@ -3,9 +3,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <random>
 #include <sstream>
+
+#include "vmm/file.h"
 
 namespace emoe::tools {
 namespace {
@@ -30,8 +31,12 @@ std::vector<Request> PromptRequests(const WorkloadOptions& o) {
 }
 
 vmm::StatusOr<std::vector<Request>> TraceRequests(const WorkloadOptions& o, std::mt19937_64* rng) {
-  std::ifstream in(o.trace);
-  if (!in) return vmm::Status::NotFound("--trace " + o.trace + " cannot be opened");
+  // Through vmm::ReadRegularFile: a FIFO or a directory named as the trace is refused by type
+  // (a FIFO would block the open), an absent one is kNotFound.
+  constexpr uint64_t kMaxTraceBytes = 1ull << 30;
+  VMM_ASSIGN_OR_RETURN(const std::string text,
+                       vmm::ReadRegularFile(o.trace, "--trace", kMaxTraceBytes));
+  std::istringstream in(text);
   std::string line;
   std::getline(in, line);  // header
   std::vector<Request> out;

@@ -39,8 +39,9 @@ struct WorkloadOptions {
   int max_output_tokens = 64;   // output lengths are clipped to this
 };
 
-// The requests of `o`, ids 0.. in order. kInvalidArgument for an unknown kind; kNotFound when
-// the trace cannot be opened; kDataLoss naming a malformed trace line.
+// The requests of `o`, ids 0.. in order. kInvalidArgument for an unknown kind or a trace that is
+// not a regular file (a FIFO, a directory); kNotFound when the trace does not exist; kDataLoss
+// naming a malformed trace line.
 vmm::StatusOr<std::vector<engine::Request>> MakeRequests(const WorkloadOptions& o);
 
 }  // namespace emoe::tools

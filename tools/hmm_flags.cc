@@ -42,6 +42,9 @@ DEFINE_bool(register_buffers, true, "register load destinations with io_uring (R
 DEFINE_double(progress_interval_s, 1.0, "seconds between load progress reports, 0..3600");
 DEFINE_int32(copy_threads, 0,
              "peer-to-peer copy threads per device, 0..256 (0: one per CPU, at most 8)");
+DEFINE_bool(check_weights, true,
+            "scan loaded weights for NaN/Inf and refuse a load that has any, naming the tensor "
+            "(false: load them as they are)");
 
 namespace emoe::tools {
 namespace {
@@ -170,6 +173,7 @@ void SetHmmFlagDefaults(const HmmFlagDefaults& d) {
   std::snprintf(interval, sizeof(interval), "%.17g", d.progress_interval_s);
   SetDefault("progress_interval_s", interval);
   SetDefault("copy_threads", std::to_string(d.copy_threads));
+  SetDefault("check_weights", Bool(d.check_weights));
 }
 
 StatusOr<hbm::HmmOptions> HmmOptionsFromFlags() {
@@ -179,6 +183,7 @@ StatusOr<hbm::HmmOptions> HmmOptionsFromFlags() {
   VMM_RETURN_IF_ERROR(LoaderFlags(&o.loader));
   VMM_RETURN_IF_ERROR(IntIn("copy_threads", FLAGS_copy_threads, 0, 256));
   o.copy_threads_per_device = FLAGS_copy_threads;
+  o.check_weights = FLAGS_check_weights;
   return o;
 }
 

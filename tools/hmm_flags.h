@@ -7,6 +7,7 @@
 //   --queue_depth --chunk_kb --direct_io --register_buffers --progress_interval_s
 //                                                                    hbm::LoaderOptions
 //   --copy_threads HmmOptions::copy_threads_per_device
+//   --check_weights HmmOptions::check_weights (NaN/Inf scan of loaded weights)
 //
 // The flags are defined in hmm_flags.cc, the one file without a main() that defines flags: a
 // binary gets them by linking it. A binary whose defaults differ from hmmd's (HmmFlagDefaults{})
@@ -44,6 +45,7 @@ struct HmmFlagDefaults {
   bool register_buffers = true;
   double progress_interval_s = 1.0;  // seconds between load progress reports
   int copy_threads = 0;              // per device; 0: one per device CPU, at most 8
+  bool check_weights = true;         // NaN/Inf scan of loaded weights
 };
 
 // Makes `d` the flags' defaults (gflags SET_FLAGS_DEFAULT: --help shows them, and a flag not on

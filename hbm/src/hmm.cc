@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "hbm/weight_check.h"
+
 namespace emoe::hbm {
 
 namespace {
@@ -39,7 +41,14 @@ std::string LoadReport::ToString() const {
                 disk.direct_io ? "O_DIRECT" : ("buffered: " + disk.fallback_reason).c_str(),
                 Mib(bytes_p2p).c_str(), p2p_seconds,
                 p2p_seconds > 0 ? bytes_p2p / p2p_seconds / 1e9 : 0.0);
-  return buf;
+  std::string out = buf;
+  if (bytes_checked > 0) {
+    std::snprintf(buf, sizeof(buf), "; %s checked for NaN/Inf in %.3f s (%.2f GB/s)",
+                  Mib(bytes_checked).c_str(), check_seconds,
+                  check_seconds > 0 ? bytes_checked / check_seconds / 1e9 : 0.0);
+    out += buf;
+  }
+  return out;
 }
 
 StatusOr<std::unique_ptr<Hmm>> Hmm::Create(const HmmOptions& options) {
@@ -210,6 +219,42 @@ StatusOr<std::map<std::string, vmm::Extent>> AllocateGroups(
   return extents;
 }
 
+// 2b'. What the layout needs per (device, usage), each extent rounded to the arena's pages,
+// against what the arena and the device have free: a checkpoint far larger than the devices is
+// refused before anything is allocated. (Allocation still checks: fragmentation, or memory taken
+// meanwhile by another usage, can refuse a load that passes here.)
+Status CheckFits(const Layout& l, const std::vector<std::unique_ptr<Device>>& devices,
+                 const std::string& checkpoint) {
+  std::map<std::pair<int, Usage>, uint64_t> need;
+  std::map<int, uint64_t> need_device;
+  for (const auto& [key, bytes] : l.group_bytes) {
+    auto [dev, usage] = l.group_where.at(key);
+    const auto& arena = devices[dev]->arena(usage);
+    if (!arena) continue;  // Allocate names the missing arena
+    const uint64_t page = std::max<uint64_t>(arena->page_size(), 1);
+    const uint64_t rounded = (bytes + page - 1) / page * page;
+    need[{dev, usage}] += rounded;
+    need_device[dev] += rounded;
+  }
+  for (const auto& [where, bytes] : need) {
+    const vmm::ArenaStats a = devices[where.first]->arena(where.second)->Stats();
+    if (bytes > a.free_bytes) {
+      return Status::ResourceExhausted("load " + checkpoint + ": needs " + Mib(bytes) + " of " +
+                                       UsageName(where.second) + " on device " +
+                                       std::to_string(where.first) + ", its arena has " +
+                                       Mib(a.free_bytes) + " free of " + Mib(a.capacity_bytes));
+    }
+  }
+  for (const auto& [dev, bytes] : need_device) {
+    if (bytes > devices[dev]->free_bytes()) {
+      return Status::ResourceExhausted("load " + checkpoint + ": needs " + Mib(bytes) +
+                                       " on device " + std::to_string(dev) + ", which has " +
+                                       Mib(devices[dev]->free_bytes()) + " free");
+    }
+  }
+  return Status::Ok();
+}
+
 // 2c. The records, laid out so that an aligned O_DIRECT read lands each primary in place: the
 // data starts (file offset mod 4 KiB) past its boundary.
 Batch MakeRecords(const std::vector<Planned>& plan, const Layout& l,
@@ -275,6 +320,26 @@ StatusOr<uint64_t> CopyReplicas(Batch& b, CopyEngine& engine) {
   return bytes;
 }
 
+// 3b. NaN/Inf in what was read (the primaries; replicas are copies of them).
+Status CheckPrimaries(const Batch& b, const Checkpoint& checkpoint, const std::string& prefix,
+                      LoadReport* report) {
+  std::vector<bool> replica(b.records.size(), false);
+  for (auto [rep, pri] : b.replicas) replica[rep] = true;
+  std::vector<WeightToCheck> check;
+  for (size_t i = 0; i < b.records.size(); ++i) {
+    if (replica[i]) continue;
+    const TensorRecord& r = b.records[i];
+    const TensorInfo* t = checkpoint.Find(r.name.substr(prefix.size()));  // named prefix + name
+    check.push_back({t != nullptr ? t->name : r.name, r.dtype, r.data(), r.size_bytes,
+                     t != nullptr ? t->file : checkpoint.path});
+  }
+  WeightCheckStats stats;
+  Status s = CheckWeightsFinite(check, &stats);
+  report->bytes_checked = stats.bytes;
+  report->check_seconds = stats.seconds;
+  return s;
+}
+
 }  // namespace
 
 StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement,
@@ -292,6 +357,7 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const Pla
   }
   // 2. Allocate, then lay the records out in the extents (released on any failure below).
   const Layout layout = LayOut(plan);
+  VMM_RETURN_IF_ERROR(CheckFits(layout, devices_, checkpoint.path));
   VMM_ASSIGN_OR_RETURN(auto extents, AllocateGroups(layout, devices_));
   Batch batch = MakeRecords(plan, layout, extents, name_prefix);
   LoadReport report;
@@ -301,6 +367,8 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const Pla
   Loader loader(options_.loader);
   VMM_ASSIGN_OR_RETURN(report.disk, loader.Load(batch.reads));
   report.disk_seconds = Since(t0);
+  if (options_.check_weights)
+    VMM_RETURN_IF_ERROR(CheckPrimaries(batch, checkpoint, name_prefix, &report));
   t0 = Clock::now();
   VMM_ASSIGN_OR_RETURN(report.bytes_p2p, CopyReplicas(batch, *copies_));
   report.p2p_seconds = Since(t0);

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <liburing.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,6 +10,7 @@
 #include <deque>
 #include <map>
 
+#include "vmm/file.h"
 #include "vmm/unique_fd.h"
 
 namespace emoe::hbm {
@@ -64,28 +64,28 @@ StatusOr<OpenFiles> OpenAll(const std::vector<ReadRequest>& requests, bool want_
   }
   for (const ReadRequest& r : requests) {
     if (f.index.count(r.path)) continue;
-    int fd = -1;
+    // Through OpenRegularFile: a shard replaced by a FIFO since its header was read is refused
+    // here instead of blocking the load.
+    uint64_t size = 0;
+    StatusOr<vmm::UniqueFd> fd = Status::InvalidArgument("not opened");
     if (direct) {
-      fd = open(r.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
-      if (fd < 0 && errno == EINVAL) {
+      fd = vmm::OpenRegularFile(r.path, "checkpoint file", O_DIRECT, &size);
+      if (!fd.ok() && fd.status().err() == EINVAL) {
         f.fallback_reason = r.path + ": the file system refuses O_DIRECT";
       }
     }
-    if (fd < 0) {
-      fd = open(r.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (!direct || (!fd.ok() && fd.status().err() == EINVAL)) {
+      fd = vmm::OpenRegularFile(r.path, "checkpoint file", 0, &size);
       f.all_direct = false;
     }
-    if (fd < 0) return Status::FromErrno(errno, "open " + r.path + " for loading", "open");
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-      const int err = errno;
-      close(fd);
-      return Status::FromErrno(err, r.path, "fstat");
+    if (!fd.ok()) {
+      Status s = fd.status();
+      return s.Annotate("load");
     }
     f.index[r.path] = static_cast<int>(f.paths.size());
     f.paths.push_back(r.path);
-    f.fds.emplace_back(fd);
-    f.sizes.push_back(st.st_size);
+    f.fds.push_back(std::move(*fd));
+    f.sizes.push_back(size);
   }
   if (!direct) f.all_direct = false;
   return f;

@@ -1,7 +1,5 @@
 #include "hbm/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "vmm/file.h"
 #include "vmm/unique_fd.h"
 
 namespace emoe::hbm {
@@ -120,13 +119,11 @@ StatusOr<TensorInfo> ParseEntry(const std::string& path, const std::string& name
 }  // namespace
 
 StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
-  vmm::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Status::FromErrno(errno, "open safetensors file " + path, "open");
-  struct stat st;
-  if (fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, path, "fstat");
+  // A FIFO or a directory is refused by type before anything is read (a FIFO would block).
   SafetensorsFile f;
+  VMM_ASSIGN_OR_RETURN(vmm::UniqueFd fd,
+                       vmm::OpenRegularFile(path, "safetensors file", 0, &f.file_size));
   f.path = path;
-  f.file_size = st.st_size;
   if (f.file_size < 8) {
     return Status::DataLoss(path + ": truncated: " + std::to_string(f.file_size) +
                             " bytes, less than the 8-byte header length");
@@ -189,8 +186,10 @@ StatusOr<Checkpoint> OpenCheckpoint(const std::string& path) {
   if (fs::is_directory(path, ec)) {
     const fs::path index = fs::path(path) / "model.safetensors.index.json";
     if (fs::exists(index, ec)) {
-      std::ifstream in(index);
-      json j = json::parse(in, nullptr, false);
+      VMM_ASSIGN_OR_RETURN(
+          const std::string text,
+          vmm::ReadRegularFile(index.string(), "checkpoint index", kMaxIndexBytes));
+      json j = json::parse(text, nullptr, false);
       if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") ||
           !j["weight_map"].is_object()) {
         return Status::DataLoss(index.string() + ": not an index with a weight_map object");
@@ -211,9 +210,11 @@ StatusOr<Checkpoint> OpenCheckpoint(const std::string& path) {
       }
       for (const auto& s : shard_names) files.push_back((fs::path(path) / s).string());
     } else {
-      for (const auto& e : fs::directory_iterator(path, ec)) {
-        if (e.path().extension() == ".safetensors") files.push_back(e.path().string());
+      // increment(ec), not ++: a directory that fails while listed is an error, not a throw.
+      for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->path().extension() == ".safetensors") files.push_back(it->path().string());
       }
+      if (ec) return Status::FromErrno(ec.value(), "list checkpoint directory " + path, "readdir");
       std::sort(files.begin(), files.end());
     }
     if (files.empty()) return Status::NotFound(path + ": no .safetensors files");

@@ -160,6 +160,8 @@ TEST(CodecTest, LoadRoundTrips) {
   rep.disk.direct_io = false;
   rep.disk.fixed_buffers = true;
   rep.disk.fallback_reason = "not aligned";
+  rep.bytes_checked = 5ull << 30;
+  rep.check_seconds = 0.125;
   const LoadReport b = RoundTrip(rep);
   EXPECT_EQ(b.tensors, rep.tensors);
   EXPECT_EQ(b.bytes_from_disk, rep.bytes_from_disk);
@@ -173,6 +175,8 @@ TEST(CodecTest, LoadRoundTrips) {
   EXPECT_EQ(b.disk.direct_io, rep.disk.direct_io);
   EXPECT_EQ(b.disk.fixed_buffers, rep.disk.fixed_buffers);
   EXPECT_EQ(b.disk.fallback_reason, rep.disk.fallback_reason);
+  EXPECT_EQ(b.bytes_checked, rep.bytes_checked);
+  EXPECT_EQ(b.check_seconds, rep.check_seconds);
 
   LoadRequest q;
   q.checkpoint = "/data/ckpt";
@@ -207,6 +211,7 @@ TEST(CodecTest, HmmOptionsRoundTrip) {
   o.loader.register_buffers = false;
   o.loader.progress_interval_s = 0.1;
   o.copy_threads_per_device = 4;
+  o.check_weights = false;
   const HmmOptions b = RoundTrip(o);
   EXPECT_EQ(b.devices.devices_per_node, 3);
   EXPECT_EQ(b.devices.capacity_bytes, o.devices.capacity_bytes);
@@ -222,12 +227,14 @@ TEST(CodecTest, HmmOptionsRoundTrip) {
   EXPECT_FALSE(b.loader.register_buffers);
   EXPECT_EQ(b.loader.progress_interval_s, 0.1);
   EXPECT_EQ(b.copy_threads_per_device, 4);
+  EXPECT_FALSE(b.check_weights);
   // The launcher's start message carries them.
   HmmOptions started;
   const json start = StartMessage(o);
   ASSERT_TRUE(StartMessageFromJson(JsonReader(start, "start"), &started).ok());
   EXPECT_EQ(started.memory.usage_bytes, o.memory.usage_bytes);
   EXPECT_EQ(started.devices.nodes, o.devices.nodes);
+  EXPECT_FALSE(started.check_weights);
 }
 
 TEST(CodecTest, OpRequestsRoundTrip) {

@@ -117,9 +117,21 @@ TEST(HmmTest, FullArenaFailsTheWholeLoadCleanly) {
   auto r = (*hmm)->LoadCheckpoint(*ckpt, ReplicateEverywhere({0, 1}));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), vmm::StatusCode::kResourceExhausted) << r.status().ToString();
-  EXPECT_NE(r.status().message().find("is full"), std::string::npos) << r.status().message();
+  // Refused before anything is allocated: the layout's total against the arena's free bytes.
+  EXPECT_NE(r.status().message().find("of weights on device 0, its arena has 1.0 MiB free of 1.0 "
+                                      "MiB"),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_EQ((*hmm)->Stats()[0].usage[0].allocations, 0u) << "nothing was allocated";
   EXPECT_TRUE((*hmm)->List().empty());
   for (const DeviceStats& s : (*hmm)->Stats()) EXPECT_EQ(s.used_bytes, 0u) << s.ToString();
+  // Arenas large enough, the device's capacity not.
+  auto small = Hmm::CreateWithDevices(Devices(2, 1 << 20), Options(16 << 20));
+  ASSERT_TRUE(small.ok()) << small.status().ToString();
+  r = (*small)->LoadCheckpoint(*ckpt, ReplicateEverywhere({0, 1}));
+  EXPECT_EQ(r.status().code(), vmm::StatusCode::kResourceExhausted);
+  EXPECT_NE(r.status().message().find("on device 0, which has 1.0 MiB free"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(HmmTest, TruncatedCheckpointFailsCleanly) {

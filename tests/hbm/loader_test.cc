@@ -1,6 +1,7 @@
 #include "hbm/loader.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -118,6 +119,29 @@ TEST_F(LoaderTest, FileShrinkingDuringLoadIsCaught) {
   ASSERT_EQ(truncate(path_.c_str(), 4096 * 3), 0);
   auto s = Loader({}).Load({{path_, 0, len, buf.p}});
   EXPECT_EQ(s.status().code(), vmm::StatusCode::kDataLoss) << s.status().ToString();
+}
+
+// A path replaced by a FIFO or a directory after its header was read: refused by type at the
+// loader's open (O_DIRECT or buffered, io_uring or pread), never a read that waits for a writer.
+TEST_F(LoaderTest, NonRegularFilesAreRefusedByType) {
+  const std::string fifo = dir_.File("fifo.safetensors");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(mkdir(dir_.File("dir.safetensors").c_str(), 0700), 0);
+  AlignedBuffer buf(8192);
+  for (const auto& [path, type] : {std::pair<std::string, std::string>{fifo, "a FIFO"},
+                                   {dir_.File("dir.safetensors"), "a directory"}}) {
+    for (bool direct : {true, false}) {
+      LoaderOptions o;
+      o.direct_io = direct;
+      auto s = testing::Unblocked(fifo, [&] { return Loader(o).Load({{path, 0, 4096, buf.p}}); });
+      EXPECT_EQ(s.status().code(), vmm::StatusCode::kInvalidArgument) << s.status().ToString();
+      EXPECT_NE(s.status().message().find(path + ": is " + type), std::string::npos)
+          << s.status().message();
+    }
+    auto p = testing::Unblocked(fifo, [&] { return LoadWithPread({{path, 0, 4096, buf.p}}); });
+    EXPECT_NE(p.status().message().find(path + ": is " + type), std::string::npos)
+        << p.status().message();
+  }
 }
 
 TEST(LoaderOptionsTest, BadOptionsAreRefused) {

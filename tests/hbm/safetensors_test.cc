@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
+#include <limits>
 
 #include "test_files.h"
 
@@ -80,6 +83,28 @@ TEST(SafetensorsTest, CorruptionsGiveClearErrors) {
        12, -1, "overlap"},
       {"missing offsets", R"({"t":{"dtype":"F32","shape":[2]}})", 8, -1, "data_offsets"},
       {"bad metadata", R"({"__metadata__":{"k":1}})", 0, -1, "not a string"},
+      // Declared sizes against the file, and overflow.
+      {"header length near 2^63", R"({})", 0, std::numeric_limits<int64_t>::max(),
+       "exceeds the limit"},
+      {"end offset 2^64-1",
+       R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}})", 4, -1,
+       "outside the data section"},
+      {"both offsets past the end",
+       R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[4096,4100]}})", 4, -1,
+       "outside the data section"},
+      {"shape product overflows",
+       R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],)"
+       R"("data_offsets":[0,4]}})",
+       4, -1, "overflows"},
+      {"dimension 2^64-1",
+       R"({"t":{"dtype":"F32","shape":[18446744073709551615],)"
+       R"("data_offsets":[0,4]}})",
+       4, -1, "negative or non-integer"},
+      {"float dimension", R"({"t":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", 4, -1,
+       "non-integer"},
+      {"negative offset", R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})", 4, -1,
+       "two non-negative integers"},
+      {"entry not an object", R"({"t":[1,2]})", 0, -1, "not an object"},
   };
   for (const Case& c : cases) {
     vmm::Status s = ReadWithHeader(dir, c.header, c.data, c.declared);
@@ -129,6 +154,46 @@ TEST(SafetensorsTest, ShardedCheckpointWithIndex) {
   testing::WriteFile(dir.File("model.safetensors.index.json"),
                      R"({"weight_map":{"a.weight":"../evil.safetensors"}})");
   EXPECT_NE(OpenCheckpoint(dir.path()).status().message().find("leaves"), std::string::npos);
+}
+
+// A FIFO (whose open would block until a writer came) or a directory where a checkpoint file
+// belongs is refused by type, at once, naming the path.
+TEST(SafetensorsTest, NonRegularFilesAreRefusedByType) {
+  ScratchDir dir;
+  const std::string fifo = dir.File("model.safetensors");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto expect_refused = [&](const std::string& open_path, const std::string& bad_path,
+                            const std::string& type) {
+    auto c = testing::Unblocked(bad_path, [&] { return OpenCheckpoint(open_path); });
+    EXPECT_EQ(c.status().code(), vmm::StatusCode::kInvalidArgument) << c.status().ToString();
+    EXPECT_NE(c.status().message().find(bad_path + ": is " + type + ", not a regular file"),
+              std::string::npos)
+        << c.status().message();
+  };
+  // The file itself, and a directory holding it.
+  auto header = testing::Unblocked(fifo, [&] { return ReadSafetensorsHeader(fifo); });
+  EXPECT_NE(header.status().message().find("is a FIFO"), std::string::npos);
+  expect_refused(fifo, fifo, "a FIFO");
+  expect_refused(dir.path(), fifo, "a FIFO");
+  // A directory named like a shard.
+  ScratchDir d2;
+  ASSERT_EQ(mkdir(d2.File("model.safetensors").c_str(), 0700), 0);
+  expect_refused(d2.path(), d2.File("model.safetensors"), "a directory");
+  // The index as a FIFO, and as a directory.
+  ScratchDir d3;
+  ASSERT_TRUE(WriteSafetensors(d3.File("model-00001-of-00001.safetensors"), Sample()).ok());
+  const std::string index = d3.File("model.safetensors.index.json");
+  ASSERT_EQ(mkfifo(index.c_str(), 0600), 0);
+  expect_refused(d3.path(), index, "a FIFO");
+  ASSERT_EQ(unlink(index.c_str()), 0);
+  ASSERT_EQ(mkdir(index.c_str(), 0700), 0);
+  expect_refused(d3.path(), index, "a directory");
+  // A shard the index names that is a FIFO.
+  ScratchDir d4;
+  ASSERT_EQ(mkfifo(d4.File("model-00001-of-00001.safetensors").c_str(), 0600), 0);
+  testing::WriteFile(d4.File("model.safetensors.index.json"),
+                     R"({"weight_map":{"a.weight":"model-00001-of-00001.safetensors"}})");
+  expect_refused(d4.path(), d4.File("model-00001-of-00001.safetensors"), "a FIFO");
 }
 
 TEST(SafetensorsTest, DuplicateNamesAcrossShards) {

@@ -3,12 +3,15 @@
 #ifndef TESTS_HBM_TEST_FILES_H_
 #define TESTS_HBM_TEST_FILES_H_
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <random>
 #include <string>
 
@@ -30,10 +33,15 @@ class ScratchDir {
   std::string path_;
 };
 
+// Random bytes that are finite numbers whichever of F32, BF16 and F16 they are read as (bit 6
+// of every odd byte is clear: the top exponent bit of each little-endian 16-bit word, and of
+// each F32's high word), so that checkpoints made of them pass the loader's NaN/Inf check.
 inline std::string RandomBytes(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(rng() >> 56);
+  for (size_t i = 0; i < n; ++i) {
+    s[i] = static_cast<char>((rng() >> 56) & (i % 2 == 1 ? 0xbf : 0xff));
+  }
   return s;
 }
 
@@ -45,6 +53,20 @@ inline void WriteFile(const std::string& path, const std::string& bytes) {
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Runs `fn`, which must not block on the FIFO `fifo`. If it has not returned after a generous
+// minute, the test fails and a writer opens and closes the FIFO, so that a reader blocked in its
+// open or read gets EOF and the test ends instead of hanging.
+template <typename F>
+auto Unblocked(const std::string& fifo, F fn) -> decltype(fn()) {
+  auto f = std::async(std::launch::async, fn);
+  if (f.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    ADD_FAILURE() << "blocked on the FIFO " << fifo;
+    const int w = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (w >= 0) close(w);
+  }
+  return f.get();
 }
 
 }  // namespace emoe::hbm::testing

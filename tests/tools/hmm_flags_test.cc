@@ -39,6 +39,8 @@ TEST_F(HmmFlagsTest, HmmdDefaultsGiveTheLibraryDefaults) {
   EXPECT_EQ(o->loader.register_buffers, lib.loader.register_buffers);
   EXPECT_EQ(o->loader.progress_interval_s, lib.loader.progress_interval_s);
   EXPECT_EQ(o->copy_threads_per_device, lib.copy_threads_per_device);
+  EXPECT_TRUE(o->check_weights);
+  EXPECT_EQ(o->check_weights, lib.check_weights);
 }
 
 TEST_F(HmmFlagsTest, BinaryDefaultsAndCommandLine) {
@@ -58,6 +60,7 @@ TEST_F(HmmFlagsTest, BinaryDefaultsAndCommandLine) {
   ASSERT_FALSE(gflags::SetCommandLineOption("nodes", "0").empty());
   ASSERT_FALSE(gflags::SetCommandLineOption("page_size", "4k").empty());
   ASSERT_FALSE(gflags::SetCommandLineOption("chunk_kb", "256").empty());
+  ASSERT_FALSE(gflags::SetCommandLineOption("check_weights", "false").empty());
   auto o = HmmOptionsFromFlags();
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->devices.devices_per_node, 7);
@@ -70,6 +73,7 @@ TEST_F(HmmFlagsTest, BinaryDefaultsAndCommandLine) {
   EXPECT_TRUE(o->memory.populate);
   EXPECT_EQ(o->loader.chunk_bytes, 256u << 10);
   EXPECT_EQ(o->loader.progress_interval_s, 0.25);
+  EXPECT_FALSE(o->check_weights);
 }
 
 // A bad value is kInvalidArgument whose message starts with the flag.

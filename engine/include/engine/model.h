@@ -15,6 +15,7 @@
 #define ENGINE_MODEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,17 +48,37 @@ struct ModelConfig {
   int64_t max_position_embeddings = 4096;
   bool tie_word_embeddings = false;
 
-  // Every count positive, heads divisible by KV heads, top-k <= experts, sizes below 2^40 bytes.
+  // Every dimension within its bounds (vocab_size <= 2^24, hidden_size <= 2^16, expert width
+  // <= 2^18, layers, heads and head_dim <= 1024, experts <= 4096, positions <= 2^24: far above
+  // real models), heads divisible by KV heads, even head_dim, top-k <= experts, rope_theta and
+  // rms_norm_eps positive and finite, and the sizes the dimensions imply bounded: at most
+  // kMaxModelTensors tensors and kMaxModelParameters parameters. So a valid config never implies
+  // more than a bounded tensor list, and its products fit in 64 bits. kInvalidArgument naming the
+  // field ("config: field 'num_hidden_layers' must be 1..1024, got 2147483648").
   Status Validate() const;
   // A config.json that Hugging Face would read back (architecture-specific field names).
   std::string ToJson() const;
   // Bytes of one expert's three matrices at `dtype_bytes` per element.
   uint64_t ExpertBytes(int dtype_bytes) const;
+  // The number of tensors of ExpectedTensors and their elements, computed without listing them.
+  // Meaningful only within Validate's bounds (beyond them, wrapped unsigned arithmetic).
+  uint64_t NumTensors() const;
+  uint64_t ParameterCount() const;
 };
 
-// Parses config.json text; unknown architectures and missing fields are named in the error.
+// The bounds Validate applies to what a config implies (about 70 MiB of TensorSpecs at most),
+// and the largest config.json LoadModelConfig reads (real ones are a few KiB).
+inline constexpr uint64_t kMaxModelTensors = 1ull << 19;
+inline constexpr uint64_t kMaxModelParameters = 1ull << 41;
+inline constexpr uint64_t kMaxConfigBytes = 16ull << 20;
+
+// Parses config.json text. Every field is read by type through hbm::JsonReader (nothing throws,
+// whatever the text): a missing, wrongly typed or out-of-range field is kInvalidArgument naming
+// it ("config.json: field 'decoder_sparse_step' must be an integer, got a string"); optional
+// fields absent or null take the defaults above; then Validate.
 StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text);
-// Reads <dir>/config.json.
+// Reads <dir>/config.json (vmm::ReadRegularFile: a directory or a FIFO there is refused by
+// type, a file above kMaxConfigBytes by size) and parses it, errors naming the path.
 StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
 
 struct TensorSpec {
@@ -67,10 +88,19 @@ struct TensorSpec {
   int expert = -1;  // -1 for non-expert tensors
 };
 // Every tensor the architecture needs, in a fixed order (embeddings, layers, norm, head).
+// REQUIRES: config.Validate() is OK (which bounds the list to kMaxModelTensors).
 std::vector<TensorSpec> ExpectedTensors(const ModelConfig& config);
+// The same tensors, one at a time, without building the list; stops at (and returns) the first
+// status `visit` returns that is not OK.
+Status ForEachExpectedTensor(const ModelConfig& config,
+                             const std::function<Status(const TensorSpec&)>& visit);
 
 // Checks that the checkpoint has exactly the expected tensors with the expected shapes, in F32,
-// BF16 or F16: a missing, extra or misshapen tensor is named in the error.
+// BF16 or F16: a missing, extra or misshapen tensor is named in the error, with the totals the
+// config implies against the checkpoint's when they differ ("... (config.json implies 97 tensors,
+// 9437184 parameters; the checkpoint has 69 tensors, 6291456 parameters)"). The expected tensors
+// are visited one at a time and the walk stops at the first mismatch, so its cost is bounded by
+// the checkpoint, not by what the config claims.
 Status ValidateCheckpoint(const ModelConfig& config, const hbm::Checkpoint& checkpoint);
 
 struct GeneratorOptions {

@@ -1,5 +1,6 @@
 #include "engine/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -13,233 +14,109 @@ namespace emoe::engine {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const char* ArchitectureName(Architecture a) {
-  return a == Architecture::kMixtral ? "MixtralForCausalLM" : "Qwen3MoeForCausalLM";
-}
-
-Status ModelConfig::Validate() const {
-  const std::pair<const char*, int64_t> positive[] = {
-      {"vocab_size", vocab_size},
-      {"hidden_size", hidden_size},
-      {"moe_intermediate_size", moe_intermediate_size},
-      {"num_hidden_layers", num_hidden_layers},
-      {"num_attention_heads", num_attention_heads},
-      {"num_key_value_heads", num_key_value_heads},
-      {"head_dim", head_dim},
-      {"num_experts", num_experts},
-      {"num_experts_per_tok", num_experts_per_tok},
-      {"max_position_embeddings", max_position_embeddings}};
-  for (auto [name, v] : positive) {
-    if (v <= 0 || v > (int64_t{1} << 31)) {
-      return Status::InvalidArgument(std::string("config: ") + name + " = " + std::to_string(v) +
-                                     " must be positive and below 2^31");
-    }
-  }
-  if (num_attention_heads % num_key_value_heads != 0) {
-    return Status::InvalidArgument(
-        "config: num_attention_heads " + std::to_string(num_attention_heads) +
-        " is not a multiple of num_key_value_heads " + std::to_string(num_key_value_heads));
-  }
-  if (head_dim % 2 != 0) {
-    return Status::InvalidArgument("config: head_dim " + std::to_string(head_dim) +
-                                   " must be even for RoPE");
-  }
-  if (num_experts_per_tok > num_experts) {
-    return Status::InvalidArgument("config: num_experts_per_tok " +
-                                   std::to_string(num_experts_per_tok) + " exceeds num_experts " +
-                                   std::to_string(num_experts));
-  }
-  if (!(rms_norm_eps > 0) || !(rope_theta > 0)) {
-    return Status::InvalidArgument("config: rms_norm_eps and rope_theta must be positive");
-  }
-  const double total = static_cast<double>(ExpertBytes(2)) * num_experts * num_hidden_layers +
-                       2.0 * vocab_size * hidden_size * 2;
-  if (total > std::pow(2.0, 40)) {
-    return Status::InvalidArgument("config: the model would exceed 1 TiB");
-  }
-  return Status::Ok();
-}
-
-uint64_t ModelConfig::ExpertBytes(int dtype_bytes) const {
-  return 3ull * hidden_size * moe_intermediate_size * dtype_bytes;
-}
-
-std::string ModelConfig::ToJson() const {
-  json j;
-  j["architectures"] = {ArchitectureName(architecture)};
-  j["vocab_size"] = vocab_size;
-  j["hidden_size"] = hidden_size;
-  j["num_hidden_layers"] = num_hidden_layers;
-  j["num_attention_heads"] = num_attention_heads;
-  j["num_key_value_heads"] = num_key_value_heads;
-  j["head_dim"] = head_dim;
-  j["num_experts_per_tok"] = num_experts_per_tok;
-  j["rope_theta"] = rope_theta;
-  j["rms_norm_eps"] = rms_norm_eps;
-  j["max_position_embeddings"] = max_position_embeddings;
-  j["tie_word_embeddings"] = tie_word_embeddings;
-  j["torch_dtype"] = "bfloat16";
-  if (architecture == Architecture::kMixtral) {
-    j["model_type"] = "mixtral";
-    j["intermediate_size"] = moe_intermediate_size;
-    j["num_local_experts"] = num_experts;
-  } else {
-    j["model_type"] = "qwen3_moe";
-    j["intermediate_size"] = intermediate_size;
-    j["moe_intermediate_size"] = moe_intermediate_size;
-    j["num_experts"] = num_experts;
-    j["norm_topk_prob"] = norm_topk_prob;
-    j["decoder_sparse_step"] = 1;
-    j["mlp_only_layers"] = json::array();
-  }
-  return j.dump(2);
-}
-
-StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text) {
-  json j = json::parse(json_text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return Status::DataLoss("config.json is not a JSON object");
-  if (!j.contains("architectures") || !j["architectures"].is_array() ||
-      j["architectures"].empty() || !j["architectures"][0].is_string()) {
-    return Status::DataLoss("config.json has no architectures list");
-  }
-  const std::string arch = j["architectures"][0];
-  ModelConfig c;
-  if (arch == "MixtralForCausalLM") {
-    c.architecture = Architecture::kMixtral;
-  } else if (arch == "Qwen3MoeForCausalLM") {
-    c.architecture = Architecture::kQwen3Moe;
-  } else {
-    return Status::InvalidArgument("unsupported architecture '" + arch +
-                                   "' (supported: MixtralForCausalLM, Qwen3MoeForCausalLM)");
-  }
+Status ForEachExpectedTensor(const ModelConfig& c,
+                             const std::function<Status(const TensorSpec&)>& visit) {
+  const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
+                kv = c.num_key_value_heads * c.head_dim, f = c.moe_intermediate_size;
+  VMM_RETURN_IF_ERROR(visit({"model.embed_tokens.weight", {c.vocab_size, h}}));
   const bool mixtral = c.architecture == Architecture::kMixtral;
-  auto get_int = [&](const char* key, int64_t* out, bool required) -> Status {
-    if (!j.contains(key)) {
-      return required ? Status::DataLoss(std::string("config.json: missing '") + key + "'")
-                      : Status::Ok();
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    VMM_RETURN_IF_ERROR(visit({p + "input_layernorm.weight", {h}, l}));
+    VMM_RETURN_IF_ERROR(visit({p + "self_attn.q_proj.weight", {q, h}, l}));
+    VMM_RETURN_IF_ERROR(visit({p + "self_attn.k_proj.weight", {kv, h}, l}));
+    VMM_RETURN_IF_ERROR(visit({p + "self_attn.v_proj.weight", {kv, h}, l}));
+    VMM_RETURN_IF_ERROR(visit({p + "self_attn.o_proj.weight", {h, q}, l}));
+    if (!mixtral) {
+      VMM_RETURN_IF_ERROR(visit({p + "self_attn.q_norm.weight", {c.head_dim}, l}));
+      VMM_RETURN_IF_ERROR(visit({p + "self_attn.k_norm.weight", {c.head_dim}, l}));
     }
-    if (!j[key].is_number_integer()) {
-      return Status::DataLoss(std::string("config.json: '") + key + "' is not an integer");
-    }
-    *out = j[key].get<int64_t>();
-    return Status::Ok();
-  };
-  VMM_RETURN_IF_ERROR(get_int("vocab_size", &c.vocab_size, true));
-  VMM_RETURN_IF_ERROR(get_int("hidden_size", &c.hidden_size, true));
-  VMM_RETURN_IF_ERROR(get_int("intermediate_size", &c.intermediate_size, mixtral));
-  VMM_RETURN_IF_ERROR(get_int("num_hidden_layers", &c.num_hidden_layers, true));
-  VMM_RETURN_IF_ERROR(get_int("num_attention_heads", &c.num_attention_heads, true));
-  c.num_key_value_heads = c.num_attention_heads;
-  VMM_RETURN_IF_ERROR(get_int("num_key_value_heads", &c.num_key_value_heads, false));
-  VMM_RETURN_IF_ERROR(get_int("num_experts_per_tok", &c.num_experts_per_tok, true));
-  VMM_RETURN_IF_ERROR(get_int("max_position_embeddings", &c.max_position_embeddings, false));
-  if (mixtral) {
-    c.moe_intermediate_size = c.intermediate_size;
-    VMM_RETURN_IF_ERROR(get_int("num_local_experts", &c.num_experts, true));
-    c.norm_topk_prob = true;
-  } else {
-    VMM_RETURN_IF_ERROR(get_int("moe_intermediate_size", &c.moe_intermediate_size, true));
-    VMM_RETURN_IF_ERROR(get_int("num_experts", &c.num_experts, true));
-    if (j.contains("norm_topk_prob") && j["norm_topk_prob"].is_boolean()) {
-      c.norm_topk_prob = j["norm_topk_prob"];
-    }
-    if (j.contains("mlp_only_layers") && j["mlp_only_layers"].is_array() &&
-        !j["mlp_only_layers"].empty()) {
-      return Status::InvalidArgument("config.json: dense mlp_only_layers are not supported");
-    }
-    if (j.value("decoder_sparse_step", 1) != 1) {
-      return Status::InvalidArgument("config.json: decoder_sparse_step != 1 is not supported");
+    VMM_RETURN_IF_ERROR(visit({p + "post_attention_layernorm.weight", {h}, l}));
+    const std::string moe = p + (mixtral ? "block_sparse_moe." : "mlp.");
+    VMM_RETURN_IF_ERROR(visit({moe + "gate.weight", {c.num_experts, h}, l}));
+    for (int e = 0; e < c.num_experts; ++e) {
+      const std::string x = moe + "experts." + std::to_string(e) + ".";
+      VMM_RETURN_IF_ERROR(visit({x + (mixtral ? "w1" : "gate_proj") + ".weight", {f, h}, l, e}));
+      if (mixtral) {
+        VMM_RETURN_IF_ERROR(visit({x + "w2.weight", {h, f}, l, e}));
+        VMM_RETURN_IF_ERROR(visit({x + "w3.weight", {f, h}, l, e}));
+      } else {
+        VMM_RETURN_IF_ERROR(visit({x + "up_proj.weight", {f, h}, l, e}));
+        VMM_RETURN_IF_ERROR(visit({x + "down_proj.weight", {h, f}, l, e}));
+      }
     }
   }
-  c.head_dim =
-      c.hidden_size > 0 && c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0;
-  VMM_RETURN_IF_ERROR(get_int("head_dim", &c.head_dim, false));
-  if (j.contains("rope_theta") && j["rope_theta"].is_number()) c.rope_theta = j["rope_theta"];
-  if (j.contains("rms_norm_eps") && j["rms_norm_eps"].is_number()) {
-    c.rms_norm_eps = j["rms_norm_eps"];
-  }
-  if (j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean()) {
-    c.tie_word_embeddings = j["tie_word_embeddings"];
-  }
-  VMM_RETURN_IF_ERROR(c.Validate());
-  return c;
-}
-
-StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
-  const std::string path = (fs::path(model_dir) / "config.json").string();
-  std::ifstream in(path);
-  if (!in) return Status::NotFound(path + " does not exist");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto c = ParseModelConfig(text);
-  if (!c.ok()) {
-    Status s = c.status();
-    return s.Annotate(path);
-  }
-  return c;
+  VMM_RETURN_IF_ERROR(visit({"model.norm.weight", {h}}));
+  if (!c.tie_word_embeddings) VMM_RETURN_IF_ERROR(visit({"lm_head.weight", {c.vocab_size, h}}));
+  return Status::Ok();
 }
 
 std::vector<TensorSpec> ExpectedTensors(const ModelConfig& c) {
   std::vector<TensorSpec> out;
-  const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim, f = c.moe_intermediate_size;
-  out.push_back({"model.embed_tokens.weight", {c.vocab_size, h}});
-  const bool mixtral = c.architecture == Architecture::kMixtral;
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    out.push_back({p + "input_layernorm.weight", {h}, l});
-    out.push_back({p + "self_attn.q_proj.weight", {q, h}, l});
-    out.push_back({p + "self_attn.k_proj.weight", {kv, h}, l});
-    out.push_back({p + "self_attn.v_proj.weight", {kv, h}, l});
-    out.push_back({p + "self_attn.o_proj.weight", {h, q}, l});
-    if (!mixtral) {
-      out.push_back({p + "self_attn.q_norm.weight", {c.head_dim}, l});
-      out.push_back({p + "self_attn.k_norm.weight", {c.head_dim}, l});
-    }
-    out.push_back({p + "post_attention_layernorm.weight", {h}, l});
-    const std::string moe = p + (mixtral ? "block_sparse_moe." : "mlp.");
-    out.push_back({moe + "gate.weight", {c.num_experts, h}, l});
-    for (int e = 0; e < c.num_experts; ++e) {
-      const std::string x = moe + "experts." + std::to_string(e) + ".";
-      if (mixtral) {
-        out.push_back({x + "w1.weight", {f, h}, l, e});
-        out.push_back({x + "w2.weight", {h, f}, l, e});
-        out.push_back({x + "w3.weight", {f, h}, l, e});
-      } else {
-        out.push_back({x + "gate_proj.weight", {f, h}, l, e});
-        out.push_back({x + "up_proj.weight", {f, h}, l, e});
-        out.push_back({x + "down_proj.weight", {h, f}, l, e});
-      }
-    }
-  }
-  out.push_back({"model.norm.weight", {h}});
-  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, h}});
+  out.reserve(std::min(c.NumTensors(), kMaxModelTensors));
+  Status s = ForEachExpectedTensor(c, [&out](const TensorSpec& t) {
+    out.push_back(t);
+    return Status::Ok();
+  });
+  (void)s;  // the visitor never fails
   return out;
 }
 
+namespace {
+
+std::string ShapeString(const std::vector<int64_t>& v) {
+  std::string o = "[";
+  for (size_t i = 0; i < v.size(); ++i) o += (i ? ", " : "") + std::to_string(v[i]);
+  return o + "]";
+}
+
+}  // namespace
+
 Status ValidateCheckpoint(const ModelConfig& config, const hbm::Checkpoint& checkpoint) {
-  std::set<std::string> expected;
-  for (const TensorSpec& s : ExpectedTensors(config)) {
-    expected.insert(s.name);
+  VMM_RETURN_IF_ERROR(config.Validate());
+  uint64_t have_params = 0;
+  for (const hbm::TensorInfo& t : checkpoint.tensors) have_params += t.num_elements();
+  const uint64_t want_tensors = config.NumTensors(), want_params = config.ParameterCount();
+  const bool totals_differ =
+      want_tensors != checkpoint.tensors.size() || want_params != have_params;
+  // The totals, compared before any tensor is listed, say how far apart the two are.
+  auto with_totals = [&](const std::string& m) {
+    if (!totals_differ) return Status::DataLoss(m);
+    return Status::DataLoss(m + " (the config implies " + std::to_string(want_tensors) +
+                            " tensors, " + std::to_string(want_params) +
+                            " parameters; the checkpoint has " +
+                            std::to_string(checkpoint.tensors.size()) + " tensors, " +
+                            std::to_string(have_params) + " parameters)");
+  };
+  // Walked, not listed: stops at the first tensor the checkpoint lacks, so at most
+  // checkpoint.tensors.size() + 1 specs are made, whatever the config claims.
+  uint64_t matched = 0;
+  VMM_RETURN_IF_ERROR(ForEachExpectedTensor(config, [&](const TensorSpec& s) -> Status {
     const hbm::TensorInfo* t = checkpoint.Find(s.name);
     if (t == nullptr) {
-      return Status::DataLoss("checkpoint lacks tensor '" + s.name + "' required by " +
-                              ArchitectureName(config.architecture));
+      return with_totals("checkpoint lacks tensor '" + s.name + "' required by " +
+                         ArchitectureName(config.architecture));
     }
     if (t->shape != s.shape) {
-      auto str = [](const std::vector<int64_t>& v) {
-        std::string o = "[";
-        for (size_t i = 0; i < v.size(); ++i) o += (i ? ", " : "") + std::to_string(v[i]);
-        return o + "]";
-      };
-      return Status::DataLoss("tensor '" + s.name + "' in " + t->file + " has shape " +
-                              str(t->shape) + ", the config needs " + str(s.shape));
+      return with_totals("tensor '" + s.name + "' in " + t->file + " has shape " +
+                         ShapeString(t->shape) + ", the config needs " + ShapeString(s.shape));
     }
-  }
+    ++matched;
+    return Status::Ok();
+  }));
+  if (matched == checkpoint.tensors.size()) return Status::Ok();
+  // Every expected tensor is there (so there are at most as many as the checkpoint's): name an
+  // extra one.
+  std::set<std::string> expected;
+  Status listed = ForEachExpectedTensor(config, [&expected](const TensorSpec& s) {
+    expected.insert(s.name);
+    return Status::Ok();
+  });
+  (void)listed;  // the visitor never fails
   for (const hbm::TensorInfo& t : checkpoint.tensors) {
     if (!expected.count(t.name)) {
-      return Status::DataLoss("checkpoint has tensor '" + t.name + "' that " +
-                              ArchitectureName(config.architecture) + " does not use");
+      return with_totals("checkpoint has tensor '" + t.name + "' that " +
+                         ArchitectureName(config.architecture) + " does not use");
     }
   }
   return Status::Ok();

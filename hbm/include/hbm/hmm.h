@@ -7,9 +7,13 @@
 // tensors return their pages only when nobody (the group's other tensors, an attached instance's
 // mapping) uses them any more.
 //
-// Failure atomicity: LoadCheckpoint validates everything first (names, devices, capacity), then
-// allocates, reads and copies; on any failure every extent it allocated is released and the
-// registry is unchanged.
+// With HmmOptions::check_weights, each tensor read from disk is scanned for NaN/Inf before its
+// replicas are copied; a load with any fails (kDataLoss naming the tensor) like any other error.
+//
+// Failure atomicity: LoadCheckpoint validates everything first (names, devices, and capacity:
+// the extents it would allocate, per device and usage, against the arenas' and the devices' free
+// bytes), then allocates, reads and copies; on any failure every extent it allocated is released
+// and the registry is unchanged.
 //
 // Thread safety: all methods may be called from any thread; the registry is guarded by a
 // vmm::Mutex (GUARDED_BY), loads are serialized by another.
@@ -35,6 +39,9 @@ struct HmmOptions {
   DeviceMemoryOptions memory;
   LoaderOptions loader;
   int copy_threads_per_device = 0;  // 0 = one per device CPU, at most 8
+  // Scan what each load reads from disk for NaN and Inf (hbm/weight_check.h) and refuse a load
+  // that has any, naming the tensor. false: load them as they are.
+  bool check_weights = true;
 };
 
 struct TensorRecord {
@@ -68,6 +75,8 @@ struct LoadReport {
   uint64_t bytes_p2p = 0;        // tensor bytes copied device to device
   double disk_seconds = 0;
   double p2p_seconds = 0;
+  uint64_t bytes_checked = 0;  // tensor bytes scanned for NaN/Inf (0: check_weights off)
+  double check_seconds = 0;
   LoadStats disk;
   std::string ToString() const;
 };

@@ -8,7 +8,10 @@
 //   "hmmd: malformed stats reply: field 'devices[1].usage[2].kind' is required".
 // The Status code is the reader's: kInvalidArgument for requests (the sender's mistake),
 // kDataLoss for replies (a broken peer). Numbers are checked against the type asked for (an
-// int field holding 4294967296 or -1 for a uint64_t is refused, never wrapped).
+// int field holding 4294967296 or -1 for a uint64_t is refused, never wrapped), and a scalar of
+// the wrong type says what it got ("field 'decoder_sparse_step' must be an integer, got a
+// string"; "... must be an integer, got 1.5"). Only type-checked nlohmann accessors are called:
+// no exception escapes, whatever the value.
 //
 // Thread safety: a JsonReader is a view of a json value it does not own; the value must outlive
 // it and not change meanwhile. Distinct readers may be used from distinct threads.
@@ -67,6 +70,8 @@ class JsonReader {
   // Optional fields: `def` when the key is absent; a present, wrongly typed one still fails.
   StatusOr<bool> Bool(const std::string& key, bool def) const;
   StatusOr<int> Int(const std::string& key, int def) const;
+  StatusOr<int64_t> Int64(const std::string& key, int64_t def) const;
+  StatusOr<double> Double(const std::string& key, double def) const;
   StatusOr<uint64_t> U64(const std::string& key, uint64_t def) const;
   StatusOr<std::string> Str(const std::string& key, const std::string& def) const;
 
@@ -80,6 +85,8 @@ class JsonReader {
   Status Missing(const std::string& field) const;
   // "<what>: field '<path><field>' <message>" (a value of the right type that is not allowed).
   Status Invalid(const std::string& field, const std::string& message) const;
+  // Bad(field, "<type>, got <what v is>"): a number as written, else its JSON type.
+  Status Mismatch(const std::string& field, const std::string& type, const nlohmann::json& v) const;
   // A reader of another value at "<path><field>." (e.g. an element of an array of arrays).
   JsonReader Nested(const nlohmann::json& v, const std::string& field) const;
 

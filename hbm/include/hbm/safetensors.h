@@ -6,6 +6,8 @@
 // then the data section; offsets are relative to its start. Sharded checkpoints have an index
 // (model.safetensors.index.json: {"weight_map": {"name": "model-00001-of-00002.safetensors"}}).
 //
+// Every file is opened through vmm::OpenRegularFile: a FIFO, a directory or a device given as a
+// shard or an index is refused by type (kInvalidArgument naming the path) before it is read.
 // Every field is bounds-checked; errors are kDataLoss (or kNotFound / kInvalidArgument) naming the
 // file and the tensor: truncated file, header larger than kMaxHeaderBytes or than the file,
 // malformed JSON, unknown dtype, negative or overflowing shapes, offsets out of range, reversed
@@ -33,6 +35,8 @@ uint64_t DTypeSize(DType d);
 StatusOr<DType> ParseDType(const std::string& s);
 
 inline constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+// model.safetensors.index.json: real ones are at most a few MiB (one line per tensor).
+inline constexpr uint64_t kMaxIndexBytes = 64ull << 20;
 
 struct TensorInfo {
   std::string name;

@@ -210,9 +210,14 @@ Status FromJson(const JsonReader& r, LoadStats* out) {
 }
 
 json ToJson(const LoadReport& r) {
-  return json{{"tensors", r.tensors},         {"bytes_from_disk", r.bytes_from_disk},
-              {"bytes_p2p", r.bytes_p2p},     {"disk_seconds", r.disk_seconds},
-              {"p2p_seconds", r.p2p_seconds}, {"disk", ToJson(r.disk)}};
+  return json{{"tensors", r.tensors},
+              {"bytes_from_disk", r.bytes_from_disk},
+              {"bytes_p2p", r.bytes_p2p},
+              {"disk_seconds", r.disk_seconds},
+              {"p2p_seconds", r.p2p_seconds},
+              {"disk", ToJson(r.disk)},
+              {"bytes_checked", r.bytes_checked},
+              {"check_seconds", r.check_seconds}};
 }
 
 Status FromJson(const JsonReader& r, LoadReport* out) {
@@ -221,6 +226,8 @@ Status FromJson(const JsonReader& r, LoadReport* out) {
   VMM_ASSIGN_OR_RETURN(out->bytes_p2p, r.U64("bytes_p2p"));
   VMM_ASSIGN_OR_RETURN(out->disk_seconds, r.Double("disk_seconds"));
   VMM_ASSIGN_OR_RETURN(out->p2p_seconds, r.Double("p2p_seconds"));
+  VMM_ASSIGN_OR_RETURN(out->bytes_checked, r.U64("bytes_checked", 0));
+  VMM_ASSIGN_OR_RETURN(out->check_seconds, r.Double("check_seconds", 0.0));
   VMM_ASSIGN_OR_RETURN(JsonReader disk, r.Object("disk"));
   return FromJson(disk, &out->disk);
 }
@@ -274,7 +281,8 @@ json ToJson(const HmmOptions& o) {
                 {"direct_io", l.direct_io},
                 {"register_buffers", l.register_buffers},
                 {"progress_interval_s", l.progress_interval_s}}},
-              {"copy_threads_per_device", o.copy_threads_per_device}};
+              {"copy_threads_per_device", o.copy_threads_per_device},
+              {"check_weights", o.check_weights}};
 }
 
 Status FromJson(const JsonReader& r, HmmOptions* out) {
@@ -305,6 +313,7 @@ Status FromJson(const JsonReader& r, HmmOptions* out) {
   VMM_ASSIGN_OR_RETURN(out->loader.register_buffers, l.Bool("register_buffers"));
   VMM_ASSIGN_OR_RETURN(out->loader.progress_interval_s, l.Double("progress_interval_s"));
   VMM_ASSIGN_OR_RETURN(out->copy_threads_per_device, r.Int("copy_threads_per_device"));
+  VMM_ASSIGN_OR_RETURN(out->check_weights, r.Bool("check_weights", true));
   return Status::Ok();
 }
 

@@ -55,7 +55,8 @@ Status FromJson(const JsonReader& r, LoadReport* out);
 json ToJson(const PlacementTable& t);
 Status PlacementFromJson(const JsonReader& r, const std::string& key, PlacementTable* out);
 // HmmOptions as hmmd's launcher sends it ("devices", "memory", "loader",
-// "copy_threads_per_device"). LoaderOptions::progress (a callback) does not travel.
+// "copy_threads_per_device", "check_weights": optional, default true). LoaderOptions::progress
+// (a callback) does not travel. LoadReport's "bytes_checked"/"check_seconds" are optional (0).
 json ToJson(const HmmOptions& o);
 Status FromJson(const JsonReader& r, HmmOptions* out);
 

@@ -52,6 +52,25 @@ Status JsonReader::Invalid(const std::string& field, const std::string& message)
   return Status(code_, 0, what_ + ": field '" + path_ + field + "' " + message);
 }
 
+Status JsonReader::Mismatch(const std::string& field, const std::string& type,
+                            const json& v) const {
+  std::string got;
+  if (v.is_number()) {
+    got = v.dump();  // the number as written: "1.5", "-1", "1e+30"
+  } else if (v.is_boolean()) {
+    got = v.get<bool>() ? "true" : "false";
+  } else if (v.is_string()) {
+    got = "a string";
+  } else if (v.is_array()) {
+    got = "an array";
+  } else if (v.is_object()) {
+    got = "an object";
+  } else {
+    got = "null";
+  }
+  return Bad(field, type + ", got " + got);
+}
+
 JsonReader JsonReader::Nested(const json& v, const std::string& field) const {
   return JsonReader(v, what_, code_, path_ + field + ".");
 }
@@ -59,30 +78,30 @@ JsonReader JsonReader::Nested(const json& v, const std::string& field) const {
 StatusOr<int64_t> JsonReader::ToInt64(const json& v, const std::string& field) const {
   if (v.is_number_unsigned()) {
     if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return Bad(field, "a 64-bit integer");
+      return Mismatch(field, "a 64-bit integer", v);
     }
     return static_cast<int64_t>(v.get<uint64_t>());
   }
-  if (!v.is_number_integer()) return Bad(field, "an integer");
+  if (!v.is_number_integer()) return Mismatch(field, "an integer", v);
   return v.get<int64_t>();
 }
 
 StatusOr<int> JsonReader::ToInt(const json& v, const std::string& field) const {
   VMM_ASSIGN_OR_RETURN(int64_t i, ToInt64(v, field));
   if (i < std::numeric_limits<int>::min() || i > std::numeric_limits<int>::max()) {
-    return Bad(field, "an int");
+    return Mismatch(field, "an int", v);
   }
   return static_cast<int>(i);
 }
 
 StatusOr<std::string> JsonReader::ToStr(const json& v, const std::string& field) const {
-  if (!v.is_string()) return Bad(field, "a string");
+  if (!v.is_string()) return Mismatch(field, "a string", v);
   return v.get<std::string>();
 }
 
 StatusOr<bool> JsonReader::Bool(const std::string& key) const {
   VMM_ASSIGN_OR_RETURN(const json* v, Get(key));
-  if (!v->is_boolean()) return Bad(key, "a boolean");
+  if (!v->is_boolean()) return Mismatch(key, "a boolean", *v);
   return v->get<bool>();
 }
 
@@ -98,13 +117,13 @@ StatusOr<int64_t> JsonReader::Int64(const std::string& key) const {
 
 StatusOr<uint64_t> JsonReader::U64(const std::string& key) const {
   VMM_ASSIGN_OR_RETURN(const json* v, Get(key));
-  if (!v->is_number_unsigned()) return Bad(key, "a non-negative integer");
+  if (!v->is_number_unsigned()) return Mismatch(key, "a non-negative integer", *v);
   return v->get<uint64_t>();
 }
 
 StatusOr<double> JsonReader::Double(const std::string& key) const {
   VMM_ASSIGN_OR_RETURN(const json* v, Get(key));
-  if (!v->is_number()) return Bad(key, "a number");
+  if (!v->is_number()) return Mismatch(key, "a number", *v);
   return v->get<double>();
 }
 
@@ -176,6 +195,12 @@ StatusOr<bool> JsonReader::Bool(const std::string& key, bool def) const {
 }
 StatusOr<int> JsonReader::Int(const std::string& key, int def) const {
   return Has(key) ? Int(key) : def;
+}
+StatusOr<int64_t> JsonReader::Int64(const std::string& key, int64_t def) const {
+  return Has(key) ? Int64(key) : def;
+}
+StatusOr<double> JsonReader::Double(const std::string& key, double def) const {
+  return Has(key) ? Double(key) : def;
 }
 StatusOr<uint64_t> JsonReader::U64(const std::string& key, uint64_t def) const {
   return Has(key) ? U64(key) : def;

@@ -18,6 +18,7 @@
 
 #include "vmm/arena.h"
 #include "vmm/fd_passing.h"
+#include "vmm/file.h"
 #include "vmm/host.h"
 #include "vmm/os.h"
 #include "vmm/page_allocator.h"
