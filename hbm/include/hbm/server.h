@@ -8,7 +8,9 @@
 //   {"op":"ping"}                                   -> {"ok":true}
 //   {"op":"attach","device":-1,"writable":false,"kv":false,"tensors":true}
 //       -> {"ok":true,"arenas":[...],"tensors":[...],"kv":[{"device":d,"arena":i},...]}
-//       + one memfd per arena (read-only file descriptions unless writable is allowed); with
+//       + one memfd per arena (read-only file descriptions unless writable is allowed; weights
+//       and experts arenas are sealed against writes, DeviceMemoryOptions::seal_weights, so not
+//       even a reopen of the fd through /proc/PID/fd can map them writable); with
 //       "kv", also each device's KV arena, read-write (instances write KV; ServerOptions::share_kv)
 //       Each tensor names its arena, offset, size and its extent (extent_offset, extent_size:
 //       the pages it shares with its group, e.g. one expert), so a client can map expert slots.
@@ -86,8 +88,10 @@ struct ServerOptions {
   std::string socket_path;  // required by Start(); Adopt() alone needs none
   mode_t socket_mode = 0600;
   std::set<uid_t> allowed_uids;  // besides the server's own uid
-  bool allow_writable = false;   // let clients map weight arenas writable (tests only)
-  bool share_kv = true;          // pass KV arenas (read-write) to clients that ask ("kv": true)
+  // Tests only: let clients attach weights writable. Only an Hmm created without
+  // DeviceMemoryOptions::seal_weights can be: a sealed arena is FAILED_PRECONDITION.
+  bool allow_writable = false;
+  bool share_kv = true;  // pass KV arenas (read-write) to clients that ask ("kv": true)
   int max_clients = 64;
 };
 

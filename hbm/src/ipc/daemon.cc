@@ -51,6 +51,9 @@ void LogDevices(Hmm& hmm) {
               << (arena ? std::string(", pages ") + vmm::PageKindName(arena->kind()) : "")
               << (arena && !arena->fallback_reason().empty()
                       ? " (fallback: " + arena->fallback_reason() + ")"
+                      : "")
+              << (arena && !arena->seal_note().empty()
+                      ? " (weights not sealed: " + arena->seal_note() + ")"
                       : "");
   }
   if (!hmm.page_note().empty()) LOG(INFO) << "pages: " << hmm.page_note();
@@ -87,6 +90,8 @@ int RunDaemon(DaemonOptions o, const sigset_t& stop) {
     if (!start.ok()) return FailStartup(o.control, false, start.status());
     hmm_options = std::move(*start);
   }
+  // Sealing the weights is the daemon's decision (hbm/daemon.h), never its launcher's.
+  hmm_options.memory.seal_weights = !o.allow_writable;
   auto hmm = Setup(o, hmm_options);
   if (!hmm.ok()) return FailStartup(o.control, launched, hmm.status());
 
