@@ -81,6 +81,7 @@
 #include "vmm/fd_passing.h"
 #include "vmm/mutex.h"
 #include "vmm/unique_fd.h"
+#include "vmm/unix_socket.h"
 
 namespace emoe::hbm {
 
@@ -129,15 +130,21 @@ class HmmServer {
   HmmServer(Hmm* hmm, ServerOptions options) : hmm_(hmm), options_(std::move(options)) {}
   ~HmmServer() { Stop(); }
 
-  // Binds and listens (replacing a stale socket file), then accepts on a background thread.
+  // Takes the socket path (vmm::OwnedUnixSocket: a lock file beside it, refused with
+  // kAlreadyExists naming the path and the other server's pid while a live server answers there
+  // or holds the lock; a stale socket file is replaced), listens, then accepts on a background
+  // thread.
   Status Start();
+  // The same on a socket taken earlier (hmmd takes it before creating any memory, so a second
+  // daemon on a live one's path fails at once). Connections wait in its backlog until now.
+  Status Start(vmm::OwnedUnixSocket listener);
   // Serves `fd`, a connected socket (e.g. one end of a socketpair inherited from a launcher), on
   // a thread of its own, like an accepted connection (with or without Start()). The peer's uid
   // must be allowed (kPermissionDenied otherwise; `fd` is closed). `on_close`, if set, runs on
   // that thread when the peer closes the connection (not when Stop() ends it).
   Status Adopt(vmm::UniqueFd fd, std::function<void()> on_close = nullptr);
   // Stops accepting, disconnects clients (adopted ones too), joins threads, removes the socket
-  // file. Connections' KV memory is freed.
+  // file if it is still the one Start() created, and its lock. Connections' KV memory is freed.
   void Stop();
 
   uint64_t connections_accepted() const { return accepted_.load(); }
@@ -153,15 +160,14 @@ class HmmServer {
 
   Hmm* hmm_;
   ServerOptions options_;
-  CheckpointCache checkpoints_;  // shared by all connections
-  vmm::UniqueFd listen_fd_;
+  CheckpointCache checkpoints_;    // shared by all connections
+  vmm::OwnedUnixSocket listener_;  // the socket file and its lock, while Start()ed
   vmm::UniqueFd wake_r_, wake_w_;  // wakes the accept loop on Stop
   std::thread acceptor_;
   vmm::Mutex mu_;
   vmm::CondVar idle_cv_;                    // signalled when a client thread ends
   int active_clients_ GUARDED_BY(mu_) = 0;  // detached client threads still running
   std::set<int> client_fds_ GUARDED_BY(mu_);
-  bool listening_ = false;  // the socket file is ours to remove
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> accepted_{0}, refused_{0}, served_{0};
 };

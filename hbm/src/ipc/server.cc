@@ -22,9 +22,17 @@ StatusOr<std::shared_ptr<const Checkpoint>> CheckpointCache::Open(const std::str
 }
 
 Status HmmServer::Start() {
-  VMM_ASSIGN_OR_RETURN(listen_fd_, vmm::ListenUnixSocket(options_.socket_path, options_.socket_mode,
-                                                         /*backlog=*/64));
-  listening_ = true;  // the file is ours: Stop() removes it
+  // Refuses a path a live server answers on or whose lock another server holds; Stop() removes
+  // the file only while it is still ours.
+  VMM_ASSIGN_OR_RETURN(vmm::OwnedUnixSocket listener,
+                       vmm::OwnedUnixSocket::Listen(options_.socket_path, options_.socket_mode,
+                                                    /*backlog=*/64));
+  return Start(std::move(listener));
+}
+
+Status HmmServer::Start(vmm::OwnedUnixSocket listener) {
+  if (!listener.valid()) return Status::InvalidArgument("hmmd: start without a listening socket");
+  listener_ = std::move(listener);
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno(errno, "hmmd", "pipe2");
   wake_r_.Reset(p[0]);
@@ -44,10 +52,7 @@ void HmmServer::Stop() {
     for (int fd : client_fds_) shutdown(fd, SHUT_RDWR);  // unblocks their recv
     while (active_clients_ != 0) idle_cv_.Wait(&mu_);
   }
-  if (listening_) {
-    unlink(options_.socket_path.c_str());
-    listening_ = false;
-  }
+  listener_.Remove();
 }
 
 Status HmmServer::CheckPeer(int fd) const {
@@ -87,11 +92,11 @@ Status HmmServer::Adopt(vmm::UniqueFd fd, std::function<void()> on_close) {
 
 void HmmServer::AcceptLoop() {
   for (;;) {
-    pollfd pf[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_r_.get(), POLLIN, 0}};
+    pollfd pf[2] = {{listener_.fd(), POLLIN, 0}, {wake_r_.get(), POLLIN, 0}};
     if (poll(pf, 2, -1) < 0 && errno != EINTR) return;
     if (stopping_) return;
     if (!(pf[0].revents & POLLIN)) continue;
-    const int fd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    const int fd = accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     Status refusal = CheckPeer(fd);
     vmm::MutexLock l(&mu_);
