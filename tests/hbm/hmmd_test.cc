@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "hbm/client.h"
 #include "test_files.h"
@@ -89,16 +90,26 @@ TEST(HmmdTest, BadCheckpointExitsWithError) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
 }
 
-// Starts an empty hmmd on `sock` with small 4 KiB arenas, its stderr into `log`.
-pid_t StartEmptyHmmd(const std::string& sock, const std::string& log) {
+// Starts an empty hmmd on `sock` with small 4 KiB arenas and `extra` flags, its stderr into `log`.
+pid_t StartEmptyHmmd(const std::string& sock, const std::string& log,
+                     const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"hmmd",
+                                   "--socket=" + sock,
+                                   "--devices_per_node=1",
+                                   "--device_capacity_mb=16",
+                                   "--weights_mb=4",
+                                   "--experts_mb=4",
+                                   "--kv_mb=0",
+                                   "--page_size=4k"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
     const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || dup2(fd, 2) != 2) _exit(126);
-    const std::string s = "--socket=" + sock;
-    execl(HMMD_PATH, "hmmd", s.c_str(), "--devices_per_node=1", "--device_capacity_mb=16",
-          "--weights_mb=4", "--experts_mb=4", "--kv_mb=0", "--page_size=4k",
-          static_cast<char*>(nullptr));
+    execv(HMMD_PATH, argv.data());
     _exit(127);
   }
   return pid;
@@ -157,6 +168,28 @@ TEST(HmmdTest, SecondDaemonOnTheSameSocketIsRefused) {
   EXPECT_EQ(WaitExit(third), 0);
   EXPECT_NE(lstat(sock.c_str(), &st), 0) << "its socket file is removed on exit";
   EXPECT_NE(lstat((sock + ".lock").c_str(), &st), 0) << "and its lock file";
+}
+
+// The admission flags reach the server, and bad ones are refused by name before anything starts.
+TEST(HmmdTest, AdmissionFlags) {
+  testing::ScratchDir dir;
+  const std::string sock = dir.File("hmmd.sock");
+  const pid_t bad = StartEmptyHmmd(sock, dir.File("bad.log"), {"--max_clients_per_peer=65"});
+  EXPECT_EQ(WaitExit(bad), 2);
+  const std::string why = testing::ReadFile(dir.File("bad.log"));
+  EXPECT_NE(why.find("--max_clients_per_peer=65 must be between 1 and --max_clients (64)"),
+            std::string::npos)
+      << why;
+  const pid_t pid = StartEmptyHmmd(sock, dir.File("hmmd.log"), {"--max_clients_per_peer=1"});
+  std::unique_ptr<HmmClient> client = WaitForHmmd(sock, pid);
+  ASSERT_TRUE(client) << "hmmd did not come up: " << testing::ReadFile(dir.File("hmmd.log"));
+  auto second = HmmClient::Connect(sock);
+  EXPECT_EQ(second.status().code(), vmm::StatusCode::kResourceExhausted);
+  EXPECT_NE(second.status().message().find("max_clients_per_peer 1"), std::string::npos)
+      << second.status().ToString();
+  client.reset();
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  EXPECT_EQ(WaitExit(pid), 0);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "hbm/hmm.h"
+#include "hbm/server.h"
 #include "vmm/unique_fd.h"
 
 namespace emoe::hbm {
@@ -32,7 +33,8 @@ struct DaemonOptions {
   // Testing only: create the weights and experts arenas unsealed (DeviceMemoryOptions::
   // seal_weights off, whatever the launcher sent) and let clients map them writable.
   bool allow_writable = false;
-  vmm::UniqueFd control;  // the launcher's connected SOCK_SEQPACKET socket, or none
+  ConnectionLimits limits;  // admission of connections (hbm/server.h)
+  vmm::UniqueFd control;    // the launcher's connected SOCK_SEQPACKET socket, or none
   // Runs once setup is done, before serving (hmmd drops its capabilities there). May be null.
   std::function<void()> after_setup;
 };

@@ -117,6 +117,7 @@ int RunDaemon(DaemonOptions o, const sigset_t& stop) {
   ServerOptions so;
   so.socket_path = o.socket_path;
   so.allow_writable = o.allow_writable;
+  so.limits = o.limits;
   HmmServer server(hmm->get(), so);
   if (Status s = server.Start(std::move(*listener)); !s.ok()) {
     return FailStartup(o.control, launched, s);
