@@ -76,15 +76,19 @@ struct ArenaOptions {
   std::string name = "arena";   // shows as "memfd:vmm:<name>" in /proc/PID/maps; <= 240 chars
   uint64_t capacity_bytes = 0;  // rounded up to the page size; must be > 0
   PageSizePolicy page_size = PageSizePolicy::kAuto;
-  int numa_node = -1;            // -1: no binding; otherwise mbind(MPOL_BIND) to this node
-  bool direct_map = true;        // keep one read-write mapping of the whole arena (Extent::data())
-  bool discard_on_free = false;  // punch freed pages out of the memfd (returns memory to the OS)
+  int numa_node = -1;      // -1: no binding; otherwise mbind(MPOL_BIND) to this node
+  bool direct_map = true;  // keep one read-write mapping of the whole arena (Extent::data())
+  // Punch freed pages out of the memfd (returns memory to the OS). Not with seal_future_writes:
+  // the kernel refuses PUNCH_HOLE on a sealed memfd, so sealed arenas keep freed pages in their
+  // pool (resident, for the next allocation).
+  bool discard_on_free = false;
   // Fault every page in at creation (MADV_POPULATE_WRITE over the direct map), as device memory
   // is resident before anything is allocated: allocations then never wait for page faults or for
   // a hypervisor backing fresh guest memory. REQUIRES direct_map and !discard_on_free.
   bool populate = false;
   // Seal the memfd with F_SEAL_FUTURE_WRITE once the direct map is made (and populated): the
-  // direct map keeps writing, but from then on no fd of the memfd, not even one reopened O_RDWR
+  // direct map keeps writing (and faulting pages in: MADV_POPULATE_WRITE on it works after the
+  // seal), but from then on no fd of the memfd, not even one reopened O_RDWR
   // through /proc/PID/fd/N by a process of the same uid, can be mapped PROT_WRITE|MAP_SHARED
   // (EPERM), mprotect'ed writable, written with write(2) or punched with fallocate (EPERM).
   // For memory only its creator writes (weights). REQUIRES direct_map (nothing else could ever
