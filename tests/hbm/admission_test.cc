@@ -252,7 +252,7 @@ TEST_F(AdmissionTest, OnlyIdleConnectionsHoldingNothingMakeRoom) {
 // connection, a request stalled mid-way does not hold it open, a ping does.
 TEST_F(AdmissionTest, HandshakeDeadlineClosesOnlyUnestablishedConnections) {
   ConnectionLimits lim;
-  lim.handshake_timeout_s = 1;
+  lim.handshake_timeout_s = 2;  // the ping below comes well within it
   auto server = StartServer(lim);
   auto pinged = HmmClient::Connect(socket_);
   ASSERT_TRUE(pinged.ok()) << pinged.status().ToString();
