@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <numeric>
@@ -43,6 +44,7 @@
 #include "engine/deployment.h"
 #include "hbm/daemon.h"
 #include "hbm/hmm.h"
+#include "hbm/server.h"
 #include "tools/flag_checks.h"
 #include "tools/hmm_flags.h"
 #include "vmm/arena.h"
@@ -57,7 +59,19 @@ DEFINE_string(socket, "",
 DEFINE_int32(control_fd, -1,
              "serve this inherited, connected socket as the control connection; stop when it "
              "closes");
-DEFINE_bool(allow_writable, false, "let clients map arenas writable (testing only)");
+DEFINE_bool(allow_writable, false,
+            "testing only: create the weights and experts arenas unsealed (no "
+            "F_SEAL_FUTURE_WRITE) and let clients map them writable");
+// Connection admission (hbm/server.h "Admission").
+DEFINE_int32(max_clients, emoe::hbm::ConnectionLimits{}.max_clients,
+             "connections served at once (the control connection not counted)");
+DEFINE_int32(max_clients_per_peer, emoe::hbm::ConnectionLimits{}.max_clients_per_peer,
+             "connections of one process (SO_PEERCRED pid), at most --max_clients");
+DEFINE_double(handshake_timeout_s, emoe::hbm::ConnectionLimits{}.handshake_timeout_s,
+              "a connection whose first request is not answered OK within this is closed");
+DEFINE_double(idle_timeout_s, emoe::hbm::ConnectionLimits{}.idle_timeout_s,
+              "a connection idle this long that holds nothing (no KV memory, no attached "
+              "arenas) is closed when a new one needs its slot; 0: never");
 
 namespace {
 
@@ -89,8 +103,24 @@ void DropCapabilities() {
   if (now != nullptr) cap_free(now);
 }
 
+// The admission flags, each checked by its name: "" when they are good.
+std::string BadLimitFlag() {
+  namespace t = emoe::tools;
+  const vmm::Status s = t::FirstError({
+      t::IntIn("max_clients", FLAGS_max_clients, 1, 1 << 16),
+      t::IntIn("max_clients_per_peer", FLAGS_max_clients_per_peer, 1, FLAGS_max_clients),
+      t::RealIn("handshake_timeout_s", FLAGS_handshake_timeout_s, 0, /*lo_open=*/true, 3600),
+      t::RealIn("idle_timeout_s", FLAGS_idle_timeout_s, 0, /*lo_open=*/false, 86400),
+  });
+  return s.ok() ? "" : s.message();
+}
+
 // The daemon's options from the flags (exit code 2 and a message on stderr when one is bad).
 std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
+  if (const std::string bad = BadLimitFlag(); !bad.empty()) {
+    std::fprintf(stderr, "hmmd: %s\n", bad.c_str());
+    return std::nullopt;
+  }
   auto hmm = emoe::tools::HmmOptionsFromFlags();
   if (!hmm.ok()) {
     std::fprintf(stderr, "hmmd: %s\n", hmm.status().message().c_str());
@@ -113,6 +143,10 @@ std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
   d.checkpoint = FLAGS_checkpoint;
   d.socket_path = FLAGS_socket.empty() ? DefaultSocket() : FLAGS_socket;
   d.allow_writable = FLAGS_allow_writable;
+  d.limits.max_clients = FLAGS_max_clients;
+  d.limits.max_clients_per_peer = FLAGS_max_clients_per_peer;
+  d.limits.handshake_timeout_s = FLAGS_handshake_timeout_s;
+  d.limits.idle_timeout_s = FLAGS_idle_timeout_s;
   return d;
 }
 

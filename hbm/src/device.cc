@@ -126,7 +126,8 @@ StatusOr<std::unique_ptr<Device>> Device::Create(const DeviceSpec& spec,
     o.capacity_bytes = memory.usage_bytes[u];
     o.page_size = memory.page_size;
     o.numa_node = spec.node;
-    o.discard_on_free = memory.discard_on_free;
+    o.seal_future_writes = memory.seal_weights && static_cast<Usage>(u) != Usage::kKv;
+    o.discard_on_free = memory.discard_on_free && !o.seal_future_writes;
     o.populate = memory.populate;
     VMM_ASSIGN_OR_RETURN(d->arenas_[u], vmm::Arena::Create(o));
   }

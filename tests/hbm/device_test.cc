@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 namespace emoe::hbm {
 namespace {
 
@@ -140,6 +142,36 @@ TEST(DeviceTest, CapacityIsSharedByEveryUsage) {
   e->Reset();
   ASSERT_TRUE(dev.Resize(Usage::kKv, *kv, 10 << 20).ok());
   EXPECT_EQ(dev.free_bytes(), 2u << 20);
+}
+
+// Weights and experts are sealed against writes (only the HMM's direct maps write them); KV,
+// which instances write, is not and still discards freed pages when asked.
+TEST(DeviceTest, WeightsAndExpertsAreSealedKvIsNot) {
+  DeviceSpec spec;
+  spec.id = 0;
+  spec.capacity_bytes = 16 << 20;
+  DeviceMemoryOptions m;
+  m.usage_bytes = {4 << 20, 4 << 20, 4 << 20};
+  m.page_size = vmm::PageSizePolicy::kSmall;
+  m.discard_on_free = true;
+  auto d = Device::Create(spec, m);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE((*d)->arena(Usage::kWeights)->write_sealed());
+  EXPECT_TRUE((*d)->arena(Usage::kExperts)->write_sealed());
+  EXPECT_FALSE((*d)->arena(Usage::kKv)->write_sealed());
+  for (Usage u : {Usage::kWeights, Usage::kKv}) {
+    auto e = (*d)->Allocate(u, 1 << 20);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    std::memset(e->data(), 0x5a, e->size_bytes());  // the direct map writes either kind
+    e->Reset();
+  }
+  EXPECT_EQ((*d)->arena(Usage::kWeights)->Stats().discarded_bytes, 0u) << "kept in the pool";
+  EXPECT_EQ((*d)->arena(Usage::kKv)->Stats().discarded_bytes, 1u << 20);
+  m.seal_weights = false;
+  auto open = Device::Create(spec, m);
+  ASSERT_TRUE(open.ok()) << open.status().ToString();
+  EXPECT_FALSE((*open)->arena(Usage::kWeights)->write_sealed());
+  EXPECT_FALSE((*open)->arena(Usage::kExperts)->write_sealed());
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // writes both ways when allowed, robustness against bad and dying clients, uid checks.
 #include "hbm/server.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -26,7 +27,12 @@ using testing::ScratchDir;
 
 class ServerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { MakeHmm(/*seal_weights=*/true); }
+
+  // The HMM under test: two devices, everything replicated on both. Weights are sealed against
+  // writes unless `seal_weights` is false (what hmmd --allow_writable does).
+  void MakeHmm(bool seal_weights) {
+    hmm_.reset();
     written_ = {
         {"embed", DType::kBF16, {512, 512}, testing::RandomBytes(512 * 512 * 2, 1)},
         {"layers.0.mlp.experts.0.w1", DType::kF32, {256, 1024}, testing::RandomBytes(1 << 20, 2)},
@@ -37,6 +43,7 @@ class ServerTest : public ::testing::Test {
     HmmOptions o;
     o.memory.usage_bytes = {8 << 20, 0, 1 << 20};
     o.memory.page_size = vmm::PageSizePolicy::kSmall;  // smaps reports PSS for these
+    o.memory.seal_weights = seal_weights;
     std::vector<DeviceSpec> specs(2);
     for (int i = 0; i < 2; ++i) {
       specs[i].id = i;
@@ -74,6 +81,11 @@ class ServerTest : public ::testing::Test {
 };
 
 TEST_F(ServerTest, InProcessAttachIsZeroCopy) {
+  auto sealed = HmmClient::InProcess(hmm_.get())->Attach(-1, /*writable=*/true);
+  EXPECT_EQ(sealed.status().code(), vmm::StatusCode::kFailedPrecondition);
+  EXPECT_NE(sealed.status().message().find("sealed against writes"), std::string::npos)
+      << sealed.status().message();
+  MakeHmm(/*seal_weights=*/false);
   auto client = HmmClient::InProcess(hmm_.get());
   auto att = client->Attach(-1, /*writable=*/true);
   ASSERT_TRUE(att.ok()) << att.status().ToString();
@@ -136,6 +148,7 @@ TEST_F(ServerTest, OtherProcessAttachesReadOnlyAndSharesPages) {
 }
 
 TEST_F(ServerTest, WritesAreSeenBothWaysWhenAllowed) {
+  MakeHmm(/*seal_weights=*/false);
   ServerOptions o;
   o.allow_writable = true;
   auto server = StartServer(o);
@@ -166,6 +179,56 @@ TEST_F(ServerTest, WritesAreSeenBothWaysWhenAllowed) {
   waitpid(pid, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   for (int fd : {to_child[0], to_child[1], to_parent[0], to_parent[1]}) close(fd);
+}
+
+// The /proc/self/fd reopen: an attached client reopens the weight memfd it received O_RDWR and
+// still cannot map it writable nor write it (the seal, not the file description, refuses); the
+// KV arena it received stays writable; a writable attach is refused even by a server that allows
+// it, since the arenas are sealed.
+TEST_F(ServerTest, AttachedClientCannotReopenWeightsWritable) {
+  ServerOptions so;
+  so.allow_writable = true;
+  auto server = StartServer(so);
+  auto rec = hmm_->Find("embed", 0);
+  ASSERT_TRUE(rec.ok());
+  auto* hmm_bytes = const_cast<uint8_t*>(static_cast<const uint8_t*>(rec->data()));
+  const int rc = InChild([&] {
+    auto client = HmmClient::Connect(socket_);
+    if (!client.ok()) return 10;
+    if ((*client)->Attach(0, /*writable=*/true).status().code() !=
+        vmm::StatusCode::kFailedPrecondition) {
+      return 11;
+    }
+    auto att = (*client)->Attach(0, /*writable=*/false, /*kv=*/true);
+    if (!att.ok()) return 12;
+    const TensorView* v = (*att)->Find("embed", 0);
+    if (v == nullptr) return 13;
+    const int weights_fd = (*att)->arena(v->arena)->fd();
+    const std::string path = "/proc/self/fd/" + std::to_string(weights_fd);
+    const int rw = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (rw < 0) return 14;  // the reopen itself is allowed; what it gives is not
+    errno = 0;
+    if (mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0) != MAP_FAILED) return 15;
+    if (errno != EPERM) return 16;
+    if (pwrite(rw, "x", 1, 0) != -1 || errno != EPERM) return 17;
+    const off_t page = static_cast<off_t>(v->offset & ~uint64_t{4095});
+    void* ro = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, rw, page);
+    if (ro == MAP_FAILED) return 18;
+    if (mprotect(ro, 4096, PROT_READ | PROT_WRITE) == 0) return 19;
+    const auto* mine = static_cast<const uint8_t*>(v->data) - (v->offset - page);
+    if (std::memcmp(ro, mine, 4096) != 0) return 20;  // the same pages, readable
+    munmap(ro, 4096);
+    close(rw);
+    // The KV arena is not sealed: instances write it.
+    if ((*att)->kv_base(0) == nullptr) return 21;
+    (*att)->kv_base(0)[0] = 0x77;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0) << "child step " << rc << " failed";
+  EXPECT_TRUE(hmm_->device(0).arena(Usage::kWeights)->write_sealed());
+  hmm_bytes[0] ^= 0xff;  // hmmd's own direct map still writes
+  EXPECT_EQ(static_cast<const uint8_t*>(rec->data())[0],
+            static_cast<uint8_t>(written_[0].bytes[0] ^ 0xff));
 }
 
 int RawConnect(const std::string& path) {

@@ -1,5 +1,6 @@
 // Export/import across real processes: the fd goes over a UNIX socket with SCM_RIGHTS, and a
-// write through one process's mapping is seen through the other's.
+// write through one process's mapping is seen through the other's. Read-only exports and arenas
+// sealed against future writes refuse every way of writing through an fd, reopened ones too.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <string>
 
 #include "test_util.h"
 #include "vmm/vmm.h"
@@ -167,6 +169,116 @@ TEST(ExportImportTest, ReadOnlyExportRefusesWrites) {
   auto rw = (*arena)->Export();
   ASSERT_TRUE(rw.ok());
   EXPECT_EQ(fcntl(rw->fd.get(), F_GETFL) & O_ACCMODE, O_RDWR);
+}
+
+// ArenaOptions::seal_future_writes: what the read-only export alone cannot stop, a process of the
+// same uid reopening the memfd O_RDWR by path, gets a file the kernel will not let it map
+// writable nor write (EPERM), while the arena's own direct map keeps writing. For every page
+// kind the host provides (shmem 4 KiB and THP, hugetlb), populated or not.
+TEST(ExportImportTest, SealedArenaRefusesWritesThroughAReopenedFd) {
+  int kinds_run = 0;
+  for (PageSizePolicy policy :
+       {PageSizePolicy::kSmall, PageSizePolicy::kShmemThp, PageSizePolicy::kHugetlb}) {
+    SCOPED_TRACE(testing::PolicyName(policy));
+    ArenaOptions o;
+    o.name = "sealed";
+    o.capacity_bytes = 4 << 20;
+    o.page_size = policy;
+    o.seal_future_writes = true;
+    o.populate = policy == PageSizePolicy::kShmemThp;  // the seal comes after the population
+    auto arena = Arena::Create(o);
+    if (arena.status().code() == StatusCode::kUnavailable) continue;  // the host lacks the kind
+    ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+    ++kinds_run;
+    ASSERT_TRUE((*arena)->write_sealed()) << (*arena)->seal_note();
+    ASSERT_TRUE((*arena)->CheckInvariants().ok()) << (*arena)->CheckInvariants().ToString();
+    EXPECT_NE(fcntl((*arena)->fd(), F_GET_SEALS) & F_SEAL_FUTURE_WRITE, 0);
+    auto* direct = (*arena)->direct_map();
+    // Faulting pages in after the seal, through the direct map, still works (a later populate).
+    EXPECT_EQ(madvise(direct, (*arena)->capacity_bytes(), MADV_POPULATE_WRITE), 0)
+        << strerror(errno);
+    direct[0] = 0x5a;
+    auto ro = (*arena)->Export(ExportMode::kReadOnly);
+    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    const std::string path = "/proc/self/fd/" + std::to_string(ro->fd.get());
+    const int rw = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(rw, 0) << "the reopen itself is allowed: " << strerror(errno);
+    errno = 0;
+    EXPECT_EQ(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0), MAP_FAILED);
+    EXPECT_EQ(errno, EPERM);
+    errno = 0;
+    EXPECT_EQ(pwrite(rw, "x", 1, 0), -1);
+    // shmem: EPERM (the seal); hugetlbfs has no write(2) at all.
+    if (policy != PageSizePolicy::kHugetlb) {
+      EXPECT_EQ(errno, EPERM);
+    }
+    EXPECT_NE(fallocate(rw, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096), 0);
+    // A read mapping of the reopened fd works, cannot be made writable, and sees what the
+    // direct map writes after all this.
+    void* p = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, rw, 0);
+    ASSERT_NE(p, MAP_FAILED) << strerror(errno);
+    EXPECT_NE(mprotect(p, 4096, PROT_READ | PROT_WRITE), 0);
+    direct[1] = 0xa5;
+    EXPECT_EQ(static_cast<uint8_t*>(p)[0], 0x5a);
+    EXPECT_EQ(static_cast<uint8_t*>(p)[1], 0xa5);
+    munmap(p, 4096);
+    close(rw);
+    // The arena's own read-write fd is bound by the seal too.
+    errno = 0;
+    EXPECT_EQ(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, (*arena)->fd(), 0),
+              MAP_FAILED);
+    EXPECT_EQ(errno, EPERM);
+    // Allocation and release keep working (freed pages stay in the pool: no punch).
+    auto e = (*arena)->Allocate(2 << 20);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    std::memset(e->data(), 0x11, e->size_bytes());
+    e->Reset();
+    EXPECT_EQ((*arena)->Stats().discarded_bytes, 0u);
+    ASSERT_TRUE((*arena)->CheckInvariants().ok());
+  }
+  EXPECT_GE(kinds_run, 1) << "4 KiB pages are always available";
+}
+
+TEST(ExportImportTest, SealingOptionsAreCheckedAndAnOldKernelFallsBack) {
+  ArenaOptions o;
+  o.name = "sealed";
+  o.capacity_bytes = 1 << 20;
+  o.page_size = PageSizePolicy::kSmall;
+  o.seal_future_writes = true;
+  o.discard_on_free = true;
+  auto r = Arena::Create(o);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("PUNCH_HOLE"), std::string::npos) << r.status().message();
+  o.discard_on_free = false;
+  o.direct_map = false;
+  r = Arena::Create(o);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("direct_map"), std::string::npos) << r.status().message();
+  // A kernel without F_SEAL_FUTURE_WRITE answers EINVAL: the arena is made unsealed and says why.
+  // (fcntl calls of Create: 0 = shrink/grow seals, 1 = the write seal.)
+  FaultInjectingOs os;
+  os.FailNth(Syscall::kFcntl, 1, EINVAL);
+  o.direct_map = true;
+  o.os = &os;
+  r = Arena::Create(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE((*r)->write_sealed());
+  EXPECT_NE((*r)->seal_note().find("F_SEAL_FUTURE_WRITE"), std::string::npos);
+  EXPECT_TRUE((*r)->CheckInvariants().ok()) << (*r)->CheckInvariants().ToString();
+  EXPECT_EQ(fcntl((*r)->fd(), F_GET_SEALS) & F_SEAL_FUTURE_WRITE, 0);
+  // Any other failure of the seal fails the creation.
+  os.FailNth(Syscall::kFcntl, 1, ENOMEM);
+  EXPECT_EQ(Arena::Create(o).status().code(), StatusCode::kResourceExhausted);
+  // Unsealed arenas are unchanged: no write seal, writable through their fd.
+  o.seal_future_writes = false;
+  o.os = nullptr;
+  r = Arena::Create(o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE((*r)->write_sealed());
+  EXPECT_TRUE((*r)->seal_note().empty());
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, (*r)->fd(), 0);
+  EXPECT_NE(p, MAP_FAILED);
+  if (p != MAP_FAILED) munmap(p, 4096);
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ struct TempDir {
     if (mkdtemp(tmpl) != nullptr) path = tmpl;
   }
   ~TempDir() {
-    for (const char* f : {"/s.sock", "/plain"}) unlink((path + f).c_str());
+    for (const char* f : {"/s.sock", "/plain", "/s.sock.lock"}) unlink((path + f).c_str());
     rmdir(path.c_str());
   }
   std::string File(const std::string& name) const { return path + "/" + name; }
@@ -66,6 +66,15 @@ TEST(UnixSocketTest, ListenConnectAndStaleFiles) {
   // The file of a listener that is gone is replaced.
   auto again = ListenUnixSocket(path);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
+  // A live one is not: the probe reaches it and names its process.
+  auto taken = ListenUnixSocket(path);
+  EXPECT_EQ(taken.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(taken.status().message().find("live server (pid " + std::to_string(getpid()) + ")"),
+            std::string::npos)
+      << taken.status().message();
+  EXPECT_TRUE(ConnectUnixSocket(path).ok()) << "the first listener still answers";
+  again->Reset();
+  unlink(path.c_str());
   // Anything else is not.
   const std::string file = dir.File("plain");
   std::ofstream(file) << "x";
@@ -73,6 +82,51 @@ TEST(UnixSocketTest, ListenConnectAndStaleFiles) {
   const std::string long_path(kMaxUnixSocketPath + 1, 'a');
   EXPECT_EQ(ListenUnixSocket(long_path).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(ConnectUnixSocket("").status().code(), StatusCode::kInvalidArgument);
+}
+
+// OwnedUnixSocket: one owner per path (the lock), a live owner is never replaced, a stale file
+// is, and the owner removes only the file it created.
+TEST(UnixSocketTest, OwnedSocketIsNeverTakenOver) {
+  TempDir dir;
+  const std::string path = dir.File("s.sock");
+  const std::string lock = OwnedUnixSocket::LockPath(path);
+  auto first = OwnedUnixSocket::Listen(path);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  struct stat st;
+  ASSERT_EQ(stat(lock.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A second owner (another open file description: the lock refuses it even in this process).
+  auto second = OwnedUnixSocket::Listen(path);
+  ASSERT_EQ(second.status().code(), StatusCode::kAlreadyExists);
+  const std::string& why = second.status().message();
+  EXPECT_NE(why.find(path), std::string::npos) << why;
+  EXPECT_NE(why.find(lock), std::string::npos) << why;
+  EXPECT_NE(why.find("pid " + std::to_string(getpid())), std::string::npos) << why;
+  auto c = ConnectUnixSocket(path);
+  ASSERT_TRUE(c.ok()) << "the first still answers: " << c.status().ToString();
+  c->Reset();
+  // Someone replaces the file behind the owner's back: the owner's Remove() leaves it alone.
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  auto intruder = ListenUnixSocket(path);
+  ASSERT_TRUE(intruder.ok()) << intruder.status().ToString();
+  first->Remove();
+  EXPECT_EQ(lstat(path.c_str(), &st), 0) << "not the owner's file any more: kept";
+  EXPECT_NE(lstat(lock.c_str(), &st), 0) << "the lock file goes with its owner";
+  EXPECT_TRUE(ConnectUnixSocket(path).ok());
+  // The intruder closes without unlinking: a stale file, which the next owner replaces.
+  intruder->Reset();
+  EXPECT_FALSE(ConnectUnixSocket(path).ok()) << "nothing listens";
+  {
+    auto next = OwnedUnixSocket::Listen(path);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    EXPECT_TRUE(ConnectUnixSocket(path).ok());
+  }  // the destructor removes both files
+  EXPECT_NE(lstat(path.c_str(), &st), 0);
+  EXPECT_NE(lstat(lock.c_str(), &st), 0);
+  // A file that is not a socket is never replaced.
+  std::ofstream(path) << "x";
+  EXPECT_EQ(OwnedUnixSocket::Listen(path).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(lstat(lock.c_str(), &st), 0) << "a failed Listen leaves no lock file";
 }
 
 }  // namespace

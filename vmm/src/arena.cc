@@ -68,6 +68,12 @@ Status ArenaOptions::Validate() const {
     return Status::InvalidArgument("arena '" + name +
                                    "': populate needs direct_map and no discard_on_free");
   }
+  if (seal_future_writes && (!direct_map || discard_on_free)) {
+    return Status::InvalidArgument(
+        "arena '" + name +
+        "': seal_future_writes needs direct_map (the only writable mapping) and no "
+        "discard_on_free (a memfd sealed against writes refuses fallocate(PUNCH_HOLE))");
+  }
   if (numa_node < -1) {
     return Status::InvalidArgument("arena '" + name + "': numa_node " + std::to_string(numa_node) +
                                    " is negative");
@@ -325,7 +331,8 @@ Status Arena::CheckInvariants() const {
                             " != capacity " + std::to_string(capacity_));
   }
   const int seals = fcntl(fd_.get(), F_GET_SEALS);
-  const int want = F_SEAL_SHRINK | F_SEAL_GROW | (imported_ ? 0 : F_SEAL_SEAL);
+  const int want = F_SEAL_SHRINK | F_SEAL_GROW | (imported_ ? 0 : F_SEAL_SEAL) |
+                   (write_sealed_ ? F_SEAL_FUTURE_WRITE : 0);
   if (seals < 0 || (seals & want) != want) {
     return Status::Internal(what + " invariant 3: seals " + std::to_string(seals) + " lack " +
                             std::to_string(want));

@@ -109,7 +109,8 @@ Status CheckPageKind(PageKind kind, uint64_t capacity, int numa_node) {
   return Status::Ok();
 }
 
-// Phase 1: the memfd of `kind`, sized to b.capacity and sealed against shrink and grow.
+// Phase 1: the memfd of `kind`, sized to b.capacity and sealed against shrink and grow (F_SEAL_SEAL
+// waits for phase 3, which may add the write seal).
 Status MakeMemfd(Built& b, PageKind kind, const ArenaOptions& options, const std::string& what) {
   unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
   if (kind == PageKind::kHugetlb2M) flags |= MFD_HUGETLB | MFD_HUGE_2MB;
@@ -121,7 +122,7 @@ Status MakeMemfd(Built& b, PageKind kind, const ArenaOptions& options, const std
   if (RetryOnEintr([&] { return b.os->Ftruncate(b.fd.get(), b.capacity); }) != 0) {
     return Status::FromErrno(errno, what + ": size to " + std::to_string(b.capacity), "ftruncate");
   }
-  if (b.os->FcntlInt(b.fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+  if (b.os->FcntlInt(b.fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
     return Status::FromErrno(errno, what + ": seal against shrink/grow", "fcntl(F_ADD_SEALS)");
   }
   return Status::Ok();
@@ -161,6 +162,30 @@ Status MapAndPlace(Built& b, PageKind kind, const ArenaOptions& options, const s
   return Status::Ok();
 }
 
+// Phase 3, once the direct map exists (the one writable mapping F_SEAL_FUTURE_WRITE leaves):
+// the write seal when asked, then F_SEAL_SEAL. A kernel without the write seal (EINVAL) leaves
+// the arena unsealed against writes, with the reason in `*note`.
+Status Seal(Built& b, const ArenaOptions& options, const std::string& what, bool* write_sealed,
+            std::string* note) {
+  *write_sealed = false;
+  if (options.seal_future_writes) {
+    if (b.os->FcntlInt(b.fd.get(), F_ADD_SEALS, F_SEAL_FUTURE_WRITE) == 0) {
+      *write_sealed = true;
+    } else if (errno == EINVAL) {
+      *note =
+          "the kernel refuses F_SEAL_FUTURE_WRITE (EINVAL: it needs Linux 5.1): a process "
+          "of the same uid could reopen the memfd writable";
+    } else {
+      return Status::FromErrno(errno, what + ": seal against future writes",
+                               "fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE)");
+    }
+  }
+  if (b.os->FcntlInt(b.fd.get(), F_ADD_SEALS, F_SEAL_SEAL) != 0) {
+    return Status::FromErrno(errno, what + ": seal the seals", "fcntl(F_ADD_SEALS, F_SEAL_SEAL)");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<std::shared_ptr<Arena>> Arena::Create(const ArenaOptions& options) {
@@ -178,6 +203,9 @@ StatusOr<std::shared_ptr<Arena>> Arena::Create(const ArenaOptions& options) {
     Status st = CheckPageKind(kind, b.capacity, options.numa_node);
     if (st.ok()) st = MakeMemfd(b, kind, options, what);
     if (st.ok()) st = MapAndPlace(b, kind, options, what);
+    bool write_sealed = false;
+    std::string seal_note;
+    if (st.ok()) st = Seal(b, options, what, &write_sealed, &seal_note);
     if (!st.ok()) {
       last = st;
       if (!reasons.empty()) reasons += "; ";
@@ -191,6 +219,8 @@ StatusOr<std::shared_ptr<Arena>> Arena::Create(const ArenaOptions& options) {
     arena->capacity_ = b.capacity;
     arena->numa_node_ = options.numa_node;
     arena->discard_on_free_ = options.discard_on_free;
+    arena->write_sealed_ = write_sealed;
+    arena->seal_note_ = std::move(seal_note);
     arena->os_ = os;
     arena->fd_ = std::move(b.fd);
     arena->fallback_reason_ = reasons;
@@ -252,6 +282,7 @@ StatusOr<std::shared_ptr<Arena>> Arena::Import(ExportedArena exported, Os* os, b
   arena->capacity_ = exported.capacity_bytes;
   arena->numa_node_ = exported.numa_node;
   arena->imported_ = true;
+  arena->write_sealed_ = (seals & F_SEAL_FUTURE_WRITE) != 0;
   arena->os_ = os;
   if (direct_map) {
     VMM_ASSIGN_OR_RETURN(arena->direct_map_,

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "hbm/hmm.h"
+#include "hbm/server.h"
 #include "vmm/unique_fd.h"
 
 namespace emoe::hbm {
@@ -28,9 +29,12 @@ struct DaemonOptions {
   std::string checkpoint;  // preload this safetensors file or directory; empty: start empty
   // Where each preloaded tensor goes, given the number of devices. Required with a checkpoint.
   std::function<PlacementFn(int num_devices)> preload_placement;
-  std::string socket_path;      // required; its directory is created (mode 0700) if missing
-  bool allow_writable = false;  // let clients map arenas writable (testing only)
-  vmm::UniqueFd control;        // the launcher's connected SOCK_SEQPACKET socket, or none
+  std::string socket_path;  // required; its directory is created (mode 0700) if missing
+  // Testing only: create the weights and experts arenas unsealed (DeviceMemoryOptions::
+  // seal_weights off, whatever the launcher sent) and let clients map them writable.
+  bool allow_writable = false;
+  ConnectionLimits limits;  // admission of connections (hbm/server.h)
+  vmm::UniqueFd control;    // the launcher's connected SOCK_SEQPACKET socket, or none
   // Runs once setup is done, before serving (hmmd drops its capabilities there). May be null.
   std::function<void()> after_setup;
 };

@@ -66,9 +66,17 @@ const char* UsageName(Usage u);
 struct DeviceMemoryOptions {
   std::array<uint64_t, kNumUsages> usage_bytes = {0, 0, 0};  // 0 = no arena for that usage
   vmm::PageSizePolicy page_size = vmm::PageSizePolicy::kAuto;
+  // Punch freed pages out of the arenas (memory back to the kernel). Not of sealed arenas
+  // (seal_weights): the kernel refuses PUNCH_HOLE on them, they keep freed pages in their pool.
   bool discard_on_free = false;
   // Fault all arena pages in at creation (resident device memory; see vmm::ArenaOptions).
   bool populate = false;
+  // Seal the weights and experts arenas against future writes (vmm::ArenaOptions::
+  // seal_future_writes): only this process's direct maps write them (the loader's reads, P2P
+  // copies, CopyGroup), and no process, not one reopening an attached fd O_RDWR through
+  // /proc/PID/fd, can map them writable. KV arenas are never sealed (instances write them).
+  // Not part of hmmd's start message: the daemon decides (off only with --allow_writable).
+  bool seal_weights = true;
   Status Validate(const DeviceSpec& spec) const;
 };
 

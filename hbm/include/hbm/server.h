@@ -8,7 +8,9 @@
 //   {"op":"ping"}                                   -> {"ok":true}
 //   {"op":"attach","device":-1,"writable":false,"kv":false,"tensors":true}
 //       -> {"ok":true,"arenas":[...],"tensors":[...],"kv":[{"device":d,"arena":i},...]}
-//       + one memfd per arena (read-only file descriptions unless writable is allowed); with
+//       + one memfd per arena (read-only file descriptions unless writable is allowed; weights
+//       and experts arenas are sealed against writes, DeviceMemoryOptions::seal_weights, so not
+//       even a reopen of the fd through /proc/PID/fd can map them writable); with
 //       "kv", also each device's KV arena, read-write (instances write KV; ServerOptions::share_kv)
 //       Each tensor names its arena, offset, size and its extent (extent_offset, extent_size:
 //       the pages it shares with its group, e.g. one expert), so a client can map expert slots.
@@ -56,15 +58,37 @@
 // connection's peer uid (SO_PEERCRED) must be the server's uid or in allowed_uids; others get an
 // error reply and are disconnected. An adopted connection (Adopt()) is checked the same way.
 //
+// Admission (ConnectionLimits): no client of the same uid can lock the others out by holding
+// connections open.
+//  - A connection is established by its first request answered OK (HmmClient::Connect pings,
+//    RemoteHmmControl::Connect asks "devices"). Until then it has handshake_timeout_s from its
+//    accept to get there: then it is answered UNAVAILABLE ("no request ... handshake deadline")
+//    and closed. While it is not established a receive that stalls mid-request times out too.
+//  - Established connections are never closed for being idle while there is room: the
+//    coordinator's control connection, instances attached for hours, a controller between scale
+//    events stay. When a new connection would pass max_clients, or max_clients_per_peer for its
+//    process, the longest-idle connection that holds nothing (no KV memory, no arenas passed to
+//    it by an attach, not adopted, no request in progress) and has sent nothing for
+//    idle_timeout_s is closed to make room (of that same process when its own cap is what is
+//    hit); it is told why (UNAVAILABLE, in the reply its next request reads). Nothing
+//    reclaimable: the newcomer is refused with RESOURCE_EXHAUSTED naming the limit, its value
+//    and the peer (pid, uid).
+//  - Peers are processes: SO_PEERCRED's pid at connect time. max_clients_per_peer (below
+//    max_clients) keeps one process from taking every slot. Adopted connections count against
+//    neither limit and are never closed by admission.
+//  - Refusals and closes are answered without waiting for the peer (non-blocking, best effort).
+//
 // Thread safety: Start/Adopt/Stop from one thread; the server's client set is guarded by a
 // vmm::Mutex (GUARDED_BY). One thread per connection; HandleRequest() is
 // reentrant (a Session is used by one thread at a time; a CheckpointCache by any).
 #ifndef HBM_SERVER_H_
 #define HBM_SERVER_H_
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -79,16 +103,29 @@
 #include "vmm/fd_passing.h"
 #include "vmm/mutex.h"
 #include "vmm/unique_fd.h"
+#include "vmm/unix_socket.h"
 
 namespace emoe::hbm {
+
+// Admission of connections (see "Admission" above). Validate(): kInvalidArgument naming the field.
+struct ConnectionLimits {
+  int max_clients = 64;            // connections at once, adopted ones not counted; >= 1
+  int max_clients_per_peer = 16;   // of one process; 1 .. max_clients
+  double handshake_timeout_s = 5;  // to send a first request answered OK; > 0
+  // Idle this long and holding nothing: closed when a newcomer needs the slot. 0: never.
+  double idle_timeout_s = 60;
+  Status Validate() const;
+};
 
 struct ServerOptions {
   std::string socket_path;  // required by Start(); Adopt() alone needs none
   mode_t socket_mode = 0600;
   std::set<uid_t> allowed_uids;  // besides the server's own uid
-  bool allow_writable = false;   // let clients map weight arenas writable (tests only)
-  bool share_kv = true;          // pass KV arenas (read-write) to clients that ask ("kv": true)
-  int max_clients = 64;
+  // Tests only: let clients attach weights writable. Only an Hmm created without
+  // DeviceMemoryOptions::seal_weights can be: a sealed arena is FAILED_PRECONDITION.
+  bool allow_writable = false;
+  bool share_kv = true;  // pass KV arenas (read-write) to clients that ask ("kv": true)
+  ConnectionLimits limits;
 };
 
 // Checkpoints opened by "load", by path as given, kept open for the next load of the same path
@@ -125,41 +162,79 @@ class HmmServer {
   HmmServer(Hmm* hmm, ServerOptions options) : hmm_(hmm), options_(std::move(options)) {}
   ~HmmServer() { Stop(); }
 
-  // Binds and listens (replacing a stale socket file), then accepts on a background thread.
+  // Takes the socket path (vmm::OwnedUnixSocket: a lock file beside it, refused with
+  // kAlreadyExists naming the path and the other server's pid while a live server answers there
+  // or holds the lock; a stale socket file is replaced), listens, then accepts on a background
+  // thread. kInvalidArgument for bad ConnectionLimits.
   Status Start();
+  // The same on a socket taken earlier (hmmd takes it before creating any memory, so a second
+  // daemon on a live one's path fails at once). Connections wait in its backlog until now.
+  Status Start(vmm::OwnedUnixSocket listener);
   // Serves `fd`, a connected socket (e.g. one end of a socketpair inherited from a launcher), on
   // a thread of its own, like an accepted connection (with or without Start()). The peer's uid
   // must be allowed (kPermissionDenied otherwise; `fd` is closed). `on_close`, if set, runs on
   // that thread when the peer closes the connection (not when Stop() ends it).
   Status Adopt(vmm::UniqueFd fd, std::function<void()> on_close = nullptr);
   // Stops accepting, disconnects clients (adopted ones too), joins threads, removes the socket
-  // file. Connections' KV memory is freed.
+  // file if it is still the one Start() created, and its lock. Connections' KV memory is freed.
   void Stop();
 
   uint64_t connections_accepted() const { return accepted_.load(); }
   uint64_t connections_refused() const { return refused_.load(); }
   uint64_t requests_served() const { return served_.load(); }
+  // Closed for missing the handshake deadline / reclaimed for a newcomer (see "Admission").
+  uint64_t handshake_timeouts() const { return handshake_timeouts_.load(); }
+  uint64_t connections_reclaimed() const { return reclaimed_.load(); }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  // What admission knows of a served connection.
+  struct Conn {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    bool adopted = false;
+    bool established = false;      // a request was answered OK
+    bool busy = false;             // a request is being handled
+    bool holds = false;            // KV memory, or arenas passed by an attach
+    bool reclaimed = false;        // closed by admission; its thread is on its way out
+    Clock::time_point idle_since;  // accept, then the end of each request
+  };
+
   void AcceptLoop();
-  // Serves a client; with a non-OK `refusal`, answers its first request with it and hangs up.
-  void Serve(int fd, Status refusal, std::function<void()> on_close);
-  // SO_PEERCRED: OK when the peer's uid is ours or allowed.
-  Status CheckPeer(int fd) const;
+  // Admits an accepted connection (true: a thread serves it and owns `fd`) or refuses it, saying
+  // why (false: the caller closes it).
+  bool AdmitAccepted(int fd) EXCLUDES(mu_);
+  // Serves a client (accepted or adopted) until it leaves or Stop().
+  void Serve(int fd, std::function<void()> on_close);
+  // SO_PEERCRED into `cred`: OK when the peer's uid is ours or allowed.
+  Status CheckPeer(int fd, ucred* cred) const;
+  // OK when a new connection of `peer` fits the limits, possibly after reclaiming an idle one.
+  Status AdmitLocked(const ucred& peer, Clock::time_point now) REQUIRES(mu_);
+  // Closes the longest-idle reclaimable connection (of `pid`, or anyone's when 0); false if none.
+  bool ReclaimLocked(pid_t pid, Clock::time_point now) REQUIRES(mu_);
+  // Unestablished `fd`: waits until it is readable or the handshake deadline (counted from
+  // `connected`) passes; false (after telling the peer) when it passed.
+  bool AwaitRequest(int fd, Clock::time_point connected);
+  // Counts and tells the peer of `fd` that it missed the handshake deadline.
+  void MissedHandshake(int fd);
+  // Marks `fd` busy; false when admission reclaimed it meanwhile (drop the request).
+  bool BeginRequest(int fd) EXCLUDES(mu_);
+  void EndRequest(int fd, bool established, bool holds) EXCLUDES(mu_);
 
   Hmm* hmm_;
   ServerOptions options_;
-  CheckpointCache checkpoints_;  // shared by all connections
-  vmm::UniqueFd listen_fd_;
+  CheckpointCache checkpoints_;    // shared by all connections
+  vmm::OwnedUnixSocket listener_;  // the socket file and its lock, while Start()ed
   vmm::UniqueFd wake_r_, wake_w_;  // wakes the accept loop on Stop
   std::thread acceptor_;
   vmm::Mutex mu_;
   vmm::CondVar idle_cv_;                    // signalled when a client thread ends
   int active_clients_ GUARDED_BY(mu_) = 0;  // detached client threads still running
   std::set<int> client_fds_ GUARDED_BY(mu_);
-  bool listening_ = false;  // the socket file is ours to remove
+  std::map<int, Conn> conns_ GUARDED_BY(mu_);  // by fd: every connection in client_fds_
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> accepted_{0}, refused_{0}, served_{0};
+  std::atomic<uint64_t> handshake_timeouts_{0}, reclaimed_{0};
 };
 
 }  // namespace emoe::hbm

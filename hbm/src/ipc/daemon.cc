@@ -11,6 +11,7 @@
 
 #include "hbm/server.h"
 #include "ipc/codec.h"
+#include "vmm/unix_socket.h"
 
 namespace emoe::hbm {
 
@@ -51,9 +52,27 @@ void LogDevices(Hmm& hmm) {
               << (arena ? std::string(", pages ") + vmm::PageKindName(arena->kind()) : "")
               << (arena && !arena->fallback_reason().empty()
                       ? " (fallback: " + arena->fallback_reason() + ")"
+                      : "")
+              << (arena && !arena->seal_note().empty()
+                      ? " (weights not sealed: " + arena->seal_note() + ")"
                       : "");
   }
   if (!hmm.page_note().empty()) LOG(INFO) << "pages: " << hmm.page_note();
+}
+
+// Takes the socket path (its directory created private if missing): refused while a live daemon
+// answers there or holds its lock (vmm::OwnedUnixSocket), a stale socket file replaced.
+StatusOr<vmm::OwnedUnixSocket> TakeSocket(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    mkdir(path.substr(0, slash).c_str(), 0700);  // the runtime directory, private
+  }
+  auto listener = vmm::OwnedUnixSocket::Listen(path, 0600, /*backlog=*/64);
+  if (!listener.ok()) {
+    Status s = listener.status();
+    return s.Annotate("hmmd --socket=" + path);
+  }
+  return listener;
 }
 
 // Creates the HMM and loads the checkpoint, if any.
@@ -87,18 +106,22 @@ int RunDaemon(DaemonOptions o, const sigset_t& stop) {
     if (!start.ok()) return FailStartup(o.control, false, start.status());
     hmm_options = std::move(*start);
   }
+  // Sealing the weights is the daemon's decision (hbm/daemon.h), never its launcher's.
+  hmm_options.memory.seal_weights = !o.allow_writable;
+  // The socket first: a second daemon on a live one's path fails before it creates any memory.
+  auto listener = TakeSocket(o.socket_path);
+  if (!listener.ok()) return FailStartup(o.control, launched, listener.status());
   auto hmm = Setup(o, hmm_options);
   if (!hmm.ok()) return FailStartup(o.control, launched, hmm.status());
 
   ServerOptions so;
   so.socket_path = o.socket_path;
   so.allow_writable = o.allow_writable;
-  const size_t slash = so.socket_path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    mkdir(so.socket_path.substr(0, slash).c_str(), 0700);  // the runtime directory, private
-  }
+  so.limits = o.limits;
   HmmServer server(hmm->get(), so);
-  if (Status s = server.Start(); !s.ok()) return FailStartup(o.control, launched, s);
+  if (Status s = server.Start(std::move(*listener)); !s.ok()) {
+    return FailStartup(o.control, launched, s);
+  }
   const int control_fd = o.control.get();
   if (launched) {
     // The start request is answered like "devices", then the connection is served like any.

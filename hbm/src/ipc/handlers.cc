@@ -61,6 +61,13 @@ StatusOr<Reply> Attach(Hmm& hmm, const ipc::AttachRequest& q, bool allow_writabl
   json tensors = json::array(), kv_arenas = json::array();
   if (q.tensors) {
     for (const TensorRecord& r : hmm.List(q.device)) {
+      if (q.writable && r.extent.arena()->write_sealed()) {
+        return Status::FailedPrecondition(
+            "arena '" + r.extent.arena()->name() +
+            "' is sealed against writes (F_SEAL_FUTURE_WRITE): no process can map it writable; "
+            "weights are writable only in an HMM created without seal_weights (hmmd "
+            "--allow_writable)");
+      }
       VMM_ASSIGN_OR_RETURN(int index, exports.Add(r.extent.arena(), q.writable));
       tensors.push_back(ipc::ToJson(ipc::WireTensorOf(r, index)));
     }

@@ -7,9 +7,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "vmm/unix_socket.h"
 
 namespace emoe::hbm {
+
+namespace {
+
+// How long a refused connection waits for its first request before it is closed.
+constexpr std::chrono::seconds kRefusalLinger{1};
+
+}  // namespace
 
 StatusOr<std::shared_ptr<const Checkpoint>> CheckpointCache::Open(const std::string& path) {
   vmm::MutexLock l(&mu_);
@@ -22,9 +32,19 @@ StatusOr<std::shared_ptr<const Checkpoint>> CheckpointCache::Open(const std::str
 }
 
 Status HmmServer::Start() {
-  VMM_ASSIGN_OR_RETURN(listen_fd_, vmm::ListenUnixSocket(options_.socket_path, options_.socket_mode,
-                                                         /*backlog=*/64));
-  listening_ = true;  // the file is ours: Stop() removes it
+  VMM_RETURN_IF_ERROR(options_.limits.Validate().Annotate("hmmd connection limits"));
+  // Refuses a path a live server answers on or whose lock another server holds; Stop() removes
+  // the file only while it is still ours.
+  VMM_ASSIGN_OR_RETURN(vmm::OwnedUnixSocket listener,
+                       vmm::OwnedUnixSocket::Listen(options_.socket_path, options_.socket_mode,
+                                                    /*backlog=*/64));
+  return Start(std::move(listener));
+}
+
+Status HmmServer::Start(vmm::OwnedUnixSocket listener) {
+  if (!listener.valid()) return Status::InvalidArgument("hmmd: start without a listening socket");
+  VMM_RETURN_IF_ERROR(options_.limits.Validate().Annotate("hmmd connection limits"));
+  listener_ = std::move(listener);
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno(errno, "hmmd", "pipe2");
   wake_r_.Reset(p[0]);
@@ -44,22 +64,7 @@ void HmmServer::Stop() {
     for (int fd : client_fds_) shutdown(fd, SHUT_RDWR);  // unblocks their recv
     while (active_clients_ != 0) idle_cv_.Wait(&mu_);
   }
-  if (listening_) {
-    unlink(options_.socket_path.c_str());
-    listening_ = false;
-  }
-}
-
-Status HmmServer::CheckPeer(int fd) const {
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    return Status::PermissionDenied("cannot read the peer's credentials (SO_PEERCRED)", errno);
-  }
-  if (cred.uid == geteuid() || options_.allowed_uids.count(cred.uid) > 0) return Status::Ok();
-  return Status::PermissionDenied("uid " + std::to_string(cred.uid) +
-                                  " may not use this HMM (server uid " + std::to_string(geteuid()) +
-                                  ")");
+  listener_.Remove();
 }
 
 Status HmmServer::Adopt(vmm::UniqueFd fd, std::function<void()> on_close) {
@@ -74,57 +79,83 @@ Status HmmServer::Adopt(vmm::UniqueFd fd, std::function<void()> on_close) {
     return Status::InvalidArgument("adopt fd " + std::to_string(fd.get()) +
                                    ": not a SOCK_SEQPACKET socket");
   }
-  VMM_RETURN_IF_ERROR(CheckPeer(fd.get()).Annotate("adopt fd " + std::to_string(fd.get())));
+  ucred peer{};
+  VMM_RETURN_IF_ERROR(CheckPeer(fd.get(), &peer).Annotate("adopt fd " + std::to_string(fd.get())));
   vmm::MutexLock l(&mu_);
   const int raw = fd.Release();
+  Conn c;  // established from the start, outside the limits (hbm/server.h "Admission")
+  c.pid = peer.pid;
+  c.uid = peer.uid;
+  c.adopted = true;
+  c.established = true;
+  c.idle_since = Clock::now();
+  conns_[raw] = c;
   client_fds_.insert(raw);
   ++active_clients_;
   ++accepted_;
-  std::thread(&HmmServer::Serve, this, raw, Status::Ok(), std::move(on_close))
-      .detach();  // Stop() waits for it
+  std::thread(&HmmServer::Serve, this, raw, std::move(on_close)).detach();  // Stop() waits
   return Status::Ok();
 }
 
 void HmmServer::AcceptLoop() {
+  // Refused connections, answered at once: each is closed once its first request has come (a
+  // connection closed with a request unread is reset, and the peer would lose the answer), or
+  // after a second. Few at a time: beyond kMaxPending, closed at once.
+  constexpr size_t kMaxPending = 256;
+  std::vector<std::pair<vmm::UniqueFd, Clock::time_point>> refused;
   for (;;) {
-    pollfd pf[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_r_.get(), POLLIN, 0}};
-    if (poll(pf, 2, -1) < 0 && errno != EINTR) return;
+    std::vector<pollfd> pf = {{listener_.fd(), POLLIN, 0}, {wake_r_.get(), POLLIN, 0}};
+    int timeout_ms = -1;
+    const Clock::time_point now = Clock::now();
+    for (const auto& [fd, until] : refused) {
+      pf.push_back({fd.get(), POLLIN, 0});
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
+      const int ms = static_cast<int>(std::max<int64_t>(0, left.count() + 1));
+      timeout_ms = timeout_ms < 0 ? ms : std::min(timeout_ms, ms);
+    }
+    if (poll(pf.data(), pf.size(), timeout_ms) < 0 && errno != EINTR) return;
     if (stopping_) return;
+    const Clock::time_point after = Clock::now();
+    size_t kept = 0;
+    for (size_t i = 0; i < refused.size(); ++i) {
+      if (pf[2 + i].revents == 0 && after < refused[i].second) {
+        refused[kept++] = std::move(refused[i]);
+        continue;
+      }
+      char drain[256];
+      while (recv(refused[i].first.get(), drain, sizeof(drain), MSG_DONTWAIT) > 0) {
+      }
+    }
+    refused.resize(kept);  // the dropped ones close here
     if (!(pf[0].revents & POLLIN)) continue;
-    const int fd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    Status refusal = CheckPeer(fd);
-    vmm::MutexLock l(&mu_);
-    if (refusal.ok() && static_cast<int>(client_fds_.size()) >= options_.max_clients) {
-      refusal = Status::ResourceExhausted("too many clients (" +
-                                          std::to_string(options_.max_clients) + ")");
+    vmm::UniqueFd fd(accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!fd.valid() || AdmitAccepted(fd.get())) {
+      (void)fd.Release();  // admitted: its thread owns it
+      continue;
     }
-    if (refusal.ok()) {
-      ++accepted_;
-    } else {
-      ++refused_;
-    }
-    client_fds_.insert(fd);
-    ++active_clients_;
-    std::thread(&HmmServer::Serve, this, fd, refusal, nullptr).detach();  // Stop() waits for it
+    if (refused.size() < kMaxPending) refused.emplace_back(std::move(fd), after + kRefusalLinger);
   }
 }
 
-void HmmServer::Serve(int fd, Status refusal, std::function<void()> on_close) {
-  if (!refusal.ok()) {
-    // Answer the first request (so the client learns why), then hang up. A silent peer gets
-    // one second.
-    pollfd pf{fd, POLLIN, 0};
-    if (poll(&pf, 1, 1000) == 1 && vmm::RecvFds(fd, 0).ok()) {
-      (void)SendReply(fd, Reply{ErrorJson(refusal), {}});
-    }
+void HmmServer::Serve(int fd, std::function<void()> on_close) {
+  bool established = false;  // adopted connections are from the start
+  {
+    vmm::MutexLock l(&mu_);
+    established = conns_.at(fd).established;
   }
+  const Clock::time_point connected = Clock::now();
   {
     Session session;  // its KV memory goes back when the connection ends
     session.checkpoints = &checkpoints_;
-    while (refusal.ok()) {
+    bool attached = false;  // arenas were passed to the peer
+    for (;;) {
+      if (!established && !AwaitRequest(fd, connected)) break;  // the handshake deadline
       Incoming in = ReceiveRequest(fd);
-      if (in.kind == Incoming::kGone || stopping_) break;  // the client went away, or we stop
+      if (in.kind == Incoming::kGone || stopping_) {  // the client went away, or we stop
+        // Unestablished, a request stalled past the deadline (SO_RCVTIMEO) ends the same way.
+        if (!established && in.error.err() == EAGAIN && !stopping_) MissedHandshake(fd);
+        break;
+      }
       if (in.kind != Incoming::kRequest) {
         // Malformed or oversized: say so; keep the connection unless the stream is lost.
         if (!SendReply(fd, Reply{ErrorJson(in.error), {}}).ok() || in.kind == Incoming::kFatal) {
@@ -132,14 +163,19 @@ void HmmServer::Serve(int fd, Status refusal, std::function<void()> on_close) {
         }
         continue;
       }
+      if (!BeginRequest(fd)) break;  // reclaimed meanwhile: the reply it read says so
       Reply reply =
           HandleRequest(*hmm_, in.request, options_.allow_writable, options_.share_kv, &session);
       ++served_;
+      attached = attached || !reply.fds.empty();
+      established = established || ReplyStatus(reply.json).ok();
+      EndRequest(fd, established, attached || !session.kv.empty());
       if (!SendReply(fd, reply).ok()) break;  // EPIPE: the client died mid-request
     }
   }
-  if (refusal.ok() && !stopping_ && on_close) on_close();
+  if (!stopping_ && on_close) on_close();
   vmm::MutexLock l(&mu_);
+  conns_.erase(fd);
   client_fds_.erase(fd);
   close(fd);
   if (--active_clients_ == 0) idle_cv_.SignalAll();

@@ -6,12 +6,16 @@
 //    rejected kind was rejected (fallback_reason()).
 //  - The memfd is named "vmm:<name>" so it shows in /proc/PID/maps, bound to a NUMA node with
 //    mbind(MPOL_BIND) when one is given, and sealed (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
-//    once sized, so no holder of the fd can truncate it under another.
+//    once sized and mapped, so no holder of the fd can truncate it under another.
+//    ArenaOptions::seal_future_writes adds F_SEAL_FUTURE_WRITE once the direct map exists: that
+//    mapping stays the only writable one, for good (see the option).
 //  - Extents are runs of contiguous pages handed out by a BuddyAllocator. An Extent is a
 //    refcounted handle: copies share it, and the pages return to the pool only when the last copy
 //    (including mappings in Reservations, which hold a copy) is released. With
 //    ArenaOptions::discard_on_free the released pages are punched out of the memfd
-//    (fallocate PUNCH_HOLE) so their memory goes back to the kernel.
+//    (fallocate PUNCH_HOLE) so their memory goes back to the kernel. Arenas sealed against
+//    future writes cannot discard (the kernel refuses PUNCH_HOLE on them): they keep freed pages
+//    in their pool, resident, for the next allocation.
 //  - Resize() grows or shrinks an owned extent at its end, in place: its first page, and so
 //    every address of the pages it keeps, stays the same (a KV cache gives memory back ahead of
 //    a scale event and takes it back later without moving its data).
@@ -25,7 +29,8 @@
 //  1. The allocator's invariants hold (page_allocator.h).
 //  2. Live owned extents are disjoint, inside the arena, and together with the free blocks they
 //     cover every page exactly once.
-//  3. The memfd's size equals capacity and its seals include SHRINK, GROW and SEAL.
+//  3. The memfd's size equals capacity and its seals include SHRINK, GROW and SEAL, and
+//     FUTURE_WRITE when write_sealed().
 //
 // Thread safety: all methods are safe to call concurrently; allocation state is guarded by an
 // internal vmm::Mutex (GUARDED_BY, checked by clang's -Wthread-safety). Extent handles may be
@@ -71,13 +76,25 @@ struct ArenaOptions {
   std::string name = "arena";   // shows as "memfd:vmm:<name>" in /proc/PID/maps; <= 240 chars
   uint64_t capacity_bytes = 0;  // rounded up to the page size; must be > 0
   PageSizePolicy page_size = PageSizePolicy::kAuto;
-  int numa_node = -1;            // -1: no binding; otherwise mbind(MPOL_BIND) to this node
-  bool direct_map = true;        // keep one read-write mapping of the whole arena (Extent::data())
-  bool discard_on_free = false;  // punch freed pages out of the memfd (returns memory to the OS)
+  int numa_node = -1;      // -1: no binding; otherwise mbind(MPOL_BIND) to this node
+  bool direct_map = true;  // keep one read-write mapping of the whole arena (Extent::data())
+  // Punch freed pages out of the memfd (returns memory to the OS). Not with seal_future_writes:
+  // the kernel refuses PUNCH_HOLE on a sealed memfd, so sealed arenas keep freed pages in their
+  // pool (resident, for the next allocation).
+  bool discard_on_free = false;
   // Fault every page in at creation (MADV_POPULATE_WRITE over the direct map), as device memory
   // is resident before anything is allocated: allocations then never wait for page faults or for
   // a hypervisor backing fresh guest memory. REQUIRES direct_map and !discard_on_free.
   bool populate = false;
+  // Seal the memfd with F_SEAL_FUTURE_WRITE once the direct map is made (and populated): the
+  // direct map keeps writing (and faulting pages in: MADV_POPULATE_WRITE on it works after the
+  // seal), but from then on no fd of the memfd, not even one reopened O_RDWR
+  // through /proc/PID/fd/N by a process of the same uid, can be mapped PROT_WRITE|MAP_SHARED
+  // (EPERM), mprotect'ed writable, written with write(2) or punched with fallocate (EPERM).
+  // For memory only its creator writes (weights). REQUIRES direct_map (nothing else could ever
+  // write it) and !discard_on_free (PUNCH_HOLE is refused). A kernel without the seal (before
+  // Linux 5.1: EINVAL) gives an unsealed arena whose seal_note() says so.
+  bool seal_future_writes = false;
   Os* os = nullptr;  // nullptr: Os::Default()
 
   Status Validate() const;
@@ -88,8 +105,9 @@ enum class ExportMode : int {
   kReadWrite = 0,  // a dup of the arena's own fd (O_RDWR): the receiver may map it writable
   // A new file description opened O_RDONLY (through /proc/self/fd): mmap(PROT_WRITE, MAP_SHARED)
   // and write(2) on it fail with EACCES / EBADF, and mprotect cannot upgrade a mapping of it.
-  // It does not stop a process of the same uid from reopening the memfd by path
-  // (/proc/PID/fd/N) with O_RDWR: the memfd's inode, not the description, decides that.
+  // By itself it does not stop a process of the same uid from reopening the memfd by path
+  // (/proc/PID/fd/N) with O_RDWR: the memfd's inode, not the description, decides that; an arena
+  // sealed against future writes (ArenaOptions::seal_future_writes) refuses that too.
   kReadOnly,
 };
 
@@ -223,6 +241,10 @@ class Arena : public std::enable_shared_from_this<Arena> {
   const std::string& fallback_reason() const { return fallback_reason_; }
   // Why the NUMA binding was skipped ("" when bound or not asked).
   const std::string& numa_note() const { return numa_note_; }
+  // True when the memfd carries F_SEAL_FUTURE_WRITE (only the direct map writes it).
+  bool write_sealed() const { return write_sealed_; }
+  // Why seal_future_writes was asked but the arena is not sealed ("" otherwise).
+  const std::string& seal_note() const { return seal_note_; }
 
   ArenaStats Stats() const;
   Status CheckInvariants() const;
@@ -244,11 +266,13 @@ class Arena : public std::enable_shared_from_this<Arena> {
   int numa_node_ = -1;
   bool imported_ = false;
   bool discard_on_free_ = false;
+  bool write_sealed_ = false;
   Os* os_ = nullptr;
   UniqueFd fd_;
   uint8_t* direct_map_ = nullptr;
   std::string fallback_reason_;
   std::string numa_note_;
+  std::string seal_note_;
 
   mutable Mutex mu_;
   std::unique_ptr<BuddyAllocator> allocator_ GUARDED_BY(mu_);  // null for imported arenas
