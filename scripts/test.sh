@@ -6,7 +6,8 @@
 #             -Werror (the thread-safety annotations are checked by clang only), the tools and the
 #             fuzz targets; the whole suite runs in it (with the fuzzers' seed corpora, label fuzz).
 #   3. fuzz:  every fuzz target (fuzz/corpus/<target>/) for FUZZ_SECONDS on a scratch copy of its
-#             corpus; a crash prints the input and its reproducer.
+#             corpus (with fuzz/<target>.dict when there is one); a crash prints the input and
+#             its reproducer.
 #   4. tsan:  clang build with ThreadSanitizer of the threaded tests (target threaded_tests, label
 #             threads) and the tools they start; those tests run in it.
 # Any sanitizer report, in a test or in a process it started (hmmd, emoe_instance...), fails the
@@ -138,15 +139,18 @@ fuzz_one() {
   local name=$1 bin="$ASAN_BUILD_DIR/fuzz/$1" work="$ASAN_BUILD_DIR/fuzz-work/$1"
   rm -rf "$work" && mkdir -p "$work/corpus" && cp -r "fuzz/corpus/$name/." "$work/corpus/" ||
     return
-  local frc=0
+  local frc=0 dict=()
+  [ ! -f "fuzz/$name.dict" ] || dict=(-dict="fuzz/$name.dict")
   "$bin" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb="$FUZZ_RSS_MB" -timeout=30 -max_len=16384 \
-    -artifact_prefix="$work/" -print_final_stats=1 "$work/corpus" >"$work/log" 2>&1 || frc=$?
+    "${dict[@]}" -artifact_prefix="$work/" -print_final_stats=1 "$work/corpus" >"$work/log" 2>&1 ||
+    frc=$?
   local found
   found=$(find "$work" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'oom-*' \
     -o -name 'timeout-*' \) | head -1)
   if [ $frc != 0 ] || [ -n "$found" ]; then
-    echo "test: fuzz $name FAILED (exit $frc); the end of $work/log:"
-    tail -n 60 "$work/log"
+    echo "test: fuzz $name FAILED (exit $frc); the finding and the end of $work/log:"
+    grep -m 5 -E 'ERROR|what\(\)|FUZZ_CHECK|runtime error' "$work/log" || true
+    tail -n 40 "$work/log"
     if [ -n "$found" ]; then
       echo "test: the input ($(stat -c %s "$found") bytes), base64: $(head -c 65536 "$found" | base64 -w0)"
       echo "test: reproduce: $bin $found"
