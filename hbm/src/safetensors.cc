@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 
 #include "vmm/file.h"
 #include "vmm/unique_fd.h"
@@ -118,32 +119,38 @@ StatusOr<TensorInfo> ParseEntry(const std::string& path, const std::string& name
 
 }  // namespace
 
-StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
-  // A FIFO or a directory is refused by type before anything is read (a FIFO would block).
-  SafetensorsFile f;
-  VMM_ASSIGN_OR_RETURN(vmm::UniqueFd fd,
-                       vmm::OpenRegularFile(path, "safetensors file", 0, &f.file_size));
-  f.path = path;
-  if (f.file_size < 8) {
-    return Status::DataLoss(path + ": truncated: " + std::to_string(f.file_size) +
-                            " bytes, less than the 8-byte header length");
+StatusOr<uint64_t> SafetensorsHeaderLength(const std::string& path, std::string_view bytes,
+                                           uint64_t file_size) {
+  if (file_size < 8 || bytes.size() < 8) {
+    return Status::DataLoss(
+        path + ": truncated: " + std::to_string(std::min<uint64_t>(file_size, bytes.size())) +
+        " bytes, less than the 8-byte header length");
   }
-  uint8_t len_bytes[8];
-  VMM_RETURN_IF_ERROR(ReadExact(fd.get(), path, 0, len_bytes, 8));
   uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | len_bytes[i];
+  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | static_cast<uint8_t>(bytes[i]);
   if (header_len > kMaxHeaderBytes) {
     return Status::DataLoss(path + ": header of " + std::to_string(header_len) +
                             " bytes exceeds the limit of " + std::to_string(kMaxHeaderBytes));
   }
-  if (header_len > f.file_size - 8) {
+  if (header_len > file_size - 8) {
     return Status::DataLoss(path + ": truncated: the header needs " + std::to_string(header_len) +
-                            " bytes, the file has " + std::to_string(f.file_size - 8) +
+                            " bytes, the file has " + std::to_string(file_size - 8) +
                             " after the length");
   }
-  std::string header(header_len, '\0');
-  VMM_RETURN_IF_ERROR(ReadExact(fd.get(), path, 8, header.data(), header_len));
-  json j = json::parse(header, nullptr, /*allow_exceptions=*/false);
+  return header_len;
+}
+
+StatusOr<SafetensorsFile> ParseSafetensorsHeader(const std::string& path, std::string_view bytes,
+                                                 uint64_t file_size) {
+  VMM_ASSIGN_OR_RETURN(const uint64_t header_len, SafetensorsHeaderLength(path, bytes, file_size));
+  if (bytes.size() - 8 < header_len) {
+    return Status::DataLoss(path + ": truncated: the header needs " + std::to_string(header_len) +
+                            " bytes, only " + std::to_string(bytes.size() - 8) + " were read");
+  }
+  SafetensorsFile f;
+  f.path = path;
+  f.file_size = file_size;
+  json j = json::parse(bytes.substr(8, header_len), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return Status::DataLoss(path + ": the header is not a JSON object");
   }
@@ -177,6 +184,45 @@ StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
   return f;
 }
 
+StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path) {
+  // A FIFO or a directory is refused by type before anything is read (a FIFO would block).
+  uint64_t file_size = 0;
+  VMM_ASSIGN_OR_RETURN(vmm::UniqueFd fd,
+                       vmm::OpenRegularFile(path, "safetensors file", 0, &file_size));
+  std::string bytes(std::min<uint64_t>(8, file_size), '\0');
+  VMM_RETURN_IF_ERROR(ReadExact(fd.get(), path, 0, bytes.data(), bytes.size()));
+  VMM_ASSIGN_OR_RETURN(const uint64_t header_len, SafetensorsHeaderLength(path, bytes, file_size));
+  bytes.resize(8 + header_len);
+  VMM_RETURN_IF_ERROR(ReadExact(fd.get(), path, 8, bytes.data() + 8, header_len));
+  return ParseSafetensorsHeader(path, bytes, file_size);
+}
+
+StatusOr<std::map<std::string, std::string>> ParseSafetensorsIndex(const std::string& path,
+                                                                   std::string_view text) {
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") ||
+      !j["weight_map"].is_object()) {
+    return Status::DataLoss(path + ": not an index with a weight_map object");
+  }
+  std::map<std::string, std::string> weight_map;
+  for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+    if (!it->is_string()) {
+      return Status::DataLoss(path + ": weight_map entry '" + it.key() + "' is not a file name");
+    }
+    const std::string shard = it->get<std::string>();
+    if (shard.empty() || shard == ".") {
+      return Status::DataLoss(path + ": weight_map entry '" + it.key() +
+                              "' names no file in the checkpoint directory");
+    }
+    if (shard.find('/') != std::string::npos || shard == "..") {
+      return Status::DataLoss(path + ": shard name '" + shard +
+                              "' leaves the checkpoint directory");
+    }
+    weight_map[it.key()] = shard;
+  }
+  return weight_map;
+}
+
 StatusOr<Checkpoint> OpenCheckpoint(const std::string& path) {
   Checkpoint c;
   c.path = path;
@@ -189,23 +235,10 @@ StatusOr<Checkpoint> OpenCheckpoint(const std::string& path) {
       VMM_ASSIGN_OR_RETURN(
           const std::string text,
           vmm::ReadRegularFile(index.string(), "checkpoint index", kMaxIndexBytes));
-      json j = json::parse(text, nullptr, false);
-      if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") ||
-          !j["weight_map"].is_object()) {
-        return Status::DataLoss(index.string() + ": not an index with a weight_map object");
-      }
+      VMM_ASSIGN_OR_RETURN(auto shards, ParseSafetensorsIndex(index.string(), text));
       std::set<std::string> shard_names;
-      for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-        if (!it->is_string()) {
-          return Status::DataLoss(index.string() + ": weight_map entry '" + it.key() +
-                                  "' is not a file name");
-        }
-        const std::string shard = it->get<std::string>();
-        if (shard.find('/') != std::string::npos || shard == "..") {
-          return Status::DataLoss(index.string() + ": shard name '" + shard +
-                                  "' leaves the checkpoint directory");
-        }
-        weight_map[it.key()] = (fs::path(path) / shard).string();
+      for (const auto& [name, shard] : shards) {
+        weight_map[name] = (fs::path(path) / shard).string();
         shard_names.insert(shard);
       }
       for (const auto& s : shard_names) files.push_back((fs::path(path) / s).string());

@@ -196,6 +196,46 @@ TEST(SafetensorsTest, NonRegularFilesAreRefusedByType) {
   expect_refused(d4.path(), d4.File("model-00001-of-00001.safetensors"), "a FIFO");
 }
 
+// The pure parsers behind ReadSafetensorsHeader and OpenCheckpoint (the fuzz targets' entry
+// points) read what the file readers read.
+TEST(SafetensorsTest, ParsersOfBytes) {
+  ScratchDir dir;
+  const std::string path = dir.File("m.safetensors");
+  ASSERT_TRUE(WriteSafetensors(path, Sample(), {{"format", "pt"}}).ok());
+  const std::string file = testing::ReadFile(path);
+  auto from_file = ReadSafetensorsHeader(path);
+  auto from_bytes = ParseSafetensorsHeader(path, file, file.size());
+  ASSERT_TRUE(from_file.ok() && from_bytes.ok()) << from_bytes.status().ToString();
+  EXPECT_EQ(from_bytes->data_start, from_file->data_start);
+  ASSERT_EQ(from_bytes->tensors.size(), from_file->tensors.size());
+  for (size_t i = 0; i < from_file->tensors.size(); ++i) {
+    EXPECT_EQ(from_bytes->tensors[i].name, from_file->tensors[i].name);
+    EXPECT_EQ(from_bytes->tensors[i].file_offset, from_file->tensors[i].file_offset);
+  }
+  // Only the header is needed; fewer bytes than the header is truncation, not a crash.
+  EXPECT_TRUE(
+      ParseSafetensorsHeader(path, file.substr(0, from_file->data_start), file.size()).ok());
+  for (size_t n : {size_t{0}, size_t{7}, size_t{8}, size_t{20}}) {
+    auto s = ParseSafetensorsHeader(path, file.substr(0, n), file.size()).status();
+    EXPECT_EQ(s.code(), vmm::StatusCode::kDataLoss) << n;
+    EXPECT_NE(s.message().find("truncated"), std::string::npos) << s.message();
+  }
+  EXPECT_EQ(*SafetensorsHeaderLength(path, file, file.size()), from_file->data_start - 8);
+
+  auto map = ParseSafetensorsIndex("index", R"({"weight_map":{"a":"s1.safetensors","b":"s2"}})");
+  ASSERT_TRUE(map.ok()) << map.status().ToString();
+  EXPECT_EQ(map->at("a"), "s1.safetensors");
+  EXPECT_EQ(map->size(), 2u);
+  for (const char* shard : {"", ".", "..", "d/s.safetensors", "/abs"}) {
+    auto bad =
+        ParseSafetensorsIndex("index", std::string(R"({"weight_map":{"a":")") + shard + "\"}}");
+    EXPECT_EQ(bad.status().code(), vmm::StatusCode::kDataLoss) << shard;
+    EXPECT_NE(bad.status().message().find("index"), std::string::npos) << bad.status().message();
+  }
+  EXPECT_FALSE(ParseSafetensorsIndex("index", R"({"weight_map":[]})").ok());
+  EXPECT_FALSE(ParseSafetensorsIndex("index", "").ok());
+}
+
 TEST(SafetensorsTest, DuplicateNamesAcrossShards) {
   ScratchDir dir;
   auto all = Sample();

@@ -55,10 +55,11 @@ Status StepMailbox::Write(std::span<const Sequence> batch, const Layout& layout,
     at += sizeof(r);
   }
   for (const Sequence& s : batch) {
-    std::memcpy(at, s.blocks.data(), s.blocks.size_bytes());
-    at += s.blocks.size_bytes();
-    std::memcpy(at, s.tokens.data(), s.tokens.size_bytes());
-    at += s.tokens.size_bytes();
+    for (std::span<const int32_t> v : {s.blocks, s.tokens}) {
+      // An empty span's data() may be null, and memcpy from null is undefined even for 0 bytes.
+      if (!v.empty()) std::memcpy(at, v.data(), v.size_bytes());
+      at += v.size_bytes();
+    }
   }
   return Status::Ok();
 }

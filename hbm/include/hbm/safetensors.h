@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vmm/status.h"
@@ -58,6 +59,20 @@ struct SafetensorsFile {
 
 // Parses and validates one file's header.
 StatusOr<SafetensorsFile> ReadSafetensorsHeader(const std::string& path);
+
+// The pure parsers behind ReadSafetensorsHeader and OpenCheckpoint (fuzz/ drives them with
+// arbitrary bytes; `path` only names the file in errors):
+// the header length in the first 8 of `bytes`, checked against kMaxHeaderBytes and `file_size`;
+StatusOr<uint64_t> SafetensorsHeaderLength(const std::string& path, std::string_view bytes,
+                                           uint64_t file_size);
+// the header of a file of `file_size` bytes whose first bytes (the length and at least the whole
+// header; more is ignored) are `bytes`;
+StatusOr<SafetensorsFile> ParseSafetensorsHeader(const std::string& path, std::string_view bytes,
+                                                 uint64_t file_size);
+// the weight map of an index (model.safetensors.index.json text): tensor name -> shard file name,
+// a plain name inside the checkpoint's directory.
+StatusOr<std::map<std::string, std::string>> ParseSafetensorsIndex(const std::string& path,
+                                                                   std::string_view text);
 
 // A checkpoint: one .safetensors file, a directory with model.safetensors.index.json, or a
 // directory with exactly the *.safetensors files to use. Tensor names must be unique across

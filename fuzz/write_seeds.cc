@@ -1,0 +1,227 @@
+// fuzz_write_seeds OUT_DIR: (re)writes the seed corpora of the fuzz targets into
+// OUT_DIR/<target>/, from the project's own writers (gen_model's GenerateModel, WriteSafetensors,
+// ModelConfig::ToJson, the hmmd codec's ToJson, StepMailbox::Write, a real arena's export
+// metadata) plus hand-made edge cases. The committed fuzz/corpus/ is its output:
+//   build-asan/fuzz/fuzz_write_seeds fuzz/corpus
+// Deterministic: the same sources give the same files.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/model.h"
+#include "hbm/safetensors.h"
+#include "hbm/wire.h"
+#include "instances/mailbox.h"
+#include "ipc/codec.h"
+#include "vmm/arena.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace ipc = emoe::hbm::ipc;
+using emoe::hbm::DType;
+using emoe::hbm::TensorToWrite;
+
+fs::path g_out;
+
+void Put(const std::string& target, const std::string& name, const std::string& bytes) {
+  const fs::path dir = g_out / target;
+  fs::create_directories(dir);
+  std::ofstream(dir / name, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void Check(const vmm::Status& s, const char* what) {
+  if (!s.ok()) {
+    std::cerr << "fuzz_write_seeds: " << what << ": " << s.ToString() << "\n";
+    std::exit(1);
+  }
+}
+
+// A safetensors file's length and header only (8 + N bytes): the fuzzer reads it as the start of
+// a larger file.
+std::string HeaderOf(const std::string& file) {
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | static_cast<uint8_t>(file[i]);
+  return file.substr(0, 8 + n);
+}
+
+std::string Framed(const std::string& header) {
+  std::string len(8, '\0');
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>(header.size() >> (8 * i));
+  return len + header;
+}
+
+void ModelSeeds(const fs::path& scratch) {
+  auto tiny = emoe::engine::PresetConfig("tiny");
+  Check(tiny.status(), "preset tiny");
+  emoe::engine::GeneratorOptions o;
+  o.max_shard_bytes = 64 << 10;  // sharded, with an index
+  Check(emoe::engine::GenerateModel(*tiny, o, (scratch / "tiny").string()), "generate tiny");
+  if (!fs::exists(scratch / "tiny" / "model.safetensors.index.json")) {
+    Check(vmm::Status::Internal("the tiny model was not sharded"), "generate tiny");
+  }
+  Put("safetensors_index_fuzzer", "tiny_index.json",
+      Slurp(scratch / "tiny" / "model.safetensors.index.json"));
+  for (const auto& e : fs::directory_iterator(scratch / "tiny")) {
+    if (e.path().extension() != ".safetensors") continue;
+    Put("safetensors_header_fuzzer", "tiny_" + e.path().stem().string() + "_header",
+        HeaderOf(Slurp(e.path())));
+    break;  // one shard is enough: they differ only in names
+  }
+  for (const std::string& preset : emoe::engine::PresetNames()) {
+    auto c = emoe::engine::PresetConfig(preset);
+    Check(c.status(), preset.c_str());
+    Put("model_config_fuzzer", preset + ".json", c->ToJson());
+  }
+  emoe::engine::ModelConfig mixtral = *tiny;
+  mixtral.architecture = emoe::engine::Architecture::kMixtral;
+  mixtral.head_dim = mixtral.hidden_size / mixtral.num_attention_heads;
+  Put("model_config_fuzzer", "tiny_mixtral.json", mixtral.ToJson());
+}
+
+void SafetensorsSeeds(const fs::path& scratch) {
+  const std::vector<TensorToWrite> tensors = {
+      {"a.weight", DType::kF32, {2, 3}, std::string(24, '\1')},
+      {"b.bias", DType::kBF16, {4}, std::string(8, '\2')},
+      {"c.scalar", DType::kF16, {}, std::string(2, '\3')},
+      {"d.empty", DType::kF32, {0, 5}, ""}};
+  const fs::path f = scratch / "small.safetensors";
+  Check(emoe::hbm::WriteSafetensors(f.string(), tensors, {{"format", "pt"}}, 8), "write small");
+  Put("safetensors_header_fuzzer", "small_whole_file", Slurp(f));
+  const std::string t = "safetensors_header_fuzzer";
+  Put(t, "edge_empty_header", Framed("{}"));
+  Put(t, "edge_length_only", std::string("\x02\0\0\0\0\0\0\0", 8));
+  Put(t, "edge_length_past_file", Framed("{}").substr(0, 9));
+  Put(t, "edge_huge_length", std::string("\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10));
+  Put(t, "edge_overlap",
+      Framed(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+             R"("y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})") +
+          std::string(8, '\0'));
+  Put(t, "edge_shape_overflow",
+      Framed(R"({"x":{"dtype":"BF16","shape":[4294967296,4294967296],"data_offsets":[0,0]}})"));
+  Put(t, "edge_negative_dim",
+      Framed(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})") + "abcd");
+  Put(t, "edge_offsets_reversed",
+      Framed(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})") + std::string(8, 'z'));
+  Put(t, "edge_metadata_not_string", Framed(R"({"__metadata__":{"k":1}})"));
+  Put(t, "edge_not_object", Framed("[1,2,3]"));
+  const std::string i = "safetensors_index_fuzzer";
+  Put(i, "edge_escape", R"({"weight_map":{"a":"../x.safetensors","b":"/etc/passwd"}})");
+  Put(i, "edge_empty_and_dot", R"({"weight_map":{"a":"","b":".","c":".."}})");
+  Put(i, "edge_not_string", R"({"metadata":{},"weight_map":{"a":1}})");
+  Put(i, "edge_no_map", R"({"weight_map":[]})");
+}
+
+void ConfigEdgeSeeds() {
+  const std::string t = "model_config_fuzzer";
+  Put(t, "edge_huge_layers",
+      R"({"architectures":["Qwen3MoeForCausalLM"],"vocab_size":2,"hidden_size":2,)"
+      R"("num_hidden_layers":2147483648,"num_attention_heads":1,"num_experts_per_tok":1,)"
+      R"("moe_intermediate_size":2,"num_experts":1})");
+  Put(t, "edge_float_overflow",
+      R"({"architectures":["MixtralForCausalLM"],"vocab_size":8,"hidden_size":8,)"
+      R"("intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,)"
+      R"("num_experts_per_tok":1,"num_local_experts":2,"rope_theta":1e999})");
+  Put(t, "edge_wrong_types", R"({"architectures":[1],"vocab_size":"8","head_dim":1.5})");
+}
+
+void CodecSeeds() {
+  const std::string t = "hmmd_codec_fuzzer";
+  emoe::hbm::PlacementTable placement;
+  placement["layer0.w"] = {emoe::hbm::Usage::kExperts, {0, 1}, "layer 0 expert 1"};
+  Put(t, "attach.json", ipc::ToJson(ipc::AttachRequest{1, false, true, false}).dump());
+  Put(t, "load.json", ipc::ToJson(ipc::LoadRequest{"/m", "p.", placement}).dump());
+  Put(t, "copy_group.json",
+      ipc::ToJson(ipc::CopyGroupRequest{{"a", "b"}, 0, 1, emoe::hbm::Usage::kExperts, "x."})
+          .dump());
+  Put(t, "find.json", ipc::ToJson("find", ipc::RecordRequest{"a", 1}).dump());
+  Put(t, "release_many.json", ipc::ToJson(ipc::ReleaseManyRequest{{{"a", 0}, {"b", 1}}}).dump());
+  Put(t, "release_matching.json", ipc::ToJson(ipc::ReleaseMatchingRequest{"p.", {0, 2}}).dump());
+  Put(t, "kv_alloc.json", ipc::ToJson(ipc::KvAllocRequest{0, 1 << 20}).dump());
+  Put(t, "kv_resize.json", ipc::ToJson("kv_resize", ipc::KvRequest{3, 4096}).dump());
+  emoe::hbm::HmmOptions options;
+  options.memory.usage_bytes = {1 << 20, 2 << 20, 3 << 20};
+  Put(t, "start.json", ipc::StartMessage(options).dump());
+  ipc::DevicesReply devices{{{0, 0, {0, 1}, 1 << 30}, {1, 0, {2}, 1 << 30}}, ""};
+  Put(t, "devices_reply.json", ipc::ToJson(devices).dump());
+  emoe::hbm::DeviceStats stats;
+  Put(t, "stats_reply.json", ipc::ToJson(ipc::StatsReply{{stats}, "report"}).dump());
+  emoe::hbm::LoadReport report;
+  report.disk_seconds = 0.25;
+  Put(t, "load_report.json", ipc::ToJson(report).dump());
+  ipc::WireTensor w;
+  w.meta = {"t", 1, emoe::hbm::Usage::kWeights, DType::kBF16, {2, 3}, 12, 4096};
+  w.arena = 0;
+  Put(t, "wire_tensor.json", ipc::ToJson(w).dump());
+  Put(t, "error_reply.json", emoe::hbm::ErrorJson(vmm::Status::NotFound("no such tensor")));
+  Put(t, "edge_int_range", R"({"op":"kv_alloc","device":4294967296,"bytes":-1})");
+  Put(t, "edge_deep", std::string(200, '[') + std::string(200, ']'));
+  const std::string w2 = "hmmd_wire_fuzzer";
+  const std::string ping = R"({"op":"ping"})";
+  Put(w2, "raw_request", ping);
+  Put(w2, "framed_in_parts", std::string("1{\"op\":") + '\0' + "0\"ping\"}" + '\0' + ping);
+  Put(w2, "edge_framing_lost", std::string("1{\"op\":") + '\0' + "{\"op\":\"ping\"}");
+  Put(w2, "edge_empty_datagram", std::string("") + '\0' + ping);
+}
+
+void MailboxSeeds() {
+  const std::string t = "step_mailbox_fuzzer";
+  const int64_t vocab = 4;
+  const std::vector<int32_t> blocks0 = {0, 1}, tokens0 = {7}, blocks1 = {2}, tokens1 = {5, 6, 7};
+  const std::vector<emoe::engine::StepMailbox::Sequence> batch = {{0, 16, blocks0, tokens0},
+                                                                  {1, 3, blocks1, tokens1}};
+  for (size_t n : {size_t{0}, size_t{1}, size_t{2}}) {
+    const std::span<const emoe::engine::StepMailbox::Sequence> b(batch.data(), n);
+    const auto layout = emoe::engine::StepMailbox::Plan(b, vocab);
+    std::string bytes(24 + layout.total_bytes(), '\0');
+    std::memcpy(bytes.data(), &layout.request_bytes, 8);
+    std::memcpy(bytes.data() + 8, &layout.logits_offset, 8);
+    std::memcpy(bytes.data() + 16, &vocab, 8);
+    Check(emoe::engine::StepMailbox::Write(b, layout, reinterpret_cast<uint8_t*>(bytes.data()) + 24,
+                                           layout.total_bytes()),
+          "mailbox write");
+    Put(t, "batch_of_" + std::to_string(n), bytes);
+  }
+  vmm::ArenaOptions ao;
+  ao.name = "instance-mailbox";
+  ao.capacity_bytes = 1 << 20;
+  ao.page_size = vmm::PageSizePolicy::kSmall;
+  auto arena = vmm::Arena::Create(ao);
+  Check(arena.status(), "arena");
+  auto exported = (*arena)->Export();
+  Check(exported.status(), "export");
+  Put(t, "arena_metadata", std::string(24, '\0') + exported->SerializeMetadata());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: fuzz_write_seeds OUT_DIR (e.g. fuzz/corpus)\n";
+    return 2;
+  }
+  g_out = argv[1];
+  const fs::path scratch = fs::temp_directory_path() / ("fuzz_seeds." + std::to_string(getpid()));
+  fs::create_directories(scratch);
+  ModelSeeds(scratch);
+  SafetensorsSeeds(scratch);
+  ConfigEdgeSeeds();
+  CodecSeeds();
+  MailboxSeeds();
+  fs::remove_all(scratch);
+  std::cout << "fuzz_write_seeds: wrote the seed corpora under " << g_out.string() << "\n";
+  return 0;
+}
