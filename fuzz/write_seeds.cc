@@ -136,6 +136,11 @@ void ConfigEdgeSeeds() {
       R"("intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":2,)"
       R"("num_experts_per_tok":1,"num_local_experts":2,"rope_theta":1e999})");
   Put(t, "edge_wrong_types", R"({"architectures":[1],"vocab_size":"8","head_dim":1.5})");
+  // Made ParseModelConfig throw (nlohmann type_error from j.value) before #16.
+  Put(t, "regress_sparse_step_string",
+      R"({"architectures":["Qwen3MoeForCausalLM"],"vocab_size":8,"hidden_size":8,)"
+      R"("num_hidden_layers":1,"num_attention_heads":2,"num_experts_per_tok":1,)"
+      R"("moe_intermediate_size":4,"num_experts":2,"decoder_sparse_step":"x"})");
 }
 
 void CodecSeeds() {
