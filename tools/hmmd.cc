@@ -22,6 +22,13 @@
 // dies never leaves a daemon holding device memory. The daemon itself is hbm::RunDaemon
 // (hbm/daemon.h).
 //
+// Start-up: with --populate, what the devices can hold (each device's capacity, over its arenas)
+// is faulted in before serving, in chunks, with progress logged and (launched) sent to the
+// launcher, which waits as long as progress comes. SIGTERM or SIGINT stops the daemon within
+// about a second in any phase (waiting for the start message, populating, preloading, serving,
+// a client's load in flight); a second one ends it at once. A launched daemon also stops when
+// its launcher dies during start-up (PR_SET_PDEATHSIG, and the control connection's hang-up).
+//
 // After setup the daemon drops every capability it does not need and says which it kept. Logs go
 // to stderr; stdout carries only the memory report after a preload.
 #include <fcntl.h>
@@ -57,6 +64,9 @@ DEFINE_int32(control_fd, -1,
              "serve this inherited, connected socket as the control connection; stop when it "
              "closes");
 DEFINE_bool(allow_writable, false, "let clients map arenas writable (testing only)");
+DEFINE_int32(test_populate_delay_ms, 0,
+             "test hook only: sleep this long after each populated chunk (32 MiB), so that "
+             "tests can see a slow start-up; 0 in production");
 
 namespace {
 
@@ -96,6 +106,11 @@ std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
     return std::nullopt;
   }
   emoe::hbm::DaemonOptions d;
+  if (FLAGS_test_populate_delay_ms < 0) {
+    std::fprintf(stderr, "hmmd: --test_populate_delay_ms=%d must be >= 0\n",
+                 FLAGS_test_populate_delay_ms);
+    return std::nullopt;
+  }
   if (FLAGS_control_fd >= 0) {
     struct stat st;
     if (fstat(FLAGS_control_fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
@@ -106,6 +121,7 @@ std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
     d.control.Reset(FLAGS_control_fd);
   }
   d.hmm = std::move(*hmm);
+  d.hmm.test_populate_chunk_delay_ms = FLAGS_test_populate_delay_ms;
   d.hmm.loader.progress = [](const emoe::hbm::LoadProgress& p) {
     LOG(INFO) << "load " << p.ToString();
   };
@@ -161,7 +177,7 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage("HBM Management daemon: owns model memory, serves zero-copy attach");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   // Block the stop signals before any thread starts (copy workers, client threads inherit the
-  // mask), so that only RunDaemon's sigwait receives them.
+  // mask), so that only RunDaemon's watcher receives them (signalfd).
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);

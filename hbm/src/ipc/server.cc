@@ -4,8 +4,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <chrono>
 
 #include "vmm/unix_socket.h"
 
@@ -22,6 +26,7 @@ StatusOr<std::shared_ptr<const Checkpoint>> CheckpointCache::Open(const std::str
 }
 
 Status HmmServer::Start() {
+  InstallInterruptHandler(options_.interrupt_signal);
   VMM_ASSIGN_OR_RETURN(listen_fd_, vmm::ListenUnixSocket(options_.socket_path, options_.socket_mode,
                                                          /*backlog=*/64));
   listening_ = true;  // the file is ours: Stop() removes it
@@ -35,6 +40,7 @@ Status HmmServer::Start() {
 
 void HmmServer::Stop() {
   stopping_ = true;
+  cancel_.Cancel();  // loads in flight stop between batches of reads
   if (acceptor_.joinable()) {
     (void)!write(wake_w_.get(), "x", 1);
     acceptor_.join();
@@ -42,7 +48,14 @@ void HmmServer::Stop() {
   {
     vmm::MutexLock l(&mu_);
     for (int fd : client_fds_) shutdown(fd, SHUT_RDWR);  // unblocks their recv
-    while (active_clients_ != 0) idle_cv_.Wait(&mu_);
+    while (active_clients_ != 0) {
+      if (idle_cv_.WaitFor(&mu_, std::chrono::milliseconds(100))) continue;
+      // Still blocked (open() of a FIFO, a read that never ends): interrupt them. A thread
+      // leaves client_threads_ under mu_ before it ends, so each one signalled here is alive.
+      for (const auto& [fd, thread] : client_threads_) {
+        if (options_.interrupt_signal > 0) pthread_kill(thread, options_.interrupt_signal);
+      }
+    }
   }
   if (listening_) {
     unlink(options_.socket_path.c_str());
@@ -75,6 +88,7 @@ Status HmmServer::Adopt(vmm::UniqueFd fd, std::function<void()> on_close) {
                                    ": not a SOCK_SEQPACKET socket");
   }
   VMM_RETURN_IF_ERROR(CheckPeer(fd.get()).Annotate("adopt fd " + std::to_string(fd.get())));
+  InstallInterruptHandler(options_.interrupt_signal);
   vmm::MutexLock l(&mu_);
   const int raw = fd.Release();
   client_fds_.insert(raw);
@@ -111,6 +125,16 @@ void HmmServer::AcceptLoop() {
 }
 
 void HmmServer::Serve(int fd, Status refusal, std::function<void()> on_close) {
+  if (options_.interrupt_signal > 0) {  // Stop's interruption must reach this thread
+    sigset_t interrupt;
+    sigemptyset(&interrupt);
+    sigaddset(&interrupt, options_.interrupt_signal);
+    pthread_sigmask(SIG_UNBLOCK, &interrupt, nullptr);
+  }
+  {
+    vmm::MutexLock l(&mu_);
+    client_threads_[fd] = pthread_self();
+  }
   if (!refusal.ok()) {
     // Answer the first request (so the client learns why), then hang up. A silent peer gets
     // one second.
@@ -122,6 +146,7 @@ void HmmServer::Serve(int fd, Status refusal, std::function<void()> on_close) {
   {
     Session session;  // its KV memory goes back when the connection ends
     session.checkpoints = &checkpoints_;
+    session.cancel = &cancel_;
     while (refusal.ok()) {
       Incoming in = ReceiveRequest(fd);
       if (in.kind == Incoming::kGone || stopping_) break;  // the client went away, or we stop
@@ -140,6 +165,7 @@ void HmmServer::Serve(int fd, Status refusal, std::function<void()> on_close) {
   }
   if (refusal.ok() && !stopping_ && on_close) on_close();
   vmm::MutexLock l(&mu_);
+  client_threads_.erase(fd);
   client_fds_.erase(fd);
   close(fd);
   if (--active_clients_ == 0) idle_cv_.SignalAll();
