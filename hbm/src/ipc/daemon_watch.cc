@@ -53,6 +53,7 @@ void StopWatcher::Enforce(Clock::time_point since) {
 
 void StopWatcher::Run() {
   std::optional<Clock::time_point> stop_at;
+  bool signalled = false;  // a second signal ends the process at once
   for (;;) {
     if (startup_done_) control_.Reset();
     pollfd pf[4];
@@ -71,12 +72,13 @@ void StopWatcher::Run() {
     if (done_) return;
     signalfd_siginfo si;
     if ((pf[1].revents & POLLIN) && read(signal_fd_.get(), &si, sizeof(si)) == sizeof(si)) {
-      if (stop_at) {
+      if (signalled) {
         LOG(ERROR) << "second signal " << si.ssi_signo << " (" << strsignal(si.ssi_signo)
                    << "): exiting now";
         _exit(1);
       }
       LOG(INFO) << "signal " << si.ssi_signo << " (" << strsignal(si.ssi_signo) << "): stopping";
+      signalled = true;
       token_->Cancel();
     }
     if (!startup_done_ && pf[control].fd >= 0 && pf[control].revents != 0) {

@@ -10,7 +10,8 @@
 //  - from 0.3 s after the stop, the main thread is interrupted (kInterruptSignal, pthread_kill)
 //    every 100 ms, in case it is blocked in a system call that no token reaches (open() of a
 //    FIFO): the call fails with EINTR;
-//  - a second stop signal, or kStopGrace without the main thread done, ends the process at once
+//  - a second stop signal (the first one's repetition: a hang-up followed by the death signal
+//    is one stop), or kStopGrace without the main thread done, ends the process at once
 //    (_exit(1), logged).
 //
 // Thread safety: construct, StartupDone and destroy on the main thread (RunDaemon's).

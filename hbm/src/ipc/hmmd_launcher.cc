@@ -97,6 +97,7 @@ StatusOr<std::unique_ptr<RemoteHmmControl>> RemoteHmmControl::Launch(const HmmdO
   // destructor reaps it on any error.
   Impl* impl = c->impl_.get();
   Clock::time_point last_sign = Clock::now(), last_log{};
+  bool stuck = false;
   auto await = [&](int fd) -> Status {
     for (;;) {
       pollfd pf{fd, POLLIN, 0};
@@ -107,6 +108,7 @@ StatusOr<std::unique_ptr<RemoteHmmControl>> RemoteHmmControl::Launch(const HmmdO
       }
       const auto silent = Clock::now() - last_sign;
       if (silent >= options.start_stall_timeout) {
+        stuck = true;  // the connection closes: hmmd stops (the destructor reaps it)
         return Status::Unavailable(
             impl->who + " is stuck: no sign of progress for " +
             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count()) +
@@ -131,7 +133,7 @@ StatusOr<std::unique_ptr<RemoteHmmControl>> RemoteHmmControl::Launch(const HmmdO
   };
   Status s = impl->Handshake(c.get(), ipc::StartMessage(options.hmm), await, interim);
   if (s.ok()) return c;
-  if (s.code() == vmm::StatusCode::kUnavailable) {
+  if (s.code() == vmm::StatusCode::kUnavailable && !stuck) {
     // The connection closed: most likely hmmd exited; say how.
     const std::string how = impl->HowItEnded(std::chrono::seconds(2));
     if (!how.empty() && s.message().find(how) == std::string::npos) {
