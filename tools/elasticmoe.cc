@@ -60,6 +60,9 @@ DEFINE_string(hmmd_socket, "",
               "drive an hmmd that is already running (its socket) instead of starting one; its "
               "devices and arenas are used as they are (the device flags do not apply), and this "
               "run's records live under elasticmoe-<pid>/");
+DEFINE_string(hmmd_flags, "",
+              "more flags for the hmmd that elasticmoe starts, separated by spaces (e.g. "
+              "\"--v=1\"); its device, arena and page flags do not apply (elasticmoe's do)");
 // Older names of two HMM flags, kept so that existing command lines work.
 DEFINE_int32(max_devices, 7,
              "devices in the HMM (extravagant needs old + new): the same as --devices_per_node");
@@ -177,6 +180,10 @@ vmm::StatusOr<emoe::tools::ExperimentOptions> OptionsFromFlags() {
   o.preset = FLAGS_preset;
   o.out_dir = FLAGS_out_dir;
   o.hmmd_socket = FLAGS_hmmd_socket;
+  {
+    std::istringstream flags(FLAGS_hmmd_flags);
+    for (std::string f; flags >> f;) o.hmmd_flags.push_back(f);
+  }
   o.concurrency = FLAGS_concurrency;
   o.prompt_tokens = FLAGS_prompt_tokens;
   o.output_tokens = FLAGS_output_tokens;

@@ -87,6 +87,15 @@ class HmmHolder {
         hd.binary = o_.hmmd_binary;
         hd.hmm = o_.hmm;
         hd.extra_args = {"--minloglevel=1"};  // hmmd's warnings and errors only
+        hd.extra_args.insert(hd.extra_args.end(), o_.hmmd_flags.begin(), o_.hmmd_flags.end());
+        // Its start-up progress, as a line every 2 s (populating takes a while on a VM).
+        hd.progress =
+            [last = std::chrono::steady_clock::time_point{}](const hbm::StartProgress& p) mutable {
+              const auto now = std::chrono::steady_clock::now();
+              if (now - last < std::chrono::seconds(2) && p.done_bytes != p.total_bytes) return;
+              last = now;
+              std::fprintf(stderr, "elasticmoe: hmmd starting: %s\n", p.ToString().c_str());
+            };
         VMM_ASSIGN_OR_RETURN(remote, hbm::RemoteHmmControl::Launch(hd));
         where = "in hmmd (pid " + std::to_string(remote->pid()) + ")";
       }

@@ -37,11 +37,12 @@ struct ExperimentOptions {
   bool hmmd = true;                // the HMM in hmmd, for methods whose instances run elsewhere
   std::string hmmd_binary;         // started when hmmd_socket is empty
   std::string hmmd_socket;         // a running hmmd to drive instead of starting one
-  int concurrency = 8;             // requests in flight (closed loop)
-  int prompt_tokens = 24;          // per request
-  int output_tokens = 48;          // per request
-  double settle_s = 2.0;           // seconds of serving before each event and after the last
-  double compute_share = 0.5;      // engine::InstanceOptions::compute_share
+  std::vector<std::string> hmmd_flags;  // more flags for the hmmd started (e.g. --v=1)
+  int concurrency = 8;                  // requests in flight (closed loop)
+  int prompt_tokens = 24;               // per request
+  int output_tokens = 48;               // per request
+  double settle_s = 2.0;                // seconds of serving before each event and after the last
+  double compute_share = 0.5;           // engine::InstanceOptions::compute_share
 };
 
 // One scale event of one method, as measured. Its window runs from the end of the previous

@@ -32,8 +32,9 @@ DEFINE_uint64(kv_mb, 0,
               "large)");
 DEFINE_string(page_size, "auto", "arena pages: auto, hugetlb, thp, 4k");
 DEFINE_bool(populate, false,
-            "fault every arena page in at start (resident device memory, like HBM, so that "
-            "nothing pays first-touch faults later); false: arenas fill lazily");
+            "resident device memory, like HBM: fault in at start what each device can hold "
+            "(its capacity, over its arenas), and any other arena page when it is allocated, "
+            "so that nothing pays first-touch faults; false: arenas fill lazily");
 DEFINE_bool(discard_on_free, false, "punch freed arena pages out (memory back to the kernel)");
 DEFINE_uint32(queue_depth, 32, "io_uring reads in flight, 1..4096");
 DEFINE_uint64(chunk_kb, 1024, "bytes per read, KiB (a multiple of 4, at most 1 GiB)");

@@ -22,6 +22,13 @@
 // dies never leaves a daemon holding device memory. The daemon itself is hbm::RunDaemon
 // (hbm/daemon.h).
 //
+// Start-up: with --populate, what the devices can hold (each device's capacity, over its arenas)
+// is faulted in before serving, in chunks, with progress logged and (launched) sent to the
+// launcher, which waits as long as progress comes. SIGTERM or SIGINT stops the daemon within
+// about a second in any phase (waiting for the start message, populating, preloading, serving,
+// a client's load in flight); a second one ends it at once. A launched daemon also stops when
+// its launcher dies during start-up (PR_SET_PDEATHSIG, and the control connection's hang-up).
+//
 // After setup the daemon drops every capability it does not need and says which it kept. Logs go
 // to stderr; stdout carries only the memory report after a preload.
 #include <fcntl.h>
@@ -72,6 +79,9 @@ DEFINE_double(handshake_timeout_s, emoe::hbm::ConnectionLimits{}.handshake_timeo
 DEFINE_double(idle_timeout_s, emoe::hbm::ConnectionLimits{}.idle_timeout_s,
               "a connection idle this long that holds nothing (no KV memory, no attached "
               "arenas) is closed when a new one needs its slot; 0: never");
+DEFINE_int32(test_populate_delay_ms, 0,
+             "test hook only: sleep this long after each populated chunk (32 MiB), so that "
+             "tests can see a slow start-up; 0 in production");
 
 namespace {
 
@@ -127,6 +137,11 @@ std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
     return std::nullopt;
   }
   emoe::hbm::DaemonOptions d;
+  if (FLAGS_test_populate_delay_ms < 0) {
+    std::fprintf(stderr, "hmmd: --test_populate_delay_ms=%d must be >= 0\n",
+                 FLAGS_test_populate_delay_ms);
+    return std::nullopt;
+  }
   if (FLAGS_control_fd >= 0) {
     struct stat st;
     if (fstat(FLAGS_control_fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
@@ -137,6 +152,7 @@ std::optional<emoe::hbm::DaemonOptions> DaemonOptionsFromFlags() {
     d.control.Reset(FLAGS_control_fd);
   }
   d.hmm = std::move(*hmm);
+  d.hmm.test_populate_chunk_delay_ms = FLAGS_test_populate_delay_ms;
   d.hmm.loader.progress = [](const emoe::hbm::LoadProgress& p) {
     LOG(INFO) << "load " << p.ToString();
   };
@@ -199,7 +215,7 @@ int main(int argc, char** argv) {
       "message names the flag; nothing was started)");
   if (auto rc = emoe::tools::ParseFlags("hmmd", &argc, &argv)) return *rc;
   // Block the stop signals before any thread starts (copy workers, client threads inherit the
-  // mask), so that only RunDaemon's sigwait receives them.
+  // mask), so that only RunDaemon's watcher receives them (signalfd).
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);

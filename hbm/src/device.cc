@@ -1,5 +1,6 @@
 #include "hbm/device.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <set>
@@ -129,9 +130,53 @@ StatusOr<std::unique_ptr<Device>> Device::Create(const DeviceSpec& spec,
     o.seal_future_writes = memory.seal_weights && static_cast<Usage>(u) != Usage::kKv;
     o.discard_on_free = memory.discard_on_free && !o.seal_future_writes;
     o.populate = memory.populate;
+    o.populate_bytes = 0;  // PopulateAhead, in chunks
     VMM_ASSIGN_OR_RETURN(d->arenas_[u], vmm::Arena::Create(o));
   }
+  d->populate_ = memory.populate;
   return d;
+}
+
+uint64_t Device::populate_ahead_bytes(Usage u) const {
+  const auto& a = arena(u);
+  if (!populate_ || !a) return 0;
+  uint64_t sum = 0;
+  for (const auto& x : arenas_) sum += x ? x->capacity_bytes() : 0;
+  if (sum <= spec_.capacity_bytes) return a->capacity_bytes();
+  // long double: capacity x size may exceed 64 bits; the share rounds down, so the sum of the
+  // shares stays within the capacity.
+  const long double share = static_cast<long double>(spec_.capacity_bytes) *
+                            static_cast<long double>(a->capacity_bytes()) /
+                            static_cast<long double>(sum);
+  const uint64_t bytes = std::min<uint64_t>(static_cast<uint64_t>(share), a->capacity_bytes());
+  return bytes / a->page_size() * a->page_size();
+}
+
+uint64_t Device::populate_ahead_bytes() const {
+  uint64_t n = 0;
+  for (int u = 0; u < kNumUsages; ++u) n += populate_ahead_bytes(static_cast<Usage>(u));
+  return n;
+}
+
+Status Device::PopulateAhead(uint64_t chunk_bytes,
+                             const std::function<Status(uint64_t)>& after_chunk) {
+  if (chunk_bytes == 0) return Status::InvalidArgument("populate: chunk size 0");
+  for (int u = 0; u < kNumUsages; ++u) {
+    const uint64_t target = populate_ahead_bytes(static_cast<Usage>(u));
+    if (target == 0) continue;
+    vmm::Arena& a = *arenas_[u];
+    const uint64_t chunk = std::max(chunk_bytes / a.page_size(), uint64_t{1}) * a.page_size();
+    for (uint64_t off = 0; off < target; off += chunk) {
+      const uint64_t n = std::min(chunk, target - off);
+      Status s = a.Populate(off, n);
+      if (!s.ok()) {
+        return s.Annotate("device " + std::to_string(spec_.id) + " " +
+                          UsageName(static_cast<Usage>(u)));
+      }
+      if (after_chunk) VMM_RETURN_IF_ERROR(after_chunk(n));
+    }
+  }
+  return Status::Ok();
 }
 
 uint64_t Device::UsedBytes() const {

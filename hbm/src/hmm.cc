@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "hbm/weight_check.h"
 
@@ -51,6 +52,49 @@ std::string LoadReport::ToString() const {
   return out;
 }
 
+std::string PopulateProgress::ToString() const {
+  char buf[128];
+  std::snprintf(buf, sizeof(buf), "populated %llu of %llu MiB (%.0f%%) in %.1f s",
+                static_cast<unsigned long long>(done_bytes >> 20),
+                static_cast<unsigned long long>(total_bytes >> 20),
+                total_bytes ? 100.0 * done_bytes / total_bytes : 100.0, seconds);
+  return buf;
+}
+
+namespace {
+
+// Create's last phase: what every device can hold, populated chunk by chunk, with progress after
+// each chunk (and once before the first) and a stop honoured between chunks.
+Status PopulateDevices(const std::vector<std::unique_ptr<Device>>& devices,
+                       const HmmOptions& options) {
+  PopulateProgress p;
+  for (const auto& d : devices) p.total_bytes += d->populate_ahead_bytes();
+  if (p.total_bytes == 0) return Status::Ok();
+  const auto t0 = Clock::now();
+  if (options.populate_progress) options.populate_progress(p);
+  auto after_chunk = [&](uint64_t bytes) -> Status {
+    p.done_bytes += bytes;
+    p.seconds = Since(t0);
+    if (options.populate_progress) options.populate_progress(p);
+    if (options.test_populate_chunk_delay_ms > 0) {
+      const auto delay = std::chrono::milliseconds(options.test_populate_chunk_delay_ms);
+      if (options.cancel != nullptr) {
+        options.cancel->WaitFor(delay);
+      } else {
+        std::this_thread::sleep_for(delay);
+      }
+    }
+    return options.cancel != nullptr ? options.cancel->Check("populate device memory")
+                                     : Status::Ok();
+  };
+  for (const auto& d : devices) {
+    VMM_RETURN_IF_ERROR(d->PopulateAhead(kPopulateChunkBytes, after_chunk));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Hmm>> Hmm::Create(const HmmOptions& options) {
   VMM_ASSIGN_OR_RETURN(auto specs, PlanDevices(options.devices, vmm::NumaNodes()));
   return CreateWithDevices(specs, options);
@@ -87,6 +131,7 @@ StatusOr<std::unique_ptr<Hmm>> Hmm::CreateWithDevices(const std::vector<DeviceSp
     VMM_ASSIGN_OR_RETURN(auto d, Device::Create(specs[i], memory));
     h->devices_.push_back(std::move(d));
   }
+  VMM_RETURN_IF_ERROR(PopulateDevices(h->devices_, options));
   h->copies_ = std::make_unique<CopyEngine>(specs, options.copy_threads_per_device);
   return h;
 }
@@ -343,7 +388,8 @@ Status CheckPrimaries(const Batch& b, const Checkpoint& checkpoint, const std::s
 }  // namespace
 
 StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement,
-                                         const std::string& name_prefix) {
+                                         const std::string& name_prefix,
+                                         const CancelToken* cancel) {
   vmm::MutexLock load_lock(&load_mu_);
   std::vector<Planned> plan;
   {
@@ -364,11 +410,16 @@ StatusOr<LoadReport> Hmm::LoadCheckpoint(const Checkpoint& checkpoint, const Pla
   report.bytes_from_disk = batch.bytes_from_disk;
   // 3. Read each tensor once.
   auto t0 = Clock::now();
-  Loader loader(options_.loader);
-  VMM_ASSIGN_OR_RETURN(report.disk, loader.Load(batch.reads));
+  LoaderOptions lo = options_.loader;
+  if (lo.cancel == nullptr) lo.cancel = options_.cancel;
+  Loader loader(std::move(lo));
+  VMM_ASSIGN_OR_RETURN(report.disk, loader.Load(batch.reads, cancel));
   report.disk_seconds = Since(t0);
   if (options_.check_weights)
     VMM_RETURN_IF_ERROR(CheckPrimaries(batch, checkpoint, name_prefix, &report));
+  if (Cancelled(cancel, options_.cancel)) {
+    return Status::Unavailable("load: cancelled (stopping) before the peer-to-peer copies");
+  }
   t0 = Clock::now();
   VMM_ASSIGN_OR_RETURN(report.bytes_p2p, CopyReplicas(batch, *copies_));
   report.p2p_seconds = Since(t0);

@@ -193,6 +193,9 @@ ChunkPlan MakeChunks(const std::vector<ReadRequest>& requests, const OpenFiles& 
   return p;
 }
 
+// The user_data of the request that cancels every read in flight (Load's cancellation).
+constexpr uint64_t kCancelData = ~uint64_t{1};
+
 // The state of one ring's run over the chunks.
 struct RingRun {
   io_uring ring;
@@ -230,8 +233,10 @@ void Submit(RingRun& run, int qd) {
 // One completion: a retry, an error (the first is kept), end of file, or bytes (a short read
 // resubmits the remainder).
 void Complete(RingRun& run, const io_uring_cqe* cqe) {
+  const uint64_t data = io_uring_cqe_get_data64(cqe);
+  if (data == kCancelData || data == LIBURING_UDATA_TIMEOUT) return;  // not a read
   --run.inflight;
-  const size_t i = io_uring_cqe_get_data64(cqe);
+  const size_t i = data;
   Chunk& c = (*run.chunks)[i];
   const std::string& path = run.files->paths[c.file];
   const int res = cqe->res;
@@ -271,9 +276,42 @@ void Complete(RingRun& run, const io_uring_cqe* cqe) {
   }
 }
 
+// A stop asked for (once): nothing more is submitted, and every read in flight is cancelled.
+void StopRun(RingRun& run) {
+  run.pending.clear();
+  run.first_error =
+      Status::Unavailable("load: cancelled (stopping) after " + std::to_string(run.done) +
+                          " bytes; " + std::to_string(run.inflight) + " reads in flight cancelled");
+  if (run.inflight == 0) return;
+  if (io_uring_sqe* sqe = io_uring_get_sqe(&run.ring)) {
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, kCancelData);
+  }
+}
+
+// Submits what is queued and waits up to 100 ms for a completion (the bound on how late a stop
+// is seen); the reaped completions are applied. A non-OK status: the ring is unusable.
+Status SubmitAndReap(RingRun& run) {
+  __kernel_timespec ts{0, 100'000'000};
+  io_uring_cqe* first = nullptr;
+  const int ret = io_uring_submit_and_wait_timeout(&run.ring, &first, 1, &ts, nullptr);
+  if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME) {
+    return Status::FromErrno(-ret, "io_uring load", "io_uring_submit_and_wait_timeout");
+  }
+  io_uring_cqe* cqe;
+  unsigned head, seen = 0;
+  io_uring_for_each_cqe(&run.ring, head, cqe) {
+    ++seen;
+    Complete(run, cqe);
+  }
+  io_uring_cq_advance(&run.ring, seen);
+  return Status::Ok();
+}
+
 }  // namespace
 
-StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
+StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests,
+                                 const CancelToken* cancel) {
   VMM_RETURN_IF_ERROR(options_.Validate());
   const auto start = Clock::now();
   VMM_ASSIGN_OR_RETURN(OpenFiles files, OpenAll(requests, options_.direct_io));
@@ -288,7 +326,7 @@ StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
       std::min<uint64_t>(options_.queue_depth, std::max<size_t>(plan.chunks.size(), 1)));
   if (int ret = io_uring_queue_init(qd, &run.ring, 0); ret < 0) {
     // No io_uring (disabled by sysctl or seccomp): the pread loop does the same job.
-    auto fallback = LoadWithPread(requests, options_.chunk_bytes);
+    auto fallback = LoadWithPread(requests, options_.chunk_bytes, options_.cancel, cancel);
     if (fallback.ok()) {
       fallback->fallback_reason =
           std::string("io_uring unavailable (") + strerror(-ret) + "): loaded with pread";
@@ -305,20 +343,17 @@ StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
       io_uring_register_buffers(&run.ring, plan.buffers.data(), plan.buffers.size()) == 0;
   for (size_t i = 0; i < plan.chunks.size(); ++i) run.pending.push_back(i);
   ProgressReporter progress(options_, plan.total);
+  bool stopped = false;
   while ((run.first_error.ok() && !run.pending.empty()) || run.inflight > 0) {
+    if (!stopped && Cancelled(options_.cancel, cancel)) {
+      stopped = true;
+      StopRun(run);
+    }
     Submit(run, qd);
-    int ret = io_uring_submit_and_wait(&run.ring, 1);
-    if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-      run.first_error = Status::FromErrno(-ret, "io_uring load", "io_uring_submit_and_wait");
+    if (Status s = SubmitAndReap(run); !s.ok()) {
+      run.first_error = s;
       break;  // the ring is unusable; in-flight reads are cancelled by queue_exit below
     }
-    io_uring_cqe* cqe;
-    unsigned head, seen = 0;
-    io_uring_for_each_cqe(&run.ring, head, cqe) {
-      ++seen;
-      Complete(run, cqe);
-    }
-    io_uring_cq_advance(&run.ring, seen);
     progress.Update(run.done, false);
   }
   io_uring_queue_exit(&run.ring);
@@ -329,7 +364,8 @@ StatusOr<LoadStats> Loader::Load(const std::vector<ReadRequest>& requests) {
   return stats;
 }
 
-StatusOr<LoadStats> LoadWithPread(const std::vector<ReadRequest>& requests, uint64_t chunk_bytes) {
+StatusOr<LoadStats> LoadWithPread(const std::vector<ReadRequest>& requests, uint64_t chunk_bytes,
+                                  const CancelToken* cancel, const CancelToken* also) {
   const auto start = Clock::now();
   VMM_ASSIGN_OR_RETURN(OpenFiles files, OpenAll(requests, false));
   VMM_RETURN_IF_ERROR(CheckRequests(requests, files));
@@ -340,6 +376,9 @@ StatusOr<LoadStats> LoadWithPread(const std::vector<ReadRequest>& requests, uint
     const uint64_t required = r.required ? r.required : r.length;
     uint64_t got = 0;
     while (got < r.length) {
+      if (Cancelled(cancel, also)) {
+        return Status::Unavailable("load: cancelled (stopping) while reading " + r.path);
+      }
       const uint64_t n = std::min(chunk_bytes, r.length - got);
       const ssize_t k = pread(fd, static_cast<uint8_t*>(r.dest) + got, n, r.file_offset + got);
       if (k < 0 && errno == EINTR) continue;

@@ -170,5 +170,50 @@ TEST(HmmTest, CopyEngineCopiesLargeBuffersAcrossWorkers) {
   EXPECT_TRUE(engine.Copy(0, dst.data(), src.data(), 0).ok());
 }
 
+// With populate, Create faults in what each device can hold (its capacity, split over its arenas
+// in proportion to their sizes), reporting each chunk; what lies past it is populated when
+// allocated.
+TEST(HmmTest, PopulatesWhatTheDevicesCanHoldWithProgress) {
+  HmmOptions o = Options(16 << 20, 48 << 20);  // 64 MiB of arenas per device
+  o.memory.populate = true;
+  std::vector<PopulateProgress> seen;
+  o.populate_progress = [&](const PopulateProgress& p) { seen.push_back(p); };
+  auto hmm = Hmm::CreateWithDevices(Devices(2, 40 << 20), o);
+  ASSERT_TRUE(hmm.ok()) << hmm.status().ToString();
+  ASSERT_GE(seen.size(), 3u);  // once before, then per chunk (32 MiB)
+  EXPECT_EQ(seen.front().done_bytes, 0u);
+  EXPECT_EQ(seen.back().done_bytes, seen.back().total_bytes);
+  EXPECT_EQ(seen.back().total_bytes, 80u << 20);  // 2 x 40 MiB, not 2 x 64 MiB
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].done_bytes, seen[i - 1].done_bytes);
+  Device& d = (*hmm)->device(0);
+  EXPECT_EQ(d.arena(Usage::kWeights)->resident_prefix_bytes(), 10u << 20);  // 40 x 16 / 64
+  EXPECT_EQ(d.arena(Usage::kExperts)->resident_prefix_bytes(), 30u << 20);
+  // Past the prefix, an allocation is populated when it is made.
+  auto e = d.Allocate(Usage::kWeights, 12 << 20);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(d.arena(Usage::kWeights)->resident_prefix_bytes(), 12u << 20);
+  // Arenas that fit in the capacity are populated whole.
+  o.populate_progress = nullptr;
+  auto whole = Hmm::CreateWithDevices(Devices(1, 64 << 20), o);
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  EXPECT_EQ((*whole)->device(0).arena(Usage::kExperts)->resident_prefix_bytes(), 48u << 20);
+}
+
+TEST(HmmTest, CreateStopsBetweenPopulatedChunksWhenCancelled) {
+  HmmOptions o = Options(16 << 20, 48 << 20);
+  o.memory.populate = true;
+  CancelToken cancel;
+  o.cancel = &cancel;
+  int chunks = 0;
+  o.populate_progress = [&](const PopulateProgress& p) {
+    if (p.done_bytes > 0 && ++chunks == 1) cancel.Cancel();
+  };
+  auto hmm = Hmm::CreateWithDevices(Devices(2, 64 << 20), o);
+  ASSERT_FALSE(hmm.ok());
+  EXPECT_EQ(hmm.status().code(), vmm::StatusCode::kUnavailable);
+  EXPECT_NE(hmm.status().message().find("cancelled"), std::string::npos) << hmm.status().ToString();
+  EXPECT_EQ(chunks, 1) << "no chunk after the stop";
+}
+
 }  // namespace
 }  // namespace emoe::hbm

@@ -164,5 +164,36 @@ TEST(LoadProgressTest, Readable) {
   EXPECT_EQ(p.ToString(), " 50.0% 1.00 GiB of 2.00 GiB, 2.00 GB/s, ETA 0.5 s");
 }
 
+// A cancelled token stops the load between batches of completions: nothing more is submitted,
+// the reads in flight are drained, and the load fails naming the stop.
+TEST_F(LoaderTest, StopsBetweenBatchesWhenCancelled) {
+  AlignedBuffer buf(kSize);
+  LoaderOptions o;
+  o.queue_depth = 1;  // one read per batch: many batches
+  o.chunk_bytes = 64 << 10;
+  o.direct_io = false;
+  o.progress_interval_s = 0;  // a report after every batch
+  CancelToken cancel;
+  uint64_t done_at_cancel = 0;
+  o.progress = [&](const LoadProgress& p) {
+    if (!cancel.cancelled()) {
+      done_at_cancel = p.bytes_done;
+      cancel.Cancel();
+    }
+  };
+  auto s = Loader(o).Load({{path_, 0, kSize, buf.p, 0}}, &cancel);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), vmm::StatusCode::kUnavailable);
+  EXPECT_NE(s.status().message().find("cancelled"), std::string::npos) << s.status().ToString();
+  EXPECT_LT(done_at_cancel, kSize);
+  // A token cancelled before the start: nothing is read. LoaderOptions::cancel works the same.
+  LoaderOptions pre;
+  pre.cancel = &cancel;
+  EXPECT_EQ(Loader(pre).Load({{path_, 0, kSize, buf.p, 0}}).status().code(),
+            vmm::StatusCode::kUnavailable);
+  EXPECT_EQ(LoadWithPread({{path_, 0, kSize, buf.p, 0}}, 1 << 20, &cancel).status().code(),
+            vmm::StatusCode::kUnavailable);
+}
+
 }  // namespace
 }  // namespace emoe::hbm

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "test_util.h"
 #include "vmm/stats.h"
@@ -224,6 +225,62 @@ TEST(ArenaTest, PopulateMakesEveryPageResidentUpFront) {
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("populate"), std::string::npos);
+}
+
+// Whether every page of [p, p + n) is resident (mincore over the shared mapping).
+bool AllResident(const void* p, uint64_t n) {
+  std::vector<unsigned char> v((n + 4095) / 4096);
+  if (mincore(const_cast<void*>(p), n, v.data()) != 0) return false;
+  for (unsigned char c : v) {
+    if ((c & 1) == 0) return false;
+  }
+  return true;
+}
+
+TEST(ArenaTest, PopulatesAPrefixAtCreationAndTheRestWhenAllocated) {
+  ArenaOptions o;
+  o.name = "populate-prefix";
+  o.capacity_bytes = 8 << 20;
+  o.page_size = PageSizePolicy::kSmall;
+  o.populate = true;
+  o.populate_bytes = (2 << 20) - 100;  // rounded up to whole pages
+  const uint64_t populated0 = GlobalCounters().bytes_populated.load();
+  auto arena = *Arena::Create(o);
+  struct stat st;
+  ASSERT_EQ(fstat(arena->fd(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_blocks) * 512, 2u << 20);
+  EXPECT_EQ(arena->resident_prefix_bytes(), 2u << 20);
+  EXPECT_EQ(GlobalCounters().bytes_populated.load() - populated0, 2u << 20);
+  // An allocation reaching past the prefix is resident when handed out: only the part past
+  // the prefix is populated then.
+  Extent a = *arena->Allocate(3 << 20);
+  ASSERT_EQ(a.offset_bytes(), 0u);
+  EXPECT_TRUE(AllResident(a.data(), a.size_bytes()));
+  EXPECT_EQ(GlobalCounters().bytes_populated.load() - populated0, 3u << 20);
+  EXPECT_EQ(arena->resident_prefix_bytes(), 3u << 20);  // contiguous with the prefix
+  // Growing in place populates the new tail.
+  ASSERT_TRUE(arena->Resize(a, 4 << 20).ok());
+  EXPECT_TRUE(AllResident(a.data(), a.size_bytes()));
+  ASSERT_EQ(fstat(arena->fd(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_blocks) * 512, 4u << 20);
+  EXPECT_EQ(arena->resident_prefix_bytes(), 4u << 20);
+  // Populate ahead of time extends the prefix when it starts inside it, not otherwise.
+  ASSERT_TRUE(arena->Populate(6 << 20, 1 << 20).ok());
+  EXPECT_EQ(arena->resident_prefix_bytes(), 4u << 20);
+  ASSERT_TRUE(arena->Populate(4 << 20, 2 << 20).ok());
+  EXPECT_EQ(arena->resident_prefix_bytes(), 6u << 20);
+  ASSERT_EQ(fstat(arena->fd(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_blocks) * 512, 7u << 20);
+  EXPECT_EQ(arena->Populate(4096, 100).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(arena->Populate(8 << 20, 4096).code(), StatusCode::kInvalidArgument);
+  // Without populate, allocations stay lazy.
+  o.name = "lazy";
+  o.populate = false;
+  auto lazy = *Arena::Create(o);
+  Extent l = *lazy->Allocate(1 << 20);
+  ASSERT_EQ(fstat(lazy->fd(), &st), 0);
+  EXPECT_EQ(st.st_blocks, 0);
+  EXPECT_EQ(lazy->resident_prefix_bytes(), 0u);
 }
 
 TEST(ArenaTest, ViewsAndImportedArenasDoNotAllocate) {

@@ -1,6 +1,7 @@
 // vmm/process.h and vmm/unix_socket.h with real processes and sockets.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +30,41 @@ struct TempDir {
 TEST(ProcessTest, DescribeExit) {
   EXPECT_EQ(DescribeExit("x (pid 1)", 2 << 8), "x (pid 1) exited with status 2");
   EXPECT_EQ(DescribeExit("x", SIGKILL), "x was killed by signal 9 (Killed)");
+}
+
+// A child spawned with a parent-death signal gets it when its parent dies: a helper process
+// spawns a sleeper and dies; this test, the sleeper's subreaper, reaps it killed by the signal.
+TEST(ProcessTest, ParentDeathSignalEndsTheChildWithItsParent) {
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  const pid_t helper = fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    close(p[0]);
+    auto child = SpawnWithSocket({"/bin/sleep", "600"}, 3, false, "sleep", SIGTERM);
+    const pid_t pid = child.ok() ? child->pid : -1;
+    (void)!write(p[1], &pid, sizeof(pid));
+    _exit(0);  // the sleeper's parent dies here
+  }
+  close(p[1]);
+  pid_t sleeper = -1;
+  ASSERT_EQ(read(p[0], &sleeper, sizeof(sleeper)), static_cast<ssize_t>(sizeof(sleeper)));
+  close(p[0]);
+  ASSERT_GT(sleeper, 0) << "the helper could not spawn";
+  int status = 0;
+  ASSERT_EQ(waitpid(helper, &status, 0), helper);
+  // Reparented to this process: reap it (a generous bound, only to catch a sleeper that stays).
+  std::optional<int> s = WaitForExit(sleeper, std::chrono::seconds(60));
+  if (!s) kill(sleeper, SIGKILL);
+  ASSERT_TRUE(s.has_value()) << "the sleeper outlived its parent";
+  EXPECT_EQ(DescribeExit("sleep", *s), "sleep was killed by signal 15 (Terminated)");
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  // The exec failure of that path comes back like posix_spawn's.
+  auto bad = SpawnWithSocket({"/nonexistent/x"}, 3, false, "x", SIGTERM);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("/nonexistent/x"), std::string::npos)
+      << bad.status().ToString();
 }
 
 TEST(ProcessTest, SpawnWaitAndKill) {

@@ -9,9 +9,11 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include <algorithm>
 #include <bit>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include "vmm/host.h"
@@ -181,7 +183,10 @@ StatusOr<Extent> Arena::Allocate(uint64_t bytes, uint64_t align_bytes) {
   state->first_page = first;
   state->num_pages = pages;
   state->owned = true;
-  return Extent(std::move(state));
+  Extent extent(std::move(state));
+  // On failure the extent's pages go back with it.
+  VMM_RETURN_IF_ERROR(PopulateForUse(first, pages));
+  return extent;
 }
 
 StatusOr<Extent> Arena::View(uint64_t offset, uint64_t bytes) {
@@ -237,6 +242,23 @@ Status Arena::Resize(Extent& extent, uint64_t bytes) {
     return Status::Ok();
   }
 
+  VMM_RETURN_IF_ERROR(GrowInPlace(state, new_pages));
+  Status populated = PopulateForUse(old_end, new_pages - old_pages);
+  if (!populated.ok()) {  // give the new tail back: nothing changes
+    MutexLock l(&mu_);
+    live_[first] = old_pages;
+    state.num_pages = old_pages;
+    allocator_->Free(old_end, new_pages - old_pages);
+    --grows_;
+    ++failed_grows_;
+  }
+  return populated;
+}
+
+Status Arena::GrowInPlace(Extent::State& state, uint64_t new_pages) {
+  const uint64_t first = state.first_page;
+  const uint64_t old_pages = state.num_pages;
+  const uint64_t old_end = first + old_pages;
   const std::string what = "arena '" + name_ + "': cannot grow extent pages [" +
                            std::to_string(first) + ", " + std::to_string(old_end) + ") to " +
                            std::to_string(new_pages) + " pages";
@@ -266,6 +288,43 @@ Status Arena::Resize(Extent& extent, uint64_t bytes) {
   state.num_pages = new_pages;
   ++grows_;
   return Status::Ok();
+}
+
+Status Arena::Populate(uint64_t offset, uint64_t bytes) {
+  const std::string what = "arena '" + name_ + "': populate [" + std::to_string(offset) + ", +" +
+                           std::to_string(bytes) + ")";
+  if (offset % page_size_ != 0 || bytes % page_size_ != 0 || offset > capacity_ ||
+      bytes > capacity_ - offset) {
+    return Status::InvalidArgument(what + ": not page-aligned or beyond the capacity " +
+                                   std::to_string(capacity_));
+  }
+  if (direct_map_ == nullptr || imported_) {
+    return Status::FailedPrecondition(what + ": needs the arena's own direct map");
+  }
+  if (bytes == 0) return Status::Ok();
+  if (os_->Madvise(direct_map_ + offset, bytes, MADV_POPULATE_WRITE) != 0) {
+    const int err = errno;
+    if (err == ENOMEM || err == EFAULT) {
+      return Status::ResourceExhausted(
+          what + " (" + PageKindName(kind_) + "): the memory cannot be had: " + strerror(err), err);
+    }
+    return Status::FromErrno(err, what, "madvise(MADV_POPULATE_WRITE)");
+  }
+  GlobalCounters().bytes_populated += bytes;
+  // Grow the prefix when this range starts inside it (a CAS loop: other populates may race).
+  uint64_t prefix = resident_prefix_.load();
+  while (offset <= prefix && offset + bytes > prefix &&
+         !resident_prefix_.compare_exchange_weak(prefix, offset + bytes)) {
+  }
+  return Status::Ok();
+}
+
+Status Arena::PopulateForUse(uint64_t first_page, uint64_t num_pages) {
+  if (!populate_) return Status::Ok();
+  const uint64_t begin = std::max(first_page * page_size_, resident_prefix_.load());
+  const uint64_t end = (first_page + num_pages) * page_size_;
+  if (begin >= end) return Status::Ok();
+  return Populate(begin, end - begin);
 }
 
 void Arena::Discard(uint64_t first_page, uint64_t num_pages) {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 #include <vector>
@@ -26,6 +27,7 @@ struct Built {
   UniqueFd fd;
   uint8_t* map = nullptr;
   uint64_t capacity = 0;
+  uint64_t populated = 0;  // bytes from the start faulted in at creation
   ~Built() {
     if (map != nullptr) os->Munmap(map, capacity);
   }
@@ -151,13 +153,17 @@ Status MapAndPlace(Built& b, PageKind kind, const ArenaOptions& options, const s
   }
   if (bind) VMM_RETURN_IF_ERROR(BindToNode(b.os, b.map, b.capacity, options.numa_node, what));
   if (options.populate) {
-    if (b.os->Madvise(b.map, b.capacity, MADV_POPULATE_WRITE) != 0) {
+    // The prefix asked for; the rest is populated when allocated (ArenaOptions::populate).
+    const uint64_t page = PageKindSize(kind);
+    const uint64_t want = std::min(options.populate_bytes, b.capacity);
+    b.populated = (want + page - 1) / page * page;
+    if (b.populated > 0 && b.os->Madvise(b.map, b.populated, MADV_POPULATE_WRITE) != 0) {
       return Status::FromErrno(errno,
-                               what + ": populate " + std::to_string(b.capacity >> 20) + " MiB (" +
+                               what + ": populate " + std::to_string(b.populated >> 20) + " MiB (" +
                                    PageKindName(kind) + ")",
                                "madvise(MADV_POPULATE_WRITE)");
     }
-    GlobalCounters().bytes_populated += b.capacity;
+    GlobalCounters().bytes_populated += b.populated;
   }
   return Status::Ok();
 }
@@ -221,6 +227,8 @@ StatusOr<std::shared_ptr<Arena>> Arena::Create(const ArenaOptions& options) {
     arena->discard_on_free_ = options.discard_on_free;
     arena->write_sealed_ = write_sealed;
     arena->seal_note_ = std::move(seal_note);
+    arena->populate_ = options.populate;
+    arena->resident_prefix_ = b.populated;
     arena->os_ = os;
     arena->fd_ = std::move(b.fd);
     arena->fallback_reason_ = reasons;

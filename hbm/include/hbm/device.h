@@ -22,6 +22,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,7 +70,9 @@ struct DeviceMemoryOptions {
   // Punch freed pages out of the arenas (memory back to the kernel). Not of sealed arenas
   // (seal_weights): the kernel refuses PUNCH_HOLE on them, they keep freed pages in their pool.
   bool discard_on_free = false;
-  // Fault all arena pages in at creation (resident device memory; see vmm::ArenaOptions).
+  // Resident device memory (vmm::ArenaOptions::populate): every page is resident when it is
+  // allocated. What the device can hold (Device::PopulateAhead) is faulted in ahead of use; the
+  // rest of an arena, when it is allocated.
   bool populate = false;
   // Seal the weights and experts arenas against future writes (vmm::ArenaOptions::
   // seal_future_writes): only this process's direct maps write them (the loader's reads, P2P
@@ -110,6 +113,20 @@ class Device {
   // Capacity minus what all usages hold.
   uint64_t free_bytes() const;
 
+  // With DeviceMemoryOptions::populate (else 0 / nothing to do): the bytes of the usage's arena
+  // that PopulateAhead faults in, from the arena's start: what the device can hold, i.e. the
+  // whole arena when all arenas fit in the capacity, else the capacity split over the arenas in
+  // proportion to their sizes (whole pages), so that at most the capacity is populated in all.
+  // Pages past it are populated when allocated, so every allocated page is resident either way.
+  uint64_t populate_ahead_bytes(Usage u) const;
+  uint64_t populate_ahead_bytes() const;  // all usages
+  // Populates those bytes, `chunk_bytes` (> 0) at a time, arena by arena; after each chunk,
+  // `after_chunk(bytes)` (the chunk's size) runs, and a non-OK status from it stops the work and
+  // is returned. Errors of populating name the device and the arena (kResourceExhausted when the
+  // memory cannot be had). Call before the device is used; it may be called again (populated
+  // pages are skipped quickly).
+  Status PopulateAhead(uint64_t chunk_bytes, const std::function<Status(uint64_t)>& after_chunk);
+
   DeviceStats Stats() const;
 
  private:
@@ -118,6 +135,7 @@ class Device {
   // kResourceExhausted when `bytes` more of usage `u` would not fit in the capacity.
   Status CheckRoom(Usage u, uint64_t bytes) const REQUIRES(mu_);
   DeviceSpec spec_;
+  bool populate_ = false;
   mutable vmm::Mutex mu_;  // serializes the capacity check with the allocation it admits
   std::array<std::shared_ptr<vmm::Arena>, kNumUsages> arenas_;
 };

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "hbm/cancel.h"
 #include "hbm/device.h"
 #include "hbm/loader.h"
 #include "hbm/p2p.h"
@@ -33,6 +34,18 @@
 #include "vmm/mutex.h"
 
 namespace emoe::hbm {
+
+// Create's populating (DeviceMemoryOptions::populate), after each chunk.
+struct PopulateProgress {
+  uint64_t done_bytes = 0;
+  uint64_t total_bytes = 0;      // what the devices can hold (Device::populate_ahead_bytes)
+  double seconds = 0;            // since populating began
+  std::string ToString() const;  // "populated 512 of 4480 MiB (11%) in 2.1 s"
+};
+
+// The granularity of populating: progress is reported, and a stop honoured, between chunks (a
+// chunk takes ~0.1 s on a VM whose hypervisor backs fresh memory at ~300 MB/s).
+inline constexpr uint64_t kPopulateChunkBytes = 32ull << 20;
 
 struct HmmOptions {
   DeviceOptions devices;
@@ -42,6 +55,17 @@ struct HmmOptions {
   // Scan what each load reads from disk for NaN and Inf (hbm/weight_check.h) and refuse a load
   // that has any, naming the tensor. false: load them as they are.
   bool check_weights = true;
+  // The fields below do not travel to hmmd (codec.h): they are the creating process's own.
+  // Called from Create's thread after each populated chunk.
+  std::function<void(const PopulateProgress&)> populate_progress;
+  // Not owned (it must outlive the Hmm); null: never cancelled. When cancelled, Create stops
+  // between populated chunks, and loads stop between batches of reads (LoaderOptions::cancel), both
+  // with kUnavailable
+  // "...: cancelled (stopping)" and nothing left behind.
+  const CancelToken* cancel = nullptr;
+  // Test hook only (hmmd --test_populate_delay_ms): Create sleeps this long after each
+  // populated chunk (cut short by `cancel`), so tests can see a slow start-up. 0: no delay.
+  int test_populate_chunk_delay_ms = 0;
 };
 
 struct TensorRecord {
@@ -83,7 +107,9 @@ struct LoadReport {
 
 class Hmm {
  public:
-  // Plans devices from the host topology (vmm::NumaNodes()) and creates them.
+  // Plans devices from the host topology (vmm::NumaNodes()) and creates them. With
+  // memory.populate, what the devices can hold is populated before it returns (reported through
+  // populate_progress; stopped by cancel), the rest of the arenas when allocated.
   static StatusOr<std::unique_ptr<Hmm>> Create(const HmmOptions& options);
   // Uses the given device specs (tests, experiments).
   static StatusOr<std::unique_ptr<Hmm>> CreateWithDevices(const std::vector<DeviceSpec>& specs,
@@ -95,8 +121,11 @@ class Hmm {
 
   // Registers each loaded tensor as `name_prefix` + its checkpoint name (a prefix lets a second,
   // private copy of a tensor live on a device that already holds it: the baselines of #5).
+  // `cancel` (not owned; null: none) stops the load between batches of reads and before the
+  // peer-to-peer copies, as HmmOptions::cancel does (kUnavailable, nothing registered).
   StatusOr<LoadReport> LoadCheckpoint(const Checkpoint& checkpoint, const PlacementFn& placement,
-                                      const std::string& name_prefix = "");
+                                      const std::string& name_prefix = "",
+                                      const CancelToken* cancel = nullptr);
 
   // Copies a registered tensor to another device (P2P). kAlreadyExists if it is there.
   Status Replicate(const std::string& name, int from_device, int to_device);

@@ -9,6 +9,12 @@
 // request surface as its Status (the first error wins; in-flight reads are drained before
 // returning, so no read lands in memory after Load returns).
 //
+// Cancellation: LoaderOptions::cancel and Load's own token are looked at between batches of
+// completions (at least every 100 ms, and whenever a signal interrupts the wait); once either is
+// cancelled nothing more is submitted, the reads in flight are cancelled (IORING_OP_ASYNC_CANCEL:
+// a read that would never complete, e.g. of a pipe, ends too) and drained, and Load returns
+// kUnavailable "load: cancelled (stopping) ...".
+//
 // Thread safety: a Loader is used by one thread at a time; separate Loaders are independent.
 #ifndef HBM_LOADER_H_
 #define HBM_LOADER_H_
@@ -18,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "hbm/cancel.h"
 #include "vmm/status.h"
 
 namespace emoe::hbm {
@@ -46,6 +53,7 @@ struct LoaderOptions {
   // Called from the loading thread at most every `progress_interval_s` and once at the end.
   std::function<void(const LoadProgress&)> progress;
   double progress_interval_s = 1.0;
+  const CancelToken* cancel = nullptr;  // not owned; null: none (see the header comment)
   Status Validate() const;
 };
 
@@ -73,17 +81,22 @@ struct LoadStats {
 class Loader {
  public:
   explicit Loader(LoaderOptions options) : options_(std::move(options)) {}
-  // Reads every request. On error returns the first failing request's status.
-  StatusOr<LoadStats> Load(const std::vector<ReadRequest>& requests);
+  // Reads every request. On error returns the first failing request's status. `cancel` (not
+  // owned; null: none) stops it like LoaderOptions::cancel.
+  StatusOr<LoadStats> Load(const std::vector<ReadRequest>& requests,
+                           const CancelToken* cancel = nullptr);
 
  private:
   LoaderOptions options_;
 };
 
 // The simplest correct alternative, for benchmarks and as the fallback when io_uring is
-// unavailable: one pread loop per request.
+// unavailable: one pread loop per request. Either token (not owned; null: none) stops it between
+// chunks, as it stops Loader::Load.
 StatusOr<LoadStats> LoadWithPread(const std::vector<ReadRequest>& requests,
-                                  uint64_t chunk_bytes = 1ull << 20);
+                                  uint64_t chunk_bytes = 1ull << 20,
+                                  const CancelToken* cancel = nullptr,
+                                  const CancelToken* also = nullptr);
 
 }  // namespace emoe::hbm
 

@@ -19,6 +19,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +30,21 @@
 
 namespace emoe::hbm {
 
+// hmmd's start-up progress as its launcher hears it: one message per step (options received,
+// each populated chunk, each load progress report), each a sign of life.
+struct StartProgress {
+  std::string phase;  // "start" (options received), "populate", "load" (a --checkpoint preload)
+  uint64_t done_bytes = 0;
+  uint64_t total_bytes = 0;
+  double seconds = 0;            // since the phase began
+  std::string ToString() const;  // "populate: 512 of 4480 MiB (11%) after 2.1 s"
+};
+
+// How long Launch waits for hmmd's next sign of life while it starts (a dead hmmd is seen at
+// once, by its exit): populating a chunk takes well under a second even on a loaded VM, so two
+// minutes of silence means hmmd is stuck (stopped, or blocked on something), not slow.
+inline constexpr std::chrono::seconds kStartStallTimeout{120};
+
 struct HmmdOptions {
   std::string binary;       // the hmmd executable (required)
   std::string socket_path;  // where instances attach; empty: $TMPDIR (or /tmp)/emoe-hmmd-PID-N.sock
@@ -35,12 +52,22 @@ struct HmmdOptions {
   // More hmmd flags (logging, --allow_writable). Its device, arena and loader flags are still
   // checked but do not override `hmm`.
   std::vector<std::string> extra_args;
+  // Launch fails (kUnavailable, hmmd killed) when hmmd sends no sign of life for this long while
+  // starting; there is no deadline on a start that keeps making progress.
+  std::chrono::milliseconds start_stall_timeout = kStartStallTimeout;
+  // Called on Launch's thread with each progress message; null: Launch logs them itself (glog
+  // INFO, at most every 2 s, and the last).
+  std::function<void(const StartProgress&)> progress;
 };
 
 class RemoteHmmControl : public HmmControl {
  public:
   // Starts hmmd and returns once it answers on the control connection (its devices and
-  // arenas exist and its socket listens). hmmd's errors (a bad flag, no memory) come back.
+  // arenas exist, what they can hold is populated, and its socket listens), for as long as
+  // hmmd keeps reporting progress (HmmdOptions::start_stall_timeout). hmmd's errors (a bad flag,
+  // no memory) come back; so does its exit before answering, with its exit status. hmmd is
+  // started with PR_SET_PDEATHSIG (SIGTERM) and watches the control connection while it starts,
+  // so it does not outlive this process even during start-up.
   static StatusOr<std::unique_ptr<RemoteHmmControl>> Launch(const HmmdOptions& options);
   // Drives a running hmmd through its socket.
   static StatusOr<std::unique_ptr<RemoteHmmControl>> Connect(const std::string& socket_path);

@@ -84,6 +84,8 @@
 #ifndef HBM_SERVER_H_
 #define HBM_SERVER_H_
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -98,6 +100,7 @@
 #include <thread>
 #include <vector>
 
+#include "hbm/cancel.h"
 #include "hbm/hmm.h"
 #include "hbm/wire.h"
 #include "vmm/fd_passing.h"
@@ -126,6 +129,11 @@ struct ServerOptions {
   bool allow_writable = false;
   bool share_kv = true;  // pass KV arenas (read-write) to clients that ask ("kv": true)
   ConnectionLimits limits;
+  // Stop() interrupts a client thread blocked in a system call that neither the cancellation of
+  // its work nor the shutdown of its socket reaches (open() of a FIFO, a read that never ends)
+  // with this signal, every 100 ms until the thread ends. The server installs a handler that does
+  // nothing (no SA_RESTART: the call fails with EINTR) unless the process has one; 0: never.
+  int interrupt_signal = SIGURG;
 };
 
 // Checkpoints opened by "load", by path as given, kept open for the next load of the same path
@@ -145,6 +153,7 @@ class CheckpointCache {
 // find opened checkpoints. Used by one thread at a time (the connection's).
 struct Session {
   CheckpointCache* checkpoints = nullptr;  // not owned; null: each load opens its checkpoint
+  const CancelToken* cancel = nullptr;     // not owned; stops its loads (the server's Stop)
   uint64_t next_kv_id = 1;
   std::map<uint64_t, vmm::Extent> kv;  // kv_alloc id -> extent of the device's KV arena
 };
@@ -175,8 +184,12 @@ class HmmServer {
   // must be allowed (kPermissionDenied otherwise; `fd` is closed). `on_close`, if set, runs on
   // that thread when the peer closes the connection (not when Stop() ends it).
   Status Adopt(vmm::UniqueFd fd, std::function<void()> on_close = nullptr);
-  // Stops accepting, disconnects clients (adopted ones too), joins threads, removes the socket
-  // file if it is still the one Start() created, and its lock. Connections' KV memory is freed.
+  // Stops accepting, cancels the work in flight (loads stop between batches of reads), shuts
+  // the clients' sockets down (adopted ones too), interrupts client threads still blocked
+  // (ServerOptions::interrupt_signal), joins them, and removes the socket file if it is still
+  // the one Start() created, and its lock. Connections' KV memory is freed. Returns once every
+  // client thread has ended, which takes at most about a batch of reads unless a thread is
+  // blocked where no signal reaches (uninterruptible I/O).
   void Stop();
 
   uint64_t connections_accepted() const { return accepted_.load(); }
@@ -232,6 +245,8 @@ class HmmServer {
   int active_clients_ GUARDED_BY(mu_) = 0;  // detached client threads still running
   std::set<int> client_fds_ GUARDED_BY(mu_);
   std::map<int, Conn> conns_ GUARDED_BY(mu_);  // by fd: every connection in client_fds_
+  std::map<int, pthread_t> client_threads_ GUARDED_BY(mu_);  // by fd, while Serve runs
+  CancelToken cancel_;  // cancelled by Stop: the sessions' loads stop
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> accepted_{0}, refused_{0}, served_{0};
   std::atomic<uint64_t> handshake_timeouts_{0}, reclaimed_{0};

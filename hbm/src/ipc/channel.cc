@@ -6,8 +6,9 @@ namespace emoe::hbm {
 
 namespace ipc {
 
-StatusOr<vmm::ReceivedMessage> Channel::Roundtrip(const std::string& request,
-                                                  const std::function<Status(int)>& await) {
+StatusOr<vmm::ReceivedMessage> Channel::Roundtrip(
+    const std::string& request, const std::function<Status(int)>& await,
+    const std::function<StatusOr<bool>(const std::string&)>& interim) {
   if (request.size() > kMaxAssembledRequestBytes) {  // refused here, the connection stays
     return Status::InvalidArgument("request to " + who_ + " of " + std::to_string(request.size()) +
                                    " bytes exceeds " + std::to_string(kMaxAssembledRequestBytes));
@@ -15,16 +16,26 @@ StatusOr<vmm::ReceivedMessage> Channel::Roundtrip(const std::string& request,
   vmm::MutexLock l(&mu_);
   if (!fd_.valid()) return Status::Unavailable(who_ + ": connection lost: " + lost_);
   Status s = SendRequest(fd_.get(), request);
-  if (s.ok() && await) {
-    Status waited = await(fd_.get());
-    if (!waited.ok()) {
-      lost_ = waited.message();
-      fd_.Reset();
-      return waited;
-    }
-  }
   StatusOr<vmm::ReceivedMessage> m = s;
-  if (s.ok()) m = ReceiveReply(fd_.get());
+  while (s.ok()) {
+    if (await) {
+      Status waited = await(fd_.get());
+      if (!waited.ok()) {
+        lost_ = waited.message();
+        fd_.Reset();
+        return waited;
+      }
+    }
+    m = ReceiveReply(fd_.get());
+    if (!m.ok() || !interim) break;
+    StatusOr<bool> was_interim = interim(m->payload);
+    if (!was_interim.ok()) {  // a malformed interim message: the stream cannot be trusted
+      lost_ = was_interim.status().message();
+      fd_.Reset();
+      return was_interim.status();
+    }
+    if (!*was_interim) break;
+  }
   if (!m.ok()) {
     lost_ = m.status().message();
     fd_.Reset();
@@ -83,9 +94,10 @@ void RemoteHmmControl::Impl::Reap() {
   reaped_ = true;
 }
 
-Status RemoteHmmControl::Impl::Handshake(RemoteHmmControl* c, const ipc::json& request,
-                                         const std::function<Status(int)>& await) {
-  VMM_ASSIGN_OR_RETURN(vmm::ReceivedMessage m, channel->Roundtrip(request.dump(), await));
+Status RemoteHmmControl::Impl::Handshake(
+    RemoteHmmControl* c, const ipc::json& request, const std::function<Status(int)>& await,
+    const std::function<StatusOr<bool>(const std::string&)>& interim) {
+  VMM_ASSIGN_OR_RETURN(vmm::ReceivedMessage m, channel->Roundtrip(request.dump(), await, interim));
   VMM_RETURN_IF_ERROR(ReplyStatus(m.payload, "hmmd"));
   VMM_ASSIGN_OR_RETURN(ipc::json j, ParseJsonObject(m.payload, "hmmd: malformed devices reply",
                                                     StatusCode::kDataLoss));

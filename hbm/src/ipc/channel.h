@@ -41,11 +41,13 @@ class Channel {
   const std::string& who() const { return who_; }
 
   // Sends `request` and receives its whole reply (its "ok" is not looked at). `await`, if set,
-  // runs between the two (the connection's fd as argument): a non-OK status from it is
-  // returned as it is. Any failure closes the connection.
-  StatusOr<vmm::ReceivedMessage> Roundtrip(const std::string& request,
-                                           const std::function<Status(int)>& await = nullptr)
-      EXCLUDES(mu_);
+  // runs before each receive (the connection's fd as argument): a non-OK status from it is
+  // returned as it is. `interim`, if set, is given each message received first: true means it
+  // was an interim message (hmmd's start-up progress), handled, and the reply is still to come.
+  // Any failure closes the connection.
+  StatusOr<vmm::ReceivedMessage> Roundtrip(
+      const std::string& request, const std::function<Status(int)>& await = nullptr,
+      const std::function<StatusOr<bool>(const std::string&)>& interim = nullptr) EXCLUDES(mu_);
   // Roundtrip, then the reply's status (hmmd's errors with their codes) and its JSON object.
   StatusOr<json> Call(const json& request) EXCLUDES(mu_);
   // Hangs up; later calls are kUnavailable.
@@ -81,9 +83,10 @@ class RemoteHmmControl::Impl {
   // Waits up to 5 s for the launched process to exit, then kills it; reaps it.
   void Reap() EXCLUDES(proc_mu_);
   // Sends `request` (a "devices" request, or the launcher's "start") and fills `c`'s devices and
-  // page note from the reply. `await` as in Roundtrip.
+  // page note from the reply. `await` and `interim` as in Roundtrip.
   Status Handshake(RemoteHmmControl* c, const ipc::json& request,
-                   const std::function<Status(int)>& await);
+                   const std::function<Status(int)>& await,
+                   const std::function<StatusOr<bool>(const std::string&)>& interim = nullptr);
   // Every device's KV arena mapped read-write, once.
   StatusOr<std::shared_ptr<const Attachment>> KvMap() EXCLUDES(kv_mu_);
 

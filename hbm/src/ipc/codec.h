@@ -19,6 +19,7 @@
 #include "hbm/control.h"
 #include "hbm/hmm.h"
 #include "hbm/json_reader.h"
+#include "hbm/remote_control.h"
 
 namespace emoe::hbm::ipc {
 
@@ -66,6 +67,15 @@ Status FromJson(const JsonReader& r, HmmOptions* out);
 // answered like "devices".
 json StartMessage(const HmmOptions& options);
 Status StartMessageFromJson(const JsonReader& r, HmmOptions* out);
+
+// While it starts, hmmd sends its launcher zero or more progress messages on the control
+// connection before the start reply, each a sign of life (the launcher waits as long as they
+// come): {"ok":true,"progress":{"phase":"populate","done_bytes":N,"total_bytes":M,
+// "seconds":S}}. No other reply has a "progress" field.
+json ToJson(const StartProgress& p);
+// Whether reply `j` is a progress message (then `*out` is filled), or another reply (false).
+// kDataLoss naming the field when its "progress" is malformed.
+StatusOr<bool> ProgressFromReply(const json& j, const std::string& who, StartProgress* out);
 
 struct AttachRequest {
   int device = -1;  // -1: all

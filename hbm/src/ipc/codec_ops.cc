@@ -14,6 +14,26 @@ Status StartMessageFromJson(const JsonReader& r, HmmOptions* out) {
   return FromJson(options, out);
 }
 
+json ToJson(const StartProgress& p) {
+  return json{{"ok", true},
+              {"progress",
+               {{"phase", p.phase},
+                {"done_bytes", p.done_bytes},
+                {"total_bytes", p.total_bytes},
+                {"seconds", p.seconds}}}};
+}
+
+StatusOr<bool> ProgressFromReply(const json& j, const std::string& who, StartProgress* out) {
+  const JsonReader r = ReplyReader(j, who, "progress");
+  if (!r.Has("progress")) return false;
+  VMM_ASSIGN_OR_RETURN(JsonReader p, r.Object("progress"));
+  VMM_ASSIGN_OR_RETURN(out->phase, p.Str("phase"));
+  VMM_ASSIGN_OR_RETURN(out->done_bytes, p.U64("done_bytes"));
+  VMM_ASSIGN_OR_RETURN(out->total_bytes, p.U64("total_bytes"));
+  VMM_ASSIGN_OR_RETURN(out->seconds, p.Double("seconds"));
+  return true;
+}
+
 json ToJson(const AttachRequest& q) {
   return json{{"op", "attach"},
               {"device", q.device},

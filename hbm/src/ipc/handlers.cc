@@ -118,7 +118,9 @@ StatusOr<json> Load(Hmm& hmm, const ipc::LoadRequest& q, Session* session) {
   }
   VMM_ASSIGN_OR_RETURN(PlacementFn where,
                        PlacementFromTable(*ckpt, q.placement, hmm.num_devices()));
-  VMM_ASSIGN_OR_RETURN(LoadReport report, hmm.LoadCheckpoint(*ckpt, where, q.prefix));
+  VMM_ASSIGN_OR_RETURN(
+      LoadReport report,
+      hmm.LoadCheckpoint(*ckpt, where, q.prefix, session != nullptr ? session->cancel : nullptr));
   return json{{"report", ipc::ToJson(report)}};
 }
 

@@ -1,10 +1,14 @@
 // RemoteHmmControl::Launch: starts hmmd with a control connection and hands it its HmmOptions as
 // one message, {"op":"start","options":{...}} (codec.h), answered like "devices" once the
-// devices and arenas exist and the socket listens.
+// devices and arenas exist and the socket listens. Until then hmmd sends progress messages; the
+// wait lasts as long as they come (HmmdOptions::start_stall_timeout between two).
+#include <glog/logging.h>
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 
 #include "hbm/remote_control.h"
@@ -20,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr int kChildControlFd = 3;
-constexpr auto kStartTimeout = std::chrono::seconds(60);  // devices and arenas created
+constexpr auto kLogEvery = std::chrono::seconds(2);  // Launch's own progress log lines
 
 // What hmmd would refuse, refused here before anything starts. Arena and device sizes are whole
 // MiB, as a hand-started hmmd takes them (--weights_mb ...), so both start the same daemons.
@@ -52,6 +56,19 @@ std::string DefaultSocketPath() {
 
 }  // namespace
 
+std::string StartProgress::ToString() const {
+  char buf[160];
+  if (total_bytes == 0) {
+    std::snprintf(buf, sizeof(buf), "%s after %.1f s", phase.c_str(), seconds);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%s: %llu of %llu MiB (%.0f%%) after %.1f s", phase.c_str(),
+                  static_cast<unsigned long long>(done_bytes >> 20),
+                  static_cast<unsigned long long>(total_bytes >> 20),
+                  100.0 * done_bytes / total_bytes, seconds);
+  }
+  return buf;
+}
+
 StatusOr<std::unique_ptr<RemoteHmmControl>> RemoteHmmControl::Launch(const HmmdOptions& options) {
   if (options.binary.empty()) return Status::InvalidArgument("HmmdOptions::binary is required");
   if (access(options.binary.c_str(), X_OK) != 0) {
@@ -67,7 +84,8 @@ StatusOr<std::unique_ptr<RemoteHmmControl>> RemoteHmmControl::Launch(const HmmdO
   // hmmd logs to stderr; its stdout goes there too, so this process's stdout stays its own.
   VMM_ASSIGN_OR_RETURN(
       vmm::SpawnedChild child,
-      vmm::SpawnWithSocket(argv, kChildControlFd, /*stdout_to_stderr=*/true, "hmmd"));
+      vmm::SpawnWithSocket(argv, kChildControlFd, /*stdout_to_stderr=*/true, "hmmd",
+                           /*parent_death_signal=*/SIGTERM));
   auto c = std::unique_ptr<RemoteHmmControl>(new RemoteHmmControl());
   c->pid_ = child.pid;
   c->socket_path_ = socket;
@@ -75,27 +93,47 @@ StatusOr<std::unique_ptr<RemoteHmmControl>> RemoteHmmControl::Launch(const HmmdO
   c->impl_ = std::make_unique<Impl>(std::make_shared<ipc::Channel>(std::move(child.socket), who),
                                     child.pid);
   // Wait for the answer while watching the process: one that exits early (a bad flag, no
-  // memory) is reported with its exit status. The destructor reaps it on any error.
+  // memory) is reported with its exit status, one that stays silent too long as stuck. The
+  // destructor reaps it on any error.
   Impl* impl = c->impl_.get();
-  auto await = [impl](int fd) -> Status {
-    const auto deadline = Clock::now() + kStartTimeout;
+  Clock::time_point last_sign = Clock::now(), last_log{};
+  bool stuck = false;
+  auto await = [&](int fd) -> Status {
     for (;;) {
       pollfd pf{fd, POLLIN, 0};
-      if (poll(&pf, 1, 100) == 1) return Status::Ok();  // the reply, or the hang-up
-      if (Clock::now() >= deadline) {
-        return Status::Unavailable(impl->who + " did not answer within " +
-                                   std::to_string(kStartTimeout.count()) +
-                                   " s (see its log on stderr)");
-      }
+      if (poll(&pf, 1, 100) == 1) return Status::Ok();  // a message, or the hang-up
       const std::string how = impl->HowItEnded(std::chrono::milliseconds(0));
       if (!how.empty()) {
         return Status::Unavailable(how + " before answering (see its log on stderr)");
       }
+      const auto silent = Clock::now() - last_sign;
+      if (silent >= options.start_stall_timeout) {
+        stuck = true;  // the connection closes: hmmd stops (the destructor reaps it)
+        return Status::Unavailable(
+            impl->who + " is stuck: no sign of progress for " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(silent).count()) +
+            " s while starting (see its log on stderr)");
+      }
     }
   };
-  Status s = impl->Handshake(c.get(), ipc::StartMessage(options.hmm), await);
+  auto interim = [&](const std::string& payload) -> StatusOr<bool> {
+    auto j = ParseJsonObject(payload, impl->who + ": malformed message", StatusCode::kDataLoss);
+    if (!j.ok()) return false;  // not progress: the reply's own checks report it
+    StartProgress p;
+    VMM_ASSIGN_OR_RETURN(bool is_progress, ipc::ProgressFromReply(*j, impl->who, &p));
+    if (!is_progress) return false;
+    last_sign = Clock::now();
+    if (options.progress) {
+      options.progress(p);
+    } else if (last_sign - last_log >= kLogEvery || p.done_bytes == p.total_bytes) {
+      last_log = last_sign;
+      LOG(INFO) << impl->who << " starting: " << p.ToString();
+    }
+    return true;
+  };
+  Status s = impl->Handshake(c.get(), ipc::StartMessage(options.hmm), await, interim);
   if (s.ok()) return c;
-  if (s.code() == vmm::StatusCode::kUnavailable) {
+  if (s.code() == vmm::StatusCode::kUnavailable && !stuck) {
     // The connection closed: most likely hmmd exited; say how.
     const std::string how = impl->HowItEnded(std::chrono::seconds(2));
     if (!how.empty() && s.message().find(how) == std::string::npos) {

@@ -4,10 +4,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "vmm/unix_socket.h"
@@ -45,6 +48,7 @@ Status HmmServer::Start(vmm::OwnedUnixSocket listener) {
   if (!listener.valid()) return Status::InvalidArgument("hmmd: start without a listening socket");
   VMM_RETURN_IF_ERROR(options_.limits.Validate().Annotate("hmmd connection limits"));
   listener_ = std::move(listener);
+  InstallInterruptHandler(options_.interrupt_signal);
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return Status::FromErrno(errno, "hmmd", "pipe2");
   wake_r_.Reset(p[0]);
@@ -55,6 +59,7 @@ Status HmmServer::Start(vmm::OwnedUnixSocket listener) {
 
 void HmmServer::Stop() {
   stopping_ = true;
+  cancel_.Cancel();  // loads in flight stop between batches of reads
   if (acceptor_.joinable()) {
     (void)!write(wake_w_.get(), "x", 1);
     acceptor_.join();
@@ -62,7 +67,14 @@ void HmmServer::Stop() {
   {
     vmm::MutexLock l(&mu_);
     for (int fd : client_fds_) shutdown(fd, SHUT_RDWR);  // unblocks their recv
-    while (active_clients_ != 0) idle_cv_.Wait(&mu_);
+    while (active_clients_ != 0) {
+      if (idle_cv_.WaitFor(&mu_, std::chrono::milliseconds(100))) continue;
+      // Still blocked (open() of a FIFO, a read that never ends): interrupt them. A thread
+      // leaves client_threads_ under mu_ before it ends, so each one signalled here is alive.
+      for (const auto& [fd, thread] : client_threads_) {
+        if (options_.interrupt_signal > 0) pthread_kill(thread, options_.interrupt_signal);
+      }
+    }
   }
   listener_.Remove();
 }
@@ -81,6 +93,7 @@ Status HmmServer::Adopt(vmm::UniqueFd fd, std::function<void()> on_close) {
   }
   ucred peer{};
   VMM_RETURN_IF_ERROR(CheckPeer(fd.get(), &peer).Annotate("adopt fd " + std::to_string(fd.get())));
+  InstallInterruptHandler(options_.interrupt_signal);
   vmm::MutexLock l(&mu_);
   const int raw = fd.Release();
   Conn c;  // established from the start, outside the limits (hbm/server.h "Admission")
@@ -138,15 +151,23 @@ void HmmServer::AcceptLoop() {
 }
 
 void HmmServer::Serve(int fd, std::function<void()> on_close) {
+  if (options_.interrupt_signal > 0) {  // Stop's interruption must reach this thread
+    sigset_t interrupt;
+    sigemptyset(&interrupt);
+    sigaddset(&interrupt, options_.interrupt_signal);
+    pthread_sigmask(SIG_UNBLOCK, &interrupt, nullptr);
+  }
   bool established = false;  // adopted connections are from the start
   {
     vmm::MutexLock l(&mu_);
     established = conns_.at(fd).established;
+    client_threads_[fd] = pthread_self();
   }
   const Clock::time_point connected = Clock::now();
   {
     Session session;  // its KV memory goes back when the connection ends
     session.checkpoints = &checkpoints_;
+    session.cancel = &cancel_;
     bool attached = false;  // arenas were passed to the peer
     for (;;) {
       if (!established && !AwaitRequest(fd, connected)) break;  // the handshake deadline
@@ -176,6 +197,7 @@ void HmmServer::Serve(int fd, std::function<void()> on_close) {
   if (!stopping_ && on_close) on_close();
   vmm::MutexLock l(&mu_);
   conns_.erase(fd);
+  client_threads_.erase(fd);
   client_fds_.erase(fd);
   close(fd);
   if (--active_clients_ == 0) idle_cv_.SignalAll();

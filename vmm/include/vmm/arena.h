@@ -38,6 +38,7 @@
 #ifndef VMM_ARENA_H_
 #define VMM_ARENA_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -80,12 +81,20 @@ struct ArenaOptions {
   bool direct_map = true;  // keep one read-write mapping of the whole arena (Extent::data())
   // Punch freed pages out of the memfd (returns memory to the OS). Not with seal_future_writes:
   // the kernel refuses PUNCH_HOLE on a sealed memfd, so sealed arenas keep freed pages in their
-  // pool (resident, for the next allocation).
+  // pool (resident, for the next allocation). Not with populate either (see there).
   bool discard_on_free = false;
-  // Fault every page in at creation (MADV_POPULATE_WRITE over the direct map), as device memory
-  // is resident before anything is allocated: allocations then never wait for page faults or for
-  // a hypervisor backing fresh guest memory. REQUIRES direct_map and !discard_on_free.
+  // Residency, as device memory is resident: with populate, every page an Allocate() or a
+  // growing Resize() hands out is resident (faulted in with MADV_POPULATE_WRITE over the direct
+  // map) when the call returns, so nothing that uses it waits for page faults or for a
+  // hypervisor backing fresh guest memory. Create() populates the first `populate_bytes`
+  // (rounded up to whole pages, at most the capacity; the default is all of it); Populate()
+  // faults in more ahead of time (in chunks, between which a caller reports progress or stops);
+  // pages neither reached are populated by the allocation that hands them out (the cost moves
+  // there). Populated pages stay resident: freed pages are never discarded (discard_on_free is
+  // refused with populate), short of the kernel swapping shmem out. REQUIRES direct_map and
+  // !discard_on_free.
   bool populate = false;
+  uint64_t populate_bytes = UINT64_MAX;
   // Seal the memfd with F_SEAL_FUTURE_WRITE once the direct map is made (and populated): the
   // direct map keeps writing (and faulting pages in: MADV_POPULATE_WRITE on it works after the
   // seal), but from then on no fd of the memfd, not even one reopened O_RDWR
@@ -200,7 +209,9 @@ class Arena : public std::enable_shared_from_this<Arena> {
 
   // Allocates `bytes` (rounded up to whole pages) of contiguous pages aligned to `align_bytes`
   // (a power of two, at least the page size; 0 = page size). Full arena -> kResourceExhausted
-  // naming the arena, the request, free bytes and the largest free run.
+  // naming the arena, the request, free bytes and the largest free run. With populate, the
+  // extent's pages are resident on return (kResourceExhausted, nothing allocated, when they
+  // cannot be populated).
   StatusOr<Extent> Allocate(uint64_t bytes, uint64_t align_bytes = 0);
 
   // A non-owning extent over [offset, offset + bytes) (page-aligned): for imported arenas, or to
@@ -216,11 +227,21 @@ class Arena : public std::enable_shared_from_this<Arena> {
   // Errors (nothing changes): kInvalidArgument (empty, not owned: from Import() or View(),
   // another arena's extent, or 0 bytes), kResourceExhausted (growing past the capacity, or a
   // page after the run in use: the message names the arena, the extent, the pages asked and what
-  // is in the way).
+  // is in the way; with populate, pages taken that cannot be populated).
   // REQUIRES: no other thread uses a handle of this extent during the call.
   // REQUIRES: when shrinking, no Reservation mapping or View() of this extent covers the pages
   // past the new end (they go back to the pool and may be handed to another extent).
   Status Resize(Extent& extent, uint64_t bytes);
+
+  // Faults in [offset, offset + bytes) ahead of allocation (MADV_POPULATE_WRITE over the direct
+  // map; both page-aligned, inside the capacity), with or without ArenaOptions::populate. When
+  // the range starts inside the resident prefix, the prefix grows to its end (allocations there
+  // need no populating). Errors: kInvalidArgument (range), kFailedPrecondition (no direct map,
+  // imported), kResourceExhausted (the memory cannot be had: ENOMEM, or SIGBUS/EFAULT from an
+  // exhausted hugetlb pool) or the syscall's status.
+  Status Populate(uint64_t offset, uint64_t bytes);
+  // Bytes from the start of the arena known to be resident (populated by Create or Populate).
+  uint64_t resident_prefix_bytes() const { return resident_prefix_.load(); }
 
   // Describes the arena for another process with a new fd of its memfd (owned by the result):
   // a dup (kReadWrite) or a read-only reopening (kReadOnly, see ExportMode).
@@ -258,6 +279,12 @@ class Arena : public std::enable_shared_from_this<Arena> {
   // and counts them in discarded_bytes_ (best effort: a failed punch leaves the memory in place).
   // Call before the pages go back to the allocator.
   void Discard(uint64_t first_page, uint64_t num_pages) EXCLUDES(mu_);
+  // With populate_: faults in the pages of [first_page, first_page + num_pages) past the
+  // resident prefix (pages being handed out). Called without the lock: the pages are the
+  // caller's, and populating may take long.
+  Status PopulateForUse(uint64_t first_page, uint64_t num_pages) EXCLUDES(mu_);
+  // Resize's growth of an owned extent's run to `new_pages` (more than it has), in the allocator.
+  Status GrowInPlace(Extent::State& state, uint64_t new_pages) EXCLUDES(mu_);
 
   std::string name_;
   PageKind kind_ = PageKind::kSmall4K;
@@ -267,6 +294,8 @@ class Arena : public std::enable_shared_from_this<Arena> {
   bool imported_ = false;
   bool discard_on_free_ = false;
   bool write_sealed_ = false;
+  bool populate_ = false;                     // see ArenaOptions::populate
+  std::atomic<uint64_t> resident_prefix_{0};  // bytes; only grows
   Os* os_ = nullptr;
   UniqueFd fd_;
   uint8_t* direct_map_ = nullptr;

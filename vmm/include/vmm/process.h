@@ -26,12 +26,21 @@ namespace vmm {
 // process's end. `argv[0]` is the binary's path. `stdout_to_stderr` points the child's stdout at
 // this process's stderr (a daemon's chatter must not mix with this process's output). `what`
 // names the child in errors ("start hmmd '/path': posix_spawn: ...").
+// `parent_death_signal` (0: none) is sent to the child when this process dies
+// (PR_SET_PDEATHSIG, set in the child before it executes the binary, and kept across the exec
+// of a binary that is not set-uid). The race of the classic recipe is closed: a parent that died
+// before the prctl took effect is noticed (getppid() no longer this process) and the child exits
+// at once with status 127 instead of running orphaned. Beware: Linux sends the signal when the
+// *thread* that spawned the child ends, not only the process; a child that outlives the
+// spawning thread should clear it (prctl(PR_SET_PDEATHSIG, 0)) once it has another way to learn
+// of its parent's death (hmmd does, once its control connection is served).
 struct SpawnedChild {
   pid_t pid = 0;
   UniqueFd socket;
 };
 StatusOr<SpawnedChild> SpawnWithSocket(const std::vector<std::string>& argv, int child_fd,
-                                       bool stdout_to_stderr, const std::string& what);
+                                       bool stdout_to_stderr, const std::string& what,
+                                       int parent_death_signal = 0);
 
 // How a child ended, from its wait status: "<who> exited with status 2", "<who> was killed by
 // signal 9 (Killed)".
