@@ -55,9 +55,10 @@ expect_fail hmmd_fifo "model.safetensors: is a FIFO" "$hmmd" --checkpoint="$work
   --socket="$work/fifo.sock" --devices_per_node=1 --device_capacity_mb=64 --weights_mb=8 \
   --experts_mb=8 --page_size=4k
 
-# A trace that is a FIFO (emoe's workload input).
+# A trace that is a FIFO (emoe's workload input): refused as a flag before anything starts (the
+# workload reader refuses it by type too, vmm::ReadRegularFile).
 mkfifo "$work/trace.csv"
-expect_fail emoe_trace_fifo "trace.csv: is a FIFO" "$emoe" --model="$work/tiny" --page_size=4k \
+expect_fail emoe_trace_fifo "trace must be an existing regular file" "$emoe" --model="$work/tiny" --page_size=4k \
   --workload=trace --trace="$work/trace.csv" --num_requests=2
 
 # A field of the wrong type, and a layer count that used to grow memory until bad_alloc.

@@ -149,8 +149,9 @@ class Scheduler {
   int64_t BlocksFor(int64_t tokens) const;
   void Preempt(size_t index);
   void UndoAdmissions(size_t admitted);  // after a failed instance step
-  Status CheckQueues() const;            // invariants 1 and 2
-  Status CheckRunning() const;           // invariants 3 and 4
+  void PreemptForRoom();
+  Status CheckQueues() const;   // invariants 1 and 2
+  Status CheckRunning() const;  // invariants 3 and 4
 
   Instance* inst_;
   ModelConfig config_;        // of inst_, kept: the old instance may be gone at a switchover

@@ -124,10 +124,9 @@ void Scheduler::Preempt(size_t index) {
   waiting_.push_front(std::move(a));
 }
 
-StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, int32_t)>& on_token) {
-  const ModelConfig& c = inst_->config();
-  // 1. Every running request needs room for one more token; preempt the youngest of a rank
-  // that runs out of blocks.
+// 1. of Step: every running request needs room for one more token; preempt the youngest of a
+// rank that runs out of blocks.
+void Scheduler::PreemptForRoom() {
   for (int r = 0; r < inst_->num_ranks(); ++r) {
     for (;;) {
       int64_t need = 0;
@@ -150,6 +149,11 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
       Preempt(youngest);
     }
   }
+}
+
+StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, int32_t)>& on_token) {
+  const ModelConfig& c = inst_->config();
+  PreemptForRoom();  // 1.
   // 2. The batch: decodes first, then admissions within the budget.
   std::vector<SequenceInput> batch;
   std::vector<Active*> members;
