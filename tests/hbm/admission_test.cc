@@ -25,18 +25,6 @@ using Clock = std::chrono::steady_clock;
 // Generous: only catches hangs.
 constexpr auto kHang = std::chrono::seconds(60);
 
-int RawConnect(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // The next reply on `fd` within kHang, or its error (kUnavailable once the server closed it).
 StatusOr<vmm::ReceivedMessage> NextReply(int fd) {
   pollfd pf{fd, POLLIN, 0};
@@ -119,7 +107,7 @@ TEST_F(AdmissionTest, IdleConnectionsDoNotLockOutRealClients) {
   const pid_t idler = InChild([&] {
     std::vector<int> fds;
     for (int i = 0; i < 64; ++i) {
-      fds.push_back(RawConnect(socket_));
+      fds.push_back(testing::RawConnect(socket_));
       if (fds.back() < 0) return 10;
     }
     if (write(ready[1], "r", 1) != 1) return 11;
@@ -210,7 +198,7 @@ TEST_F(AdmissionTest, OnlyIdleConnectionsHoldingNothingMakeRoom) {
   lim.handshake_timeout_s = 60;
   lim.idle_timeout_s = 0.2;
   auto server = StartServer(lim);
-  const int kv = RawConnect(socket_);
+  const int kv = testing::RawConnect(socket_);
   ASSERT_GE(kv, 0);
   ASSERT_TRUE(SendRequest(kv, R"({"op":"kv_alloc","device":0,"bytes":4096})").ok());
   auto r = NextReply(kv);
@@ -256,13 +244,13 @@ TEST_F(AdmissionTest, HandshakeDeadlineClosesOnlyUnestablishedConnections) {
   auto server = StartServer(lim);
   auto pinged = HmmClient::Connect(socket_);
   ASSERT_TRUE(pinged.ok()) << pinged.status().ToString();
-  const int bad = RawConnect(socket_);
+  const int bad = testing::RawConnect(socket_);
   ASSERT_GE(bad, 0);
   ASSERT_TRUE(vmm::SendFds(bad, "not json", {}).ok());
   auto r = NextReply(bad);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(ReplyStatus(r->payload).code(), vmm::StatusCode::kInvalidArgument);
-  const int stalled = RawConnect(socket_);
+  const int stalled = testing::RawConnect(socket_);
   ASSERT_GE(stalled, 0);
   ASSERT_TRUE(vmm::SendFds(stalled, "1{\"op\":", {}).ok());  // more parts announced, none sent
   r = NextReply(bad);

@@ -231,24 +231,12 @@ TEST_F(ServerTest, AttachedClientCannotReopenWeightsWritable) {
             static_cast<uint8_t>(written_[0].bytes[0] ^ 0xff));
 }
 
-int RawConnect(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 TEST_F(ServerTest, BadAndDyingClientsDoNotHurtOthers) {
   auto server = StartServer();
   // A client that dies right after asking for an attach (the reply has fds in flight).
   for (int i = 0; i < 3; ++i) {
     const int rc = InChild([&] {
-      const int fd = RawConnect(socket_);
+      const int fd = testing::RawConnect(socket_);
       if (fd < 0) return 10;
       if (!vmm::SendFds(fd, R"({"op":"attach"})", {}).ok()) return 11;
       raise(SIGKILL);
@@ -257,7 +245,7 @@ TEST_F(ServerTest, BadAndDyingClientsDoNotHurtOthers) {
     EXPECT_EQ(rc, 128 + SIGKILL);
   }
   // Malformed, oversized and wrongly typed requests get errors; the connection stays usable.
-  const int fd = RawConnect(socket_);
+  const int fd = testing::RawConnect(socket_);
   ASSERT_GE(fd, 0);
   for (const std::string& bad :
        {std::string("not json"), std::string(R"({"op":42})"), std::string(R"({"op":"fly"})"),
@@ -318,7 +306,7 @@ TEST_F(ServerTest, BadAndDyingClientsDoNotHurtOthers) {
 
 TEST_F(ServerTest, FramedRequests) {
   auto server = StartServer();
-  const int fd = RawConnect(socket_);
+  const int fd = testing::RawConnect(socket_);
   ASSERT_GE(fd, 0);
   // A request beyond one message, in parts.
   const std::string big =
@@ -360,7 +348,7 @@ TEST_F(ServerTest, KvMemoryBelongsToTheConnection) {
   EXPECT_EQ(ReplyStatus(in_process.json).code(), vmm::StatusCode::kFailedPrecondition);
   auto kv_used = [&] { return hmm_->Stats()[0].usage[static_cast<int>(Usage::kKv)].used_bytes; };
   auto server = StartServer();
-  const int fd = RawConnect(socket_);
+  const int fd = testing::RawConnect(socket_);
   ASSERT_GE(fd, 0);
   auto call = [&](const std::string& req) {
     EXPECT_TRUE(SendRequest(fd, req).ok());
@@ -382,7 +370,7 @@ TEST_F(ServerTest, KvMemoryBelongsToTheConnection) {
             vmm::StatusCode::kInvalidArgument);
   // Another connection cannot free it.
   {
-    const int other = RawConnect(socket_);
+    const int other = testing::RawConnect(socket_);
     ASSERT_TRUE(SendRequest(other, R"({"op":"kv_free","id":2})").ok());
     auto r = ReceiveReply(other);
     ASSERT_TRUE(r.ok());
@@ -440,7 +428,7 @@ TEST_F(ServerTest, OtherUidsAreRefused) {
     auto server = StartServer();
     const int rc = InChild([&] {
       if (setgid(65534) != 0 || setuid(65534) != 0) return 10;
-      return RawConnect(socket_) < 0 && errno == EACCES ? 0 : 11;
+      return testing::RawConnect(socket_) < 0 && errno == EACCES ? 0 : 11;
     });
     EXPECT_EQ(rc, 0);
   }
