@@ -150,6 +150,23 @@ class ClosedLoop {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
+  // After Stop(): waits for the requests still in flight (as long as they make progress; 30 s
+  // without any is a stuck run, reported by the serving errors) and counts those not served, so
+  // that a run's total does not depend on where its last window ended.
+  void Finish(Coordinator* c) {
+    auto last_change = std::chrono::steady_clock::now();
+    size_t left = c->outstanding();
+    while (left > 0 && std::chrono::steady_clock::now() - last_change < std::chrono::seconds(30)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (const size_t now = c->outstanding(); now != left) {
+        left = now;
+        last_change = std::chrono::steady_clock::now();
+      }
+    }
+    for (auto& r : c->TakeFinished()) {
+      if (!r.served()) Failed(r.finish_reason);
+    }
+  }
   int failed() const { return failed_.load(); }
   std::string first_failure() const EXCLUDES(mu_) {
     vmm::MutexLock l(&mu_);
@@ -290,6 +307,7 @@ Status RunMethod(const ExperimentOptions& o, size_t mi, const engine::ModelConfi
     std::this_thread::sleep_for(std::chrono::duration<double>(o.settle_s));
     run = RunEvents(o, mi, *coord, load, &reps);
     load.Stop();
+    load.Finish(coord.get());
     *failed += FailedSoFar(*coord, load);
     if (first_failure->empty()) *first_failure = load.first_failure();
     if (first_failure->empty() && coord->serving_errors() > 0) *first_failure = "a serving step";

@@ -17,9 +17,11 @@ hpid=
 trap '[ -z "$hpid" ] || kill -9 "$hpid" 2>/dev/null || true' EXIT
 small=(--preset=tiny --weights_mb=8 --experts_mb=16 --kv_mb=4 --populate=false --page_size=4k)
 
-# 1. Every request rejected: exit 3, per-event counts.
+# 1. Every request rejected: exit 3, per-event counts. The total also counts the requests still in
+#    flight when the last window ends (drained after the load stops), so the exit code does not
+#    depend on how fast the host is; the windows' own counts add up to at most that total.
 set +e
-"$bin/elasticmoe" "${small[@]}" --max_devices=3 --schedule=2,3,2 --settle_s=0.3 --methods=elastic \
+"$bin/elasticmoe" "${small[@]}" --max_devices=3 --schedule=2,3,2 --settle_s=1 --methods=elastic \
   --prompt_tokens=100000 --out_dir="$work/rejected" >"$work/rejected.out" 2>"$work/rejected.err"
 rc=$?
 set -e
@@ -34,11 +36,13 @@ awk -F, -v total="$total" '
   { n++; sum += $18
     if ($19 < prev || (n > 1 && $18 != $19 - prev) || $18 > $19) { print "row " n ": " $0; bad = 1 }
     prev = $19 }
-  END { if (n != 2 || sum == 0 || prev > total) { print n " rows, " sum " failed, total " total; bad = 1 }
+  END { if (n != 2 || total == 0 || prev > total) { print n " rows, " sum " failed, total " total; bad = 1 }
         exit bad }' "$work/rejected/events.csv" ||
   { echo "per-event failed counts are wrong"; cat "$work/rejected/events.csv"; exit 1; }
 
-# 2. hmmd dies while the second method runs: exit 1, the reports with the first method and the error.
+# 2. hmmd dies while the second method runs: exit 1, the reports with the first method and the error
+#    (UNAVAILABLE from the coordinator's connection to hmmd, or the error of an instance process
+#    that could not connect to hmmd or died with it, depending on where the kill lands).
 "$bin/hmmd" --socket="$work/hmmd.sock" --devices_per_node=3 --device_capacity_mb=64 --weights_mb=8 \
   --experts_mb=16 --kv_mb=4 --page_size=4k 2>"$work/hmmd.log" &
 hpid=$!
@@ -65,11 +69,11 @@ for f in events.json events.csv timeline.csv; do
   [ -s "$work/died/$f" ] || { echo "hmmd died: no $f"; exit 1; }
 done
 grep -q '"status": "error"' "$work/died/events.json" &&
-  grep -q '"error": "UNAVAILABLE: hmmd' "$work/died/events.json" &&
+  grep -qE '"error": "[A-Z_]+: .*(hmmd|instance process)' "$work/died/events.json" &&
   grep -q '"error_method": "elastic-no-p2p"' "$work/died/events.json" ||
   { echo "hmmd died: events.json does not say so"; cat "$work/died/events.json"; exit 1; }
 awk -F, '$1 == "elastic" && $2 == "2->3" && $26 == "" { done = 1 }
-         $1 == "elastic-no-p2p" && $2 == "run" && $26 ~ /UNAVAILABLE/ { err = 1 }
+         $1 == "elastic-no-p2p" && $2 == "run" && $26 ~ /hmmd|instance process/ { err = 1 }
          END { exit !(done && err) }' "$work/died/events.csv" ||
   { echo "hmmd died: events.csv lacks the done event or the error"; cat "$work/died/events.csv"; exit 1; }
 
