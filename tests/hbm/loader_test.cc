@@ -128,8 +128,9 @@ TEST_F(LoaderTest, NonRegularFilesAreRefusedByType) {
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   ASSERT_EQ(mkdir(dir_.File("dir.safetensors").c_str(), 0700), 0);
   AlignedBuffer buf(8192);
-  for (const auto& [path, type] : {std::pair<std::string, std::string>{fifo, "a FIFO"},
-                                   {dir_.File("dir.safetensors"), "a directory"}}) {
+  for (const auto& [p_, t_] : {std::pair<std::string, std::string>{fifo, "a FIFO"},
+                               {dir_.File("dir.safetensors"), "a directory"}}) {
+    const std::string path = p_, type = t_;  // clang 14 lambdas cannot capture bindings
     for (bool direct : {true, false}) {
       LoaderOptions o;
       o.direct_io = direct;
