@@ -307,7 +307,7 @@ Status RunMethod(const ExperimentOptions& o, size_t mi, const engine::ModelConfi
     std::this_thread::sleep_for(std::chrono::duration<double>(o.settle_s));
     run = RunEvents(o, mi, *coord, load, &reps);
     load.Stop();
-    load.Finish(coord.get());
+    if (run.ok()) load.Finish(coord.get());  // after an error, what is in flight is lost anyway
     *failed += FailedSoFar(*coord, load);
     if (first_failure->empty()) *first_failure = load.first_failure();
     if (first_failure->empty() && coord->serving_errors() > 0) *first_failure = "a serving step";

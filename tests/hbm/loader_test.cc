@@ -17,7 +17,8 @@ using testing::ScratchDir;
 
 struct AlignedBuffer {
   explicit AlignedBuffer(size_t n)
-      : size(n), p(static_cast<uint8_t*>(std::aligned_alloc(4096, n))) {
+      // aligned_alloc needs a multiple of the alignment (ASan checks it).
+      : size(n), p(static_cast<uint8_t*>(std::aligned_alloc(4096, (n + 4095) / 4096 * 4096))) {
     std::memset(p, 0xee, n);
   }
   ~AlignedBuffer() { std::free(p); }
