@@ -106,10 +106,16 @@ class HmmHolder {
     const auto& ex = stats.at(0).usage[static_cast<int>(hbm::Usage::kExperts)];
     uint64_t arenas = 0;
     for (const auto& u : stats.at(0).usage) arenas += u.capacity_bytes;
-    std::printf("HMM %s: %d devices x %" PRIu64 " MiB (%s pages%s) in %.1f s%s%s\n", where.c_str(),
-                hmm_->num_devices(), arenas >> 20, vmm::PageKindName(ex.kind),
-                o_.hmm.memory.populate && o_.hmmd_socket.empty() ? ", populated" : "", Seconds(tc),
-                note.empty() ? "" : "; ", note.c_str());
+    // Arenas are reserved whole; what is populated at start is at most the device's capacity.
+    const uint64_t capacity = stats.at(0).capacity_bytes;
+    const std::string populated = o_.hmm.memory.populate && o_.hmmd_socket.empty()
+                                      ? std::string(", ") +
+                                            std::to_string(std::min(arenas, capacity) >> 20) +
+                                            " MiB each populated"
+                                      : std::string();
+    std::printf("HMM %s: %d devices x %" PRIu64 " MiB of arenas (%s pages%s) in %.1f s%s%s\n",
+                where.c_str(), hmm_->num_devices(), arenas >> 20, vmm::PageKindName(ex.kind),
+                populated.c_str(), Seconds(tc), note.empty() ? "" : "; ", note.c_str());
     std::fflush(stdout);
     return Status::Ok();
   }
