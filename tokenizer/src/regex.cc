@@ -14,17 +14,11 @@
 #include <string>
 #include <utility>
 
+#include "fast_split.h"
+#include "unicode_classes.h"
+
 namespace emoe::tokenizer::internal {
 namespace {
-
-// onig_initialize for UTF-8, once; its result (0 or an onig error code) for every caller.
-int InitializeOniguruma() {
-  static const int result = [] {
-    OnigEncoding encodings[] = {ONIG_ENCODING_UTF8};
-    return onig_initialize(encodings, 1);
-  }();
-  return result;
-}
 
 // Length of the UTF-8 character that starts with byte `b` (1 for a stray continuation byte,
 // so a scan always advances).
@@ -93,7 +87,10 @@ void OnigurumaRegex::FindAll(std::string_view text,
 }  // namespace
 
 vmm::StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern, bool use_fast_path) {
-  (void)use_fast_path;  // no fast matchers yet
+  if (use_fast_path) {
+    std::unique_ptr<Regex> fast = MakeFastSplit(pattern);
+    if (fast != nullptr) return fast;
+  }
   const int init = InitializeOniguruma();
   if (init != ONIG_NORMAL) {
     return vmm::Status::Internal(std::string("regex '") + std::string(pattern) +
