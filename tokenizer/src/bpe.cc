@@ -150,6 +150,25 @@ void BpeModel::EncodePiece(std::string_view piece, BpeScratch* scratch,
       return;
     }
   }
+  if (!split_words_) {
+    EncodeWord(piece, scratch, out);
+    return;
+  }
+  // Words start at a ▁ (E2 96 81) that follows another character; the window of three bytes
+  // before such a ▁ equals ▁ only when that character is ▁ (UTF-8 synchronizes).
+  constexpr std::string_view kMeta = "\xE2\x96\x81";
+  size_t start = 0;
+  for (size_t pos = piece.find(kMeta, 1); pos != std::string_view::npos;
+       pos = piece.find(kMeta, pos + kMeta.size())) {
+    if (pos >= kMeta.size() && piece.substr(pos - kMeta.size(), kMeta.size()) == kMeta) continue;
+    EncodeWord(piece.substr(start, pos - start), scratch, out);
+    start = pos;
+  }
+  EncodeWord(piece.substr(start), scratch, out);
+}
+
+void BpeModel::EncodeWord(std::string_view piece, BpeScratch* scratch,
+                          std::vector<int32_t>* out) const {
   const bool cacheable = piece.size() <= kMaxCachedBytes;
   uint64_t hash = 0;
   if (cacheable) {

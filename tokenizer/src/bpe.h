@@ -12,6 +12,14 @@
 // ignore_merges: a piece that is a token as a whole is that token. fuse_unk (runs of unk ids
 // become one) is the caller's, over a whole section (FuseUnk), as the reference does it.
 //
+// Words: when no token of a (not byte-level) vocabulary has U+2581 (SentencePiece's "▁", the
+// Metaspace / Replace normalizers' space) right after another character, no merge can join a
+// symbol ending in another character to one starting with ▁ (the merged token would be in the
+// vocabulary), so the BPE of a piece is the BPE of its words, split before each ▁ that follows
+// another character, concatenated. Mistral's vocabulary is such, and its pieces (a whole
+// segment, no pre-tokenizer) then become cacheable words instead of one heap merge over
+// thousands of symbols.
+//
 // Cache: pieces up to kMaxCachedBytes map to their ids in a sharded, direct-mapped cache
 // (bpe_cache.h); Encode is safe from many threads at once.
 //
@@ -89,6 +97,8 @@ class BpeModel {
   vmm::Status ReadMerges(const element& merges, const std::string& where);
   vmm::Status ReadOptions(const object& model, const std::string& where);
   void FinishTables();
+  // EncodePiece for one word (the whole piece unless split_words_).
+  void EncodeWord(std::string_view word, BpeScratch* scratch, std::vector<int32_t>* out) const;
   // Symbols of `piece` into scratch->symbols.
   void InitialSymbols(std::string_view piece, BpeScratch* scratch) const;
   void MergeByScan(BpeScratch* scratch) const;
@@ -104,6 +114,7 @@ class BpeModel {
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
   bool fuse_unk_ = false;
+  bool split_words_ = false;  // see "Words" above
   int32_t unk_id_ = -1;
   size_t vocab_entries_ = 0;
   StringIdMap vocab_;  // key -> id, added tokens included (they override)

@@ -19,6 +19,16 @@ std::string VocabPath(const std::string& where, std::string_view token) {
   return where + "[" + Quote(token) + "]";
 }
 
+// True when `key` holds U+2581 right after another character (see bpe.h, "Words").
+bool HasMetaAfterOther(std::string_view key) {
+  constexpr std::string_view kMeta = "\xE2\x96\x81";
+  for (size_t pos = key.find(kMeta, 1); pos != std::string_view::npos;
+       pos = key.find(kMeta, pos + kMeta.size())) {
+    if (pos < kMeta.size() || key.substr(pos - kMeta.size(), kMeta.size()) != kMeta) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool BpeModel::KeyOf(std::string_view json, std::string* key) const {
@@ -78,6 +88,7 @@ vmm::Status BpeModel::ReadVocab(const element& vocab_value, const std::string& w
   table->flags.assign(static_cast<size_t>(size), 0);
   vocab_.Reserve(entries.size() + added.size(), 0);
   std::string key;
+  split_words_ = !byte_level_;
   for (const auto& [token, id] : entries) {
     if (table->flags[id] & TokenTable::kPresent) {
       return FieldError(VocabPath(where, token),
@@ -87,11 +98,13 @@ vmm::Status BpeModel::ReadVocab(const element& vocab_value, const std::string& w
     spelling[id] = token;
     if (!KeyOf(token, &key)) continue;  // decode-only: not in GPT-2's alphabet
     if (vocab_.Set(key, id) >= 0) return FieldError(VocabPath(where, token), "duplicate token");
+    if (split_words_ && HasMetaAfterOther(key)) split_words_ = false;
   }
   for (const AddedTokenSpec& a : added) {  // the reference: tokens_to_ids.set(content, id)
     table->flags[a.id] |= TokenTable::kPresent | TokenTable::kAdded;
     spelling[a.id] = a.content;
     if (KeyOf(a.content, &key)) vocab_.Set(key, a.id);
+    if (split_words_ && HasMetaAfterOther(key)) split_words_ = false;
   }
   table->byte_level = byte_level_;
   table->json_offsets.assign(1, 0);
