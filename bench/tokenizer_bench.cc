@@ -27,6 +27,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tokenizer/tokenizer.h"
@@ -65,6 +66,17 @@ bool WriteCorpus(const std::string& path, const std::vector<std::string>& docs) 
   return out.good();
 }
 
+// "load average 2.51 on 2 CPUs": other work on the host slows wall-clock numbers down.
+std::string HostLoad() {
+  std::ifstream in("/proc/loadavg");
+  double load = -1;
+  in >> load;
+  const unsigned cpus = std::thread::hardware_concurrency();
+  char line[96];
+  std::snprintf(line, sizeof(line), "load average %.2f on %u CPUs", load, cpus);
+  return line;
+}
+
 std::vector<std::string> SplitComma(const std::string& s) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -101,8 +113,8 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "tokenizer_bench: corpus %s: %.2f MB in %zu documents (English prose 40%%, code 25%%, "
-      "CJK 15%%, Arabic 10%%, chat with emoji 10%%); one thread, best of %d\n",
-      corpus_path.c_str(), bytes / 1e6, docs.size(), FLAGS_runs);
+      "CJK 15%%, Arabic 10%%, chat with emoji 10%%); one thread, best of %d; host %s\n",
+      corpus_path.c_str(), bytes / 1e6, docs.size(), FLAGS_runs, HostLoad().c_str());
   nlohmann::json report = {{"corpus", corpus_path},
                            {"corpus_bytes", bytes},
                            {"documents", docs.size()},
