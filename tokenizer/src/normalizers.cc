@@ -36,7 +36,7 @@ constexpr char kSupported[] =
 
 class UnicodeForm final : public Normalizer {
  public:
-  explicit UnicodeForm(NormalForm form) : form_(form) {}
+  explicit UnicodeForm(NormalForm form) : form_(form) { PrepareNormalForm(form); }
   void Normalize(std::string* text) const override { internal::Normalize(text, form_); }
   std::string describe() const override { return NormalFormName(form_); }
 

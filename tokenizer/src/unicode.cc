@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <utility>
+#include <vector>
 
 #include "utf8.h"
 
@@ -15,6 +16,39 @@ namespace {
 
 bool IsComposing(NormalForm form) { return form == NormalForm::kNFC || form == NormalForm::kNFKC; }
 bool IsCompat(NormalForm form) { return form == NormalForm::kNFKC || form == NormalForm::kNFKD; }
+
+// Canonical decompositions exist only below U+2FA20 (the CJK compatibility supplement).
+constexpr char32_t kCompositesEnd = 0x30000;
+
+struct Composites {
+  std::vector<bool> nfc_stable, nfkc_stable;  // per code point below kCompositesEnd
+};
+
+std::string Utf8Of(char32_t cp) {
+  std::string s;
+  AppendUtf8(cp, &s);
+  return s;
+}
+
+// Which characters with a canonical decomposition NFC (NFKC) gives back unchanged: ~2,000
+// utf8proc calls, once per process (a few milliseconds).
+const Composites& GetComposites() {
+  static const Composites composites = [] {
+    Composites t;
+    t.nfc_stable.assign(kCompositesEnd, false);
+    t.nfkc_stable.assign(kCompositesEnd, false);
+    for (char32_t cp = 0x80; cp < kCompositesEnd; ++cp) {
+      if (cp >= 0xD800 && cp < 0xE000) continue;
+      const utf8proc_property_t* p = utf8proc_get_property(static_cast<utf8proc_int32_t>(cp));
+      if (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0) continue;
+      const std::string text = Utf8Of(cp);
+      t.nfc_stable[cp] = ApplyNormalForm(text, NormalForm::kNFC) == text;
+      t.nfkc_stable[cp] = ApplyNormalForm(text, NormalForm::kNFKC) == text;
+    }
+    return t;
+  }();
+  return composites;
+}
 
 // Cased (Unicode's definition, approximated: a letter of a case category or one with a case
 // mapping), for the final-sigma rule.
@@ -82,6 +116,10 @@ bool CasedAfter(std::string_view text, size_t pos) {
 
 }  // namespace
 
+void PrepareNormalForm(NormalForm form) {
+  if (IsComposing(form)) GetComposites();
+}
+
 bool ParseNormalForm(std::string_view name, NormalForm* form) {
   if (name == "NFC")
     *form = NormalForm::kNFC;
@@ -114,10 +152,22 @@ bool IsStableCodePoint(char32_t cp, NormalForm form) {
   if (cp < 0x80) return true;
   if (cp >= 0x1100 && cp <= 0x11FF) return false;  // Hangul jamo
   if (cp >= 0xAC00 && cp <= 0xD7A3) return IsComposing(form);
-  const utf8proc_property_t* p = utf8proc_get_property(static_cast<utf8proc_int32_t>(cp));
+  const auto c = static_cast<utf8proc_int32_t>(cp);
+  const utf8proc_property_t* p = utf8proc_get_property(c);
   if (p->combining_class != 0) return false;
-  const bool decomposes = p->decomp_seqindex != UINT16_MAX;
-  if (decomposes && (IsCompat(form) || p->decomp_type == 0)) return false;
+  if (p->decomp_seqindex != UINT16_MAX) {
+    const bool canonical = p->decomp_type == 0;
+    if (!canonical) {
+      if (IsCompat(form)) return false;  // NFKC/NFKD rewrite it; NFC/NFD ignore the mapping
+    } else {
+      // NFD/NFKD decompose it; NFC/NFKC keep it only if it is a primary composite (not a
+      // singleton, not excluded from composition) and, for NFKC, has no compatibility
+      // mapping below it: which Composites() found once by asking utf8proc.
+      if (!IsComposing(form) || cp >= kCompositesEnd) return false;
+      const Composites& t = GetComposites();
+      if (!(IsCompat(form) ? t.nfkc_stable : t.nfc_stable)[cp]) return false;
+    }
+  }
   // utf8proc 2.8: comb_index >= 0x8000 (and not UINT16_MAX) marks a possible second character.
   if (IsComposing(form) && p->comb_index != UINT16_MAX && p->comb_index >= 0x8000) return false;
   return true;
