@@ -10,8 +10,11 @@
 // text that looks like invalid bytes ("\xff" spelled out, U+FFFD, lone Latin-1, C1 controls);
 // special tokens inside text, whole and partial; very long words and runs; contractions in
 // every case; mixed scripts; whitespace of every kind; random scalar values; empty strings.
-// Only valid Unicode scalar values (no lone surrogates): the C++ side reads UTF-8.
+// Only valid Unicode scalar values (no lone surrogates: the C++ side reads UTF-8), and only code
+// points whose properties every Unicode version in play agrees on: those assigned in Unicode
+// 14.0 (unicode14.mjs says why) and the noncharacters.
 import fs from "fs";
+import { ASSIGNED_14 } from "./unicode14.mjs";
 
 // xoshiro128** seeded by splitmix32: 32-bit integer arithmetic only (Math.imul, >>> 0).
 function makeRng(seed) {
@@ -43,7 +46,25 @@ const next = makeRng(20240617);
 const int = (lo, hi) => lo + (next() % (hi - lo + 1));
 const chance = (p) => next() / 4294967296 < p;
 const pick = (arr) => arr[int(0, arr.length - 1)];
-const cp = (lo, hi) => String.fromCodePoint(int(lo, hi));
+// Whether code point c is assigned in Unicode 14.0 or a noncharacter (unassigned for ever).
+function stable(c) {
+  if ((c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) === 0xfffe) return true;
+  let lo = 0, hi = ASSIGNED_14.length / 2 - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (c < ASSIGNED_14[2 * mid]) hi = mid - 1;
+    else if (c > ASSIGNED_14[2 * mid + 1]) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+// A stable code point in [lo, hi] (the range must hold one).
+function cp(lo, hi) {
+  for (;;) {
+    const c = int(lo, hi);
+    if (stable(c)) return String.fromCodePoint(c);
+  }
+}
 const repeat = (n, f) => Array.from({ length: n }, f).join("");
 
 const WORDS = (
@@ -273,7 +294,7 @@ function invalidLooking() {
       case 2: s += cp(0x80, 0xff); break;
       case 3: s += cp(0x80, 0x9f); break;  // C1 controls
       case 4: s += cp(0x00, 0x1f); break;  // C0 controls, NUL included
-      case 5: s += pick(["\ufeff", "\ufffe", "\uffff", "\u{10ffff}", "\u{fffff}", "\ud7ff", "\ue000"]); break;
+      case 5: s += pick(["\ufeff", "\ufffe", "\uffff", "\u{10ffff}", "\u{fffff}", "\ud7fb", "\ue000"]); break;
       case 6: s += "\\u" + int(0xd800, 0xdfff).toString(16); break;  // a surrogate, spelled out
       case 7: s += pick(["Ã©", "Ã¤", "â€™", "â€œ", "Ã", "Â ", "ï»¿", "ð\u009f\u0098\u0080"]); break;  // mojibake
       case 8: s += "%" + int(0x80, 0xff).toString(16).toUpperCase(); break;
@@ -370,12 +391,12 @@ function whitespace() {
   return s;
 }
 
+// Any stable scalar value: 2-byte UTF-8 and below, the rest of the BMP, the astral planes but
+// the private use planes 15 and 16 (a few of those come from invalidLooking).
 function randomScalar() {
-  for (;;) {
-    const r = int(0, 9);
-    const c = r < 4 ? int(0, 0x7ff) : r < 8 ? int(0x800, 0xffff) : int(0x10000, 0x10ffff);
-    if (c < 0xd800 || c > 0xdfff) return String.fromCodePoint(c);
-  }
+  const r = int(0, 19);
+  if (r === 0) return cp(0xf0000, 0x10ffff);
+  return r < 8 ? cp(0, 0x7ff) : r < 16 ? cp(0x800, 0xffff) : cp(0x10000, 0xeffff);
 }
 
 function randomUnicode() {
@@ -392,6 +413,16 @@ function fixed() {
       ["special_tokens", "a" + t + "b"], ["special_tokens", " " + t + " "]);
   }
   for (const c of NFC_CASES) out.push(["combining", c]);
+  // Where regex engines disagree on \s: U+0085 is \s to Oniguruma, not to JavaScript; U+FEFF
+  // the other way round. And case-insensitive contractions with characters that fold to ASCII.
+  for (const ws of ["\u0085", "\ufeff", "\u180e", "\u200b"]) {
+    out.push(["whitespace", `a${ws}${ws}b`], ["whitespace", ` ${ws}x`], ["whitespace", `x${ws}\n`],
+      ["whitespace", `x ${ws}`], ["whitespace", ws.repeat(3)], ["whitespace", `a${ws} b`],
+      ["whitespace", `1${ws}2`], ["whitespace", `a  ${ws}b`]);
+  }
+  for (const t of ["'\u017f", "'\u212a", "'\u0130", "'\u0131", "'\u1e9e", "'\ufb06", "'LL", "'lL"]) {
+    out.push(["contractions", `it${t}`], ["contractions", `I${t} go`]);
+  }
   out.push(["whitespace", " "], ["whitespace", "  "], ["whitespace", "\n"], ["whitespace", "\r\n"],
     ["whitespace", " \n "], ["whitespace", "\t\n\t"], ["english", "Hello world"],
     ["english", " Hello world"], ["english", "Hello  world"], ["english", "hello\nworld"],
@@ -416,6 +447,13 @@ const lines = entries.map(([category, text], i) => {
   if (LONE_SURROGATE.test(text)) {
     console.error(`corpus.mjs: string ${i} (${category}) holds a lone surrogate`);
     process.exit(1);
+  }
+  for (const ch of text) {
+    if (!stable(ch.codePointAt(0))) {
+      console.error(`corpus.mjs: string ${i} (${category}) holds U+${ch.codePointAt(0).toString(16)}, ` +
+                    "not assigned in Unicode 14.0");
+      process.exit(1);
+    }
   }
   return JSON.stringify({ category, text });
 });
