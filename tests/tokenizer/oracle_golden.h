@@ -128,8 +128,9 @@ inline bool IsValidUtf8(std::string_view s) {
 }
 
 // `s` for a one-line message (see the file comment), cut after `max_chars` characters with
-// the total length in bytes.
-inline std::string Escape(std::string_view s, size_t max_chars = 160) {
+// the total length in bytes. With `raw_letters`, printable characters past Latin-1's controls
+// stay as they are (for vocabulary tokens: "\u{120}Hello" reads better as "ĠHello").
+inline std::string Escape(std::string_view s, size_t max_chars = 160, bool raw_letters = false) {
   std::string out = "\"";
   char buf[16];
   size_t chars = 0, i = 0;
@@ -143,19 +144,20 @@ inline std::string Escape(std::string_view s, size_t max_chars = 160) {
       continue;
     }
     i += n;
-    if (cp == '\n')
-      out += "\\n";
-    else if (cp == '\r')
-      out += "\\r";
-    else if (cp == '\t')
-      out += "\\t";
-    else if (cp == '\\')
-      out += "\\\\";
-    else if (cp == '"')
-      out += "\\\"";
-    else if (cp >= 0x20 && cp < 0x7f)
-      out += static_cast<char>(cp);
-    else {
+    const char* named = cp == '\n'   ? "\\n"
+                        : cp == '\r' ? "\\r"
+                        : cp == '\t' ? "\\t"
+                        : cp == '\\' ? "\\\\"
+                        : cp == '"'  ? "\\\""
+                                     : nullptr;
+    const bool raw =
+        (cp >= 0x20 && cp < 0x7f) || (raw_letters && cp >= 0xa1 && cp != 0xad &&
+                                      (cp < 0x2000 || cp > 0x206f) && cp != 0xfeff && cp != 0xfffd);
+    if (named != nullptr) {
+      out += named;
+    } else if (raw) {
+      out.append(s.substr(i - n, n));
+    } else {
       std::snprintf(buf, sizeof buf, "\\u{%X}", cp);
       out += buf;
     }
@@ -183,21 +185,27 @@ inline std::string IdsAround(const Tokenizer& tok, std::span<const int32_t> ids,
   if (from > 0) out += "... ";
   for (size_t i = from; i < to; ++i) {
     out += std::string(i > from ? " " : "") + std::to_string(ids[i]) + " " +
-           Escape(tok.IdToToken(ids[i]), 40);
+           Escape(tok.IdToToken(ids[i]), 40, /*raw_letters=*/true);
   }
   if (to < ids.size()) out += " ...";
   return out + "] (" + std::to_string(ids.size()) + " ids)";
 }
 
-// What two texts look like from their first difference on.
-inline std::string TextDiff(std::string_view ours, std::string_view reference) {
+// What two texts look like from a little before their first difference on.
+inline std::string TextDiff(std::string_view ours, std::string_view reference,
+                            const std::string& ours_name = "ours",
+                            const std::string& reference_name = "reference") {
   const size_t at = FirstDifference(ours, reference);
   const size_t from = at > 16 ? at - 16 : 0;
+  std::string a = ours_name + ":", b = reference_name + ":";
+  const size_t width = std::max(a.size(), b.size()) + 1;
+  a.resize(width, ' ');
+  b.resize(width, ' ');
   return "first difference at byte " + std::to_string(at) + " (of " + std::to_string(ours.size()) +
-         " ours, " + std::to_string(reference.size()) + " reference) from byte " +
-         std::to_string(from) +
-         ":\n      ours:      " + Escape(ours.substr(std::min(from, ours.size())), 60) +
-         "\n      reference: " + Escape(reference.substr(std::min(from, reference.size())), 60);
+         " " + ours_name + ", " + std::to_string(reference.size()) + " " + reference_name +
+         "), from byte " + std::to_string(from) + ":\n      " + a +
+         Escape(ours.substr(std::min(from, ours.size())), 60) + "\n      " + b +
+         Escape(reference.substr(std::min(from, reference.size())), 60);
 }
 
 // The mismatches of one check over the corpus: counts per category and the first few in
