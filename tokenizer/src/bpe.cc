@@ -143,6 +143,14 @@ void BpeModel::EmitSymbols(std::string_view piece, const BpeScratch& scratch,
 
 void BpeModel::EncodePiece(std::string_view piece, BpeScratch* scratch,
                            std::vector<int32_t>* out) const {
+  if (piece.size() == 1) {  // a single symbol: no merges
+    const unsigned char b = static_cast<unsigned char>(piece[0]);
+    const int32_t id = byte_level_ ? byte_ids_[b] : b < 0x80 ? ascii_ids_[b] : -1;
+    if (id >= 0) {
+      out->push_back(id);
+      return;
+    }
+  }
   if (ignore_merges_) {
     const int32_t id = vocab_.Find(piece);
     if (id >= 0) {
@@ -151,10 +159,13 @@ void BpeModel::EncodePiece(std::string_view piece, BpeScratch* scratch,
     }
   }
   const bool cacheable = piece.size() <= kMaxCachedBytes;
+  const bool short_word = piece.size() <= ShortWordCache::kMaxKeyBytes;
   uint64_t hash = 0;
   if (cacheable) {
     hash = HashBytes(piece);
-    if (cache_.Lookup(piece, hash, out)) return;
+    if (short_word ? short_cache_.Lookup(piece, hash, out) : cache_.Lookup(piece, hash, out)) {
+      return;
+    }
   }
   InitialSymbols(piece, scratch);
   if (scratch->symbols.size() > 1) {
@@ -166,7 +177,13 @@ void BpeModel::EncodePiece(std::string_view piece, BpeScratch* scratch,
   }
   const size_t first = out->size();
   EmitSymbols(piece, *scratch, out);
-  if (cacheable) cache_.Insert(piece, hash, out->data() + first, out->size() - first);
+  const size_t n = out->size() - first;
+  if (!cacheable || n == 0) return;
+  if (short_word && n <= ShortWordCache::kMaxIds) {
+    short_cache_.Insert(piece, hash, out->data() + first, n);
+  } else {
+    cache_.Insert(piece, hash, out->data() + first, n);
+  }
 }
 
 void FuseUnk(int32_t unk_id, size_t begin, std::vector<int32_t>* ids) {

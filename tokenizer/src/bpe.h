@@ -12,8 +12,9 @@
 // ignore_merges: a piece that is a token as a whole is that token. fuse_unk (runs of unk ids
 // become one) is the caller's, over a whole section (FuseUnk), as the reference does it.
 //
-// Cache: pieces up to kMaxCachedBytes map to their ids in a sharded, direct-mapped cache
-// (bpe_cache.h); Encode is safe from many threads at once.
+// Cache: pieces up to kMaxCachedBytes map to their ids in direct-mapped caches (bpe_cache.h:
+// a lock-free one for short pieces, a sharded locked one for the others); EncodePiece is safe
+// from many threads at once. A one-byte (one-character) piece that is a token skips them.
 //
 // Thread safety: immutable after Build, except the cache (internally locked).
 #ifndef TOKENIZER_SRC_BPE_H_
@@ -111,6 +112,7 @@ class BpeModel {
   std::array<int32_t, 256> byte_ids_{};      // byte-level: the token of each byte (-1: none)
   std::array<int32_t, 128> ascii_ids_{};     // otherwise: the token of each ASCII character
   std::array<int32_t, 256> fallback_ids_{};  // <0xNN> tokens (-1: none)
+  mutable ShortWordCache short_cache_;
   mutable WordCache cache_;
 };
 

@@ -38,14 +38,26 @@ char32_t ByteToUnicode(uint8_t b) { return kTables.to_unicode[b]; }
 int UnicodeToByte(char32_t cp) { return cp < kTables.to_byte.size() ? kTables.to_byte[cp] : -1; }
 
 bool AlphabetToBytes(std::string_view alphabet, std::string* bytes) {
-  bytes->clear();
-  for (size_t i = 0; i < alphabet.size();) {
-    uint32_t length;
-    const int b = UnicodeToByte(DecodeUtf8(alphabet, i, &length));
-    if (b < 0) return false;
-    bytes->push_back(static_cast<char>(b));
-    i += length;
+  // The alphabet is U+0021..U+0143: one UTF-8 byte, or two with a lead byte 0xC2..0xC5.
+  bytes->resize(alphabet.size());
+  char* out = bytes->data();
+  const auto* p = reinterpret_cast<const unsigned char*>(alphabet.data());
+  const auto* end = p + alphabet.size();
+  while (p < end) {
+    char32_t cp;
+    if (*p < 0x80) {
+      cp = *p++;
+    } else if (*p >= 0xC2 && *p <= 0xC5 && p + 1 < end) {
+      cp = (char32_t(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+      p += 2;
+    } else {
+      return false;
+    }
+    const int b = kTables.to_byte[cp < kTables.to_byte.size() ? cp : 0];
+    if (b < 0 || cp >= kTables.to_byte.size()) return false;
+    *out++ = static_cast<char>(b);
   }
+  bytes->resize(out - bytes->data());
   return true;
 }
 

@@ -4,7 +4,6 @@
 #include <cstring>
 
 namespace emoe::tokenizer::internal {
-
 uint64_t HashBytes(std::string_view bytes) {
   constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
   uint64_t h = bytes.size() * kMul;
@@ -28,17 +27,25 @@ uint64_t HashBytes(std::string_view bytes) {
   return h ^ (h >> 29);
 }
 
+namespace {
+
+// Tables grow past a load factor of 5/8 (linear probing stays short; the 151k-token Qwen3
+// vocabulary fits 2^18 slots).
+bool OverLoaded(size_t n, size_t capacity) { return 8 * n > 5 * capacity; }
+
+}  // namespace
+
 void StringIdMap::Reserve(size_t n, size_t key_bytes) {
   arena_.reserve(key_bytes);
   size_t capacity = 16;
-  while (capacity < 2 * n) capacity *= 2;
+  while (OverLoaded(n, capacity)) capacity *= 2;
   if (capacity > slots_.size()) Rehash(capacity);
 }
 
 void StringIdMap::Rehash(size_t capacity) {
   std::vector<Slot> old;
   old.swap(slots_);
-  slots_.assign(capacity, Slot{0, 0, 0, -1});
+  slots_.assign(capacity, Slot{0, 0, 0, -1, 0});
   mask_ = capacity - 1;
   for (const Slot& s : old) {
     if (s.id < 0) continue;
@@ -50,22 +57,23 @@ void StringIdMap::Rehash(size_t capacity) {
 }
 
 int32_t StringIdMap::Set(std::string_view key, int32_t id) {
-  if (2 * (size_ + 1) > slots_.size()) Rehash(slots_.size() * 2);
+  if (OverLoaded(size_ + 1, slots_.size())) Rehash(slots_.size() * 2);
   const uint64_t h = HashBytes(key);
   const uint32_t high = static_cast<uint32_t>(h >> 32);
+  const uint64_t prefix = Prefix(key);
   size_t i = h & mask_;
   for (;; i = (i + 1) & mask_) {
     Slot& s = slots_[i];
     if (s.id < 0) break;
-    if (s.hash == high && s.length == key.size() &&
+    if (s.hash == high && s.length == key.size() && s.prefix == prefix &&
         std::string_view(arena_.data() + s.offset, s.length) == key) {
       const int32_t previous = s.id;
       s.id = id;
       return previous;
     }
   }
-  slots_[i] =
-      Slot{high, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(key.size()), id};
+  slots_[i] = Slot{high, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(key.size()),
+                   id, prefix};
   arena_.append(key);
   ++size_;
   return -1;
@@ -73,7 +81,7 @@ int32_t StringIdMap::Set(std::string_view key, int32_t id) {
 
 void PairMap::Reserve(size_t n) {
   size_t capacity = 16;
-  while (capacity < 2 * n) capacity *= 2;
+  while (OverLoaded(n, capacity)) capacity *= 2;
   if (capacity > slots_.size()) Rehash(capacity);
 }
 
@@ -91,7 +99,7 @@ void PairMap::Rehash(size_t capacity) {
 }
 
 void PairMap::Set(int32_t a, int32_t b, Value value) {
-  if (2 * (size_ + 1) > slots_.size()) Rehash(slots_.size() * 2);
+  if (OverLoaded(size_ + 1, slots_.size())) Rehash(slots_.size() * 2);
   const uint64_t key = Key(a, b);
   size_t i = Mix(key) & mask_;
   for (;; i = (i + 1) & mask_) {

@@ -3,8 +3,6 @@
 
 #include <cstdio>
 
-#include "text_pipeline.h"
-
 namespace emoe::tokenizer::internal {
 
 using simdjson::dom::element_type;
@@ -111,9 +109,6 @@ vmm::Status AsArray(const element& e, const std::string& where, array* out) {
 
 vmm::Status AsString(const element& e, const std::string& where, std::string_view* out) {
   if (e.get_string().get(*out) != simdjson::SUCCESS) return TypeError(where, "a string", e);
-  // simdjson validates the document's UTF-8 but may let a lone surrogate escape ("\udc00")
-  // through as CESU-8; every stage relies on valid UTF-8.
-  if (!IsValidUtf8(*out)) return FieldError(where, "not valid UTF-8 (a lone surrogate?)");
   return vmm::Status::Ok();
 }
 

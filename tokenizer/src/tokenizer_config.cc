@@ -12,24 +12,11 @@
 
 #include "byte_level.h"
 #include "json_fields.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer_impl.h"
 
 namespace emoe::tokenizer::internal {
 namespace {
-
-// The family of a chat template's Jinja text (chat_template.h's ChatFamilyOfTemplate rule).
-// TODO(h4-merge): switch to ChatFamilyOfTemplate once chat_template.cc is in.
-ChatFamily FamilyOfTemplate(const std::string& jinja, std::string* error) {
-  const bool chatml = jinja.find("<|im_start|>") != std::string::npos &&
-                      jinja.find("<|im_end|>") != std::string::npos;
-  const bool mistral =
-      jinja.find("[INST]") != std::string::npos && jinja.find("[/INST]") != std::string::npos;
-  if (chatml) return ChatFamily::kChatML;
-  if (mistral) return ChatFamily::kMistral;
-  *error = "chat_template " + Quote(jinja.substr(0, 60)) +
-           " is neither ChatML (<|im_start|>) nor Mistral ([INST])";
-  return ChatFamily::kNone;
-}
 
 // A token field: a string, {"content": string}, or null/absent (*present = false).
 vmm::Status TokenString(const object& config, std::string_view key, std::string_view* out,
@@ -96,7 +83,14 @@ vmm::Status ReadChatTemplate(const object& config, Tokenizer::Impl* impl) {
   } else {
     VMM_RETURN_IF_ERROR(AsString(value, "chat_template", &jinja));
   }
-  impl->chat_family = FamilyOfTemplate(std::string(jinja), &impl->chat_template_error);
+  // An unrecognized template is not a load error (the tokenizer still encodes and decodes):
+  // chat_family() is kNone and chat_template_error() says why.
+  auto family = ChatFamilyOfTemplate(std::string(jinja));
+  if (family.ok()) {
+    impl->chat_family = *family;
+  } else {
+    impl->chat_template_error = family.status().message();
+  }
   return vmm::Status::Ok();
 }
 
