@@ -6,6 +6,8 @@
 #   BUILD_DIR=build        where to build
 #   EMOE_SKIP_APT=1        do not run apt-get (packages already installed)
 #   EMOE_HUGEPAGES=1100    2 MiB huge pages to reserve when root (0: leave the host alone)
+#   EMOE_SKIP_TOKENIZERS=1 do not fetch the real vocabularies and the reference tokenizer
+#                          (scripts/fetch_tokenizers.sh; the tests that need them skip)
 #   CI=true                build with -Werror
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,14 @@ if [ "${EMOE_SKIP_APT:-0}" != 1 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${PACKAGES[@]}" >/dev/null
+fi
+
+# The real vocabularies (data/tokenizers/) and the reference tokenizer the tests compare with
+# (tests/tokenizer/node/node_modules), pinned and checked by sha256.
+if [ "${EMOE_SKIP_TOKENIZERS:-0}" = 1 ]; then
+  echo "setup: EMOE_SKIP_TOKENIZERS=1: vocabularies not fetched; the tokenizer oracle tests skip"
+else
+  bash scripts/fetch_tokenizers.sh
 fi
 
 # Host tuning: only as root, never required (the code falls back and says why).
