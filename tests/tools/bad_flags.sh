@@ -101,6 +101,15 @@ host_doctor#--dir=$work/nope#--dir
 host_doctor#--dir=$work/file#--dir
 host_doctor#--json=2#--json
 host_doctor#stray#stray
+tokenize##--tokenizer
+tokenize#--tokenizer=$work/nope#--tokenizer
+tokenize#--tokenizer=$work/fifo#--tokenizer
+tokenize#--tokenizer=$work#--tokenizer
+tokenize#--tokenizer=$work/file --chat_template=llama3#--chat_template
+tokenize#--tokenizer=$work/file --chat --decode#--chat
+tokenize#--tokenizer=$work/file --jsonl=maybe#--jsonl
+tokenize#--tokenizer=$work/file --no_such_flag#--no_such_flag
+tokenize#--tokenizer=$work/file stray#stray
 EOF
 )
 while IFS='#' read -r b args want; do
@@ -115,7 +124,7 @@ while IFS='#' read -r b args want; do
     fails=$((fails + 1))
   fi
 done <<<"$cases"
-for b in elasticmoe emoe hmmd gen_model host_doctor; do
+for b in elasticmoe emoe hmmd gen_model host_doctor tokenize; do
   set +e
   "$bin/$b" --help >"$work/out" 2>&1
   rc=$?

@@ -1,11 +1,12 @@
 // tokenizer/src/regex.h: the Split pre-tokenizer's regular expressions.
 //
 // Patterns in tokenizer.json are written for Oniguruma (the Rust `tokenizers` crate compiles
-// them with onig), so they are compiled with Oniguruma here too (ONIG_SYNTAX_RUBY, UTF-8,
-// ONIG_OPTION_CAPTURE_GROUP off), and mean the same thing. Patterns that tokenizers commonly
-// ship (Qwen2/Qwen3's and cl100k's, GPT-2's ByteLevel pattern) also have a hand-written matcher
-// (fast_split.h) that gives exactly Oniguruma's matches, held to it by a differential test and
-// a fuzz target; Compile picks it when the pattern is one of those, and `fast()` says so.
+// them with onig), so they are compiled with Oniguruma here too, set up as the crate's onig
+// bindings set it up (onig-rs Regex::new: ONIG_OPTION_NONE, OnigDefaultSyntax, which is
+// ONIG_SYNTAX_ONIGURUMA in Oniguruma 6.9; UTF-8), and mean the same thing. Patterns that tokenizers
+// commonly ship (Qwen2/Qwen3's and cl100k's, GPT-2's ByteLevel pattern) also have a hand-written
+// matcher (fast_split.h) that gives exactly Oniguruma's matches, held to it by a differential test
+// and a fuzz target; Compile picks it when the pattern is one of those, and `fast()` says so.
 //
 // Thread safety: a compiled Regex is const; FindAll may run on several threads at once (each
 // call uses its own match region).

@@ -33,6 +33,8 @@ class Normalizer {
   virtual ~Normalizer() = default;
   // Replaces *text by its normalized form (valid UTF-8 in, valid UTF-8 out).
   virtual void Normalize(std::string* text) const = 0;
+  // "NFC", "Sequence[Prepend, Replace String]": for Tokenizer::description.
+  virtual std::string describe() const = 0;
 };
 
 // Pieces of one segment: byte ranges into `text`. A stage that rewrites text (Metaspace's
@@ -40,6 +42,9 @@ class Normalizer {
 struct Pieces {
   std::string text;
   std::vector<std::pair<uint32_t, uint32_t>> spans;  // {offset, length}, in order, non-empty
+  // Index of this segment among the sections of the added-token split (the reference's
+  // section_index: Metaspace's prepend_scheme "first" prepends only in section 0).
+  uint32_t section_index = 0;
   std::string_view piece(size_t i) const {
     return std::string_view(text).substr(spans[i].first, spans[i].second);
   }

@@ -9,12 +9,20 @@
 // at once:
 //   invariant: concat(Add(id) for id in ids) + Finish() == Decode(prompt +
 //   ids)[len(Decode(prompt)):] (with no prompt: == Decode(ids)), tested on every prefix of the
-//   oracle corpus.
+//   oracle corpus. (A prompt whose Decode ends in half a character, U+FFFD, that the generated
+//   ids complete: the completed character is emitted, so the pieces are the text after the
+//   common prefix of Decode(prompt) and Decode(prompt + ids).)
 //
 // StopStrings catches stop strings across token boundaries: it holds back the longest tail
 // that could still begin a stop string (at most max_stop_len - 1 bytes, never splitting a
 // UTF-8 character), as vLLM does when streaming; when a stop string appears, the text before it
-// is released and the stream is over (the stop string itself is not included).
+// is released and the stream is over (the stop string itself is not included). The stop
+// string that starts first in the text wins (at the same start, the shortest), however the text
+// is cut into pieces: a stop string found while a longer one that starts before it may still
+// complete waits for the next piece (or Finish) to decide. Empty
+// stop strings are ignored (one would match before any text), and so are repeats. A piece that
+// ends in half a UTF-8 character (IncrementalDecoder never gives one) has that tail held back
+// too, so released text never ends inside a character.
 //
 // Thread safety: one object per request; not for concurrent use.
 #ifndef TOKENIZER_STREAMING_H_

@@ -73,6 +73,7 @@ class Tokenizer {
 
   // Ids of `text` (any bytes: invalid UTF-8 is encoded as the reference encodes its lossy
   // conversion). add_special_tokens: run the post-processor (Llama/Mistral's <s>).
+  // REQUIRES: text.size() < 2^32.
   std::vector<int32_t> Encode(std::string_view text, bool add_special_tokens = false) const;
   // Appends the ids of `text` to `out`.
   void EncodeInto(std::string_view text, bool add_special_tokens, std::vector<int32_t>* out) const;
@@ -91,6 +92,9 @@ class Tokenizer {
 
   const SpecialTokens& special_tokens() const;
   ChatFamily chat_family() const;
+  // Why tokenizer_config.json's chat_template was not recognized (chat_family() is kNone then);
+  // "" when it was, or when there is none.
+  const std::string& chat_template_error() const;
   // "byte-level BPE (151643 tokens, 151387 merges, 26 added tokens, NFC, Split regex)".
   const std::string& description() const;
 

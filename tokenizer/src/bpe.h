@@ -1,0 +1,123 @@
+// tokenizer/src/bpe.h: the BPE model: a piece of text to token ids (internal).
+//
+// A piece's initial symbols are its bytes (byte-level vocabularies, whose tokens the loader
+// mapped back to raw bytes) or its UTF-8 characters, each looked up in the vocabulary. Then the
+// adjacent pair with the lowest merge rank is merged, leftmost first among equal ranks, until no
+// pair has a merge: the reference's order (its heap scores rank + position / length). Short
+// words scan a rank array; long ones (a Mistral segment is one word: 100 KB of text) use a heap
+// with lazy invalidation, O(n log n). A symbol not in the vocabulary never merges; at the end it
+// becomes its bytes' <0xNN> tokens (byte_fallback, when all of them exist) or unk_token (when
+// the model has one) or nothing, as in the reference.
+//
+// ignore_merges: a piece that is a token as a whole is that token. fuse_unk (runs of unk ids
+// become one) is the caller's, over a whole section (FuseUnk), as the reference does it.
+//
+// Cache: pieces up to kMaxCachedBytes map to their ids in a sharded, direct-mapped cache
+// (bpe_cache.h); Encode is safe from many threads at once.
+//
+// Thread safety: immutable after Build, except the cache (internally locked).
+#ifndef TOKENIZER_SRC_BPE_H_
+#define TOKENIZER_SRC_BPE_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bpe_cache.h"
+#include "hash_tables.h"
+#include "json_fields.h"
+#include "token_table.h"
+#include "vmm/status.h"
+
+namespace emoe::tokenizer::internal {
+
+// One entry of tokenizer.json "added_tokens", as read (strings point into the JSON DOM).
+struct AddedTokenSpec {
+  std::string_view content;
+  int32_t id = -1;
+  bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = false;
+};
+
+// Reused buffers of one Encode call (no allocation per piece).
+struct BpeScratch {
+  struct Symbol {
+    int32_t id;              // -1: not in the vocabulary
+    int32_t prev, next;      // -1 at the ends
+    uint32_t start, length;  // bytes of the piece (for byte fallback)
+  };
+  struct Candidate {
+    int32_t rank, pos, left, right, new_id;
+  };
+  std::vector<Symbol> symbols;
+  std::vector<int32_t> ranks;  // rank of the pair (i, next(i)), INT32_MAX for none
+  std::vector<Candidate> heap;
+  std::vector<int32_t> ids;
+};
+
+class BpeModel {
+ public:
+  // Reads tokenizer.json's "model" (type BPE) at `where` with the added tokens, and fills
+  // *table (json forms, raw bytes for byte_level, kPresent/kAdded flags). Errors name the field:
+  // duplicate ids or tokens, ids out of range, merges naming tokens not in the vocabulary, merges
+  // whose result is not in the vocabulary, options it does not implement.
+  static vmm::StatusOr<std::unique_ptr<BpeModel>> Build(const element& model,
+                                                        const std::string& where,
+                                                        const std::vector<AddedTokenSpec>& added,
+                                                        bool byte_level, TokenTable* table);
+
+  // Appends the ids of `piece` (non-empty) to *out.
+  void EncodePiece(std::string_view piece, BpeScratch* scratch, std::vector<int32_t>* out) const;
+
+  // The id of the token spelled `key` (raw bytes for byte-level vocabularies), -1 if none.
+  int32_t Find(std::string_view key) const { return vocab_.Find(key); }
+  int32_t unk_id() const { return unk_id_; }
+  bool fuse_unk() const { return fuse_unk_; }
+  size_t vocab_entries() const { return vocab_entries_; }
+  size_t merges() const { return merges_.size(); }
+  bool byte_fallback() const { return byte_fallback_; }
+
+  static constexpr size_t kMaxCachedBytes = 256;
+  static constexpr size_t kScanLimit = 48;  // symbols: rank-array scan up to here, heap above
+
+ private:
+  BpeModel() = default;
+  vmm::Status ReadVocab(const element& vocab, const std::string& where,
+                        const std::vector<AddedTokenSpec>& added, TokenTable* table);
+  vmm::Status ReadMerges(const element& merges, const std::string& where);
+  vmm::Status ReadOptions(const object& model, const std::string& where);
+  void FinishTables();
+  // Symbols of `piece` into scratch->symbols.
+  void InitialSymbols(std::string_view piece, BpeScratch* scratch) const;
+  void MergeByScan(BpeScratch* scratch) const;
+  void MergeByHeap(BpeScratch* scratch) const;
+  // Appends the final ids (byte fallback / unk for unknown symbols) to *out.
+  void EmitSymbols(std::string_view piece, const BpeScratch& scratch,
+                   std::vector<int32_t>* out) const;
+  // The key (vocabulary spelling) of a tokenizer.json token string; false when a byte-level
+  // token is not in GPT-2's alphabet.
+  bool KeyOf(std::string_view json, std::string* key) const;
+
+  bool byte_level_ = false;
+  bool byte_fallback_ = false;
+  bool ignore_merges_ = false;
+  bool fuse_unk_ = false;
+  int32_t unk_id_ = -1;
+  size_t vocab_entries_ = 0;
+  StringIdMap vocab_;  // key -> id, added tokens included (they override)
+  PairMap merges_;
+  std::array<int32_t, 256> byte_ids_{};      // byte-level: the token of each byte (-1: none)
+  std::array<int32_t, 128> ascii_ids_{};     // otherwise: the token of each ASCII character
+  std::array<int32_t, 256> fallback_ids_{};  // <0xNN> tokens (-1: none)
+  mutable WordCache cache_;
+};
+
+// Replaces each run of unk_id in ids[begin, end) by one (the reference's fuse_unk) and shrinks
+// *ids accordingly.
+void FuseUnk(int32_t unk_id, size_t begin, std::vector<int32_t>* ids);
+
+}  // namespace emoe::tokenizer::internal
+
+#endif  // TOKENIZER_SRC_BPE_H_
