@@ -67,7 +67,7 @@ Status CheckPresetTokenizerDir(const std::string& preset, const std::string& dir
     if (!fs::is_regular_file(path, ec)) {
       return Status::NotFound("preset " + preset + " needs " + FamilyName(vocabulary) +
                               " tokenizer: no " + path.string() +
-                              " (run scripts/fetch_tokenizers.sh, or give the folder holding it)");
+                              " (run scripts/fetch_tokenizers.sh)");
     }
   }
   return Status::Ok();

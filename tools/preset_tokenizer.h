@@ -22,7 +22,7 @@ std::string DefaultTokenizerDir(const std::string& preset);
 // Ok when `preset` needs no tokenizer or `dir` holds tokenizer.json and tokenizer_config.json;
 // otherwise kNotFound naming the preset, the file missing and how to get it ("preset qwen3-text
 // needs Qwen3's tokenizer: no /src/data/tokenizers/qwen3/tokenizer.json (run
-// scripts/fetch_tokenizers.sh, or give the folder holding it)").
+// scripts/fetch_tokenizers.sh)").
 vmm::Status CheckPresetTokenizerDir(const std::string& preset, const std::string& dir);
 
 // Copies the two files of `dir` into `model_dir` (which holds the generated config.json): the

@@ -113,7 +113,7 @@ struct GeneratorOptions {
 // (realistic expert geometry: 6 MiB per expert in bf16, ~1.6 GiB in all) and "scale" (the
 // elastic-scaling experiment's): all Qwen3-MoE layout with the byte tokenizer's vocabulary of
 // 256. Two presets have a real vocabulary (PresetVocabulary): "qwen3-text"
-// (qwen3-30b-a3b-experts with Qwen3's 151936 embedding rows, ~160 MiB in bf16) and
+// (qwen3-30b-a3b-experts with Qwen3's 151936 embedding rows, ~220 MiB in bf16) and
 // "mixtral-text" (Mixtral layout, Mistral's 32000 tokens, small dimensions).
 StatusOr<ModelConfig> PresetConfig(const std::string& name);
 std::vector<std::string> PresetNames();
