@@ -4,11 +4,15 @@
 //   emoe --model=DIR --workload=trace --trace=FILE.csv [--time_scale=10] [--json=report.json]
 //   emoe --model=DIR --workload=synthetic --num_requests=64 --rate=20
 //   emoe --preset=tiny ...           generate the model into a scratch directory first
+//   emoe --preset=qwen3-text --prompt="Hello" [--chat]   real text (data/tokenizers/qwen3)
 //
 // The weights live in an in-process HMM (devices, arenas, io_uring loading, P2P replicas); the
 // instance attaches to them (DP attention + EP experts over --devices devices) and a continuous-
-// batching scheduler serves the prompts or the workload. Token ids are bytes (byte-level
-// tokenizer, vocabulary 256).
+// batching scheduler serves the prompts or the workload. Text goes in and out through the model
+// directory's tokenizer.json when it has one (prompts encoded with the tokenizer's special
+// tokens, outputs decoded without them; a request stops at the tokenizer's EOS unless
+// --ignore_eos; --chat puts each prompt in the chat template); otherwise token ids are bytes
+// (the byte tokenizer, vocabulary 256). Start-up says which (tools/model_text.h).
 //
 // This file reads the flags (the device, arena and page flags are tools/hmm_flags.h's); the
 // work is in emoe_serving.cc (devices, weights, serving), emoe_workload.cc (requests) and
@@ -26,6 +30,7 @@
 #include "tools/emoe_serving.h"
 #include "tools/flag_checks.h"
 #include "tools/hmm_flags.h"
+#include "tools/preset_tokenizer.h"
 #include "vmm/host.h"
 
 DEFINE_string(model, "", "model directory (config.json + safetensors)");
@@ -39,6 +44,12 @@ DEFINE_int32(block_tokens, 16, "tokens per KV block, 1..4096");
 DEFINE_int32(max_tokens_per_step, 512, "token budget of one batch step, 1..1048576");
 DEFINE_int32(max_batch, 64, "sequences per step, 1..4096");
 DEFINE_string(prompt, "", "prompt text; several (non-empty) prompts separated by '|'");
+DEFINE_bool(chat, false,
+            "each prompt is a user message put in the model's chat template (its "
+            "tokenizer_config.json chat_template; needs a tokenizer.json)");
+DEFINE_bool(ignore_eos, false,
+            "generate every token asked for: do not stop at the tokenizer's end-of-sequence "
+            "token (vLLM's ignore_eos; fixed lengths, as benchmarks want)");
 DEFINE_int32(max_new_tokens, 32, "tokens to generate per prompt, 1..1048576");
 DEFINE_double(temperature, 0.0, "0: greedy; otherwise sampling temperature, at most 100");
 DEFINE_double(top_p, 1.0, "nucleus sampling mass, in (0, 1]");
@@ -99,11 +110,16 @@ Status CheckFlags() {
   return t::FirstError({
       FLAGS_preset.empty() ? t::Directory("model", FLAGS_model)
                            : t::Named("preset", emoe::engine::PresetConfig(FLAGS_preset).status()),
+      t::Named("preset", emoe::tools::CheckPresetTokenizerDir(
+                             FLAGS_preset, emoe::tools::DefaultTokenizerDir(FLAGS_preset))),
       t::IntIn("devices", FLAGS_devices, 1, 64),
       t::IntIn("block_tokens", FLAGS_block_tokens, 1, 4096),
       t::IntIn("max_tokens_per_step", FLAGS_max_tokens_per_step, 1, kMaxTokens),
       t::IntIn("max_batch", FLAGS_max_batch, 1, 4096),
       FLAGS_prompt.empty() ? Status::Ok() : t::List("prompt", FLAGS_prompt, '|', nullptr),
+      FLAGS_chat && !FLAGS_workload.empty()
+          ? Status::InvalidArgument("--chat templates --prompt's prompts, not a --workload's")
+          : Status::Ok(),
       t::IntIn("max_new_tokens", FLAGS_max_new_tokens, 1, kMaxTokens),
       t::RealIn("temperature", FLAGS_temperature, 0, false, 100),
       t::RealIn("top_p", FLAGS_top_p, 0, true, 1),
@@ -152,6 +168,8 @@ int main(int argc, char** argv) {
   emoe::tools::WorkloadOptions& w = o.workload;
   w.kind = FLAGS_workload;
   w.prompts = FLAGS_prompt;
+  w.chat = FLAGS_chat;
+  w.ignore_eos = FLAGS_ignore_eos;
   w.max_new_tokens = FLAGS_max_new_tokens;
   w.temperature = FLAGS_temperature;
   w.top_p = FLAGS_top_p;

@@ -5,8 +5,6 @@
 #include <cstdio>
 #include <fstream>
 
-#include "tools/emoe_workload.h"
-
 namespace emoe::tools {
 namespace {
 
@@ -27,21 +25,23 @@ nlohmann::json Percentiles(const std::vector<double>& seconds) {
 bool IsRejected(const engine::RequestResult& r) { return !r.served(); }
 
 void PrintPromptResults(const std::vector<engine::RequestResult>& results,
-                        const std::vector<engine::Request>& reqs, bool streamed) {
+                        const std::vector<engine::Request>& reqs, const ModelText& text,
+                        bool streamed) {
   for (const engine::RequestResult& r : results) {
     const long long id = static_cast<long long>(r.id);
+    const std::vector<int32_t>& prompt = reqs[r.id].prompt;
     if (IsRejected(r)) {
-      std::printf("[%lld] %s %s\n", id, Decode(reqs[r.id].prompt).c_str(), r.finish_reason.c_str());
+      std::printf("[%lld] %s %s\n", id, text.DecodePrompt(prompt).c_str(), r.finish_reason.c_str());
       continue;
     }
     if (!streamed) {
-      std::printf("[%lld] %s -> %s\n", id, Decode(reqs[r.id].prompt).c_str(),
-                  Decode(r.output).c_str());
+      std::printf("[%lld] %s -> %s\n", id, text.DecodePrompt(prompt).c_str(),
+                  text.DecodeOutput(prompt, r.output).c_str());
     }
     std::printf("[%lld] tokens:", id);
     for (int32_t t : r.output) std::printf(" %d", t);
-    std::printf("\n[%lld] ttft %.1f ms, tpot %.2f ms, e2e %.1f ms\n", id, r.ttft_s() * 1e3,
-                r.tpot_s() * 1e3, r.e2e_s() * 1e3);
+    std::printf("\n[%lld] ttft %.1f ms, tpot %.2f ms, e2e %.1f ms (%s)\n", id, r.ttft_s() * 1e3,
+                r.tpot_s() * 1e3, r.e2e_s() * 1e3, r.finish_reason.c_str());
   }
 }
 

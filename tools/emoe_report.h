@@ -11,15 +11,19 @@
 #include <vector>
 
 #include "engine/scheduler.h"
+#include "tools/model_text.h"
 #include "vmm/status.h"
 
 namespace emoe::tools {
 
-// Per result (sorted by id; ids index `reqs`): "[i] prompt -> output" unless `streamed` (the
-// text was printed as it came), then "[i] tokens: ..." and "[i] ttft .. ms, tpot .. ms, e2e ..";
-// a rejected request (finish_reason "rejected: ...") is one line "[i] prompt rejected: <why>".
+// Per result (sorted by id; ids index `reqs`): "[i] prompt -> output" (the texts `text`
+// decodes) unless `streamed` (the text was printed as it came), then "[i] tokens: ..." (the
+// output ids, a stop token included) and "[i] ttft .. ms, tpot .. ms, e2e .. ms (<finish
+// reason>)"; a rejected request (finish_reason "rejected: ...") is one line
+// "[i] prompt rejected: <why>".
 void PrintPromptResults(const std::vector<engine::RequestResult>& results,
-                        const std::vector<engine::Request>& reqs, bool streamed);
+                        const std::vector<engine::Request>& reqs, const ModelText& text,
+                        bool streamed);
 
 // The workload report: status ("ok", or "error" with "error": `status`), model, devices,
 // workload, requests (made), served, rejected (with first_rejection: why), wall_s,

@@ -16,6 +16,7 @@
 #include "experts/placement.h"
 #include "hbm/client.h"
 #include "tools/emoe_report.h"
+#include "tools/preset_tokenizer.h"
 
 namespace emoe::tools {
 namespace {
@@ -131,11 +132,12 @@ Status LoadInProcess(const EmoeOptions& o, const std::string& model,
 }
 
 // Submits `reqs` and steps until every one finished; with `stream`, prints the one prompt and
-// its tokens as they come. A request the scheduler refuses is a result too, rejected (its
-// finish_reason says why). *results gets the results sorted by id (on an error, those finished
-// before it), *wall_s the wall time.
-Status Serve(const EmoeOptions& o, Serving* s, const std::vector<Request>& reqs, bool stream,
-             std::vector<RequestResult>* results, double* wall_s) {
+// its text as it comes (decoded by `text`). A request the scheduler refuses is a result too,
+// rejected (its finish_reason says why). *results gets the results sorted by id (on an error,
+// those finished before it), *wall_s the wall time.
+Status Serve(const EmoeOptions& o, Serving* s, const std::vector<Request>& reqs,
+             const ModelText& text, bool stream, std::vector<RequestResult>* results,
+             double* wall_s) {
   const auto start = std::chrono::steady_clock::now();
   auto now = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -154,12 +156,16 @@ Status Serve(const EmoeOptions& o, Serving* s, const std::vector<Request>& reqs,
       rejected.push_back(std::move(res));
     }
   }
-  if (stream && rejected.empty()) std::printf("%s", Decode(reqs[0].prompt).c_str());
+  std::unique_ptr<TextStream> out;
+  if (stream && rejected.empty()) {
+    std::printf("%s", text.DecodePrompt(reqs[0].prompt).c_str());
+    out = text.NewStream(reqs[0].prompt);
+  }
   Status status;
   while (!sched.idle() && status.ok()) {
     auto n = sched.Step(now(), [&](int64_t, int32_t tok) {
-      if (stream) {
-        std::printf("%s", Decode({tok}).c_str());
+      if (out != nullptr) {
+        std::printf("%s", out->Add(tok).c_str());
         std::fflush(stdout);
       }
     });
@@ -171,7 +177,7 @@ Status Serve(const EmoeOptions& o, Serving* s, const std::vector<Request>& reqs,
   results->insert(results->end(), rejected.begin(), rejected.end());
   std::sort(results->begin(), results->end(),
             [](const RequestResult& a, const RequestResult& b) { return a.id < b.id; });
-  if (stream && rejected.empty()) std::printf("\n");
+  if (out != nullptr) std::printf("%s\n", out->Finish().c_str());
   return status;
 }
 
@@ -197,6 +203,7 @@ StatusOr<int> RunEmoe(const EmoeOptions& o) {
   RemoveAtExit scratch;  // a generated model nobody asked to keep
   std::vector<Request> reqs;
   std::vector<RequestResult> results;
+  std::unique_ptr<ModelText> text;
   double wall_s = 0;
   const bool prompts = o.workload.kind.empty();
   Status status = [&]() -> Status {
@@ -206,15 +213,20 @@ StatusOr<int> RunEmoe(const EmoeOptions& o) {
       }
       VMM_ASSIGN_OR_RETURN(auto cfg, engine::PresetConfig(o.preset));
       VMM_RETURN_IF_ERROR(engine::GenerateModel(cfg, {}, model));
+      VMM_RETURN_IF_ERROR(WritePresetTokenizer(o.preset, DefaultTokenizerDir(o.preset), model));
     }
+    // The text before the weights: a tokenizer that does not fit the model fails fast.
+    VMM_ASSIGN_OR_RETURN(const engine::ModelConfig declared, engine::LoadModelConfig(model));
+    VMM_ASSIGN_OR_RETURN(text, ModelText::ForModel(model, declared.vocab_size));
+    std::fprintf(stderr, "%s\n", text->start_line().c_str());
+    VMM_ASSIGN_OR_RETURN(reqs, MakeRequests(o.workload, *text));
     engine::ModelConfig config;
     Serving s;
     VMM_RETURN_IF_ERROR(Deploy(o, model, &config, &s));
-    VMM_ASSIGN_OR_RETURN(reqs, MakeRequests(o.workload));
-    return Serve(o, &s, reqs, prompts && reqs.size() == 1, &results, &wall_s);
+    return Serve(o, &s, reqs, *text, prompts && reqs.size() == 1, &results, &wall_s);
   }();
   if (prompts) {
-    if (status.ok()) PrintPromptResults(results, reqs, reqs.size() == 1);
+    if (status.ok()) PrintPromptResults(results, reqs, *text, reqs.size() == 1);
   } else {
     // The report also when the run failed: what was measured, and the error.
     const nlohmann::json rep = WorkloadReport(model, o.hmm.devices.devices_per_node,

@@ -34,9 +34,11 @@ struct EmoeOptions {
   std::string json;  // write the workload report here too ("": stdout only)
 };
 
-// Serves `o` to the end and prints the results (emoe_report.h): the tokens of the prompts on
-// stdout (streamed when there is one), or the workload's JSON report. Progress lines go to
-// stderr. Returns the number of requests rejected (each one is a result whose finish_reason
+// Serves `o` to the end and prints the results (emoe_report.h): the text and tokens of the
+// prompts on stdout (streamed when there is one), or the workload's JSON report. Text is the
+// model directory's tokenizer's, or bytes (tools/model_text.h); a generated preset with a real
+// vocabulary gets its tokenizer from the source tree's data/tokenizers/ (preset_tokenizer.h).
+// Progress lines (the tokenizer's first) go to stderr. Returns the number of requests rejected (each one is a result whose finish_reason
 // says why; the others were served). Any error is returned, annotated with what failed, after
 // the workload report went to `json` with it; a generated scratch model is removed before
 // returning.

@@ -13,14 +13,19 @@ namespace {
 
 using engine::Request;
 
-std::vector<Request> PromptRequests(const WorkloadOptions& o) {
+vmm::StatusOr<std::vector<Request>> PromptRequests(const WorkloadOptions& o,
+                                                   const ModelText& text) {
   std::vector<Request> out;
   std::stringstream ss(o.prompts);
   std::string p;
   while (std::getline(ss, p, '|')) {
     Request r;
     r.id = out.size();
-    r.prompt = Encode(p);
+    if (o.chat) {
+      VMM_ASSIGN_OR_RETURN(r.prompt, text.EncodeChat(p));
+    } else {
+      r.prompt = text.Encode(p);
+    }
     r.max_new_tokens = o.max_new_tokens;
     r.temperature = o.temperature;
     r.top_p = o.top_p;
@@ -30,13 +35,14 @@ std::vector<Request> PromptRequests(const WorkloadOptions& o) {
   return out;
 }
 
-vmm::StatusOr<std::vector<Request>> TraceRequests(const WorkloadOptions& o, std::mt19937_64* rng) {
+vmm::StatusOr<std::vector<Request>> TraceRequests(const WorkloadOptions& o, const ModelText& text,
+                                                  std::mt19937_64* rng) {
   // Through vmm::ReadRegularFile: a FIFO or a directory named as the trace is refused by type
   // (a FIFO would block the open), an absent one is kNotFound.
   constexpr uint64_t kMaxTraceBytes = 1ull << 30;
-  VMM_ASSIGN_OR_RETURN(const std::string text,
+  VMM_ASSIGN_OR_RETURN(const std::string csv,
                        vmm::ReadRegularFile(o.trace, "--trace", kMaxTraceBytes));
-  std::istringstream in(text);
+  std::istringstream in(csv);
   std::string line;
   std::getline(in, line);  // header
   std::vector<Request> out;
@@ -53,14 +59,15 @@ vmm::StatusOr<std::vector<Request>> TraceRequests(const WorkloadOptions& o, std:
     r.id = out.size();
     r.arrival_s = (t - first) / o.time_scale;
     const int plen = std::clamp(ctx, 1, o.max_prompt_tokens);
-    for (int i = 0; i < plen; ++i) r.prompt.push_back(static_cast<int32_t>((*rng)() % 256));
+    for (int i = 0; i < plen; ++i) r.prompt.push_back(text.RandomToken(rng));
     r.max_new_tokens = std::clamp(gen, 1, o.max_output_tokens);
     out.push_back(std::move(r));
   }
   return out;
 }
 
-std::vector<Request> SyntheticRequests(const WorkloadOptions& o, std::mt19937_64* rng) {
+std::vector<Request> SyntheticRequests(const WorkloadOptions& o, const ModelText& text,
+                                       std::mt19937_64* rng) {
   std::vector<Request> out;
   std::exponential_distribution<double> gap(o.rate);
   double t = 0;
@@ -70,7 +77,7 @@ std::vector<Request> SyntheticRequests(const WorkloadOptions& o, std::mt19937_64
     r.arrival_s = t;
     t += gap(*rng);
     const int plen = 1 + (*rng)() % o.max_prompt_tokens;
-    for (int k = 0; k < plen; ++k) r.prompt.push_back(static_cast<int32_t>((*rng)() % 256));
+    for (int k = 0; k < plen; ++k) r.prompt.push_back(text.RandomToken(rng));
     r.max_new_tokens = 1 + (*rng)() % o.max_output_tokens;
     out.push_back(std::move(r));
   }
@@ -79,30 +86,22 @@ std::vector<Request> SyntheticRequests(const WorkloadOptions& o, std::mt19937_64
 
 }  // namespace
 
-std::vector<int32_t> Encode(const std::string& text) {
-  return std::vector<int32_t>(text.begin(), text.end());  // bytes as ids (0..255)
-}
-
-std::string Decode(const std::vector<int32_t>& ids) {
-  std::string out;
-  for (int32_t id : ids) {
-    if (id >= 32 && id < 127) {
-      out.push_back(static_cast<char>(id));
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", id & 0xff);
-      out += buf;
-    }
+vmm::StatusOr<std::vector<Request>> MakeRequests(const WorkloadOptions& o, const ModelText& text) {
+  std::mt19937_64 rng(o.seed);
+  std::vector<Request> out;
+  if (o.kind.empty()) {
+    VMM_ASSIGN_OR_RETURN(out, PromptRequests(o, text));
+  } else if (o.kind == "trace") {
+    VMM_ASSIGN_OR_RETURN(out, TraceRequests(o, text, &rng));
+  } else if (o.kind == "synthetic") {
+    out = SyntheticRequests(o, text, &rng);
+  } else {
+    return vmm::Status::InvalidArgument("--workload must be trace or synthetic");
+  }
+  if (!o.ignore_eos) {
+    for (Request& r : out) r.stop_token_ids = text.StopTokenIds();
   }
   return out;
-}
-
-vmm::StatusOr<std::vector<Request>> MakeRequests(const WorkloadOptions& o) {
-  std::mt19937_64 rng(o.seed);
-  if (o.kind.empty()) return PromptRequests(o);
-  if (o.kind == "trace") return TraceRequests(o, &rng);
-  if (o.kind == "synthetic") return SyntheticRequests(o, &rng);
-  return vmm::Status::InvalidArgument("--workload must be trace or synthetic");
 }
 
 }  // namespace emoe::tools

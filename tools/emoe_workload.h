@@ -1,5 +1,6 @@
-// tools/emoe_workload.h: the requests emoe serves (prompts from the command line, a trace, or a
-// synthetic Poisson workload) and the byte-level tokenizer (token ids are bytes, vocabulary 256).
+// tools/emoe_workload.h: the requests emoe serves: prompts from the command line (text, encoded
+// by the model's tokenizer, tools/model_text.h), a trace, or a synthetic Poisson workload
+// (random prompt tokens of the model's vocabulary).
 //
 // Thread safety: pure functions of their arguments (the trace file is read by the caller's
 // thread).
@@ -11,20 +12,17 @@
 #include <vector>
 
 #include "engine/scheduler.h"
+#include "tools/model_text.h"
 #include "vmm/status.h"
 
 namespace emoe::tools {
-
-// Bytes as ids (0..255).
-std::vector<int32_t> Encode(const std::string& text);
-// Printable ASCII as is, every other id as \xNN.
-std::string Decode(const std::vector<int32_t>& ids);
 
 struct WorkloadOptions {
   std::string kind;  // "": the prompts; "trace"; "synthetic"
   // Prompts ('|'-separated), each generating max_new_tokens with these sampling settings; the
   // seed of prompt i is seed + i.
   std::string prompts;
+  bool chat = false;  // each prompt is a user message in the tokenizer's chat template
   int max_new_tokens = 32;
   double temperature = 0.0;  // 0: greedy
   double top_p = 1.0;
@@ -37,12 +35,17 @@ struct WorkloadOptions {
   double rate = 10.0;           // synthetic arrivals per second (Poisson)
   int max_prompt_tokens = 256;  // prompt lengths are clipped to this
   int max_output_tokens = 64;   // output lengths are clipped to this
+  // Every request stops at the tokenizer's EOS (ModelText::StopTokenIds) unless this is set
+  // (vLLM's ignore_eos: fixed output lengths, as benchmarks want).
+  bool ignore_eos = false;
 };
 
-// The requests of `o`, ids 0.. in order. kInvalidArgument for an unknown kind or a trace that is
-// not a regular file (a FIFO, a directory); kNotFound when the trace does not exist; kDataLoss
-// naming a malformed trace line.
-vmm::StatusOr<std::vector<engine::Request>> MakeRequests(const WorkloadOptions& o);
+// The requests of `o` for a model whose text is `text`, ids 0.. in order. kInvalidArgument for
+// an unknown kind, a trace that is not a regular file (a FIFO, a directory) or chat prompts the
+// tokenizer cannot template; kNotFound when the trace does not exist; kDataLoss naming a
+// malformed trace line.
+vmm::StatusOr<std::vector<engine::Request>> MakeRequests(const WorkloadOptions& o,
+                                                         const ModelText& text);
 
 }  // namespace emoe::tools
 

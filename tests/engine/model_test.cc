@@ -448,5 +448,37 @@ TEST(GeneratorTest, ValidationNamesMissingAndMisshapenTensors) {
   for (const auto& name : PresetNames()) EXPECT_TRUE(PresetConfig(name).ok()) << name;
 }
 
+// The presets with a real vocabulary: Qwen3's embedding rows on qwen3-30b-a3b-experts'
+// dimensions, and a small Mixtral with Mistral's 32000 tokens; each round-trips through its
+// config.json. The others keep the byte tokenizer's 256.
+TEST(PresetTest, TextPresetsHaveRealVocabularies) {
+  auto qwen3 = PresetConfig("qwen3-text");
+  auto base = PresetConfig("qwen3-30b-a3b-experts");
+  ASSERT_TRUE(qwen3.ok() && base.ok());
+  EXPECT_EQ(qwen3->vocab_size, 151936);
+  EXPECT_EQ(qwen3->architecture, Architecture::kQwen3Moe);
+  ModelConfig same = *qwen3;
+  same.vocab_size = base->vocab_size;
+  EXPECT_EQ(same.ToJson(), base->ToJson()) << "only the vocabulary differs";
+  auto mixtral = PresetConfig("mixtral-text");
+  ASSERT_TRUE(mixtral.ok());
+  EXPECT_EQ(mixtral->architecture, Architecture::kMixtral);
+  EXPECT_EQ(mixtral->vocab_size, 32000);
+  EXPECT_EQ(mixtral->head_dim * mixtral->num_attention_heads, mixtral->hidden_size);
+  for (const ModelConfig& c : {*qwen3, *mixtral}) {
+    auto again = ParseModelConfig(c.ToJson());
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(again->ToJson(), c.ToJson());
+    EXPECT_EQ(again->ParameterCount(), c.ParameterCount());
+  }
+  EXPECT_EQ(PresetVocabulary("qwen3-text"), "qwen3");
+  EXPECT_EQ(PresetVocabulary("mixtral-text"), "mistral");
+  for (const auto& name : PresetNames()) {
+    if (PresetVocabulary(name).empty()) {
+      EXPECT_EQ(PresetConfig(name)->vocab_size, 256) << name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace emoe::engine

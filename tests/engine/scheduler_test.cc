@@ -190,6 +190,12 @@ TEST(SchedulerTest, ImpossibleRequestsAreRefused) {
   r.prompt.assign(40, 7);
   EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kInvalidArgument) << "never fits";
   r.prompt.assign(10, 7);
+  r.stop_token_ids = {2, 256};
+  EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kInvalidArgument)
+      << "stop token outside the vocabulary";
+  r.stop_token_ids = {-1};
+  EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kInvalidArgument);
+  r.stop_token_ids = {};
   r.max_new_tokens = 0;
   EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kInvalidArgument);
   EXPECT_TRUE(sched.idle());
@@ -199,6 +205,54 @@ TEST(SchedulerTest, ImpossibleRequestsAreRefused) {
   EXPECT_TRUE(SubmitChecked(sched, r).ok());
   EXPECT_EQ(SubmitChecked(sched, r).code(), vmm::StatusCode::kAlreadyExists);
   EXPECT_EQ(sched.waiting(), 1u);
+}
+
+// A stop token ends its request when it is generated (finish_reason "stop", the token the last
+// of the output) and frees its KV; the other requests are untouched. Each request stops on the
+// last but one token it generates in a run without stop tokens (its output is that run's up to
+// the first occurrence of it), or on a token that never comes (it runs to its length); on a KV
+// store small enough to preempt as well (4 blocks of 8 tokens per device).
+TEST(SchedulerTest, StopTokensEndRequestsAndFreeTheirKv) {
+  const auto plain = Requests(10);
+  int steps = 0;
+  auto big = MakeWorld(2, 256);
+  const auto want = RunAll(*big, plain, {}, &steps);
+  std::vector<Request> reqs = plain;
+  std::map<int64_t, std::vector<int32_t>> expect;
+  for (Request& r : reqs) {
+    const std::vector<int32_t>& out = want.at(r.id).output;
+    ASSERT_GE(out.size(), 3u);
+    int32_t absent = 0;  // a token this request never generates
+    while (std::find(out.begin(), out.end(), absent) != out.end()) ++absent;
+    if (r.id % 3 == 2) {
+      r.stop_token_ids = {absent};  // it runs to its length
+      expect[r.id] = out;
+    } else {
+      const int32_t stop = out[out.size() - 2];
+      r.stop_token_ids = {absent, stop};
+      expect[r.id] = std::vector<int32_t>(out.begin(), std::find(out.begin(), out.end(), stop) + 1);
+    }
+  }
+  for (int64_t blocks : {int64_t{256}, int64_t{4}}) {
+    auto w = MakeWorld(2, blocks);
+    auto got = RunAll(*w, reqs, {}, &steps);
+    ASSERT_EQ(got.size(), reqs.size());
+    int preemptions = 0;
+    for (const Request& r : reqs) {
+      const RequestResult& g = got.at(r.id);
+      preemptions += g.preemptions;
+      EXPECT_EQ(g.output, expect[r.id]) << "request " << r.id << ", " << blocks << " blocks";
+      // The stop token comes at the latest as the last but one token, before max_new_tokens.
+      EXPECT_EQ(g.finish_reason, r.id % 3 == 2 ? "length" : "stop") << "request " << r.id;
+    }
+    if (blocks == 4) {
+      EXPECT_GT(preemptions, 0) << "the small store must have forced a preemption";
+    }
+    for (auto& s : w->stores) {
+      EXPECT_EQ(s->pool().free_blocks(), blocks) << "a stopped request's KV is freed";
+      EXPECT_TRUE(s->pool().CheckInvariants().ok());
+    }
+  }
 }
 
 // An instance whose every third step fails (as a dead instance process's does): on error no

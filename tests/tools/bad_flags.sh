@@ -74,6 +74,7 @@ emoe#--preset=tiny --workload=trace --trace=$work/fifo#--trace
 emoe#--preset=tiny --workload=trace --trace=$work/nope#--trace
 emoe#--preset=tiny --prompt=x --seed=-1#--seed
 emoe#--preset=tiny --prompt=x --kv_mb=x#--kv_mb
+emoe#--preset=tiny --workload=synthetic --chat#--chat
 hmmd#--copy_threads=-1#--copy_threads
 hmmd#--devices_per_node=0#--devices_per_node
 hmmd#--queue_depth=0#--queue_depth
@@ -93,6 +94,9 @@ gen_model#--out=$work/m --preset=nope#--preset
 gen_model#--out=$work/m --max_shard_mb=0#--max_shard_mb
 gen_model#--out=$work/m --seed=x#--seed
 gen_model##--out
+gen_model#--out=$work/m --preset=qwen3-text --tokenizer_dir=$work/nope#--tokenizer_dir
+gen_model#--out=$work/m --preset=mixtral-text --tokenizer_dir=$work/file#--tokenizer_dir
+gen_model#--out=$work/m --preset=qwen3-text --tokenizer_dir=$work#scripts/fetch_tokenizers.sh
 host_doctor#--dir=$work/nope#--dir
 host_doctor#--dir=$work/file#--dir
 host_doctor#--json=2#--json

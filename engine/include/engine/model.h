@@ -109,10 +109,18 @@ struct GeneratorOptions {
   uint64_t max_shard_bytes = 512ull << 20;  // larger models are sharded with an index
 };
 // Presets: "tiny" (tests, a few MB), "deepseek-v2-lite-experts" (64 experts, top-6),
-// "qwen3-30b-a3b-experts" (128 experts, top-8), both at reduced depth and width, and "bench"
-// (realistic expert geometry: 6 MiB per expert in bf16, ~1.6 GiB in all). All Qwen3-MoE layout.
+// "qwen3-30b-a3b-experts" (128 experts, top-8), both at reduced depth and width, "bench"
+// (realistic expert geometry: 6 MiB per expert in bf16, ~1.6 GiB in all) and "scale" (the
+// elastic-scaling experiment's): all Qwen3-MoE layout with the byte tokenizer's vocabulary of
+// 256. Two presets have a real vocabulary (PresetVocabulary): "qwen3-text"
+// (qwen3-30b-a3b-experts with Qwen3's 151936 embedding rows, ~220 MiB in bf16) and
+// "mixtral-text" (Mixtral layout, Mistral's 32000 tokens, small dimensions).
 StatusOr<ModelConfig> PresetConfig(const std::string& name);
 std::vector<std::string> PresetNames();
+// The tokenizer a preset is made for: "qwen3" or "mistral" (the folder of data/tokenizers/ its
+// tokenizer.json comes from; gen_model writes it beside the weights), or "" (no tokenizer.json:
+// the byte tokenizer, ids 0..255).
+std::string PresetVocabulary(const std::string& name);
 
 // Writes config.json and the safetensors (sharded above max_shard_bytes, with
 // model.safetensors.index.json) into `dir`. Deterministic: the same config, seed and dtype give

@@ -15,12 +15,14 @@
 //     ids are unique among them (Submit refuses a second one), and no
 //     finished request not yet taken (TakeFinished) has the id of a queued or running one.
 //  2. A waiting request holds no KV (no sequence, rank -1), has not finished (output <
-//     max_new_tokens) and has started exactly when it has output (a preempted one).
+//     max_new_tokens, and its last output token is not one of its stop tokens) and has started
+//     exactly when it has output (a preempted one).
 //  3. A running request has started (its output is not empty: the next step decodes its last
 //     token), runs on a rank of the instance (0 <= rank < ranks) with its sequence in that
 //     rank's store, and its KV holds every token but the last one generated: length = prompt +
 //     output - 1 tokens, in at least as many blocks as that length needs. It has not finished:
-//     output < max_new_tokens and length + 1 < the model's context.
+//     output < max_new_tokens, its last output token is not one of its stop tokens, and
+//     length + 1 < the model's context.
 //  4. Block accounting: every block a running request holds is a block of its store in use
 //     there (refcount > 0); no block is held by two running requests; so per store, the blocks
 //     held here are at most num_blocks - free_blocks (other holders: other schedulers' requests).
@@ -57,6 +59,11 @@ struct Request {
   float temperature = 0.0f;  // 0: greedy
   float top_p = 1.0f;
   uint64_t seed = 1;
+  // Generating one of these ends the request (finish_reason "stop"); the token is the last of
+  // its output, as vLLM keeps the EOS id (its text is the caller's to leave out). Empty: only
+  // the length and the context end it (vLLM's ignore_eos). The tools put the tokenizer's EOS
+  // here.
+  std::vector<int32_t> stop_token_ids;
 };
 
 struct RequestResult {
@@ -64,8 +71,9 @@ struct RequestResult {
   std::vector<int32_t> output;
   double arrival_s = 0, first_token_s = 0, finish_s = 0;
   int preemptions = 0;
-  // "length" (max_new_tokens) or "context" (model or KV limit); not served: "rejected: <why>"
-  // (refused at admission) or "failed: <why>" (lost when serving stopped).
+  // "stop" (a stop token, the last of output), "length" (max_new_tokens) or "context" (model
+  // or KV limit); not served: "rejected: <why>" (refused at admission) or "failed: <why>" (lost
+  // when serving stopped).
   std::string finish_reason;
   bool served() const {
     return finish_reason.rfind("rejected", 0) != 0 && finish_reason.rfind("failed", 0) != 0;
@@ -96,8 +104,8 @@ class Scheduler {
   Scheduler(Instance* instance, std::vector<kv::KvStore*> stores, SchedulerOptions options);
   ~Scheduler();
 
-  // Queues a request. kInvalidArgument for an empty prompt, a token outside the vocabulary, or
-  // a prompt that cannot fit any rank's whole KV store or the model's context.
+  // Queues a request. kInvalidArgument for an empty prompt, a prompt or stop token outside the
+  // vocabulary, or a prompt that cannot fit any rank's whole KV store or the model's context.
   Status Submit(Request r);
 
   // One batch step at time `now_s`; `on_token(id, token)` streams every new token. Returns the

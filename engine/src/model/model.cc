@@ -141,7 +141,19 @@ float Bf16ToFloat(uint16_t b) {
 }
 
 std::vector<std::string> PresetNames() {
-  return {"tiny", "deepseek-v2-lite-experts", "qwen3-30b-a3b-experts", "bench", "scale"};
+  return {"tiny",
+          "deepseek-v2-lite-experts",
+          "qwen3-30b-a3b-experts",
+          "qwen3-text",
+          "bench",
+          "scale",
+          "mixtral-text"};
+}
+
+std::string PresetVocabulary(const std::string& name) {
+  if (name == "qwen3-text") return "qwen3";
+  if (name == "mixtral-text") return "mistral";
+  return "";
 }
 
 StatusOr<ModelConfig> PresetConfig(const std::string& name) {
@@ -172,8 +184,10 @@ StatusOr<ModelConfig> PresetConfig(const std::string& name) {
     c.head_dim = 32;
     c.num_experts = 64;
     c.num_experts_per_tok = 6;
-  } else if (name == "qwen3-30b-a3b-experts") {
-    c.vocab_size = 256;
+  } else if (name == "qwen3-30b-a3b-experts" || name == "qwen3-text") {
+    // qwen3-text: Qwen3's embedding rows (151936: its 151669 tokens padded, as the real
+    // config.json has them), for the real tokenizer gen_model writes beside the weights.
+    c.vocab_size = name == "qwen3-text" ? 151936 : 256;
     c.hidden_size = 256;
     c.intermediate_size = 1024;
     c.moe_intermediate_size = 96;
@@ -194,6 +208,19 @@ StatusOr<ModelConfig> PresetConfig(const std::string& name) {
     c.head_dim = 64;
     c.num_experts = 32;
     c.num_experts_per_tok = 4;
+  } else if (name == "mixtral-text") {  // Mixtral's layout and 32000-token vocabulary, small
+    c.architecture = Architecture::kMixtral;
+    c.vocab_size = 32000;
+    c.hidden_size = 128;
+    c.intermediate_size = 128;  // Mixtral's intermediate_size is the experts' width
+    c.moe_intermediate_size = 128;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = 32;  // hidden_size / num_attention_heads, as Mixtral derives it
+    c.num_experts = 8;
+    c.num_experts_per_tok = 2;
+    c.rms_norm_eps = 1e-5;
   } else if (name == "scale") {  // the elastic-scaling experiment: 384 MiB of 6 MiB experts
     c.vocab_size = 256;
     c.hidden_size = 1024;

@@ -15,6 +15,16 @@ Status SchedulerOptions::Validate() const {
   return Status::Ok();
 }
 
+namespace {
+
+// True when the last token of `output` is one of `r`'s stop tokens (the request is done).
+bool EndsWithStopToken(const Request& r, const std::vector<int32_t>& output) {
+  return !output.empty() && std::find(r.stop_token_ids.begin(), r.stop_token_ids.end(),
+                                      output.back()) != r.stop_token_ids.end();
+}
+
+}  // namespace
+
 int32_t SampleToken(const std::vector<float>& logits, float temperature, float top_p,
                     std::mt19937_64* rng) {
   if (temperature <= 0.0f) {
@@ -72,6 +82,13 @@ Status Scheduler::Submit(Request r) {
     if (t < 0 || t >= c.vocab_size) {
       return Status::InvalidArgument("request " + std::to_string(r.id) + ": token " +
                                      std::to_string(t) + " outside the vocabulary");
+    }
+  }
+  for (int32_t t : r.stop_token_ids) {
+    if (t < 0 || t >= c.vocab_size) {
+      return Status::InvalidArgument("request " + std::to_string(r.id) + ": stop token " +
+                                     std::to_string(t) + " outside the vocabulary of " +
+                                     std::to_string(c.vocab_size));
     }
   }
   if (r.max_new_tokens < 1) {
@@ -216,12 +233,14 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
   }
   for (size_t i = 0; i < running_.size();) {
     Active& a = *running_[i];
+    // vLLM's order: a stop token first (also when it is the last token allowed), then length.
+    const bool stop = EndsWithStopToken(a.req, a.result.output);
     const bool length = static_cast<int>(a.result.output.size()) >= a.req.max_new_tokens;
     const bool context = a.seq->length() + 1 >= c.max_position_embeddings ||
                          BlocksFor(a.seq->length() + 1) > stores_[a.rank]->pool().num_blocks();
-    if (length || context) {
+    if (stop || length || context) {
       a.result.finish_s = now_s;
-      a.result.finish_reason = length ? "length" : "context";
+      a.result.finish_reason = stop ? "stop" : length ? "length" : "context";
       finished_.push_back(a.result);
       running_.erase(running_.begin() + i);
     } else {
@@ -369,6 +388,10 @@ Status Scheduler::CheckQueues() const {
     if (static_cast<int>(a->result.output.size()) >= a->req.max_new_tokens) {
       return Broken(2, who + " waits with all its tokens");
     }
+    if (EndsWithStopToken(a->req, a->result.output)) {
+      return Broken(2,
+                    who + " waits after its stop token " + std::to_string(a->result.output.back()));
+    }
     if (a->started == a->result.output.empty()) {
       return Broken(2, who + " has started but has no output, or the other way round");
     }
@@ -403,6 +426,10 @@ Status Scheduler::CheckRunning() const {
     if (static_cast<int>(a->result.output.size()) >= a->req.max_new_tokens ||
         seq.length() + 1 >= config_.max_position_embeddings) {
       return Broken(3, who + " has finished but still runs");
+    }
+    if (EndsWithStopToken(a->req, a->result.output)) {
+      return Broken(
+          3, who + " still runs after its stop token " + std::to_string(a->result.output.back()));
     }
     kv::BlockPool& pool = seq.store()->pool();
     for (kv::BlockId b : seq.blocks()) {
