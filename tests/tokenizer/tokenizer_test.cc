@@ -264,6 +264,21 @@ TEST(AddedTokensTest, NormalizedTokensMatchTheNormalizedText) {
             (Strings{"Hello", " ", "t", "h", "e", "r", "e", " ", "Hello"}));
 }
 
+// The reference checks whether a whole segment is an added token's content or normalized
+// content before normalizing it: with Prepend("_") normalizing "foo" to "_foo", the segment
+// "_foo" is the token, not "_" + "_foo".
+TEST(AddedTokensTest, AWholeSegmentSpellingANormalizedContentIsTheToken) {
+  Doc doc("_fo<>");
+  doc["normalizer"] = json{{"type", "Prepend"}, {"prepend", "_"}};
+  doc.Added("foo", false, {{"normalized", true}});
+  doc.Added("<s>");
+  auto tok = Load(doc);
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(Tokens(*tok, "<s>_foo"), (Strings{"<s>", "foo"}));
+  EXPECT_EQ(Tokens(*tok, "<s>foo"), (Strings{"<s>", "foo"}));
+  EXPECT_EQ(Tokens(*tok, "<s>ofoo"), (Strings{"<s>", "_", "o", "f", "o", "o"}));
+}
+
 TEST(SpecialTokensTest, SkipSpecialAndAdditionalSpecialTokens) {
   Doc doc("ab.");
   doc.Added("<s>").Added("<t>", /*special=*/false);

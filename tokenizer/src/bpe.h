@@ -40,6 +40,9 @@ struct AddedTokenSpec {
   std::string_view content;
   int32_t id = -1;
   bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = false;
+  // The normalizer's output for `content` when `normalized` (and there is a normalizer); the
+  // reference maps this string to the token too.
+  std::string normalized_content;
 };
 
 // Reused buffers of one Encode call (no allocation per piece).

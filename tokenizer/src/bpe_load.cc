@@ -89,10 +89,13 @@ vmm::Status BpeModel::ReadVocab(const element& vocab_value, const std::string& w
     if (!KeyOf(token, &key)) continue;  // decode-only: not in GPT-2's alphabet
     if (vocab_.Set(key, id) >= 0) return FieldError(VocabPath(where, token), "duplicate token");
   }
-  for (const AddedTokenSpec& a : added) {  // the reference: tokens_to_ids.set(content, id)
+  // The reference sets tokens_to_ids[content] = id, and maps each token string the model gives
+  // through added_tokens_map (contents and normalized contents) first.
+  for (const AddedTokenSpec& a : added) {
     table->flags[a.id] |= TokenTable::kPresent | TokenTable::kAdded;
     spelling[a.id] = a.content;
     if (KeyOf(a.content, &key)) vocab_.Set(key, a.id);
+    if (!a.normalized_content.empty() && KeyOf(a.normalized_content, &key)) vocab_.Set(key, a.id);
   }
   table->byte_level = byte_level_;
   table->json_offsets.assign(1, 0);
