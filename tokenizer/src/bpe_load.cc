@@ -8,6 +8,7 @@
 
 #include "bpe.h"
 #include "byte_level.h"
+#include "utf8.h"
 
 namespace emoe::tokenizer::internal {
 namespace {
@@ -157,10 +158,27 @@ vmm::Status BpeModel::ReadMerges(const element& merges_value, const std::string&
                                            " is not in the vocabulary");
     }
     merges_.Set(left_id, right_id, {rank, merged_id});
+    NoteBoundary(left_key.substr(0, left_key.size() - right_key.size()), right_key);
     if (rank == INT32_MAX) return FieldError(where, "too many merges");
     ++rank;
   }
   return vmm::Status::Ok();
+}
+
+void BpeModel::NoteBoundary(std::string_view left_key, std::string_view right_key) {
+  if (left_key.empty() || right_key.empty()) return;  // such a merge never applies
+  if (byte_level_) {
+    const uint32_t a = static_cast<unsigned char>(left_key.back());
+    const uint32_t b = static_cast<unsigned char>(right_key[0]);
+    byte_bigrams_[(a << 8 | b) >> 6] |= uint64_t{1} << (b & 63);
+    return;
+  }
+  size_t lead = left_key.size() - 1;
+  while (lead > 0 && (static_cast<unsigned char>(left_key[lead]) & 0xC0) == 0x80) --lead;
+  uint32_t length;
+  const char32_t a = DecodeUtf8(left_key, lead, &length);
+  const char32_t b = DecodeUtf8(right_key, 0, &length);
+  char_bigrams_.Set(static_cast<int32_t>(a), static_cast<int32_t>(b), {0, 0});
 }
 
 void BpeModel::FinishTables() {
