@@ -89,27 +89,33 @@ TEST(RegexTest, SyntaxErrorNamesThePatternAndOnigurumasMessage) {
       << property.status().ToString();
 }
 
+// One compiled Regex, Oniguruma's and the fast matcher, on four threads at once.
 TEST(RegexTest, ConcurrentFindAllOnOneRegex) {
-  auto regex = MustCompile(kQwenPattern);
-  ASSERT_NE(regex, nullptr);
   std::string text;
-  for (int i = 0; i < 200; ++i)
+  for (int i = 0; i < 200; ++i) {
     text += "The year " + std::to_string(1800 + i) + " wasn't\t\t  it.\n";
-  Spans expected;
-  regex->FindAll(text, &expected);
-  ASSERT_FALSE(expected.empty());
-  std::vector<Spans> results(4);
-  std::vector<std::thread> threads;
-  for (auto& result : results) {
-    threads.emplace_back([&regex, &text, &result] {
-      for (int round = 0; round < 20; ++round) {
-        result.clear();
-        regex->FindAll(text, &result);
-      }
-    });
   }
-  for (auto& thread : threads) thread.join();
-  for (const auto& result : results) EXPECT_EQ(result, expected);
+  for (const bool fast : {false, true}) {
+    auto compiled = Regex::Compile(kQwenPattern, fast);
+    ASSERT_TRUE(compiled.ok());
+    const Regex& regex = **compiled;
+    EXPECT_EQ(regex.fast(), fast);
+    Spans expected;
+    regex.FindAll(text, &expected);
+    ASSERT_FALSE(expected.empty());
+    std::vector<Spans> results(4);
+    std::vector<std::thread> threads;
+    for (auto& result : results) {
+      threads.emplace_back([&regex, &text, &result] {
+        for (int round = 0; round < 20; ++round) {
+          result.clear();
+          regex.FindAll(text, &result);
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    for (const auto& result : results) EXPECT_EQ(result, expected);
+  }
 }
 
 }  // namespace

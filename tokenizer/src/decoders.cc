@@ -75,7 +75,7 @@ class Replace final : public Decoder {
   Replace(Pattern pattern, std::string content)
       : pattern_(std::move(pattern)), content_(std::move(content)) {}
   void DecodeChain(DecodeTokens* in) const override {
-    for (std::string& token : in->tokens) token = pattern_.ReplaceAll(token, content_);
+    for (std::string& token : in->tokens) pattern_.ReplaceAllInPlace(&token, content_);
     in->verbatim.clear();
   }
   std::string describe() const override { return "Replace"; }

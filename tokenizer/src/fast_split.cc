@@ -35,19 +35,45 @@ class Scanner {
  public:
   Scanner(const UnicodeClasses& classes, std::string_view text)
       : classes_(classes),
+        ascii_(classes.ascii()),
         s_(reinterpret_cast<const unsigned char*>(text.data())),
         n_(text.size()) {}
 
   size_t size() const { return n_; }
   unsigned char byte(size_t i) const { return s_[i]; }
-  CharInfo At(size_t i) const { return CharAt(classes_, s_, n_, i); }
-  // REQUIRES: i < size().
+  // REQUIRES: i < size(). ASCII by one table load; two- and three-byte characters decoded
+  // here; four-byte ones and ill-formed bytes by DecodeNonAscii.
+  [[gnu::always_inline]] CharInfo At(size_t i) const {
+    const unsigned char b = s_[i];
+    if (b < 0x80) return {ascii_[b], 1};
+    if (b >= 0xE0 && b < 0xF0 && n_ - i >= 3) {
+      const unsigned char c1 = s_[i + 1], c2 = s_[i + 2];
+      if ((c1 & 0xC0) == 0x80 && (c2 & 0xC0) == 0x80) {
+        const uint32_t cp = ((b & 0x0Fu) << 12) | ((c1 & 0x3Fu) << 6) | (c2 & 0x3Fu);
+        if (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) return {classes_.Of(cp), 3};
+      }
+    } else if (b >= 0xC2 && b < 0xE0 && n_ - i >= 2 && (s_[i + 1] & 0xC0) == 0x80) {
+      return {classes_.Of(((b & 0x1Fu) << 6) | (s_[i + 1] & 0x3Fu)), 2};
+    }
+    return DecodeNonAscii(classes_, s_, n_, i);
+  }
   bool Is(size_t i, uint8_t mask) const { return i < n_ && (At(i).cls & mask) != 0; }
 
-  // End of the run, from i, of the characters whose class bits satisfy `pred`.
+  // End of the run, from i, of the characters whose class bits satisfy `pred`; ASCII bytes
+  // are tested without a call.
   template <typename Pred>
   size_t RunEnd(size_t i, Pred pred) const {
-    while (i < n_) {
+    const unsigned char* s = s_;  // in registers across the calls of the slow path
+    const uint8_t* ascii = ascii_;
+    const size_t n = n_;
+    while (i < n) {
+      const unsigned char b = s[i];
+      if (b < 0x80) {
+        if (!pred(ascii[b])) break;
+        ++i;
+        while (i < n && s[i] < 0x80 && pred(ascii[s[i]])) ++i;  // the common ASCII run
+        continue;
+      }
       const CharInfo c = At(i);
       if (!pred(c.cls)) break;
       i += c.len;
@@ -101,6 +127,7 @@ class Scanner {
 
  private:
   const UnicodeClasses& classes_;
+  const uint8_t* ascii_;
   const unsigned char* s_;
   size_t n_;
 };
@@ -160,26 +187,29 @@ class FastSplitRegex final : public Regex {
 
   void FindAll(std::string_view text,
                std::vector<std::pair<uint32_t, uint32_t>>* matches) const override {
+    switch (flavor_) {
+      case Flavor::kQwen2:
+        return Scan(text, matches, [](const Scanner& s, size_t i) { return NextQwen(s, i, 1); });
+      case Flavor::kCl100k:
+        return Scan(text, matches, [](const Scanner& s, size_t i) { return NextQwen(s, i, 3); });
+      case Flavor::kGpt2:
+        return Scan(text, matches, NextGpt2);
+    }
+  }
+  bool fast() const override { return true; }
+
+  // The matches tile the text: each starts where the previous one ended.
+  template <typename Next>
+  void Scan(std::string_view text, std::vector<std::pair<uint32_t, uint32_t>>* matches,
+            Next next) const {
     const Scanner s(classes_, text);
     size_t i = 0;
     while (i < text.size()) {
-      size_t end;
-      switch (flavor_) {
-        case Flavor::kQwen2:
-          end = NextQwen(s, i, 1);
-          break;
-        case Flavor::kCl100k:
-          end = NextQwen(s, i, 3);
-          break;
-        default:
-          end = NextGpt2(s, i);
-          break;
-      }
+      const size_t end = next(s, i);
       matches->emplace_back(static_cast<uint32_t>(i), static_cast<uint32_t>(end - i));
       i = end;
     }
   }
-  bool fast() const override { return true; }
   const std::string& pattern() const override { return pattern_; }
 
  private:

@@ -37,10 +37,7 @@ constexpr char kSupported[] =
 class UnicodeForm final : public Normalizer {
  public:
   explicit UnicodeForm(NormalForm form) : form_(form) { PrepareNormalForm(form); }
-  void Normalize(std::string* text) const override {
-    if (IsNormalized(*text, form_)) return;
-    *text = ApplyNormalForm(*text, form_);
-  }
+  void Normalize(std::string* text) const override { internal::Normalize(text, form_); }
   std::string describe() const override { return NormalFormName(form_); }
 
  private:

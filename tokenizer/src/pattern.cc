@@ -42,6 +42,20 @@ void Pattern::FindAll(std::string_view text,
 }
 
 std::string Pattern::ReplaceAll(std::string_view text, std::string_view content) const {
+  if (!regex_) {  // a literal: no match list (the decoders' Replace runs once per token)
+    size_t pos = text.find(literal_);
+    if (pos == std::string_view::npos) return std::string(text);
+    std::string out;
+    out.reserve(text.size() + content.size());
+    size_t prev = 0;
+    for (; pos != std::string_view::npos; pos = text.find(literal_, prev)) {
+      out.append(text.data() + prev, pos - prev);
+      out.append(content);
+      prev = pos + literal_.size();
+    }
+    out.append(text.data() + prev, text.size() - prev);
+    return out;
+  }
   std::vector<std::pair<uint32_t, uint32_t>> matches;
   FindAll(text, &matches);
   if (matches.empty()) return std::string(text);
@@ -67,6 +81,11 @@ vmm::Status CheckReplaceContent(std::string_view content, const std::string& whe
     }
   }
   return vmm::Status::Ok();
+}
+
+void Pattern::ReplaceAllInPlace(std::string* text, std::string_view content) const {
+  if (!regex_ && text->find(literal_) == std::string::npos) return;
+  *text = ReplaceAll(*text, content);
 }
 
 }  // namespace emoe::tokenizer::internal

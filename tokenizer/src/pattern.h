@@ -30,6 +30,8 @@ class Pattern {
   void FindAll(std::string_view text, std::vector<std::pair<uint32_t, uint32_t>>* matches) const;
   // Every match replaced by `content`.
   std::string ReplaceAll(std::string_view text, std::string_view content) const;
+  // *text with every match replaced by `content`; *text is left alone when nothing matches.
+  void ReplaceAllInPlace(std::string* text, std::string_view content) const;
   // "String" or "Regex" (for descriptions).
   const char* kind() const { return regex_ ? "Regex" : "String"; }
   const std::string& source() const { return regex_ ? regex_->pattern() : literal_; }

@@ -249,6 +249,8 @@ std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special_to
   } else {
     internal::DecodeTokens tokens;
     tokens.raw = t.byte_level && m.decoder && m.decoder->byte_level_first();
+    tokens.tokens.reserve(ids.size());
+    tokens.verbatim.reserve(ids.size());
     for (int32_t id : ids) {
       if (skipped(id)) continue;
       const bool verbatim = t.flags[id] & t.kVerbatim;

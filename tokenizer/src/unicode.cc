@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include "utf8.h"
@@ -202,6 +203,45 @@ std::string ApplyNormalForm(std::string_view text, NormalForm form) {
   std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
   std::free(out);
   return result;
+}
+
+void Normalize(std::string* text, NormalForm form) {
+  const std::string_view in(*text);
+  std::string out;
+  size_t copied = 0;       // in[0, copied) is in `out` (or, while out is empty, unchanged)
+  size_t last_stable = 0;  // start of the last stable code point seen (the stretch's start)
+  size_t i = 0;
+  while (i < in.size()) {
+    if (static_cast<unsigned char>(in[i]) < 0x80) {
+      last_stable = i++;
+      continue;
+    }
+    uint32_t length;
+    if (IsStableCodePoint(DecodeUtf8(in, i, &length), form)) {
+      last_stable = i;
+      i += length;
+      continue;
+    }
+    // A stretch from the stable code point before (it may compose with what follows) to the
+    // next stable one (nothing before it can change it: a starter that composes with nothing
+    // before it and has no decomposition).
+    size_t end = i + length;
+    while (end < in.size()) {
+      if (static_cast<unsigned char>(in[end]) < 0x80) break;
+      if (IsStableCodePoint(DecodeUtf8(in, end, &length), form)) break;
+      end += length;
+    }
+    const size_t start = std::max(last_stable, copied);
+    if (out.empty()) out.reserve(in.size() + 16);
+    out.append(in.substr(copied, start - copied));
+    out += ApplyNormalForm(in.substr(start, end - start), form);
+    copied = end;
+    last_stable = end;
+    i = end;
+  }
+  if (copied == 0) return;  // every code point was stable: the text is in the form already
+  out.append(in.substr(copied));
+  *text = std::move(out);
 }
 
 std::string JsLowercase(std::string_view text) {

@@ -36,6 +36,10 @@ bool IsNormalized(std::string_view text, NormalForm form);
 // True when the single code point `cp` passes the quick check (exposed for the tests).
 bool IsStableCodePoint(char32_t cp, NormalForm form);
 std::string ApplyNormalForm(std::string_view text, NormalForm form);
+// *text in `form`, normalizing only the stretches that hold an unstable code point: from the
+// stable code point before one to the next stable one (the form maps each such stretch on its
+// own, and leaves stable code points as they are). Equal to ApplyNormalForm(*text, form).
+void Normalize(std::string* text, NormalForm form);
 
 // String.prototype.toLowerCase (locale-independent full lowercase mapping).
 std::string JsLowercase(std::string_view text);
