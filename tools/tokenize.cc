@@ -51,7 +51,11 @@ namespace tok = emoe::tokenizer;
 vmm::Status CheckTokenizerPath(const std::string& path) {
   struct stat st;
   if (path.empty() || stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return t::RegularFile("tokenizer", path);
+    if (t::RegularFile("tokenizer", path).ok()) return vmm::Status::Ok();
+    return vmm::Status::InvalidArgument(
+        "--tokenizer must be a model directory holding tokenizer.json or a tokenizer.json "
+        "file, got '" +
+        path + "'");
   }
   if (!tok::Tokenizer::DirectoryHasTokenizer(path)) {
     return vmm::Status::InvalidArgument("--tokenizer: directory " + path +
@@ -204,8 +208,13 @@ int Chat(const tok::Tokenizer& tokenizer) {
   const vmm::StatusOr<std::string> text =
       s.ok() ? tok::ApplyChatTemplate(family, messages, options) : vmm::StatusOr<std::string>(s);
   if (!text.ok()) {
-    std::fprintf(stderr, "tokenize: stdin: %s%s\n", text.status().message().c_str(),
-                 family == tok::ChatFamily::kNone ? " (--chat_template=chatml|mistral)" : "");
+    std::string why = text.status().message();
+    if (family == tok::ChatFamily::kNone) {
+      if (!tokenizer.chat_template_error().empty())
+        why += " (" + tokenizer.chat_template_error() + ")";
+      why += "; --chat_template=chatml or --chat_template=mistral names one";
+    }
+    std::fprintf(stderr, "tokenize: stdin: %s\n", why.c_str());
     return t::kExitError;
   }
   Write(FLAGS_jsonl ? JsonString(text.value()) + "\n" : text.value());

@@ -326,21 +326,23 @@ void CheckInvariantOnEveryPrefix(const Tokenizer& t) {
   for (const std::string& s : RealStrings()) {
     SCOPED_TRACE(s);
     const std::vector<int32_t> ids = t.Encode(s);
-    for (size_t k = 0; k <= ids.size(); ++k) {
-      const std::vector<int32_t> prefix(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k));
-      const Streamed st = Stream(t, {}, prefix);
-      ASSERT_EQ(st.text, t.Decode(prefix, /*skip_special_tokens=*/true)) << "prefix of " << k;
+    for (size_t k = 0; k <= 2 * ids.size() + 1; ++k) {
+      const bool skip = k % 2 == 0;  // every prefix with and without the special tokens' text
+      const std::vector<int32_t> prefix(ids.begin(),
+                                        ids.begin() + static_cast<std::ptrdiff_t>(k / 2));
+      const Streamed st = Stream(t, {}, prefix, skip);
+      ASSERT_EQ(st.text, t.Decode(prefix, skip)) << "prefix of " << k / 2 << ", skip " << skip;
       for (size_t i = 0; i + 1 < st.pieces.size(); ++i) {
         ASSERT_TRUE(ValidUtf8(st.pieces[i]));
         ASSERT_EQ(st.pieces[i].find(kReplacement), std::string::npos) << "piece " << i;
       }
     }
     // With the text split into a prompt and a generation at every id boundary.
-    const std::string full = t.Decode(ids);
+    const std::string full = t.Decode(ids, /*skip_special_tokens=*/true);
     for (size_t p = 0; p <= ids.size(); ++p) {
       const std::vector<int32_t> prompt(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(p));
       const std::vector<int32_t> gen(ids.begin() + static_cast<std::ptrdiff_t>(p), ids.end());
-      const std::string head = t.Decode(prompt);
+      const std::string head = t.Decode(prompt, /*skip_special_tokens=*/true);
       if (full.compare(0, head.size(), head) != 0) continue;  // the prompt ends mid-character
       ASSERT_EQ(Stream(t, prompt, gen).text, full.substr(head.size())) << "prompt of " << p;
     }

@@ -141,8 +141,8 @@ vmm::StatusOr<std::string> ApplyChatTemplate(ChatFamily family,
                                              const ChatOptions& options) {
   if (family == ChatFamily::kNone) {
     return vmm::Status::InvalidArgument(
-        "chat template: the tokenizer has no chat template (no \"chat_template\" in "
-        "tokenizer_config.json); name the family (chatml or mistral)");
+        "chat template: the tokenizer has no chat template of a supported family (chatml, "
+        "mistral) in its tokenizer_config.json");
   }
   if (messages.empty()) {
     return vmm::Status::InvalidArgument(std::string("chat template ") + ChatFamilyName(family) +

@@ -10,6 +10,7 @@
 //     "<|im_start|>{role}\n{content}<|im_end|>\n"; assistant turns after the last user query
 //     carry Qwen3's <think> block handling; add_generation_prompt appends
 //     "<|im_start|>assistant\n" (plus "<think>\n\n</think>\n\n" when enable_thinking is false).
+//     A message of another role is refused (the Jinja template would silently drop it).
 //   kMistral (Mixtral-8x7B-Instruct-v0.1): "<s>[INST] {user} [/INST]{assistant}</s>..."; roles
 //     must alternate user/assistant starting with user; other roles are refused with the
 //     template's own message.
@@ -39,14 +40,17 @@ struct ChatOptions {
 };
 
 // The templated text (to be encoded with add_special_tokens = false: the template holds BOS).
-// kInvalidArgument for kNone ("the tokenizer has no chat template"), an empty message list, a
-// role the template refuses.
+// kInvalidArgument for kNone ("the tokenizer has no chat template"), an empty message list
+// (Mixtral's template would render just BOS), a role the template refuses (Mistral: the
+// template's raise_exception message, naming the message's index and role).
 vmm::StatusOr<std::string> ApplyChatTemplate(ChatFamily family,
                                              const std::vector<ChatMessage>& messages,
                                              const ChatOptions& options);
 
 // The family of a Jinja chat template's text: kChatML when it uses <|im_start|> and <|im_end|>,
-// kMistral when it uses [INST] and [/INST]; kInvalidArgument otherwise, quoting its start.
+// kMistral when it uses [INST] and [/INST] without <<SYS>>, [SYSTEM_PROMPT] or
+// [AVAILABLE_TOOLS] (Llama-2's and later Mistral templates, which render differently);
+// kInvalidArgument otherwise (and for both families' markers at once), quoting its start.
 vmm::StatusOr<ChatFamily> ChatFamilyOfTemplate(const std::string& jinja);
 
 }  // namespace emoe::tokenizer
