@@ -232,9 +232,16 @@ TEST(UnicodeTest, QuickCheckAgreesWithUtf8proc) {
 }
 
 TEST_F(StagesTest, Decoders) {
+  // The reference reads <0xNN> with parseInt(NN, 16): "4G" is 4, "-1" is 255 (mod 256), " 9"
+  // is 9; "0x" and "GG" are not numbers. (Values from its ByteFallbackDecoder.decode_chain.)
   EXPECT_EQ(DecodeChain(*Dec(R"({"type": "ByteFallback"})"),
                         {"<0xE6>", "<0x97>", "<0xA5>", "x", "<0xFF>", "<0x4G>"}),
-            (Strings{"\u65e5", "x", "\ufffd", "<0x4G>"}));
+            (Strings{"\u65e5", "x", "\ufffd\x04"}));
+  EXPECT_EQ(
+      DecodeChain(*Dec(R"({"type": "ByteFallback"})"),
+                  {"<0x-1>", "<0x 9>", "<0x0x>", "<0xGG>", "<0x+A>", "<0x\u00a0B>",
+                   "<0x\U0001F600>", "<0x\u00e9\u00e9>"}),
+      (Strings{"\ufffd\t", "<0x0x>", "<0xGG>", "\n\v", "<0x\U0001F600>", "<0x\u00e9\u00e9>"}));
   // Each run's TextDecoder drops a leading byte-order mark.
   EXPECT_EQ(
       DecodeChain(*Dec(R"({"type": "ByteFallback"})"), {"<0xEF>", "<0xBB>", "<0xBF>", "<0x41>"}),

@@ -107,6 +107,37 @@ TEST(BpeTest, ShortAndLongWordsMatchNaiveBpe) {
   }
 }
 
+// Long pieces are cut where no merge's halves meet (bpe.h): "x" and "y" start no merge's
+// right half and end no left half here, but "yx" and "xa" are merges, so some cuts happen and
+// some boundaries with x and y stay joinable. Against the naive BPE of the whole piece.
+TEST(BpeTest, CutsAtUnmergeableBoundariesChangeNothing) {
+  std::mt19937 rng(99);
+  Doc doc("abcxy");
+  std::vector<std::string> tokens = {"a", "b", "c"};
+  std::map<std::pair<std::string, std::string>, int> ranks;
+  auto merge = [&](const std::string& x, const std::string& y) {
+    const int rank = static_cast<int>(ranks.size());
+    ranks[{x, y}] = rank;
+    doc.Merge(x, y);
+    tokens.push_back(x + y);
+  };
+  merge("y", "x");
+  merge("x", "a");
+  while (ranks.size() < 60) {
+    const std::string& x = tokens[rng() % tokens.size()];
+    const std::string& y = tokens[rng() % tokens.size()];
+    if (x.size() + y.size() <= 6 && !ranks.count({x, y})) merge(x, y);
+  }
+  auto tok = Load(doc);
+  ASSERT_NE(tok, nullptr);
+  for (int trial = 0; trial < 300; ++trial) {
+    const size_t length = 1 + rng() % 400;
+    std::string word;
+    for (size_t i = 0; i < length; ++i) word.push_back("abcxyaabbcc"[rng() % 11]);
+    ASSERT_EQ(Tokens(*tok, word), NaiveBpe(ranks, word)) << word;
+  }
+}
+
 TEST(BpeTest, ByteFallbackThenUnkThenNothing) {
   Doc doc("ab");
   doc.Token("<0xC3>");
@@ -262,6 +293,21 @@ TEST(AddedTokensTest, NormalizedTokensMatchTheNormalizedText) {
   ASSERT_NE(tok, nullptr);
   EXPECT_EQ(Tokens(*tok, "HELLO there Hello"),
             (Strings{"Hello", " ", "t", "h", "e", "r", "e", " ", "Hello"}));
+}
+
+// The reference checks whether a whole segment is an added token's content or normalized
+// content before normalizing it: with Prepend("_") normalizing "foo" to "_foo", the segment
+// "_foo" is the token, not "_" + "_foo".
+TEST(AddedTokensTest, AWholeSegmentSpellingANormalizedContentIsTheToken) {
+  Doc doc("_fo<>");
+  doc["normalizer"] = json{{"type", "Prepend"}, {"prepend", "_"}};
+  doc.Added("foo", false, {{"normalized", true}});
+  doc.Added("<s>");
+  auto tok = Load(doc);
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(Tokens(*tok, "<s>_foo"), (Strings{"<s>", "foo"}));
+  EXPECT_EQ(Tokens(*tok, "<s>foo"), (Strings{"<s>", "foo"}));
+  EXPECT_EQ(Tokens(*tok, "<s>ofoo"), (Strings{"<s>", "_", "o", "f", "o", "o"}));
 }
 
 TEST(SpecialTokensTest, SkipSpecialAndAdditionalSpecialTokens) {

@@ -1,6 +1,7 @@
 // tokenizer/src/bpe.cc: BPE over one piece (the merge loops, byte fallback, the cache).
 #include <algorithm>
 #include <climits>
+#include <functional>
 
 #include "bpe.h"
 #include "byte_level.h"
@@ -10,14 +11,6 @@ namespace emoe::tokenizer::internal {
 namespace {
 
 using Symbol = BpeScratch::Symbol;
-using Candidate = BpeScratch::Candidate;
-
-// Heap order: the lowest rank first, then the leftmost position.
-struct Later {
-  bool operator()(const Candidate& a, const Candidate& b) const {
-    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
-  }
-};
 
 // Merges symbol `pos` with its next one into `new_id`.
 void MergeAt(std::vector<Symbol>* symbols, int32_t pos, int32_t new_id) {
@@ -54,62 +47,78 @@ void BpeModel::InitialSymbols(std::string_view piece, BpeScratch* scratch) const
   symbols.back().next = -1;
 }
 
+int32_t BpeModel::UpdatePair(BpeScratch* scratch, int32_t pos) const {
+  const Symbol& s = scratch->symbols[pos];
+  int32_t rank = INT32_MAX, new_id = -1;
+  if (s.next >= 0 && s.id >= 0) {
+    const int32_t right = scratch->symbols[s.next].id;
+    if (right >= 0) {
+      if (const PairMap::Value* v = merges_.Find(s.id, right)) {
+        rank = v->rank;
+        new_id = v->new_id;
+      }
+    }
+  }
+  scratch->ranks[pos] = rank;
+  scratch->new_ids[pos] = new_id;
+  return rank;
+}
+
 void BpeModel::MergeByScan(BpeScratch* scratch) const {
   auto& symbols = scratch->symbols;
-  auto& ranks = scratch->ranks;
-  auto rank_of = [&](int32_t pos) {
-    const Symbol& s = symbols[pos];
-    if (s.next < 0 || s.id < 0 || symbols[s.next].id < 0) return INT32_MAX;
-    const PairMap::Value* v = merges_.Find(s.id, symbols[s.next].id);
-    return v ? v->rank : INT32_MAX;
-  };
-  ranks.resize(symbols.size());
-  for (size_t i = 0; i < symbols.size(); ++i) ranks[i] = rank_of(static_cast<int32_t>(i));
+  const int32_t n = static_cast<int32_t>(symbols.size());
+  scratch->ranks.resize(n);
+  scratch->new_ids.resize(n);
+  for (int32_t i = 0; i < n; ++i) UpdatePair(scratch, i);
   for (;;) {
     int32_t best = -1, best_rank = INT32_MAX;
     for (int32_t i = 0; i >= 0; i = symbols[i].next) {
-      if (ranks[i] < best_rank) {
-        best_rank = ranks[i];
+      if (scratch->ranks[i] < best_rank) {
+        best_rank = scratch->ranks[i];
         best = i;
       }
     }
     if (best < 0) return;
-    const PairMap::Value* v = merges_.Find(symbols[best].id, symbols[symbols[best].next].id);
-    MergeAt(&symbols, best, v->new_id);
-    ranks[best] = rank_of(best);
-    if (symbols[best].prev >= 0) ranks[symbols[best].prev] = rank_of(symbols[best].prev);
+    MergeAt(&symbols, best, scratch->new_ids[best]);
+    UpdatePair(scratch, best);
+    if (symbols[best].prev >= 0) UpdatePair(scratch, symbols[best].prev);
   }
 }
 
 void BpeModel::MergeByHeap(BpeScratch* scratch) const {
   auto& symbols = scratch->symbols;
   auto& heap = scratch->heap;
+  const int32_t n = static_cast<int32_t>(symbols.size());
+  scratch->ranks.resize(n);
+  scratch->new_ids.resize(n);
   heap.clear();
-  auto push = [&](int32_t pos) {
-    const Symbol& s = symbols[pos];
-    if (s.next < 0 || s.id < 0 || symbols[s.next].id < 0) return;
-    const PairMap::Value* v = merges_.Find(s.id, symbols[s.next].id);
-    if (v == nullptr) return;
-    heap.push_back({v->rank, pos, s.id, symbols[s.next].id, v->new_id});
-    std::push_heap(heap.begin(), heap.end(), Later());
+  auto key = [](int32_t rank, int32_t pos) {
+    return (uint64_t{static_cast<uint32_t>(rank)} << 32) | static_cast<uint32_t>(pos);
   };
-  for (int32_t i = 0; i < static_cast<int32_t>(symbols.size()); ++i) {
-    const Symbol& s = symbols[i];
-    if (s.next < 0 || s.id < 0 || symbols[s.next].id < 0) continue;
-    const PairMap::Value* v = merges_.Find(s.id, symbols[s.next].id);
-    if (v != nullptr) heap.push_back({v->rank, i, s.id, symbols[s.next].id, v->new_id});
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t rank = UpdatePair(scratch, i);
+    if (rank != INT32_MAX) heap.push_back(key(rank, i));
   }
-  std::make_heap(heap.begin(), heap.end(), Later());
+  std::make_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
+  auto update = [&](int32_t pos) {
+    const int32_t rank = UpdatePair(scratch, pos);
+    if (rank == INT32_MAX) return;
+    heap.push_back(key(rank, pos));
+    std::push_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
+  };
   while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), Later());
-    const Candidate c = heap.back();
+    std::pop_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
+    const uint64_t top = heap.back();
     heap.pop_back();
-    const Symbol& s = symbols[c.pos];
-    // Stale when the left symbol was merged away or either half changed since the push.
-    if (s.length == 0 || s.id != c.left || s.next < 0 || symbols[s.next].id != c.right) continue;
-    MergeAt(&symbols, c.pos, c.new_id);
-    if (symbols[c.pos].prev >= 0) push(symbols[c.pos].prev);
-    push(c.pos);
+    const int32_t pos = static_cast<int32_t>(top & 0xFFFFFFFFu);
+    // Stale when the symbol was merged away or its pair changed since the push (a pair's rank
+    // is unique to it, so an equal rank is the same pair).
+    if (symbols[pos].length == 0 || scratch->ranks[pos] != static_cast<int32_t>(top >> 32)) {
+      continue;
+    }
+    MergeAt(&symbols, pos, scratch->new_ids[pos]);
+    update(pos);
+    if (symbols[pos].prev >= 0) update(symbols[pos].prev);
   }
 }
 
@@ -151,32 +160,47 @@ void BpeModel::EncodePiece(std::string_view piece, BpeScratch* scratch,
       return;
     }
   }
-  if (ignore_merges_) {
+  if (ignore_merges_) {  // on the whole piece, as the reference checks its pre-tokens
     const int32_t id = vocab_.Find(piece);
     if (id >= 0) {
       out->push_back(id);
       return;
     }
   }
-  if (!split_words_) {
-    EncodeWord(piece, scratch, out);
+  if (piece.size() <= kCutAboveBytes) {
+    EncodeChunk(piece, scratch, out);
     return;
   }
-  // Words start at a ▁ (E2 96 81) that follows another character; the window of three bytes
-  // before such a ▁ equals ▁ only when that character is ▁ (UTF-8 synchronizes).
-  constexpr std::string_view kMeta = "\xE2\x96\x81";
+  // Cut where no merge joins the two sides (bytes, or the characters' code points).
   size_t start = 0;
-  for (size_t pos = piece.find(kMeta, 1); pos != std::string_view::npos;
-       pos = piece.find(kMeta, pos + kMeta.size())) {
-    if (pos >= kMeta.size() && piece.substr(pos - kMeta.size(), kMeta.size()) == kMeta) continue;
-    EncodeWord(piece.substr(start, pos - start), scratch, out);
-    start = pos;
+  uint32_t prev = 0;
+  for (size_t i = 0; i < piece.size();) {
+    uint32_t length = 1, cur = static_cast<unsigned char>(piece[i]);
+    if (!byte_level_ && cur >= 0x80) {
+      length = std::min<uint32_t>(Utf8SequenceLength(static_cast<unsigned char>(cur)),
+                                  static_cast<uint32_t>(piece.size() - i));
+      cur = DecodeUtf8(piece, i, &length);
+    }
+    if (i > start && !Joinable(prev, cur)) {
+      EncodeChunk(piece.substr(start, i - start), scratch, out);
+      start = i;
+    }
+    prev = cur;
+    i += length;
   }
-  EncodeWord(piece.substr(start), scratch, out);
+  EncodeChunk(piece.substr(start), scratch, out);
 }
 
-void BpeModel::EncodeWord(std::string_view piece, BpeScratch* scratch,
-                          std::vector<int32_t>* out) const {
+void BpeModel::EncodeChunk(std::string_view piece, BpeScratch* scratch,
+                           std::vector<int32_t>* out) const {
+  if (piece.size() == 1) {
+    const unsigned char b = static_cast<unsigned char>(piece[0]);
+    const int32_t id = byte_level_ ? byte_ids_[b] : b < 0x80 ? ascii_ids_[b] : -1;
+    if (id >= 0) {
+      out->push_back(id);
+      return;
+    }
+  }
   const bool cacheable = piece.size() <= kMaxCachedBytes;
   const bool short_word = piece.size() <= ShortWordCache::kMaxKeyBytes;
   uint64_t hash = 0;

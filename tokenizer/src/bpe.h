@@ -3,22 +3,22 @@
 // A piece's initial symbols are its bytes (byte-level vocabularies, whose tokens the loader
 // mapped back to raw bytes) or its UTF-8 characters, each looked up in the vocabulary. Then the
 // adjacent pair with the lowest merge rank is merged, leftmost first among equal ranks, until no
-// pair has a merge: the reference's order (its heap scores rank + position / length). Short
-// words scan a rank array; long ones (a Mistral segment is one word: 100 KB of text) use a heap
-// with lazy invalidation, O(n log n). A symbol not in the vocabulary never merges; at the end it
-// becomes its bytes' <0xNN> tokens (byte_fallback, when all of them exist) or unk_token (when
-// the model has one) or nothing, as in the reference.
+// pair has a merge: the reference's order (its heap scores rank + position / length). Both
+// loops keep each pair's rank and merged token in arrays updated as pairs change; short words
+// scan the rank array, long ones (a Mistral segment is one word: 100 KB of text) pop a heap of
+// (rank, position) keys, skipping those the arrays no longer agree with: O(n log n). A symbol not
+// in the vocabulary never merges; at the end it becomes its bytes' <0xNN> tokens (byte_fallback,
+// when all of them exist) or unk_token (when the model has one) or nothing, as in the reference.
 //
 // ignore_merges: a piece that is a token as a whole is that token. fuse_unk (runs of unk ids
 // become one) is the caller's, over a whole section (FuseUnk), as the reference does it.
 //
-// Words: when no token of a (not byte-level) vocabulary has U+2581 (SentencePiece's "▁", the
-// Metaspace / Replace normalizers' space) right after another character, no merge can join a
-// symbol ending in another character to one starting with ▁ (the merged token would be in the
-// vocabulary), so the BPE of a piece is the BPE of its words, split before each ▁ that follows
-// another character, concatenated. Mistral's vocabulary is such, and its pieces (a whole
-// segment, no pre-tokenizer) then become cacheable words instead of one heap merge over
-// thousands of symbols.
+// Long pieces are cut where no merge can reach across: a merge of symbols A and B spans the
+// boundary between A's last character (byte, for byte-level vocabularies) and B's first, so
+// where two adjacent characters are no merge's (last of left, first of right) pair, no merge
+// ever joins them, and BPE on either side runs as if the other were absent (its pairs, their
+// ranks and their left-to-right order are untouched). A Mistral segment (no pre-tokenizer)
+// falls apart into words at "x▁" boundaries that way, exactly.
 //
 // Cache: pieces up to kMaxCachedBytes map to their ids in direct-mapped caches (bpe_cache.h:
 // a lock-free one for short pieces, a sharded locked one for the others); EncodePiece is safe
@@ -48,6 +48,9 @@ struct AddedTokenSpec {
   std::string_view content;
   int32_t id = -1;
   bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = false;
+  // The normalizer's output for `content` when `normalized` (and there is a normalizer); the
+  // reference maps this string to the token too.
+  std::string normalized_content;
 };
 
 // Reused buffers of one Encode call (no allocation per piece).
@@ -57,13 +60,10 @@ struct BpeScratch {
     int32_t prev, next;      // -1 at the ends
     uint32_t start, length;  // bytes of the piece (for byte fallback)
   };
-  struct Candidate {
-    int32_t rank, pos, left, right, new_id;
-  };
   std::vector<Symbol> symbols;
-  std::vector<int32_t> ranks;  // rank of the pair (i, next(i)), INT32_MAX for none
-  std::vector<Candidate> heap;
-  std::vector<int32_t> ids;
+  // The merge of the pair (i, next(i)): its rank (INT32_MAX for none) and merged token.
+  std::vector<int32_t> ranks, new_ids;
+  std::vector<uint64_t> heap;  // rank << 32 | position, lowest first
 };
 
 class BpeModel {
@@ -89,7 +89,8 @@ class BpeModel {
   bool byte_fallback() const { return byte_fallback_; }
 
   static constexpr size_t kMaxCachedBytes = 256;
-  static constexpr size_t kScanLimit = 48;  // symbols: rank-array scan up to here, heap above
+  static constexpr size_t kCutAboveBytes = 24;  // pieces longer than this are cut (see above)
+  static constexpr size_t kScanLimit = 48;      // symbols: rank-array scan up to here, heap above
 
  private:
   BpeModel() = default;
@@ -98,12 +99,20 @@ class BpeModel {
   vmm::Status ReadMerges(const element& merges, const std::string& where);
   vmm::Status ReadOptions(const object& model, const std::string& where);
   void FinishTables();
-  // EncodePiece for one word (the whole piece unless split_words_).
-  void EncodeWord(std::string_view word, BpeScratch* scratch, std::vector<int32_t>* out) const;
   // Symbols of `piece` into scratch->symbols.
   void InitialSymbols(std::string_view piece, BpeScratch* scratch) const;
+  // Sets scratch->ranks[pos] and new_ids[pos] for the pair at `pos`; returns the rank.
+  int32_t UpdatePair(BpeScratch* scratch, int32_t pos) const;
   void MergeByScan(BpeScratch* scratch) const;
   void MergeByHeap(BpeScratch* scratch) const;
+  // BPE of one chunk (cache, merges, fallback), appended to *out.
+  void EncodeChunk(std::string_view chunk, BpeScratch* scratch, std::vector<int32_t>* out) const;
+  // May a merge join the characters (bytes) a and b? See the concept block.
+  bool Joinable(uint32_t a, uint32_t b) const {
+    if (byte_level_) return (byte_bigrams_[(a << 8 | b) >> 6] >> (b & 63)) & 1;
+    return char_bigrams_.Find(static_cast<int32_t>(a), static_cast<int32_t>(b)) != nullptr;
+  }
+  void NoteBoundary(std::string_view left_key, std::string_view right_key);
   // Appends the final ids (byte fallback / unk for unknown symbols) to *out.
   void EmitSymbols(std::string_view piece, const BpeScratch& scratch,
                    std::vector<int32_t>* out) const;
@@ -115,7 +124,6 @@ class BpeModel {
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
   bool fuse_unk_ = false;
-  bool split_words_ = false;  // see "Words" above
   int32_t unk_id_ = -1;
   size_t vocab_entries_ = 0;
   StringIdMap vocab_;  // key -> id, added tokens included (they override)
@@ -123,6 +131,9 @@ class BpeModel {
   std::array<int32_t, 256> byte_ids_{};      // byte-level: the token of each byte (-1: none)
   std::array<int32_t, 128> ascii_ids_{};     // otherwise: the token of each ASCII character
   std::array<int32_t, 256> fallback_ids_{};  // <0xNN> tokens (-1: none)
+  // The (last, first) pairs of the merges' halves: bytes (a bitmap of 2^16) or code points.
+  std::array<uint64_t, 1024> byte_bigrams_{};
+  PairMap char_bigrams_;
   mutable ShortWordCache short_cache_;
   mutable WordCache cache_;
 };

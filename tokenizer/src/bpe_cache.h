@@ -9,9 +9,10 @@
 // (nearly all pre-tokenized pieces) in one cache line each, read without locking: a slot is a
 // seqlock (Boehm, "Can seqlocks get along with programming language memory models?", 2012):
 // a writer makes the slot's sequence odd, writes, makes it even again; a reader copies the slot
-// and keeps the copy only if the sequence was even and unchanged. Every field is a relaxed
-// atomic, so concurrent readers and writers are race-free (ThreadSanitizer agrees); a writer
-// that finds the slot being written by another thread just skips its insert.
+// and keeps the copy only if the sequence was even and unchanged. Every field is an atomic
+// (acquire loads, release stores: plain moves on x86; no standalone fences, which
+// ThreadSanitizer does not model), so readers and writers are race-free; a writer that finds
+// the slot being written by another thread just skips its insert.
 //
 // WordCache holds longer words (up to BpeModel::kMaxCachedBytes): kShards shards, each a mutex
 // and kSlotsPerShard entries whose key and ids share one std::string, reused when overwritten.
@@ -46,9 +47,10 @@ class ShortWordCache {
     const Slot& slot = slots_[hash & (kSlots - 1)];
     const uint64_t header = slot.header.load(std::memory_order_acquire);
     if ((header & 1) || KeyBytes(header) != word.size()) return false;
+    // Acquire loads: the second header load cannot move before them, and a word written by a
+    // newer insert makes that insert's odd header visible to it.
     uint64_t words[kWords];
-    for (size_t i = 0; i < kWords; ++i) words[i] = slot.words[i].load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    for (size_t i = 0; i < kWords; ++i) words[i] = slot.words[i].load(std::memory_order_acquire);
     if (slot.header.load(std::memory_order_relaxed) != header) return false;
     uint64_t key[kKeyWords] = {};
     std::memcpy(key, word.data(), word.size());
@@ -70,11 +72,11 @@ class ShortWordCache {
         !slot.header.compare_exchange_strong(header, header | 1, std::memory_order_relaxed)) {
       return;  // another thread is writing this slot
     }
-    std::atomic_thread_fence(std::memory_order_release);
     uint64_t words[kWords] = {};
     std::memcpy(words, word.data(), word.size());
     std::memcpy(words + kKeyWords, ids, n * sizeof(int32_t));
-    for (size_t i = 0; i < kWords; ++i) slot.words[i].store(words[i], std::memory_order_relaxed);
+    // Release stores: the odd header (the CAS above) is visible to whoever reads these words.
+    for (size_t i = 0; i < kWords; ++i) slot.words[i].store(words[i], std::memory_order_release);
     const uint64_t sequence = (header + 2) & 0xFFFFFFFEull;
     slot.header.store(sequence | (uint64_t{word.size()} << 32) | (uint64_t{n} << 40),
                       std::memory_order_release);

@@ -8,6 +8,7 @@
 
 #include "bpe.h"
 #include "byte_level.h"
+#include "utf8.h"
 
 namespace emoe::tokenizer::internal {
 namespace {
@@ -16,16 +17,6 @@ constexpr int64_t kMaxIds = int64_t{1} << 24;
 
 std::string VocabPath(const std::string& where, std::string_view token) {
   return where + "[" + Quote(token) + "]";
-}
-
-// True when `key` holds U+2581 right after another character (see bpe.h, "Words").
-bool HasMetaAfterOther(std::string_view key) {
-  constexpr std::string_view kMeta = "\xE2\x96\x81";
-  for (size_t pos = key.find(kMeta, 1); pos != std::string_view::npos;
-       pos = key.find(kMeta, pos + kMeta.size())) {
-    if (pos < kMeta.size() || key.substr(pos - kMeta.size(), kMeta.size()) != kMeta) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -89,7 +80,6 @@ vmm::Status BpeModel::ReadVocab(const element& vocab_value, const std::string& w
   table->flags.assign(static_cast<size_t>(size), 0);
   vocab_.Reserve(entries.size() + added.size(), 0);
   std::string key;
-  split_words_ = !byte_level_;
   for (const auto& [token, id] : entries) {
     if (table->flags[id] & TokenTable::kPresent) {
       return FieldError(VocabPath(where, token),
@@ -99,13 +89,14 @@ vmm::Status BpeModel::ReadVocab(const element& vocab_value, const std::string& w
     spelling[id] = token;
     if (!KeyOf(token, &key)) continue;  // decode-only: not in GPT-2's alphabet
     if (vocab_.Set(key, id) >= 0) return FieldError(VocabPath(where, token), "duplicate token");
-    if (split_words_ && HasMetaAfterOther(key)) split_words_ = false;
   }
-  for (const AddedTokenSpec& a : added) {  // the reference: tokens_to_ids.set(content, id)
+  // The reference sets tokens_to_ids[content] = id, and maps each token string the model gives
+  // through added_tokens_map (contents and normalized contents) first.
+  for (const AddedTokenSpec& a : added) {
     table->flags[a.id] |= TokenTable::kPresent | TokenTable::kAdded;
     spelling[a.id] = a.content;
     if (KeyOf(a.content, &key)) vocab_.Set(key, a.id);
-    if (split_words_ && HasMetaAfterOther(key)) split_words_ = false;
+    if (!a.normalized_content.empty() && KeyOf(a.normalized_content, &key)) vocab_.Set(key, a.id);
   }
   table->byte_level = byte_level_;
   table->json_offsets.assign(1, 0);
@@ -167,10 +158,27 @@ vmm::Status BpeModel::ReadMerges(const element& merges_value, const std::string&
                                            " is not in the vocabulary");
     }
     merges_.Set(left_id, right_id, {rank, merged_id});
+    NoteBoundary(left_key.substr(0, left_key.size() - right_key.size()), right_key);
     if (rank == INT32_MAX) return FieldError(where, "too many merges");
     ++rank;
   }
   return vmm::Status::Ok();
+}
+
+void BpeModel::NoteBoundary(std::string_view left_key, std::string_view right_key) {
+  if (left_key.empty() || right_key.empty()) return;  // such a merge never applies
+  if (byte_level_) {
+    const uint32_t a = static_cast<unsigned char>(left_key.back());
+    const uint32_t b = static_cast<unsigned char>(right_key[0]);
+    byte_bigrams_[(a << 8 | b) >> 6] |= uint64_t{1} << (b & 63);
+    return;
+  }
+  size_t lead = left_key.size() - 1;
+  while (lead > 0 && (static_cast<unsigned char>(left_key[lead]) & 0xC0) == 0x80) --lead;
+  uint32_t length;
+  const char32_t a = DecodeUtf8(left_key, lead, &length);
+  const char32_t b = DecodeUtf8(right_key, 0, &length);
+  char_bigrams_.Set(static_cast<int32_t>(a), static_cast<int32_t>(b), {0, 0});
 }
 
 void BpeModel::FinishTables() {

@@ -85,17 +85,40 @@ class Replace final : public Decoder {
   std::string content_;
 };
 
-// "<0xNN>" with two hexadecimal digits: the byte; -1 otherwise.
+// The byte of a byte-fallback token, as the reference reads it: a token of 6 UTF-16 units,
+// "<0x" X ">", is a byte when parseInt(X, 16) is a number (leading whitespace, a sign and a
+// "0x" are allowed, and parsing stops at the first non-digit: "<0x4G>" is 0x04), taken modulo
+// 256 (Uint8Array.from). -1 when it is not one.
 int ByteToken(std::string_view token) {
-  if (token.size() != 6 || token.substr(0, 3) != "<0x" || token[5] != '>') return -1;
-  auto hex = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  const int hi = hex(token[3]), lo = hex(token[4]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+  if (token.size() < 6 || token.substr(0, 3) != "<0x" || token.back() != '>') return -1;
+  const std::string_view x = token.substr(3, token.size() - 4);
+  char32_t cps[2];
+  size_t n = 0, units = 0;
+  for (size_t i = 0; i < x.size() && units <= 2;) {
+    uint32_t length;
+    const char32_t cp = DecodeUtf8(x, i, &length);
+    units += cp >= 0x10000 ? 2 : 1;
+    if (n < 2) cps[n++] = cp;
+    i += length;
+  }
+  if (units != 2) return -1;
+  size_t i = 0;
+  while (i < n && IsJsWhitespace(cps[i])) ++i;
+  int sign = 1;
+  if (i < n && (cps[i] == '+' || cps[i] == '-')) sign = cps[i++] == '-' ? -1 : 1;
+  if (i + 1 < n && cps[i] == '0' && (cps[i + 1] == 'x' || cps[i + 1] == 'X')) i += 2;
+  int value = 0, digits = 0;
+  for (; i < n; ++i, ++digits) {
+    const char32_t c = cps[i];
+    const int h = c >= '0' && c <= '9'   ? int(c - '0')
+                  : c >= 'a' && c <= 'f' ? int(c - 'a' + 10)
+                  : c >= 'A' && c <= 'F' ? int(c - 'A' + 10)
+                                         : -1;
+    if (h < 0) break;
+    value = value * 16 + h;
+  }
+  if (digits == 0) return -1;
+  return ((sign * value) % 256 + 256) % 256;
 }
 
 class ByteFallback final : public Decoder {
@@ -277,6 +300,7 @@ vmm::StatusOr<std::unique_ptr<Decoder>> MakeAt(const element& spec, const std::s
                          Pattern::Make(pattern_spec, MemberPath(where, "pattern")));
     std::string_view content;
     VMM_RETURN_IF_ERROR(OptionalString(obj, "content", where, &content));
+    VMM_RETURN_IF_ERROR(CheckReplaceContent(content, MemberPath(where, "content")));
     return std::unique_ptr<Decoder>(new Replace(std::move(pattern), std::string(content)));
   }
   if (type == "Metaspace") {

@@ -8,7 +8,8 @@
 //                 Rust crate); an added token (by content) is passed through as text.
 //   Replace       every match of the pattern in each token replaced by content.
 //   ByteFallback  each run of <0xNN> tokens becomes the text of those bytes (lossy, and a
-//                 leading U+FEFF dropped: the reference's default TextDecoder).
+//                 leading U+FEFF dropped: the reference's default TextDecoder); NN is read as
+//                 the reference's parseInt(NN, 16) reads it (decoders.cc ByteToken).
 //   Fuse          all tokens joined into one.
 //   Strip         up to `start` leading and `stop` trailing `content` characters removed from
 //                 each token.

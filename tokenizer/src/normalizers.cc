@@ -6,8 +6,8 @@
 //                      (combining class 0), have no decomposition of the form's kind and cannot
 //                      be the second half of a composition (unicode.h).
 //   Prepend            prepend + text (the core never normalizes an empty segment).
-//   Replace            every match of a String or Regex pattern replaced by `content` (taken
-//                      literally: JS's "$&"-style substitutions are not interpreted).
+//   Replace            every match of a String or Regex pattern replaced by `content`
+//                      (CheckReplaceContent refuses the "$&"-style substitutions JS would make).
 //   Lowercase          String.prototype.toLowerCase: utf8proc's simple mappings plus the full
 //                      mappings JS applies without a locale (U+0130 -> "i\u0307", final sigma).
 //   Strip              JS trimStart / trimEnd (JS whitespace, utf8.h) per strip_left/strip_right.
@@ -154,6 +154,7 @@ vmm::StatusOr<std::unique_ptr<Normalizer>> MakeReplace(const object& obj,
   VMM_ASSIGN_OR_RETURN(Pattern pattern, Pattern::Make(pattern_spec, MemberPath(where, "pattern")));
   std::string_view content;
   VMM_RETURN_IF_ERROR(OptionalString(obj, "content", where, &content));
+  VMM_RETURN_IF_ERROR(CheckReplaceContent(content, MemberPath(where, "content")));
   return std::unique_ptr<Normalizer>(new Replace(std::move(pattern), std::string(content)));
 }
 

@@ -71,6 +71,18 @@ std::string Pattern::ReplaceAll(std::string_view text, std::string_view content)
   return out;
 }
 
+vmm::Status CheckReplaceContent(std::string_view content, const std::string& where) {
+  for (size_t i = content.find('$'); i != std::string_view::npos && i + 1 < content.size();
+       i = content.find('$', i + 1)) {
+    const char c = content[i + 1];
+    if (c == '$' || c == '&' || c == '`' || c == '\'' || c == '<' || (c >= '0' && c <= '9')) {
+      return FieldError(where, Quote(content) + ": a \"$" + std::string(1, c) +
+                                   "\" substitution (JS replaceAll) is not supported");
+    }
+  }
+  return vmm::Status::Ok();
+}
+
 void Pattern::ReplaceAllInPlace(std::string* text, std::string_view content) const {
   if (!regex_ && text->find(literal_) == std::string::npos) return;
   *text = ReplaceAll(*text, content);

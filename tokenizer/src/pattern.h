@@ -41,6 +41,11 @@ class Pattern {
   std::shared_ptr<Regex> regex_;  // a Regex pattern (shared: Pattern is copyable)
 };
 
+// The reference replaces with String.prototype.replaceAll, which reads "$$", "$&", "$`", "$'",
+// "$1".. and "$<name>" in the replacement as substitutions; a Replace content holding one is
+// refused (kInvalidArgument at `where`) rather than taken literally as the Rust crate would.
+vmm::Status CheckReplaceContent(std::string_view content, const std::string& where);
+
 }  // namespace emoe::tokenizer::internal
 
 #endif  // TOKENIZER_SRC_PATTERN_H_

@@ -65,10 +65,10 @@ class PreTokenizer {
 
 // `spec` is tokenizer.json's "normalizer" / "pre_tokenizer" value; null gives nullptr (no
 // stage). Supported normalizers: NFC, NFD, NFKC, NFKD, Prepend, Replace (String or Regex
-// pattern), Lowercase, Strip, Sequence. Pre-tokenizers: Split (String or Regex pattern;
-// behaviors Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous; invert),
-// ByteLevel, Metaspace (replacement, prepend_scheme first/always/never, split), Whitespace,
-// WhitespaceSplit, Sequence.
+// pattern), Lowercase, Strip, StripAccents, Sequence. Pre-tokenizers: Split (String or Regex
+// pattern; behaviors Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous;
+// invert), ByteLevel, Metaspace (replacement, prepend_scheme first/always/never, split),
+// Whitespace, WhitespaceSplit, Sequence.
 vmm::StatusOr<std::unique_ptr<Normalizer>> MakeNormalizer(simdjson::dom::element spec,
                                                           const std::string& where);
 vmm::StatusOr<std::unique_ptr<PreTokenizer>> MakePreTokenizer(simdjson::dom::element spec,

@@ -5,9 +5,10 @@
 //   2. the text is split at its non-normalized added tokens (raw_matcher); a token with lstrip
 //      trims the whitespace before it from the previous segment, rstrip the whitespace after it
 //      from the next one (JS trimEnd / trimStart);
-//   3. each text segment is normalized, split again at the normalized added tokens (same
-//      trimming), pre-tokenized with its section index, and each piece goes through BPE;
-//      fuse_unk runs over one such sub-segment;
+//   3. a text segment that spells an added token's content or normalized content as a whole is
+//      that token; any other is normalized, split again at the normalized added tokens (same
+//      trimming and whole-segment check), pre-tokenized with its section index, and each piece
+//      goes through BPE; fuse_unk runs over one such sub-segment;
 //   4. the single template (post-processor) puts special tokens around the ids.
 // Decode maps ids to their tokens (skipping unknown ids and, with skip_special_tokens, special
 // ones), runs the decoder chain, joins, and applies clean_up_tokenization when the config asks.
@@ -31,7 +32,7 @@ constexpr uint64_t kMaxFileBytes = uint64_t{256} << 20;
 // Buffers of one Encode call.
 struct EncodeScratch {
   std::vector<AddedTokenMatcher::Segment> segments, sub_segments;
-  std::string normalized;
+  std::string normalized, key;
   internal::Pieces pieces;
   internal::BpeScratch bpe;
 };
@@ -81,9 +82,21 @@ void EncodeText(const Tokenizer::Impl& m, std::string_view text, uint32_t sectio
   }
 }
 
+// The token a whole segment spells (an added token's content or normalized content), or -1.
+int32_t SectionKey(const Tokenizer::Impl& m, std::string_view segment, EncodeScratch* s) {
+  if (m.section_keys.empty()) return -1;
+  s->key.assign(segment.data(), segment.size());
+  auto it = m.section_keys.find(s->key);
+  return it == m.section_keys.end() ? -1 : it->second;
+}
+
 // One segment of the added-token split: normalized, split at normalized added tokens, encoded.
 void EncodeSection(const Tokenizer::Impl& m, std::string_view section, uint32_t section_index,
                    EncodeScratch* s, std::vector<int32_t>* out) {
+  if (const int32_t id = SectionKey(m, section, s); id >= 0) {
+    out->push_back(id);
+    return;
+  }
   std::string_view text = section;
   if (m.normalizer) {
     s->normalized.assign(section.data(), section.size());
@@ -104,7 +117,12 @@ void EncodeSection(const Tokenizer::Impl& m, std::string_view section, uint32_t 
       continue;
     }
     const std::string_view part = Trimmed(text, m.normalized_matcher, s->sub_segments, j);
-    if (!part.empty()) EncodeText(m, part, section_index, s, out);
+    if (part.empty()) continue;
+    if (const int32_t id = SectionKey(m, part, s); id >= 0) {
+      out->push_back(id);
+    } else {
+      EncodeText(m, part, section_index, s, out);
+    }
   }
 }
 

@@ -35,6 +35,9 @@ struct Tokenizer::Impl {
   internal::AddedTokenMatcher normalized_matcher;
   std::unordered_set<std::string> added_contents;             // for the ByteLevel decoder
   std::unordered_map<std::string, int32_t> added_by_content;  // for TokenToId
+  // Contents and normalized contents: a whole segment equal to one is that token, unnormalized
+  // (the reference's added_tokens_map.has(section) checks).
+  std::unordered_map<std::string, int32_t> section_keys;
   // Strings the reference treats as special when decoding with skip_special_tokens: special
   // added tokens' contents and tokenizer_config.json's additional_special_tokens.
   std::unordered_set<std::string> special_strings;

@@ -124,11 +124,13 @@ void BuildAddedTokens(const std::vector<AddedTokenSpec>& added, Tokenizer::Impl*
     std::string content(a.content);
     impl->added_contents.insert(content);
     impl->added_by_content.emplace(content, a.id);
+    impl->section_keys[content] = a.id;
     if (a.special) impl->special_strings.insert(content);
     AddedTokenMatcher::Token token{content, a.id, a.single_word, a.lstrip, a.rstrip};
     if (a.normalized && impl->normalizer) {
-      impl->normalizer->Normalize(&token.content);
-      if (token.content.empty()) continue;
+      if (a.normalized_content.empty()) continue;
+      impl->section_keys[a.normalized_content] = a.id;
+      token.content = a.normalized_content;
       impl->normalized_matcher.Add(std::move(token));
     } else {
       impl->raw_matcher.Add(std::move(token));
@@ -175,6 +177,11 @@ vmm::Status LoadTokenizerJson(std::string_view tokenizer_json, Tokenizer::Impl* 
   const bool byte_level = impl->pre_tokenizer && impl->pre_tokenizer->byte_level();
   std::vector<AddedTokenSpec> added;
   VMM_RETURN_IF_ERROR(ReadAddedTokens(doc, &added));
+  for (AddedTokenSpec& a : added) {
+    if (!a.normalized || !impl->normalizer) continue;
+    a.normalized_content = std::string(a.content);
+    impl->normalizer->Normalize(&a.normalized_content);
+  }
   element model;
   VMM_RETURN_IF_ERROR(RequiredMember(doc, "model", "", &model));
   VMM_ASSIGN_OR_RETURN(impl->model,

@@ -17,9 +17,15 @@
 // A tokenizer.json that uses a component (normalizer, pre-tokenizer, model, decoder,
 // post-processor type, or an option of one) this module does not implement is refused at load,
 // naming the component: "tokenizer.json: pre_tokenizer.pretokenizers[1]: type 'Digits' is not
-// supported (supported: Split, ByteLevel, Metaspace, Sequence)". Malformed input (truncated JSON,
-// wrong types, merges naming unknown tokens) is kDataLoss / kInvalidArgument naming the field;
+// supported (supported: Split, ByteLevel, Metaspace, Whitespace, WhitespaceSplit, Sequence)".
+// Malformed input is kDataLoss (not JSON, truncated) or kInvalidArgument (wrong types, merges
+// naming unknown tokens, repeated or out-of-range ids: ids are < 2^24) naming the JSON path;
 // nothing in a tokenizer.json can crash the loader (fuzz/tokenizer_json_fuzzer).
+//
+// Where the reference (JS) and the Rust `tokenizers` crate differ, the reference is followed,
+// except for options the reference ignores, which keep the Rust crate's meaning: Split's
+// behaviors other than Isolated/Removed and its invert flag, Metaspace's split, added tokens'
+// single_word (tokenizer/src/*.cc say so where it matters).
 //
 // Thread safety: a loaded Tokenizer is immutable except for its internal BPE cache, which is
 // safe for concurrent Encode calls; share one instance between threads.
@@ -78,8 +84,9 @@ class Tokenizer {
   // Appends the ids of `text` to `out`.
   void EncodeInto(std::string_view text, bool add_special_tokens, std::vector<int32_t>* out) const;
 
-  // Text of `ids`; ids outside [0, vocab_size()) are skipped. skip_special_tokens drops the
-  // added tokens marked special.
+  // Text of `ids`; ids outside [0, vocab_size()) (and ids no token has) are skipped.
+  // skip_special_tokens drops the added tokens marked special and tokenizer_config.json's
+  // additional_special_tokens, as the reference does.
   std::string Decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
   // One more than the largest id of the model's vocabulary and the added tokens.
@@ -88,14 +95,17 @@ class Tokenizer {
   // The token string of `id` (as in the vocabulary: byte-level tokens in their Unicode
   // alphabet); empty for an unknown id.
   std::string_view IdToToken(int32_t id) const;
-  bool IsSpecial(int32_t id) const;  // an added token with "special": true
+  // An added token with "special": true, or one of tokenizer_config.json's
+  // additional_special_tokens: what skip_special_tokens drops.
+  bool IsSpecial(int32_t id) const;
 
   const SpecialTokens& special_tokens() const;
   ChatFamily chat_family() const;
   // Why tokenizer_config.json's chat_template was not recognized (chat_family() is kNone then);
   // "" when it was, or when there is none.
   const std::string& chat_template_error() const;
-  // "byte-level BPE (151643 tokens, 151387 merges, 26 added tokens, NFC, Split regex)".
+  // "byte-level BPE (151643 tokens, 151387 merges, 26 added tokens, NFC,
+  // Sequence[Split Regex, ByteLevel])".
   const std::string& description() const;
 
   struct Impl;
