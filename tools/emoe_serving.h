@@ -38,10 +38,10 @@ struct EmoeOptions {
 // prompts on stdout (streamed when there is one), or the workload's JSON report. Text is the
 // model directory's tokenizer's, or bytes (tools/model_text.h); a generated preset with a real
 // vocabulary gets its tokenizer from the source tree's data/tokenizers/ (preset_tokenizer.h).
-// Progress lines (the tokenizer's first) go to stderr. Returns the number of requests rejected (each one is a result whose finish_reason
-// says why; the others were served). Any error is returned, annotated with what failed, after
-// the workload report went to `json` with it; a generated scratch model is removed before
-// returning.
+// Progress lines (the tokenizer's first) go to stderr. Returns the number of requests rejected
+// (each one is a result whose finish_reason says why; the others were served). Any error is
+// returned, annotated with what failed, after the workload report went to `json` with it; a
+// generated scratch model is removed before returning.
 vmm::StatusOr<int> RunEmoe(const EmoeOptions& o);
 
 }  // namespace emoe::tools

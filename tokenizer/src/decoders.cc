@@ -5,13 +5,13 @@
 
 #include "byte_level.h"
 #include "pattern.h"
+#include "sequence_spec.h"
 #include "text_pipeline.h"
 #include "utf8.h"
 
 namespace emoe::tokenizer::internal {
 namespace {
 
-constexpr int kMaxSequenceDepth = 16;
 constexpr char kSupported[] = "ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence";
 constexpr std::string_view kBom = "\xEF\xBB\xBF";
 
@@ -228,14 +228,7 @@ class Sequence final : public Decoder {
   bool byte_level_first() const override {
     return !stages_.empty() && stages_[0]->byte_level_first();
   }
-  std::string describe() const override {
-    std::string out = "Sequence[";
-    for (size_t i = 0; i < stages_.size(); ++i) {
-      if (i > 0) out += ", ";
-      out += stages_[i]->describe();
-    }
-    return out + "]";
-  }
+  std::string describe() const override { return DescribeSequence(stages_); }
 
  private:
   std::vector<std::unique_ptr<Decoder>> stages_;
@@ -250,21 +243,14 @@ vmm::StatusOr<std::unique_ptr<Decoder>> MakeAt(const element& spec, const std::s
 
 vmm::StatusOr<std::unique_ptr<Decoder>> MakeSequence(const object& obj, const std::string& where,
                                                      const Context& context, int depth) {
-  if (depth >= kMaxSequenceDepth) {
-    return FieldError(where, "Sequence nested deeper than " + std::to_string(kMaxSequenceDepth));
-  }
-  element list_value;
-  VMM_RETURN_IF_ERROR(RequiredMember(obj, "decoders", where, &list_value));
-  const std::string list_where = MemberPath(where, "decoders");
-  array list;
-  VMM_RETURN_IF_ERROR(AsArray(list_value, list_where, &list));
   std::vector<std::unique_ptr<Decoder>> stages;
-  size_t i = 0;
-  for (element item : list) {
-    const std::string item_where = ElementPath(list_where, i++);
-    VMM_ASSIGN_OR_RETURN(auto stage, MakeAt(item, item_where, context, depth + 1));
-    stages.push_back(std::move(stage));
-  }
+  VMM_RETURN_IF_ERROR(ForEachSequenceItem(
+      obj, "decoders", where, depth,
+      [&](const element& item, const std::string& item_where) -> vmm::Status {
+        VMM_ASSIGN_OR_RETURN(auto stage, MakeAt(item, item_where, context, depth + 1));
+        stages.push_back(std::move(stage));
+        return vmm::Status::Ok();
+      }));
   return std::unique_ptr<Decoder>(new Sequence(std::move(stages)));
 }
 

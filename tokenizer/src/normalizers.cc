@@ -23,6 +23,7 @@
 
 #include "json_fields.h"
 #include "pattern.h"
+#include "sequence_spec.h"
 #include "text_pipeline.h"
 #include "unicode.h"
 #include "utf8.h"
@@ -30,7 +31,6 @@
 namespace emoe::tokenizer::internal {
 namespace {
 
-constexpr int kMaxSequenceDepth = 16;
 constexpr char kSupported[] =
     "NFC, NFD, NFKC, NFKD, Prepend, Replace, Lowercase, Strip, StripAccents, Sequence";
 
@@ -110,14 +110,7 @@ class Sequence final : public Normalizer {
   void Normalize(std::string* text) const override {
     for (const auto& stage : stages_) stage->Normalize(text);
   }
-  std::string describe() const override {
-    std::string out = "Sequence[";
-    for (size_t i = 0; i < stages_.size(); ++i) {
-      if (i > 0) out += ", ";
-      out += stages_[i]->describe();
-    }
-    return out + "]";
-  }
+  std::string describe() const override { return DescribeSequence(stages_); }
 
  private:
   std::vector<std::unique_ptr<Normalizer>> stages_;
@@ -128,22 +121,16 @@ vmm::StatusOr<std::unique_ptr<Normalizer>> MakeAt(const element& spec, const std
 
 vmm::StatusOr<std::unique_ptr<Normalizer>> MakeSequence(const object& obj, const std::string& where,
                                                         int depth) {
-  if (depth >= kMaxSequenceDepth) {
-    return FieldError(where, "Sequence nested deeper than " + std::to_string(kMaxSequenceDepth));
-  }
-  element list_value;
-  VMM_RETURN_IF_ERROR(RequiredMember(obj, "normalizers", where, &list_value));
-  const std::string list_where = MemberPath(where, "normalizers");
-  array list;
-  VMM_RETURN_IF_ERROR(AsArray(list_value, list_where, &list));
   std::vector<std::unique_ptr<Normalizer>> stages;
-  size_t i = 0;
-  for (element item : list) {
-    const std::string item_where = ElementPath(list_where, i++);
-    if (item.is_null()) continue;  // the reference skips null stages
-    VMM_ASSIGN_OR_RETURN(auto stage, MakeAt(item, item_where, depth + 1));
-    stages.push_back(std::move(stage));
-  }
+  VMM_RETURN_IF_ERROR(
+      ForEachSequenceItem(obj, "normalizers", where, depth,
+                          [&](const element& item, const std::string& item_where) -> vmm::Status {
+                            if (item.is_null())
+                              return vmm::Status::Ok();  // the reference skips null stages
+                            VMM_ASSIGN_OR_RETURN(auto stage, MakeAt(item, item_where, depth + 1));
+                            stages.push_back(std::move(stage));
+                            return vmm::Status::Ok();
+                          }));
   return std::unique_ptr<Normalizer>(new Sequence(std::move(stages)));
 }
 

@@ -22,8 +22,10 @@
 #include <utility>
 #include <vector>
 
+#include "fast_split.h"  // kGpt2Pattern: ByteLevel's use_regex (GPT-2's pattern)
 #include "json_fields.h"
 #include "pattern.h"
+#include "sequence_spec.h"
 #include "split_behavior.h"
 #include "text_pipeline.h"
 #include "utf8.h"
@@ -33,11 +35,7 @@ namespace {
 
 using Spans = std::vector<std::pair<uint32_t, uint32_t>>;
 
-constexpr int kMaxSequenceDepth = 16;
 constexpr char kSupported[] = "Split, ByteLevel, Metaspace, Whitespace, WhitespaceSplit, Sequence";
-// GPT-2's pattern, as the ByteLevel pre-tokenizer of the Rust crate and the reference use it.
-constexpr char kGpt2Pattern[] =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 class Split final : public PreTokenizer {
  public:
@@ -199,14 +197,7 @@ class Sequence final : public PreTokenizer {
     }
     return false;
   }
-  std::string describe() const override {
-    std::string out = "Sequence[";
-    for (size_t i = 0; i < stages_.size(); ++i) {
-      if (i > 0) out += ", ";
-      out += stages_[i]->describe();
-    }
-    return out + "]";
-  }
+  std::string describe() const override { return DescribeSequence(stages_); }
 
  private:
   std::vector<std::unique_ptr<PreTokenizer>> stages_;
@@ -217,25 +208,18 @@ vmm::StatusOr<std::unique_ptr<PreTokenizer>> MakeAt(const element& spec, const s
 
 vmm::StatusOr<std::unique_ptr<PreTokenizer>> MakeSequence(const object& obj,
                                                           const std::string& where, int depth) {
-  if (depth >= kMaxSequenceDepth) {
-    return FieldError(where, "Sequence nested deeper than " + std::to_string(kMaxSequenceDepth));
-  }
-  element list_value;
-  VMM_RETURN_IF_ERROR(RequiredMember(obj, "pretokenizers", where, &list_value));
-  const std::string list_where = MemberPath(where, "pretokenizers");
-  array list;
-  VMM_RETURN_IF_ERROR(AsArray(list_value, list_where, &list));
   std::vector<std::unique_ptr<PreTokenizer>> stages;
-  size_t i = 0;
-  for (element item : list) {
-    const std::string item_where = ElementPath(list_where, i++);
-    if (item.is_null()) continue;
-    if (!stages.empty() && stages.back()->byte_level()) {
-      return FieldError(item_where, "a pre-tokenizer after ByteLevel is not supported");
-    }
-    VMM_ASSIGN_OR_RETURN(auto stage, MakeAt(item, item_where, depth + 1));
-    stages.push_back(std::move(stage));
-  }
+  VMM_RETURN_IF_ERROR(ForEachSequenceItem(
+      obj, "pretokenizers", where, depth,
+      [&](const element& item, const std::string& item_where) -> vmm::Status {
+        if (item.is_null()) return vmm::Status::Ok();
+        if (!stages.empty() && stages.back()->byte_level()) {
+          return FieldError(item_where, "a pre-tokenizer after ByteLevel is not supported");
+        }
+        VMM_ASSIGN_OR_RETURN(auto stage, MakeAt(item, item_where, depth + 1));
+        stages.push_back(std::move(stage));
+        return vmm::Status::Ok();
+      }));
   return std::unique_ptr<PreTokenizer>(new Sequence(std::move(stages)));
 }
 
