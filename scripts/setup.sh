@@ -28,8 +28,11 @@ as_root() {
 
 if [ "${EMOE_SKIP_APT:-0}" != 1 ]; then
   echo "setup: installing packages: ${PACKAGES[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  # Another apt (unattended-upgrades on a fresh machine, a second setup) may hold the dpkg
+  # lock: wait for it (up to 10 minutes) instead of failing at once.
+  as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends \
     "${PACKAGES[@]}" >/dev/null
 fi
 
