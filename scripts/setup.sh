@@ -16,7 +16,7 @@ HUGEPAGES=${EMOE_HUGEPAGES:-1100}
 
 PACKAGES=(build-essential cmake ninja-build pkg-config git
   libnuma-dev numactl liburing-dev libcap-dev libgflags-dev libgoogle-glog-dev
-  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libblis-serial-dev libonig-dev libutf8proc-dev libsimdjson-dev nodejs npm fio clang-format gnuplot-nox universal-ctags
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libblis-serial-dev libonig-dev libutf8proc-dev libsimdjson-dev nodejs fio clang-format gnuplot-nox universal-ctags
   clang-14 libclang-rt-14-dev llvm-14)  # scripts/test.sh's clang builds: -Wthread-safety, the
   # sanitizer and libFuzzer runtimes (libclang-rt, only recommended by clang-14) and
   # llvm-symbolizer (llvm-14) for readable reports
@@ -34,6 +34,13 @@ if [ "${EMOE_SKIP_APT:-0}" != 1 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
     --no-install-recommends \
     "${PACKAGES[@]}" >/dev/null
+  # npm (for scripts/fetch_tokenizers.sh and the tokenizer tests' reference): Debian's package
+  # unless the installed nodejs already ships it (NodeSource's nodejs bundles npm and conflicts
+  # with Debian's).
+  if ! command -v npm >/dev/null; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
+      -qq --no-install-recommends npm >/dev/null
+  fi
 fi
 
 # The real vocabularies (data/tokenizers/) and the reference tokenizer the tests compare with
