@@ -258,13 +258,14 @@ void ServingLoop::Run() {
         done.push_back(res);
       }
     }
-    bool down = false;
+    std::string down;
     {
       vmm::MutexLock l(&mu_);
-      down = !down_.empty();
+      down = down_;
     }
-    if (down) {  // requests that arrived before MarkDown: refused above or failed here
-      std::vector<RequestResult> lost = primary_->FailAll("failed: not serving", clock_());
+    if (!down.empty()) {  // requests that arrived before MarkDown: refused above or failed here,
+                          // naming why serving stopped
+      std::vector<RequestResult> lost = primary_->FailAll("failed: not serving: " + down, clock_());
       done.insert(done.end(), lost.begin(), lost.end());
       stats_.Record(clock_(), 0, {}, 0, generation_, std::move(done));
       continue;

@@ -14,6 +14,9 @@ namespace emoe::hbm {
 
 using Clock = std::chrono::steady_clock;
 
+// Stop signals this close to the first one are its repetitions (daemon_watch.h).
+constexpr std::chrono::milliseconds kRepeatSignalWindow{500};
+
 StopWatcher::StopWatcher(const sigset_t& stop, int control, CancelToken* token)
     : token_(token),
       signal_fd_(signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK)),
@@ -53,7 +56,10 @@ void StopWatcher::Enforce(Clock::time_point since) {
 
 void StopWatcher::Run() {
   std::optional<Clock::time_point> stop_at;
-  bool signalled = false;  // a second signal ends the process at once
+  // A second signal ends the process at once, unless it is a repeat within
+  // kRepeatSignalWindow of the first.
+  bool signalled = false;
+  Clock::time_point first_signal;
   for (;;) {
     if (startup_done_) control_.Reset();
     pollfd pf[4];
@@ -72,14 +78,22 @@ void StopWatcher::Run() {
     if (done_) return;
     signalfd_siginfo si;
     if ((pf[1].revents & POLLIN) && read(signal_fd_.get(), &si, sizeof(si)) == sizeof(si)) {
-      if (signalled) {
+      if (signalled && Clock::now() - first_signal < kRepeatSignalWindow) {
+        // A launcher with several threads that dies sends its death signal once per thread
+        // (the kernel reparents hmmd to each remaining thread in turn): one stop, not a second
+        // request to exit at once.
+        LOG(INFO) << "signal " << si.ssi_signo << " again within " << kRepeatSignalWindow.count()
+                  << " ms: already stopping";
+      } else if (signalled) {
         LOG(ERROR) << "second signal " << si.ssi_signo << " (" << strsignal(si.ssi_signo)
                    << "): exiting now";
         _exit(1);
+      } else {
+        LOG(INFO) << "signal " << si.ssi_signo << " (" << strsignal(si.ssi_signo) << "): stopping";
+        signalled = true;
+        first_signal = Clock::now();
+        token_->Cancel();
       }
-      LOG(INFO) << "signal " << si.ssi_signo << " (" << strsignal(si.ssi_signo) << "): stopping";
-      signalled = true;
-      token_->Cancel();
     }
     if (!startup_done_ && pf[control].fd >= 0 && pf[control].revents != 0) {
       LOG(INFO) << "the launcher hung up during start-up: stopping";

@@ -10,9 +10,11 @@
 //  - from 0.3 s after the stop, the main thread is interrupted (kInterruptSignal, pthread_kill)
 //    every 100 ms, in case it is blocked in a system call that no token reaches (open() of a
 //    FIFO): the call fails with EINTR;
-//  - a second stop signal (the first one's repetition: a hang-up followed by the death signal
-//    is one stop), or kStopGrace without the main thread done, ends the process at once
-//    (_exit(1), logged).
+//  - a second stop signal more than kRepeatSignalWindow after the first, or kStopGrace without
+//    the main thread done, ends the process at once (_exit(1), logged). Repeats within the
+//    window are one stop: a launcher with several threads that dies sends its death signal
+//    once per thread, as the kernel reparents hmmd to each remaining thread in turn (seen
+//    under TSan, whose runtime adds threads).
 //
 // Thread safety: construct, StartupDone and destroy on the main thread (RunDaemon's).
 #ifndef HBM_SRC_IPC_DAEMON_WATCH_H_
