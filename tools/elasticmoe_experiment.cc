@@ -138,7 +138,12 @@ class ClosedLoop {
             for (auto& r : c->TakeFinished()) {
               if (!r.served()) Failed(r.finish_reason);
             }
-            while (static_cast<int>(c->outstanding()) < o.concurrency) {
+            // At most `concurrency` submissions a round, and none once stopped: requests that
+            // are rejected as fast as they are made (a prompt too long for the model) keep
+            // outstanding() below the target, and this loop must still see stop_.
+            for (int n = 0;
+                 !stop_ && n < o.concurrency && static_cast<int>(c->outstanding()) < o.concurrency;
+                 ++n) {
               engine::Request r;
               r.id = id++;
               for (int t = 0; t < o.prompt_tokens; ++t) r.prompt.push_back((id * 31 + t * 7) % 256);
