@@ -16,7 +16,7 @@ HUGEPAGES=${EMOE_HUGEPAGES:-1100}
 
 PACKAGES=(build-essential cmake ninja-build pkg-config git
   libnuma-dev numactl liburing-dev libcap-dev libgflags-dev libgoogle-glog-dev
-  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libblis-serial-dev libonig-dev libutf8proc-dev libsimdjson-dev nodejs fio clang-format gnuplot-nox universal-ctags
+  libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libblis-serial-dev libonig-dev libutf8proc-dev libsimdjson-dev libboost-dev prometheus curl nodejs fio clang-format gnuplot-nox universal-ctags
   clang-14 libclang-rt-14-dev llvm-14)  # scripts/test.sh's clang builds: -Wthread-safety, the
   # sanitizer and libFuzzer runtimes (libclang-rt, only recommended by clang-14) and
   # llvm-symbolizer (llvm-14) for readable reports

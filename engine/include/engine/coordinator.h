@@ -45,6 +45,7 @@
 #include "engine/instance.h"
 #include "engine/scale_types.h"
 #include "engine/scheduler.h"
+#include "engine/serving_view.h"
 #include "experts/placement.h"
 #include "hbm/control.h"
 #include "hbm/hmm.h"
@@ -85,6 +86,13 @@ struct CoordinatorOptions {
   // Tests: every scheduler's CheckInvariants() after every step and switch (aborts on a broken
   // one, naming it).
   bool check_invariants = false;
+  // Told every token and result as serving produces them (engine/serving_view.h); not owned,
+  // must outlive the coordinator. Null: none.
+  ServingObserver* observer = nullptr;
+  // false (a long-running service): finished results go only to the observer (TakeFinished
+  // returns none), and the step timeline and token gaps are not kept (Timeline and MaxTokenGap
+  // are empty); memory then stays bounded however long it serves.
+  bool keep_history = true;
   Status Validate() const;
 };
 
@@ -114,6 +122,16 @@ class Coordinator {
   // Queues a request (arrival_s is set to Now() when 0). Validation errors come back at once.
   Status Submit(Request r);
   std::vector<RequestResult> TakeFinished();
+  // Ends request `id` if it is queued or running: before the next step its KV blocks are freed
+  // and its result (finish_reason "abort", with the tokens generated so far) is delivered as any
+  // other. Never waits for a step or a scale event. An id not in flight (finished, unknown) is
+  // ignored; one submitted but not yet routed is cancelled when it is.
+  void Cancel(int64_t id);
+  // The load and the configuration as of the last step (engine/serving_view.h), with
+  // device_seconds brought up to Now(). Never waits for a scale event.
+  ServingSnapshot Snapshot() const;
+  // The control operation in progress (scaling false when none). Never waits for it.
+  ScaleProgress scale_progress() const;
   size_t outstanding() const;
   std::vector<StepRecord> Timeline() const;
   // Largest gap between two consecutive tokens of one request, over tokens emitted in [t0, t1].
