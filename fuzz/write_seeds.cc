@@ -1,7 +1,8 @@
 // fuzz_write_seeds OUT_DIR: (re)writes the seed corpora of the fuzz targets into
 // OUT_DIR/<target>/, from the project's own writers (gen_model's GenerateModel, WriteSafetensors,
 // ModelConfig::ToJson, the hmmd codec's ToJson, StepMailbox::Write, a real arena's export
-// metadata) plus hand-made edge cases. The committed fuzz/corpus/ is its output:
+// metadata, the OpenAI requests' ToJson) plus hand-made edge cases. The committed fuzz/corpus/ is
+// its output:
 //   build-asan/fuzz/fuzz_write_seeds fuzz/corpus
 // Deterministic: the same sources give the same files.
 #include <unistd.h>
@@ -14,6 +15,8 @@
 #include <iostream>
 #include <span>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "engine/model.h"
@@ -21,6 +24,7 @@
 #include "hbm/wire.h"
 #include "instances/mailbox.h"
 #include "ipc/codec.h"
+#include "server/openai_api.h"
 #include "vmm/arena.h"
 
 namespace {
@@ -211,6 +215,67 @@ void MailboxSeeds() {
   Put(t, "arena_metadata", std::string(24, '\0') + exported->SerializeMetadata());
 }
 
+// Bodies of /v1/completions, /v1/chat/completions and /scale_elastic_ep as clients send them
+// (curl, the OpenAI SDK's defaults, vLLM's extras), the parser's own ToJson of each, and bodies
+// that must be refused: broken JSON, text that is not UTF-8, wrong types, out-of-range numbers.
+void OpenAiSeeds() {
+  const std::string t = "openai_request_fuzzer";
+  const std::vector<std::pair<std::string, std::string>> completions = {
+      {"cmpl_text", R"({"model":"qwen3","prompt":"Hello","max_tokens":16,"temperature":0})"},
+      {"cmpl_ids", R"({"model":"m","prompt":[151644,872,198],"stop":["\n\n"],"seed":-1})"},
+      {"cmpl_stream",
+       R"({"model":"m","prompt":["x"],"stream":true,"stream_options":{"include_usage":true},)"
+       R"("n":1,"echo":false,"logprobs":null,"frequency_penalty":0,"presence_penalty":0})"},
+      {"cmpl_vllm_extras",
+       R"({"model":"m","prompt":[[1,2]],"min_tokens":2,"ignore_eos":true,"stop_token_ids":[2],)"
+       R"("skip_special_tokens":false,"include_stop_str_in_output":true,"top_k":-1})"},
+  };
+  const std::vector<std::pair<std::string, std::string>> chats = {
+      {"chat_sdk",
+       R"({"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],)"
+       R"("model":"qwen3","stream":true,"stream_options":{"include_usage":true},"top_p":0.9})"},
+      {"chat_parts",
+       R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},)"
+       R"({"type":"text","text":"b"}]},{"role":"assistant","content":null},)"
+       R"({"role":"tool","content":"t","tool_call_id":"1"}],"max_completion_tokens":8,)"
+       R"("chat_template_kwargs":{"enable_thinking":false},"add_generation_prompt":true})"},
+  };
+  for (const auto& [name, body] : completions) {
+    Put(t, name + ".json", body);
+    auto r = emoe::server::ParseCompletionRequest(body, false);
+    if (auto* ok = std::get_if<emoe::server::CompletionRequest>(&r)) {
+      Put(t, name + "_tojson.json", ok->ToJson());
+    }
+  }
+  for (const auto& [name, body] : chats) {
+    Put(t, name + ".json", body);
+    auto r = emoe::server::ParseCompletionRequest(body, true);
+    if (auto* ok = std::get_if<emoe::server::CompletionRequest>(&r)) {
+      Put(t, name + "_tojson.json", ok->ToJson());
+    }
+  }
+  Put(t, "scale_vllm.json", R"({"new_data_parallel_size":4})");
+  Put(t, "scale_sglang.json", R"({"new_ep_size":2,"method":"cold-restart","drain_timeout":120})");
+  Put(t, "edge_not_utf8", "{\"model\":\"m\",\"prompt\":\"ab\xff\xfe\"}");
+  Put(t, "edge_surrogate",
+      R"({"model":"m","prompt":"\ud800x","messages":[{"role":"user",)"
+      R"("content":"\udc00"}]})");
+  Put(t, "edge_overlong_utf8", "{\"model\":\"m\",\"prompt\":\"\xc0\xaf\xe0\x80\xaf\"}");
+  Put(t, "edge_deep",
+      R"({"model":"m","prompt":"x","meta":)" + std::string(100, '[') + std::string(100, ']') + "}");
+  Put(t, "edge_numbers",
+      R"({"model":"m","prompt":[1e400,-0,2147483648],"max_tokens":9223372036854775808,)"
+      R"("temperature":1e-400,"seed":-9223372036854775809,"top_p":-0.0})");
+  Put(t, "edge_types",
+      R"({"model":1,"prompt":{"a":1},"stream":"true","stop":[null],"messages":"hi",)"
+      R"("n":2,"tools":[{}],"new_ep_size":"4"})");
+  Put(t, "edge_several_prompts", R"({"model":"m","prompt":["a","b"],"new_ep_size":0})");
+  Put(t, "edge_truncated", R"({"model":"m","messages":[{"role":"user","content":"x)");
+  Put(t, "edge_trailing", R"({"model":"m","prompt":"x"} {"model":"m"})");
+  Put(t, "edge_not_object", R"(["model","prompt"])");
+  Put(t, "edge_empty", "");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -226,6 +291,7 @@ int main(int argc, char** argv) {
   ConfigEdgeSeeds();
   CodecSeeds();
   MailboxSeeds();
+  OpenAiSeeds();
   fs::remove_all(scratch);
   std::cout << "fuzz_write_seeds: wrote the seed corpora under " << g_out.string() << "\n";
   return 0;

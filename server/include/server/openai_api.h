@@ -1,7 +1,14 @@
 // server/openai_api.h: the OpenAI-compatible API's messages, as vLLM's server reads and writes
 // them: the request bodies of /v1/completions and /v1/chat/completions parsed and checked field
 // by field, the responses and stream chunks written, and OpenAI's error shape. Pure functions
-// of their inputs (no engine, no tokenizer, no I/O), so that the parser can be fuzzed alone.
+// of their inputs (no engine, no tokenizer, no I/O; NewResponseId alone reads the clock and a
+// random source), so that the parser can be fuzzed alone (fuzz/openai_request_fuzzer.cc).
+//
+// Bodies are JSON as OpenAI reads it, stricter than pydantic's lax mode: a boolean field takes
+// true/false only, a number field a JSON number (not "16"); an integer field takes 16.0 as
+// pydantic does. null is the same as absent (the default), except where a field says otherwise.
+// All JSON written is valid UTF-8 (bytes that are not become U+FFFD), in the key order of vLLM's
+// classes.
 //
 // Where OpenAI and vLLM differ, vLLM is followed (README "HTTP API"): extra fields vLLM accepts
 // (ignore_eos, min_tokens, ...) are accepted or refused by name; unknown fields are ignored as
@@ -117,7 +124,10 @@ struct ResponseId {
 ResponseId NewResponseId(bool chat, const std::string& model);
 
 // A whole (non-streamed) answer: "text_completion" or "chat.completion" with one choice and
-// usage. finish_reason "stop" or "length" (null never appears in a whole answer).
+// usage. finish_reason "stop" or "length" (null never appears in a whole answer). The chat
+// message is vLLM's ChatMessage (role, content, refusal, annotations, audio, function_call: null
+// but tool_calls: [], reasoning_content: null); both carry "logprobs": null, "service_tier" and
+// "system_fingerprint": null. vLLM's "stop_reason" is not written (OpenAI has none).
 std::string CompletionJson(const ResponseId& r, bool chat, const std::string& text,
                            const std::string& finish_reason, const Usage& usage);
 
@@ -125,8 +135,10 @@ std::string CompletionJson(const ResponseId& r, bool chat, const std::string& te
 //  - chat: the first chunk has delta {"role": "assistant", "content": ""}; then deltas with
 //    "content"; the last has an empty delta and finish_reason. Completions: "text" chunks, the
 //    last with finish_reason. finish_reason is null in the others.
-//  - with include_usage: every chunk has "usage": null, and a final chunk with "choices": []
-//    and the usage follows the finish chunk.
+//  - with include_usage: every chunk has "usage": null (OpenAI's shape; vLLM leaves the key
+//    out), and a final chunk with "choices": [] and the usage follows the finish chunk.
+//  - an error in the middle of a stream is sent as SseEvent(ApiError::ToJson()) and then
+//    SseDone(), as vLLM does.
 std::string ChatRoleChunkJson(const ResponseId& r, bool include_usage);
 std::string DeltaChunkJson(const ResponseId& r, bool chat, const std::string& text,
                            const std::string& finish_reason /* "" -> null */, bool include_usage);
