@@ -141,7 +141,7 @@ void Connection::OnTimer(uint64_t generation) {
       SendError({408, "request body not received within body_timeout_s=" +
                           std::to_string(core_->options.body_timeout_s) + " s"});
       return;
-    case Phase::kExchange:  // a write made no progress for idle_timeout_s: the client stalls
+    case Phase::kExchange:  // a write not done within idle_timeout_s: the client stalls
       ClientGone();
       return;
     default:  // idle keep-alive, an error answer stuck, lingering done

@@ -17,8 +17,9 @@
 //     connection closed
 //   - more than max_connections open: the new one gets 503 and is closed
 //   - a client that stops reading a response: writes queue up to max_pending_write_bytes (one
-//     write larger than that alone still goes), or a write makes no progress for
-//     idle_timeout_s; then the connection is closed and the exchange is told it is gone
+//     write larger than that alone still goes), or a write (what was queued when it began)
+//     does not complete within idle_timeout_s; then the connection is closed and the exchange is
+//     told it is gone
 // Every such answer is JSON in OpenAI's error shape, {"error": {"message": "...", "type":
 // "invalid_request_error" (503: "server_error"), "param": null, "code": null}}, the message
 // naming the problem and the option that limits it. Error answers close gracefully (the client's
@@ -65,7 +66,7 @@ struct HttpOptions {
   size_t max_body_bytes = 4 << 20;     // decoded request body: above, 413
   double header_timeout_s = 10;  // whole head, from its first byte or the connection's start: 408
   double body_timeout_s = 30;    // whole body, from the end of the head: 408
-  double idle_timeout_s = 60;    // keep-alive wait for the next request; a stalled write
+  double idle_timeout_s = 60;    // keep-alive wait for the next request; one write's limit
   int max_connections = 8192;    // open at once; above, 503 and close
   size_t max_pending_write_bytes = 8 << 20;  // per connection, written but not sent: above, close
   // OK, or InvalidArgument naming the field ("HttpOptions.port 70000 is not in 0..65535").
