@@ -8,7 +8,7 @@ MAX_FN=${MAX_FN:-100}
 MAX_MAIN=${MAX_MAIN:-120}
 MAX_FILE=${MAX_FILE:-600}
 dirs=("$@")
-[ ${#dirs[@]} -gt 0 ] || dirs=(vmm hbm kv experts engine tools bench tests fuzz)
+[ ${#dirs[@]} -gt 0 ] || dirs=(vmm hbm kv experts tokenizer engine server tools bench tests fuzz)
 bad=0
 files=$(git ls-files -co --exclude-standard -- "${dirs[@]}" | grep -E '\.(cc|h)$' || true)
 for f in $files; do
