@@ -52,7 +52,7 @@ grep -qE "^emoe_server: serving qwen3-text on http://127.0.0.1:[0-9]+ \(devices 
 port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\) .*|\1|p' "$work/stdout")
 url=http://127.0.0.1:$port
 hmmd=$(pgrep -P $pid -x hmmd) || fail "no hmmd child"
-instances=$(pgrep -P $pid -x emoe_instance | tr '\n' ' ') || fail "no emoe_instance child"
+instances=$(pgrep -P $pid -f "emoe_instance --control_fd" | tr '\n' ' ') || fail "no emoe_instance child"
 scratch=$(sed -n 's/^emoe_server: generating preset qwen3-text into //p' "$work/stderr")
 [ -d "$scratch" ] || fail "no scratch model directory"
 
@@ -205,6 +205,8 @@ done
 curl -sN "$url/v1/completions" -d "$long" >"$work/last" &
 last=$!
 for _ in $(seq 300); do [ -s "$work/last" ] && break; sleep 0.1; done
+# Every process the server started by now (the scale events booted instances of their own).
+children=$(pgrep -P $pid | tr '\n' ' ')
 kill -TERM $pid
 sleep 0.5
 expect 503 -H 'Content-Type: application/json' -d '{"model": "qwen3-text", "prompt": "x"}' "$url/v1/completions"
@@ -217,7 +219,7 @@ rc=$?
 set -e
 pid=
 [ $rc = 0 ] || fail "emoe_server exited $rc after SIGTERM"
-for p in $hmmd $instances; do
+for p in $hmmd $instances $children; do
   for _ in $(seq 50); do gone "$p" && break; sleep 0.1; done
   gone "$p" || fail "process $p outlived emoe_server"
 done
