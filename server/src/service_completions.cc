@@ -152,10 +152,16 @@ void OpenAiService::Admit(const ExchangePtr& ex, const CompletionRequest& r, eng
     p->text = text_->NewStream(req.prompt, r.skip_special_tokens);
     const size_t limit = static_cast<size_t>(o_.max_num_seqs) + static_cast<size_t>(o_.max_queue);
     size_t in_flight = 0;
+    bool closed = false;
     {
       vmm::MutexLock l(&mu_);
       in_flight = pending_.size();
-      if (in_flight < limit) pending_[id] = p;
+      closed = admission_closed_;  // Stop has ended what was in flight: nothing more comes in
+      if (!closed && in_flight < limit) pending_[id] = p;
+    }
+    if (closed) {
+      p->ended = true;
+      return ReplyError(ex, Unavailable("the server is shutting down"), "shutting_down");
     }
     if (in_flight >= limit) {
       p->ended = true;
@@ -208,6 +214,7 @@ void OpenAiService::EndInFlight(const std::string& why) {
   std::vector<std::shared_ptr<Pending>> rest;
   {
     vmm::MutexLock l(&mu_);
+    admission_closed_ = true;
     for (auto& entry : pending_) rest.push_back(std::move(entry.second));
     pending_.clear();
     idle_cv_.SignalAll();

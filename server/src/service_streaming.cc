@@ -73,6 +73,9 @@ void OpenAiService::Send(Pending& p, const std::string& text) {
 void OpenAiService::EndResponse(Pending& p, const std::string& finish_reason,
                                 int64_t completion_tokens) {
   p.mu.AssertHeld();
+  // Counted before the answer leaves: a client that reads /metrics next sees it.
+  metrics_->Finished(finish_reason, coordinator_->Now() - p.arrival_s, p.prompt_tokens,
+                     completion_tokens);
   const Usage usage{p.prompt_tokens, completion_tokens};
   if (p.stream) {
     p.ex->Write(SseEvent(DeltaChunkJson(p.rid, p.chat, "", finish_reason, p.include_usage)));
@@ -83,8 +86,6 @@ void OpenAiService::EndResponse(Pending& p, const std::string& finish_reason,
     Reply(p.ex, 200, CompletionJson(p.rid, p.chat, p.whole, finish_reason, usage));
   }
   p.ended = true;
-  metrics_->Finished(finish_reason, coordinator_->Now() - p.arrival_s, p.prompt_tokens,
-                     completion_tokens);
 }
 
 void OpenAiService::EndWithError(Pending& p, const ApiError& e, const std::string& reason) {
@@ -104,18 +105,17 @@ void OpenAiService::EndWithError(Pending& p, const ApiError& e, const std::strin
 void OpenAiService::Finish(Pending& p, const engine::RequestResult& r) {
   p.mu.AssertHeld();
   if (r.finish_reason == "abort") {
-    if (p.client_gone || p.ex->disconnected()) {
-      p.ended = true;  // cancelled because the client went away: no one to tell
-    } else {
-      ApiError e;  // cancelled by someone else: say so
-      e.status = 500;
-      e.type = "server_error";
-      e.message = "the request was cancelled in the engine";
-      EndWithError(p, e, "engine_failed");
-    }
     metrics_->Finished("abort", coordinator_->Now() - p.arrival_s, p.prompt_tokens,
                        static_cast<int64_t>(r.output.size()));
-    return;
+    if (p.client_gone || p.ex->disconnected()) {
+      p.ended = true;  // cancelled because the client went away: no one to tell
+      return;
+    }
+    ApiError e;  // cancelled by someone else: say so
+    e.status = 500;
+    e.type = "server_error";
+    e.message = "the request was cancelled in the engine";
+    return EndWithError(p, e, "engine_failed");
   }
   if (!r.served()) {
     ApiError e;

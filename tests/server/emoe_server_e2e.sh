@@ -144,12 +144,15 @@ kill "${streams[@]}" 2>/dev/null || true
 wait "${streams[@]}" 2>/dev/null || true
 for _ in $(seq 300); do
   m=$(curl -s "$url/metrics")
-  echo "$m" | grep -q '^emoe:requests_in_flight 0$' && echo "$m" | grep -q '^emoe:kv_cache_usage_perc{model_name="qwen3-text"} 0$' && break
+  echo "$m" | grep -q '^emoe:requests_in_flight 0$' &&
+    echo "$m" | grep -q '^emoe:kv_cache_usage_perc{model_name="qwen3-text"} 0$' &&
+    echo "$m" | grep -q '^emoe:request_success_total{model_name="qwen3-text",finished_reason="abort"} 6$' &&
+    break
   sleep 0.1
 done
 echo "$m" | grep -q '^emoe:kv_cache_usage_perc{model_name="qwen3-text"} 0$' || fail "KV not freed after the clients left"
-echo "$m" | grep -qE '^emoe:request_success_total\{model_name="qwen3-text",finished_reason="abort"\} [1-9]' ||
-  fail "no aborted requests counted"
+echo "$m" | grep -q '^emoe:request_success_total{model_name="qwen3-text",finished_reason="abort"} 6$' ||
+  fail "the 6 requests whose clients left are not counted aborted"
 
 # --- scale 2 -> 4 -> 2 while a stream runs; a second scale while one runs is 409
 curl -sN "$url/v1/completions" -d '{"model": "qwen3-text", "prompt": "Count:", "max_tokens": 200,

@@ -94,11 +94,11 @@ TEST_F(LifecycleTest, DisconnectCancelsTheRequestAndFreesItsKv) {
   c->Reset();  // the client vanishes mid-stream
   EXPECT_TRUE(Eventually([&] { return KvUsed() == 0; }, 5));
   EXPECT_TRUE(Eventually([&] { return served_->service->in_flight() == 0; }, 5));
+  const std::string abort =
+      "emoe:request_success_total{model_name=\"test-model\",finished_reason=\"abort\"}";
+  EXPECT_TRUE(Eventually([&] { return Sample(Metrics(), abort) == 1; }, 5));
   const std::string m = Metrics();
   EXPECT_EQ(Sample(m, "emoe:kv_cache_usage_perc" + kModel), 0);
-  EXPECT_EQ(
-      Sample(m, "emoe:request_success_total{model_name=\"test-model\",finished_reason=\"abort\"}"),
-      1);
   EXPECT_LT(Sample(m, "emoe:generation_tokens_total" + kModel), 900);
 }
 

@@ -169,6 +169,7 @@ class OpenAiService : public engine::ServingObserver {
   mutable vmm::Mutex mu_;
   vmm::CondVar idle_cv_;  // signalled when pending_ becomes empty
   std::map<int64_t, std::shared_ptr<Pending>> pending_ GUARDED_BY(mu_);
+  bool admission_closed_ GUARDED_BY(mu_) = false;  // EndInFlight ran
 
   vmm::Mutex scale_mu_;
   bool scaling_ GUARDED_BY(scale_mu_) = false;       // a scale event accepted and not yet answered
