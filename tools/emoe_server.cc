@@ -385,6 +385,12 @@ int Serve() {
   ho.report = stderr;  // stdout has the ready line only
   emoe::tools::HmmSession hmm(ho);
   if (Status s = hmm.Use(co.instance_binary.empty() || !FLAGS_hmmd); !s.ok()) return fail(s);
+  so.max_devices = hmm.get()->num_devices();  // a running hmmd's (--hmmd_socket) are its own
+  if (FLAGS_devices > so.max_devices) {
+    return fail(Status::InvalidArgument("--devices=" + std::to_string(FLAGS_devices) +
+                                        ": the HMM has " + std::to_string(so.max_devices) +
+                                        " devices"));
+  }
   // Declared after the HMM and before the coordinator: it observes the coordinator, which
   // goes first, and the HMM last.
   emoe::server::OpenAiService service(so, setup.text.get());
