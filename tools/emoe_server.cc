@@ -23,9 +23,7 @@
 //
 // Exit codes (tools/flag_checks.h): 0 stopped by a signal after serving; 1 start-up failed (the
 // message says what); 2 a bad flag (named; nothing started).
-#include <fcntl.h>
 #include <gflags/gflags.h>
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -97,37 +95,30 @@ using emoe::tools::FirstError;
 using vmm::Status;
 using vmm::StatusOr;
 
-int g_signal_pipe[2] = {-1, -1};
-
-void OnStopSignal(int) {
-  const char c = 1;
-  (void)!write(g_signal_pipe[1], &c, 1);  // async-signal-safe; a full pipe already says it
-}
-
-// SIGTERM and SIGINT write to a pipe that main waits on (the children, started later, get the
-// default dispositions back at exec).
-Status CatchStopSignals() {
-  if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-    return Status::FromErrno(errno, "the stop signals' pipe", "pipe2");
-  }
-  struct sigaction sa = {};
-  sa.sa_handler = OnStopSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  if (sigaction(SIGTERM, &sa, nullptr) != 0 || sigaction(SIGINT, &sa, nullptr) != 0) {
-    return Status::FromErrno(errno, "the stop signals' handler", "sigaction");
-  }
-  return Status::Ok();
+// The stop signals, SIGTERM and SIGINT, are blocked in every thread (main blocks them before
+// any other starts) and taken with sigwait. Child processes inherit the mask: a terminal's
+// Ctrl-C signals the whole foreground process group, and the instance processes must not die
+// under the requests still finishing (the coordinator ends them, SIGKILL at worst). hmmd takes
+// its stop signals itself (signalfd), so Ctrl-C stops it too: the instances keep their
+// mappings and the requests in flight still finish, but the coordinator's last release is
+// refused (logged). SIGTERM to this process alone stops everything in order.
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
 }
 
 // Waits up to `timeout_ms` (-1: for ever) for a stop signal; true when one came.
 bool AwaitStopSignal(int timeout_ms) {
-  pollfd pf{g_signal_pipe[0], POLLIN, 0};
-  if (poll(&pf, 1, timeout_ms) != 1) return false;
-  char buf[64];
-  while (read(g_signal_pipe[0], buf, sizeof(buf)) > 0) {
+  const sigset_t set = StopSignals();
+  if (timeout_ms < 0) {
+    int sig = 0;
+    return sigwait(&set, &sig) == 0;
   }
-  return true;
+  timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+  return sigtimedwait(&set, nullptr, &ts) > 0;
 }
 
 // The server's defaults of the HMM flags: arenas sized from the model (0), 128 MiB of KV per
@@ -366,6 +357,24 @@ void ServeUntilSignal(emoe::server::OpenAiService* service) {
   second.join();
 }
 
+// A stop signal that came during start-up (it runs with them blocked): start-up ends there,
+// everything started so far stopped in order, exit 0.
+bool StopPending() {
+  if (!AwaitStopSignal(0)) return false;
+  std::fprintf(stderr, "emoe_server: stopped before serving (a stop signal during start-up)\n");
+  return true;
+}
+
+emoe::tools::HmmSessionOptions SessionOptions(const Setup& setup) {
+  emoe::tools::HmmSessionOptions ho;
+  ho.hmm = setup.hmm;
+  ho.hmmd_binary = FLAGS_hmmd_binary.empty() ? BesideMe("hmmd") : FLAGS_hmmd_binary;
+  ho.hmmd_socket = FLAGS_hmmd_socket;
+  ho.prog = "emoe_server";
+  ho.report = stderr;  // stdout has the ready line only
+  return ho;
+}
+
 // Serves until a stop signal; the exit code.
 int Serve() {
   auto fail = [](const Status& s) {
@@ -374,17 +383,14 @@ int Serve() {
   };
   Setup setup;
   if (Status s = Prepare(&setup); !s.ok()) return fail(s);
+  if (StopPending()) return emoe::tools::kExitOk;
   emoe::engine::CoordinatorOptions co = CoordinatorOptionsFor(setup);
   emoe::server::ServiceOptions so = ServiceOptionsFor(setup, co);
   if (Status s = so.Validate(); !s.ok()) return fail(s);
-  emoe::tools::HmmSessionOptions ho;
-  ho.hmm = setup.hmm;
-  ho.hmmd_binary = FLAGS_hmmd_binary.empty() ? BesideMe("hmmd") : FLAGS_hmmd_binary;
-  ho.hmmd_socket = FLAGS_hmmd_socket;
-  ho.prog = "emoe_server";
-  ho.report = stderr;  // stdout has the ready line only
-  emoe::tools::HmmSession hmm(ho);
+  emoe::tools::HmmSession hmm(SessionOptions(setup));
+  // In hmmd (started, or attached), or in this process when the instances are too.
   if (Status s = hmm.Use(co.instance_binary.empty() || !FLAGS_hmmd); !s.ok()) return fail(s);
+  if (StopPending()) return emoe::tools::kExitOk;
   so.max_devices = hmm.get()->num_devices();  // a running hmmd's (--hmmd_socket) are its own
   if (FLAGS_devices > so.max_devices) {
     return fail(Status::InvalidArgument("--devices=" + std::to_string(FLAGS_devices) +
@@ -404,6 +410,7 @@ int Serve() {
       emoe::engine::Coordinator::Create(hmm.get(), setup.ckpt, setup.config, devices, co);
   if (!coordinator.ok()) return fail(coordinator.status());
   if (Status s = WarmUp(coordinator->get(), *setup.text); !s.ok()) return fail(s);
+  if (StopPending()) return emoe::tools::kExitOk;  // the coordinator, then the HMM, end
   std::fprintf(stderr, "emoe_server: loaded and warmed up in %.1f s\n",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (Status s = service.Start(coordinator->get()); !s.ok()) return fail(s);
@@ -433,9 +440,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "emoe_server: %s\n", s.message().c_str());
     return emoe::tools::kExitUsage;
   }
-  if (Status s = CatchStopSignals(); !s.ok()) {
-    std::fprintf(stderr, "emoe_server: %s\n", s.ToString().c_str());
-    return emoe::tools::kExitError;
-  }
+  const sigset_t stop = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // before any thread starts (see StopSignals)
   return Serve();
 }

@@ -37,6 +37,23 @@ for c in "--port=70000#--port" "--devices=5#--devices" "--max_num_seqs=0#--max_n
   grep -q -- "$flag" "$work/bad.err" || fail "$args: stderr does not name $flag: $(cat "$work/bad.err")"
 done
 
+# --- SIGTERM during start-up: start-up ends at its next step, in order, exit 0, nothing left
+mkdir -p "$work/early"
+TMPDIR=$work/early "$bin" --port=0 >"$work/early.out" 2>"$work/early.err" &
+pid=$!
+for _ in $(seq 600); do grep -q "generating preset" "$work/early.err" && break; sleep 0.05; done
+kill -TERM $pid
+set +e
+wait $pid
+rc=$?
+set -e
+pid=
+[ $rc = 0 ] || fail "SIGTERM during start-up: exit $rc: $(cat "$work/early.err")"
+grep -q "stopped before serving" "$work/early.err" || fail "start-up went on: $(cat "$work/early.err")"
+[ ! -s "$work/early.out" ] || fail "a ready line after SIGTERM during start-up"
+[ -z "$(ls -A "$work/early")" ] || fail "start-up left $(ls "$work/early")"
+if pgrep -f "$work/early" >/dev/null; then fail "start-up left a process: $(pgrep -af "$work/early")"; fi
+
 # --- start: a free port, a small admission bound, 64 KiB bodies, 3 s of grace
 TMPDIR=$work "$bin" --port=0 --max_num_seqs=4 --max_queue=2 --max_body_kb=64 \
   --shutdown_grace_s=3 >"$work/stdout" 2>"$work/stderr" &
