@@ -141,7 +141,7 @@ void Connection::OnTimer(uint64_t generation) {
       SendError({408, "request body not received within body_timeout_s=" +
                           std::to_string(core_->options.body_timeout_s) + " s"});
       return;
-    case Phase::kExchange:  // a write made no progress for idle_timeout_s: the client stalls
+    case Phase::kExchange:  // a write not done within idle_timeout_s: the client stalls
       ClientGone();
       return;
     default:  // idle keep-alive, an error answer stuck, lingering done
@@ -304,9 +304,10 @@ void Connection::StartLinger() {
 }
 
 // The client went away (or is treated as gone) while a response may be open: the exchange
-// learns it, then the connection closes.
+// learns it, then the connection closes. A response its owner has ended (its last bytes may
+// still be on their way) is not open any more: its owner has nothing left to stop.
 void Connection::ClientGone() {
-  if (phase_ != Phase::kExchange) {
+  if (phase_ != Phase::kExchange || response_ == Response::kEnded) {
     CloseNow();
     return;
   }

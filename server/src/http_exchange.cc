@@ -228,7 +228,7 @@ void Connection::StartWriting() {
   std::vector<asio::const_buffer> buffers;  // after writing_ is complete: no more moves
   buffers.reserve(writing_.size());
   for (const std::string& s : writing_) buffers.push_back(asio::buffer(s));
-  // A client that stops reading makes no progress: idle_timeout_s per write, then it is gone.
+  // A client that stops reading stalls the write: idle_timeout_s for each, then it is gone.
   if (phase_ == Phase::kExchange) Arm(Clock::now() + Seconds(core_->options.idle_timeout_s));
   write_in_flight_ = true;
   asio::async_write(socket_, buffers, [self = shared_from_this()](const error_code& ec, size_t) {

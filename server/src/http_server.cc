@@ -7,6 +7,7 @@
 // to end, then posts from exchanges are refused (HttpCore::MarkStopped), every connection is
 // closed (an open exchange sees a disconnect), and the I/O threads, with nothing left to do,
 // return and are joined.
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -200,7 +201,8 @@ void HttpServerImpl::Stop(double grace_s) {
     accept_retry_.cancel();
   });
   for (const auto& c : core_->Connections()) asio::post(c->strand(), [c] { c->CloseIdle(); });
-  if (!(grace_s > 0)) grace_s = 0;
+  if (!(grace_s > 0)) grace_s = 0;   // NaN too
+  grace_s = std::min(grace_s, 1e6);  // a time point that does not overflow
   core_->WaitNoExchanges(Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                             std::chrono::duration<double>(grace_s)));
   core_->MarkStopped();

@@ -151,6 +151,44 @@ TEST(HttpStreamTest, ClientDisconnectMidStreamIsSeenAtOnce) {
   }
 }
 
+TEST(HttpStreamTest, DisconnectBeforeTheResponseStartsIsSeen) {
+  ExchangeQueue q;
+  auto server = StartServer(TestOptions(), q.Handler());
+  ASSERT_NE(server, nullptr);
+  auto c = Client::Connect(server->port());
+  ASSERT_TRUE(c->Send(Get("/slow-handler")));
+  auto e = q.Pop();  // the handler's owner is still working: nothing written yet
+  ASSERT_NE(e, nullptr);
+  std::atomic<int> calls{0};
+  e->OnDisconnect([&] { calls++; });
+  c->Close();
+  ASSERT_TRUE(WaitFor([&] { return calls.load() == 1; }));
+  EXPECT_TRUE(e->disconnected());
+  e->Respond({200, "text/plain", "too late", {}});  // dropped, no crash
+}
+
+TEST(HttpStreamTest, StalledWriteClosesAfterIdleTimeout) {
+  HttpOptions o = TestOptions();
+  o.idle_timeout_s = 0.5;
+  o.max_pending_write_bytes = size_t{1} << 30;  // backpressure out of the way: the timer acts
+  ExchangeQueue q;
+  auto server = StartServer(o, q.Handler());
+  ASSERT_NE(server, nullptr);
+  auto c = Client::Connect(server->port());
+  int small = 4096;
+  setsockopt(c->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  ASSERT_TRUE(c->Send(Get("/stall")));
+  auto e = q.Pop();
+  ASSERT_NE(e, nullptr);
+  e->StartStream(200, "text/plain", {});
+  // More than the kernel's buffers hold, in one write: it cannot finish while nobody reads.
+  ASSERT_TRUE(e->Write(std::string(64 << 20, 's')));
+  const auto start = Clock::now();
+  ASSERT_TRUE(WaitFor([&] { return e->disconnected(); }, 20));
+  EXPECT_GE(SecondsSince(start), 0.4);
+  EXPECT_TRUE(WaitFor([&] { return server->stats().connections_open == 0; }));
+}
+
 TEST(HttpStreamTest, OnDisconnectDoesNotRunWhenTheResponseEnded) {
   ExchangeQueue q;
   auto server = StartServer(TestOptions(), q.Handler());
