@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 
 #include "engine/deployment.h"
 #include "hbm/server.h"
@@ -108,8 +109,12 @@ Status Coordinator::Start(const std::vector<int>& devices) {
   }
   pool_ = std::make_unique<InstancePool>(std::move(launcher), options_.standby_pool);
   const bool supervised = !options_.instance_binary.empty() && options_.restart_crashed;
-  loop_ =
-      std::make_unique<ServingLoop>(x.clock, vocab_size_, supervised, options_.check_invariants);
+  loop_ = std::make_unique<ServingLoop>(x.clock, vocab_size_, supervised, options_.check_invariants,
+                                        options_.observer, options_.keep_history);
+  x.on_phase = [this](const char* name) {
+    vmm::MutexLock l(&progress_mu_);
+    progress_.phase = name;
+  };
   x.loop = loop_.get();
   x.stores = stores_.get();
   x.pool = pool_.get();
@@ -158,6 +163,40 @@ double Coordinator::Now() const {
 
 Status Coordinator::Submit(Request r) { return loop_->Submit(std::move(r)); }
 std::vector<RequestResult> Coordinator::TakeFinished() { return loop_->stats().TakeFinished(); }
+void Coordinator::Cancel(int64_t id) { loop_->Cancel(id); }
+ServingSnapshot Coordinator::Snapshot() const { return loop_->Snapshot(); }
+
+ScaleProgress Coordinator::scale_progress() const {
+  vmm::MutexLock l(&progress_mu_);
+  return progress_;
+}
+
+void Coordinator::BeginProgress(const std::string& method, const std::vector<int>& to) {
+  ScaleProgress p;
+  p.scaling = true;
+  p.method = method;
+  p.from_devices = ctx_->ServingDevices();
+  p.to_devices = to;
+  std::sort(p.to_devices.begin(), p.to_devices.end());
+  p.since_s = Now();
+  vmm::MutexLock l(&progress_mu_);
+  progress_ = std::move(p);
+}
+
+void Coordinator::EndProgress() {
+  vmm::MutexLock l(&progress_mu_);
+  progress_ = ScaleProgress();
+}
+
+namespace {
+
+// Ends the progress of a control operation however it returns.
+struct ProgressEnd {
+  std::function<void()> end;
+  ~ProgressEnd() { end(); }
+};
+
+}  // namespace
 size_t Coordinator::outstanding() const { return loop_->stats().outstanding(); }
 std::vector<StepRecord> Coordinator::Timeline() const { return loop_->stats().Timeline(); }
 double Coordinator::MaxTokenGap(double t0, double t1) const {
@@ -198,6 +237,8 @@ int Coordinator::restarts() const {
 
 StatusOr<ScaleReport> Coordinator::Scale(std::vector<int> devices, const ScaleOptions& options) {
   vmm::MutexLock l(&control_mu_);
+  BeginProgress(options.Name(), devices);
+  ProgressEnd end{[this] { EndProgress(); }};
   return emoe::engine::Scale(*ctx_, std::move(devices), options);
 }
 
@@ -209,11 +250,15 @@ StatusOr<std::vector<int>> Coordinator::TargetDevices(int count) const {
 StatusOr<ScaleReport> Coordinator::ScaleTo(int count, const ScaleOptions& options) {
   vmm::MutexLock l(&control_mu_);
   VMM_ASSIGN_OR_RETURN(std::vector<int> to, emoe::engine::TargetDevices(*ctx_, count));
+  BeginProgress(options.Name(), to);
+  ProgressEnd end{[this] { EndProgress(); }};
   return emoe::engine::Scale(*ctx_, std::move(to), options);
 }
 
 StatusOr<ScaleReport> Coordinator::RestartInstance() {
   vmm::MutexLock l(&control_mu_);
+  BeginProgress("restart", ctx_->ServingDevices());
+  ProgressEnd end{[this] { EndProgress(); }};
   return RestartActive(*ctx_);
 }
 
@@ -234,6 +279,8 @@ void Coordinator::Supervise() {
       vmm::MutexLock l(&control_mu_);
       // A scale event may have replaced the crashed instance meanwhile.
       if (!loop_->crashed()) continue;
+      BeginProgress("restart", ctx_->ServingDevices());
+      ProgressEnd end{[this] { EndProgress(); }};
       r = RestartActive(*ctx_);
       if (r.ok()) ++restarts_;
     }

@@ -175,6 +175,10 @@ class Coordinator {
   // Wires the parts (Create's second half): instance kinds, stores, the first instance, serving.
   Status Start(const std::vector<int>& devices) REQUIRES(control_mu_);
   void Supervise();
+  // scale_progress() from the start of a control operation to its end.
+  void BeginProgress(const std::string& method, const std::vector<int>& to) REQUIRES(control_mu_)
+      EXCLUDES(progress_mu_);
+  void EndProgress() EXCLUDES(progress_mu_);
 
   std::unique_ptr<hbm::HmmControl> owned_hmm_;  // first: destroyed last
   hbm::HmmControl* hmm_ = nullptr;
@@ -190,6 +194,8 @@ class Coordinator {
   mutable vmm::Mutex control_mu_;  // one control operation (scale, restart, standby) at a time
   std::unique_ptr<ScaleContext> ctx_ GUARDED_BY(control_mu_);
   int restarts_ GUARDED_BY(control_mu_) = 0;
+  mutable vmm::Mutex progress_mu_;  // taken alone, briefly: never waits for control_mu_
+  ScaleProgress progress_ GUARDED_BY(progress_mu_);
   std::thread supervisor_;
 };
 

@@ -71,9 +71,9 @@ struct RequestResult {
   std::vector<int32_t> output;
   double arrival_s = 0, first_token_s = 0, finish_s = 0;
   int preemptions = 0;
-  // "stop" (a stop token, the last of output), "length" (max_new_tokens) or "context" (model
-  // or KV limit); not served: "rejected: <why>" (refused at admission) or "failed: <why>" (lost
-  // when serving stopped).
+  // "stop" (a stop token, the last of output), "length" (max_new_tokens), "context" (model
+  // or KV limit) or "abort" (cancelled: Scheduler::Cancel, with the tokens so far); not served:
+  // "rejected: <why>" (refused at admission) or "failed: <why>" (lost when serving stopped).
   std::string finish_reason;
   bool served() const {
     return finish_reason.rfind("rejected", 0) != 0 && finish_reason.rfind("failed", 0) != 0;
@@ -133,7 +133,14 @@ class Scheduler {
   // Ends every running and waiting request now (their KV freed) with finish_reason `reason`
   // ("failed: ..."): the instance is gone for good. Returns their results.
   std::vector<RequestResult> FailAll(const std::string& reason, double now_s);
+  // Ends request `id` now if it is waiting or running here: its KV blocks are freed at once and
+  // its result (finish_reason "abort", the tokens so far) goes to TakeFinished. false when it
+  // is not here (the caller tries the next scheduler).
+  bool Cancel(int64_t id, double now_s);
   Instance* instance() const { return inst_; }
+  // Rank -> device and rank -> KV store, as given (the instance's at the last switch).
+  const std::vector<int>& devices() const { return devices_; }
+  const std::vector<kv::KvStore*>& stores() const { return stores_; }
 
   bool idle() const { return waiting_.empty() && running_.empty(); }
   size_t waiting() const { return waiting_.size(); }

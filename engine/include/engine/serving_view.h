@@ -60,7 +60,9 @@ struct ScaleProgress {
   bool scaling = false;
   std::string method;  // ScaleOptions::Name()
   std::vector<int> from_devices, to_devices;
-  std::string phase;   // the phase running now: "plan", "memory", "instance", "warmup", ...
+  // The last phase that ended ("plan", "memory", "instance", "warmup", "switch", "drain", ...;
+  // the order is the method's: engine/src/scale/); "" while the first runs.
+  std::string phase;
   double since_s = 0;  // the command's time (coordinator clock)
 };
 

@@ -88,6 +88,7 @@ void ScaleEvent::Phase(const char* name) {
   rep.phase_s[name] = Since(t_);
   t_ = std::chrono::steady_clock::now();
   Sample();
+  if (ctx.on_phase) ctx.on_phase(name);
 }
 
 Status ScaleEvent::Injected(const char* name) const {

@@ -41,6 +41,8 @@ struct ScaleContext {
   ServingLoop* loop = nullptr;
   KvStoreSet* stores = nullptr;
   InstancePool* pool = nullptr;
+  // Told the name of every phase as it ends (ScaleEvent::Phase): the coordinator's progress.
+  std::function<void(const char*)> on_phase;
 
   // The configuration serving now (the control thread's). Null only after a cold restart
   // failed once the old instance was gone: `down` says why, and every scale is refused.

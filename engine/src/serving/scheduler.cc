@@ -333,6 +333,30 @@ std::vector<RequestResult> Scheduler::FailAll(const std::string& reason, double 
   return out;
 }
 
+bool Scheduler::Cancel(int64_t id, double now_s) {
+  auto finish = [&](std::unique_ptr<Active> a) {
+    a->seq.reset();  // its blocks back to the pool now
+    a->result.finish_s = now_s;
+    a->result.finish_reason = "abort";
+    finished_.push_back(std::move(a->result));
+  };
+  for (size_t i = 0; i < running_.size(); ++i) {
+    if (running_[i]->req.id != id) continue;
+    std::unique_ptr<Active> a = std::move(running_[i]);
+    running_.erase(running_.begin() + i);
+    finish(std::move(a));
+    return true;
+  }
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if ((*it)->req.id != id) continue;
+    std::unique_ptr<Active> a = std::move(*it);
+    waiting_.erase(it);
+    finish(std::move(a));
+    return true;
+  }
+  return false;
+}
+
 std::vector<RequestResult> Scheduler::TakeFinished() {
   std::vector<RequestResult> out;
   out.swap(finished_);

@@ -51,11 +51,13 @@ void StepThread::Wait() {
 }
 
 ServingLoop::ServingLoop(std::function<double()> clock, int vocab_size, bool supervised,
-                         bool check_invariants)
+                         bool check_invariants, ServingObserver* observer, bool keep_history)
     : clock_(std::move(clock)),
       vocab_size_(vocab_size),
       supervised_(supervised),
-      check_invariants_(check_invariants) {}
+      check_invariants_(check_invariants),
+      observer_(observer),
+      stats_(keep_history) {}
 
 void ServingLoop::CheckInvariants(const char* after) const {
   if (!check_invariants_) return;
@@ -118,6 +120,27 @@ Status ServingLoop::Submit(Request r) {
   return Status::Ok();
 }
 
+void ServingLoop::Cancel(int64_t id) {
+  {
+    vmm::MutexLock l(&mu_);
+    cancels_.push_back(id);
+  }
+  cv_.SignalAll();
+}
+
+ServingSnapshot ServingLoop::Snapshot() const {
+  const double now = clock_();
+  vmm::MutexLock l(&mu_);
+  ServingSnapshot s = snapshot_;
+  s.waiting += static_cast<int64_t>(inbox_.size());
+  s.down = down_;
+  if (now > s.t) {
+    s.device_seconds += static_cast<double>(s.devices.size()) * (now - s.t);
+    s.t = now;
+  }
+  return s;
+}
+
 void ServingLoop::RunBetweenSteps(const std::function<void()>& fn) {
   vmm::MutexLock l(&mu_);
   while (task_ != nullptr) task_cv_.Wait(&mu_);
@@ -165,7 +188,7 @@ void ServingLoop::MarkDown(const Status& why) {
     std::vector<RequestResult> more = r->sched->FailAll("failed: " + reason, clock_());
     done.insert(done.end(), more.begin(), more.end());
   }
-  stats_.Record(clock_(), 0, {}, 0, generation_, std::move(done));
+  Deliver(0, {}, 0, std::move(done));
 }
 
 bool ServingLoop::crashed() const {
@@ -195,13 +218,48 @@ void ServingLoop::StopSupervisor() {
 void ServingLoop::Publish() {
   std::vector<std::vector<int>> devices;
   bool failed = false;
+  ServingSnapshot s;
+  s.t = clock_();
+  s.generation = generation_;
+  s.primary = primary_->devices();
+  std::sort(s.primary.begin(), s.primary.end());
+  s.devices = s.primary;
+  std::vector<const kv::KvStore*> stores(primary_->stores().begin(), primary_->stores().end());
+  s.running = static_cast<int64_t>(primary_->running());
+  s.waiting = static_cast<int64_t>(primary_->waiting());
   for (const auto& r : replicas_) {
-    if (!r->retiring) devices.push_back(r->devices);
+    if (!r->retiring) {
+      devices.push_back(r->devices);
+      s.devices.insert(s.devices.end(), r->devices.begin(), r->devices.end());
+    }
     failed = failed || r->failed;
+    s.running += static_cast<int64_t>(r->sched->running());
+    s.waiting += static_cast<int64_t>(r->sched->waiting());
+    stores.insert(stores.end(), r->sched->stores().begin(), r->sched->stores().end());
+  }
+  std::sort(s.devices.begin(), s.devices.end());
+  s.devices.erase(std::unique(s.devices.begin(), s.devices.end()), s.devices.end());
+  std::sort(stores.begin(), stores.end());
+  stores.erase(std::unique(stores.begin(), stores.end()), stores.end());
+  for (const kv::KvStore* st : stores) {
+    if (st == nullptr) continue;
+    const kv::BlockPool& pool = st->pool();
+    const int64_t n = pool.num_blocks();
+    s.kv_blocks_total += n;
+    s.kv_blocks_used += n - pool.free_blocks();
+    s.kv_block_bytes = st->geometry().block_bytes();
   }
   vmm::MutexLock l(&mu_);
   replica_devices_ = std::move(devices);
   any_failed_ = failed;
+  // device_seconds: the devices serving until now, then the new set from now on.
+  s.device_seconds = snapshot_.device_seconds;
+  if (s.t > snapshot_.t) {
+    s.device_seconds += static_cast<double>(snapshot_.devices.size()) * (s.t - snapshot_.t);
+  } else {
+    s.t = snapshot_.t;
+  }
+  snapshot_ = std::move(s);
 }
 
 bool ServingLoop::Idle() const {
@@ -210,7 +268,8 @@ bool ServingLoop::Idle() const {
   return idle;
 }
 
-bool ServingLoop::Next(const std::function<void()>** task, std::deque<Request>* in) {
+bool ServingLoop::Next(const std::function<void()>** task, std::deque<Request>* in,
+                       std::vector<int64_t>* cancels) {
   vmm::MutexLock l(&mu_);
   for (;;) {
     if (task_ != nullptr) {
@@ -222,19 +281,52 @@ bool ServingLoop::Next(const std::function<void()>** task, std::deque<Request>* 
       cv_.WaitFor(&mu_, std::chrono::milliseconds(10));
       continue;
     }
-    if (!inbox_.empty() || !Idle()) break;
+    if (!inbox_.empty() || !cancels_.empty() || !Idle()) break;
     cv_.WaitFor(&mu_, std::chrono::milliseconds(50));
   }
   in->swap(inbox_);
+  cancels->swap(cancels_);
   return true;
+}
+
+void ServingLoop::Admit(std::deque<Request>* in, const std::vector<int64_t>& cancels,
+                        std::vector<RequestResult>* done) {
+  for (Request& r : *in) {
+    Status s = Route()->Submit(r);
+    if (!s.ok()) {
+      RequestResult res;
+      res.id = r.id;
+      res.arrival_s = r.arrival_s;
+      res.finish_s = clock_();
+      res.finish_reason = "rejected: " + s.ToString();
+      done->push_back(res);
+    }
+  }
+  for (int64_t id : cancels) {
+    if (primary_->Cancel(id, clock_())) continue;
+    for (const auto& r : replicas_) {
+      if (r->sched->Cancel(id, clock_())) break;
+    }
+  }
+}
+
+void ServingLoop::Deliver(int stepped, const std::vector<TokenEvent>& tokens, int replica_tokens,
+                          std::vector<RequestResult> done) {
+  if (observer_ != nullptr) {
+    if (!tokens.empty()) observer_->OnTokens(tokens);
+    if (!done.empty()) observer_->OnFinished(done);
+  }
+  stats_.Record(clock_(), stepped, tokens, replica_tokens, generation_, std::move(done));
 }
 
 void ServingLoop::Run() {
   thread_.AssertHeld();
+  Publish();
   for (;;) {
     const std::function<void()>* task = nullptr;
     std::deque<Request> in;
-    if (!Next(&task, &in)) return;
+    std::vector<int64_t> cancels;
+    if (!Next(&task, &in, &cancels)) return;
     if (task != nullptr) {
       (*task)();
       CheckInvariants("a task");
@@ -247,17 +339,7 @@ void ServingLoop::Run() {
       continue;
     }
     std::vector<RequestResult> done;
-    for (Request& r : in) {
-      Status s = Route()->Submit(r);
-      if (!s.ok()) {
-        RequestResult res;
-        res.id = r.id;
-        res.arrival_s = r.arrival_s;
-        res.finish_s = clock_();
-        res.finish_reason = "rejected: " + s.ToString();
-        done.push_back(res);
-      }
-    }
+    Admit(&in, cancels, &done);
     std::string down;
     {
       vmm::MutexLock l(&mu_);
@@ -267,10 +349,11 @@ void ServingLoop::Run() {
                           // naming why serving stopped
       std::vector<RequestResult> lost = primary_->FailAll("failed: not serving: " + down, clock_());
       done.insert(done.end(), lost.begin(), lost.end());
-      stats_.Record(clock_(), 0, {}, 0, generation_, std::move(done));
+      for (auto& r : primary_->TakeFinished()) done.push_back(std::move(r));  // cancelled
+      Deliver(0, {}, 0, std::move(done));
       continue;
     }
-    std::vector<std::pair<int64_t, double>> tokens;
+    std::vector<TokenEvent> tokens;
     int replica_tokens = 0;
     auto n = StepAll(&tokens, &done, &replica_tokens);
     if (!n.ok()) {
@@ -286,8 +369,8 @@ void ServingLoop::Run() {
       }
     }
     CheckInvariants("a step");
-    stats_.Record(clock_(), n.ok() ? *n : 0, std::move(tokens), replica_tokens, generation_,
-                  std::move(done));
+    Publish();
+    Deliver(n.ok() ? *n : 0, tokens, replica_tokens, std::move(done));
   }
 }
 
@@ -304,7 +387,7 @@ Scheduler* ServingLoop::Route() {
   return best;
 }
 
-StatusOr<int> ServingLoop::StepAll(std::vector<std::pair<int64_t, double>>* tokens,
+StatusOr<int> ServingLoop::StepAll(std::vector<TokenEvent>* tokens,
                                    std::vector<RequestResult>* done, int* replica_tokens) {
   // Replicas on devices of their own step at the same time as the primary (each instance has
   // its own threads and KV stores); the others (a draining old instance shares the primary's KV
@@ -312,7 +395,7 @@ StatusOr<int> ServingLoop::StepAll(std::vector<std::pair<int64_t, double>>* toke
   struct Job {
     Replica* replica = nullptr;  // null: the primary
     Scheduler* sched;
-    std::vector<std::pair<int64_t, double>> tokens;
+    std::vector<TokenEvent> tokens;
     StatusOr<int> n = 0;
   };
   std::vector<Job> jobs(1);
@@ -321,8 +404,9 @@ StatusOr<int> ServingLoop::StepAll(std::vector<std::pair<int64_t, double>>* toke
     if (!r->sched->idle()) jobs.push_back({r.get(), r->sched.get(), {}, 0});
   }
   auto run = [this](Job& j) {
-    j.n =
-        j.sched->Step(clock_(), [&](int64_t id, int32_t) { j.tokens.emplace_back(id, clock_()); });
+    j.n = j.sched->Step(clock_(), [&](int64_t id, int32_t token) {
+      j.tokens.push_back({id, token, clock_()});
+    });
   };
   for (size_t i = 1; i < jobs.size(); ++i) {
     if (jobs[i].replica->concurrent) jobs[i].replica->stepper->Start([&, i] { run(jobs[i]); });
@@ -335,7 +419,6 @@ StatusOr<int> ServingLoop::StepAll(std::vector<std::pair<int64_t, double>>* toke
     if (!jobs[i].replica->concurrent) run(jobs[i]);
   }
   int stepped = 0;
-  bool failed = false;
   for (Job& j : jobs) {
     for (auto& r : j.sched->TakeFinished()) done->push_back(std::move(r));
     tokens->insert(tokens->end(), j.tokens.begin(), j.tokens.end());
@@ -346,10 +429,8 @@ StatusOr<int> ServingLoop::StepAll(std::vector<std::pair<int64_t, double>>* toke
     }
     if (j.replica == nullptr) return j.n.status();
     FailReplica(j.replica, j.n.status());
-    failed = true;
   }
-  if (failed) Publish();
-  return stepped;
+  return stepped;  // the caller publishes
 }
 
 void ServingLoop::FailReplica(Replica* r, const Status& s) {

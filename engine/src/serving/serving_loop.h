@@ -28,6 +28,7 @@
 
 #include "engine/instance.h"
 #include "engine/scheduler.h"
+#include "engine/serving_view.h"
 #include "serving/serving_stats.h"
 #include "vmm/mutex.h"
 
@@ -73,9 +74,12 @@ class ServingLoop {
   // `clock`: seconds on the coordinator's clock. `vocab_size` bounds request tokens.
   // `supervised`: a dead instance process marks the loop crashed (see the header comment).
   // `check_invariants`: every scheduler's CheckInvariants() after every step and task; a broken
-  // one aborts naming it (tests).
+  // one aborts naming it (tests). `observer` (optional, not owned) is told every step's tokens
+  // and results on the serving thread; `keep_history` false keeps no results, timeline or gaps
+  // in stats() (CoordinatorOptions::keep_history).
   ServingLoop(std::function<double()> clock, int vocab_size, bool supervised,
-              bool check_invariants = false);
+              bool check_invariants = false, ServingObserver* observer = nullptr,
+              bool keep_history = true);
   ~ServingLoop();  // Stop()
   ServingLoop(const ServingLoop&) = delete;
   ServingLoop& operator=(const ServingLoop&) = delete;
@@ -87,6 +91,10 @@ class ServingLoop {
 
   // Queues a request (validation errors at once). Never blocks on a step or a task.
   Status Submit(Request r) EXCLUDES(mu_);
+  // Cancels request `id` before the next step (Coordinator::Cancel). Never blocks on a step.
+  void Cancel(int64_t id) EXCLUDES(mu_);
+  // The load and configuration as of the last step or task, device_seconds brought up to now.
+  ServingSnapshot Snapshot() const EXCLUDES(mu_);
   // Runs `fn` on the serving thread between two steps and waits for it. One task at a time:
   // a second caller waits for the first. REQUIRES: the loop runs.
   void RunBetweenSteps(const std::function<void()>& fn) EXCLUDES(mu_);
@@ -122,14 +130,22 @@ class ServingLoop {
 
  private:
   void Run() EXCLUDES(mu_);
-  // Waits for a task or work; returns the task (null: step `*in`), or false to stop.
-  bool Next(const std::function<void()>** task, std::deque<Request>* in) REQUIRES(thread_)
-      EXCLUDES(mu_);
+  // Waits for a task or work; returns the task (null: step `*in` after cancelling `*cancels`),
+  // or false to stop.
+  bool Next(const std::function<void()>** task, std::deque<Request>* in,
+            std::vector<int64_t>* cancels) REQUIRES(thread_) EXCLUDES(mu_);
+  // Routes `in` (the refused to `done`) and applies `cancels` (their results come out of the
+  // schedulers at the next step).
+  void Admit(std::deque<Request>* in, const std::vector<int64_t>& cancels,
+             std::vector<RequestResult>* done) REQUIRES(thread_);
+  // One step's outcome: to the observer, then into the stats.
+  void Deliver(int stepped, const std::vector<TokenEvent>& tokens, int replica_tokens,
+               std::vector<RequestResult> done) REQUIRES(thread_);
   bool Idle() const REQUIRES(thread_);
   Scheduler* Route() REQUIRES(thread_);
   // One step of every scheduler. Adds tokens (request id, time) and finished results.
-  StatusOr<int> StepAll(std::vector<std::pair<int64_t, double>>* tokens,
-                        std::vector<RequestResult>* done, int* replica_tokens) REQUIRES(thread_);
+  StatusOr<int> StepAll(std::vector<TokenEvent>* tokens, std::vector<RequestResult>* done,
+                        int* replica_tokens) REQUIRES(thread_);
   // A replica whose instance failed: its requests go to the primary; it gets nothing new.
   void FailReplica(Replica* r, const Status& s) REQUIRES(thread_);
   void Publish() REQUIRES(thread_) EXCLUDES(mu_);
@@ -139,6 +155,7 @@ class ServingLoop {
   const int vocab_size_;
   const bool supervised_;
   const bool check_invariants_;
+  ServingObserver* const observer_;
   ServingStats stats_;
 
   vmm::ThreadRole thread_{"serving-thread"};
@@ -150,6 +167,8 @@ class ServingLoop {
   vmm::CondVar cv_;       // work, a task, a crash, stop
   vmm::CondVar task_cv_;  // a task is done
   std::deque<Request> inbox_ GUARDED_BY(mu_);
+  std::vector<int64_t> cancels_ GUARDED_BY(mu_);
+  ServingSnapshot snapshot_ GUARDED_BY(mu_);  // as of the last Publish
   const std::function<void()>* task_ GUARDED_BY(mu_) = nullptr;
   bool stop_ GUARDED_BY(mu_) = false;
   bool supervisor_stop_ GUARDED_BY(mu_) = false;

@@ -9,12 +9,16 @@ void ServingStats::Accepted() {
   ++outstanding_;
 }
 
-void ServingStats::Record(double now, int stepped, std::vector<std::pair<int64_t, double>> tokens,
+void ServingStats::Record(double now, int stepped, const std::vector<TokenEvent>& events,
                           int replica_tokens, int generation, std::vector<RequestResult> done) {
-  std::sort(tokens.begin(), tokens.end(),
-            [](const auto& a, const auto& b) { return a.second < b.second; });
   vmm::MutexLock l(&mu_);
   outstanding_ -= done.size();
+  if (!keep_history_) return;
+  std::vector<std::pair<int64_t, double>> tokens;
+  tokens.reserve(events.size());
+  for (const TokenEvent& e : events) tokens.emplace_back(e.id, e.t);
+  std::sort(tokens.begin(), tokens.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
   for (auto& r : done) {
     last_token_.erase(r.id);
     finished_.push_back(std::move(r));

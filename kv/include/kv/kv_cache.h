@@ -96,6 +96,7 @@ class KvStore {
                                                    const KvGeometry& g, uint64_t capacity_bytes);
   const KvGeometry& geometry() const { return geometry_; }
   BlockPool& pool() { return *pool_; }
+  const BlockPool& pool() const { return *pool_; }
   // Resizes the store to as many whole blocks as fit in `bytes` (at least one), in place
   // (KvMemory::Resize: block addresses stay): shrinking gives the tail back to the device, and
   // needs every block past the new end free (pool().min_blocks()); growing takes the arena pages
