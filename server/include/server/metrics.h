@@ -6,8 +6,20 @@
 //
 // vLLM's histogram boundaries are here once (the service's metrics use vLLM's meanings).
 //
+// Numbers are written as the Go client writes them (strconv 'g', shortest), except that an
+// integral value below 2^53 is written as an integer without exponent (a byte counter reads
+// 123456789, not 1.23456789e+08); +Inf, -Inf and NaN as Prometheus spells them. Histogram
+// bounds ("le") exactly as the Go client: "0.005", "1", "2560", "+Inf".
+//
+// Misuse is a programming error and aborts naming it: a metric or label name outside the
+// format's alphabet, a name registered again with another type, label names or buckets, a
+// label "le" on a histogram, label values that do not match the label names in number, bounds
+// not ascending and finite.
+//
 // Thread safety: every method from any thread. Updates are lock-free (atomics) once a series
-// exists; creating a series and Render take the registry's mutex.
+// exists; creating a series and Render take the registry's mutex. Render runs the collectors
+// one Render at a time (a collector need not be reentrant); a collector may create and set
+// series, but must not call Render.
 #ifndef SERVER_METRICS_H_
 #define SERVER_METRICS_H_
 
@@ -16,22 +28,29 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "vmm/mutex.h"
 
 namespace emoe::server {
 
 // vLLM's buckets (vllm/v1/metrics/loggers.py).
-extern const std::vector<double> kTtftBuckets;          // time_to_first_token_seconds
-extern const std::vector<double> kInterTokenBuckets;    // inter_token_latency_seconds
+extern const std::vector<double> kTtftBuckets;            // time_to_first_token_seconds
+extern const std::vector<double> kInterTokenBuckets;      // inter_token_latency_seconds
 extern const std::vector<double> kRequestLatencyBuckets;  // e2e / queue / prefill / decode
 // Ours: scale latency and downtime, seconds (0.001 .. 600).
 extern const std::vector<double> kScaleBuckets;
 
+// `v` as the exposition format writes a sample value (see above): "0", "42", "0.25", "1e-07",
+// "1.5e+300", "+Inf", "-Inf", "NaN".
+std::string PrometheusNumber(double v);
+// `bound` as the Go client writes a histogram's le label: strconv.FormatFloat(bound, 'g', -1).
+std::string PrometheusBound(double bound);
+
 class Counter {
  public:
-  void Inc(double v = 1);  // v >= 0
+  void Inc(double v = 1);  // v >= 0 (a negative or NaN v is dropped: counters never go down)
   double value() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -50,8 +69,8 @@ class Gauge {
 
 class Histogram {
  public:
-  explicit Histogram(std::vector<double> bounds);  // ascending, finite
-  void Observe(double v);
+  explicit Histogram(std::vector<double> bounds);  // ascending, finite (else aborts)
+  void Observe(double v);  // into the first bucket with v <= bound; a NaN v is dropped
   // Cumulative counts per bound, then +Inf (== count()).
   std::vector<uint64_t> cumulative() const;
   uint64_t count() const;
@@ -66,10 +85,17 @@ class Histogram {
 
 class Registry {
  public:
+  Registry();
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
   // A series of family `name` with these label values (in the order of the family's label
   // names). The first call for a name fixes its type, help, label names (and buckets); a later
-  // call with another type or other label names aborts (a programming error). The returned
-  // reference lives as long as the registry.
+  // call with another type, label names or buckets aborts (a programming error; its help is not
+  // compared). Label values are text (invalid UTF-8 is written as U+FFFD). The returned
+  // reference lives as long as the registry. A counter's family name ends in "_total": "x" and
+  // "x_total" name the same family "x_total" (as the Python client writes vLLM's counters).
   Counter& counter(const std::string& name, const std::string& help,
                    const std::vector<std::string>& label_names = {},
                    const std::vector<std::string>& label_values = {});
@@ -87,10 +113,18 @@ class Registry {
 
  private:
   struct Family;
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Family>> families_;
-  std::map<std::string, Family*> by_name_;
-  std::vector<std::function<void()>> collectors_;
+  enum class Type { kCounter, kGauge, kHistogram };
+  // The family `name` (created by the first call), checked against the arguments.
+  Family* FamilyFor(const std::string& name, Type type, const std::string& help,
+                    const std::vector<std::string>& label_names,
+                    const std::vector<std::string>& label_values, const std::vector<double>* bounds)
+      REQUIRES(mu_);
+
+  mutable vmm::Mutex render_mu_ ACQUIRED_BEFORE(mu_);  // one Render (and its collectors) at a time
+  mutable vmm::Mutex mu_;
+  std::vector<std::unique_ptr<Family>> families_ GUARDED_BY(mu_);
+  std::map<std::string, Family*> by_name_ GUARDED_BY(mu_);
+  std::vector<std::function<void()>> collectors_ GUARDED_BY(mu_);
 };
 
 // The Content-Type of Render()'s output.
