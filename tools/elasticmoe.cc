@@ -157,7 +157,7 @@ vmm::StatusOr<emoe::tools::ExperimentOptions> OptionsFromFlags() {
   std::vector<std::string> methods;
   VMM_RETURN_IF_ERROR(emoe::tools::List("methods", FLAGS_methods, ',', &methods));
   for (const std::string& x : methods) {
-    auto m = emoe::tools::ParseMethod(x);
+    auto m = emoe::engine::ParseScaleOptions(x);
     if (!m.ok()) return emoe::tools::Named("methods", m.status());
     o.methods.push_back(*m);
     o.method_names.push_back(x);

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cinttypes>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,8 +13,8 @@
 #include <thread>
 
 #include "engine/model.h"
-#include "hbm/remote_control.h"
 #include "tools/elasticmoe_report.h"
+#include "tools/hmm_session.h"
 #include "vmm/host.h"
 #include "vmm/mutex.h"
 #include "vmm/stats.h"
@@ -57,74 +56,6 @@ double MeasureCopyBandwidth() {
   std::printf("copy bandwidth: %.1f GB/s (256 MiB memcpy, best of 3)\n", gbs);
   return gbs;
 }
-
-// The HMM: in hmmd or in this process, whichever the method needs (one at a time, so that the
-// devices' memory exists once).
-class HmmHolder {
- public:
-  explicit HmmHolder(const ExperimentOptions& o) : o_(o) {}
-  hbm::HmmControl* get() const { return hmm_.get(); }
-  bool in_process() const { return local_ != nullptr; }
-
-  Status Use(bool in_process) {
-    if (hmm_ != nullptr && (local_ != nullptr) == in_process) return Status::Ok();
-    hmm_.reset();
-    local_.reset();
-    const auto tc = std::chrono::steady_clock::now();
-    std::string note, where;
-    if (in_process) {
-      VMM_ASSIGN_OR_RETURN(local_, hbm::Hmm::Create(o_.hmm));
-      hmm_ = std::make_unique<hbm::LocalHmmControl>(local_.get());
-      note = local_->page_note();
-      where = "in this process";
-    } else {
-      std::unique_ptr<hbm::RemoteHmmControl> remote;
-      if (!o_.hmmd_socket.empty()) {
-        VMM_ASSIGN_OR_RETURN(remote, hbm::RemoteHmmControl::Connect(o_.hmmd_socket));
-        where = "in the running hmmd at " + o_.hmmd_socket;
-      } else {
-        hbm::HmmdOptions hd;
-        hd.binary = o_.hmmd_binary;
-        hd.hmm = o_.hmm;
-        hd.extra_args = {"--minloglevel=1"};  // hmmd's warnings and errors only
-        hd.extra_args.insert(hd.extra_args.end(), o_.hmmd_flags.begin(), o_.hmmd_flags.end());
-        // Its start-up progress, as a line every 2 s (populating takes a while on a VM).
-        hd.progress =
-            [last = std::chrono::steady_clock::time_point{}](const hbm::StartProgress& p) mutable {
-              const auto now = std::chrono::steady_clock::now();
-              if (now - last < std::chrono::seconds(2) && p.done_bytes != p.total_bytes) return;
-              last = now;
-              std::fprintf(stderr, "elasticmoe: hmmd starting: %s\n", p.ToString().c_str());
-            };
-        VMM_ASSIGN_OR_RETURN(remote, hbm::RemoteHmmControl::Launch(hd));
-        where = "in hmmd (pid " + std::to_string(remote->pid()) + ")";
-      }
-      note = remote->page_note();
-      hmm_ = std::move(remote);
-    }
-    VMM_ASSIGN_OR_RETURN(auto stats, hmm_->Stats());
-    const auto& ex = stats.at(0).usage[static_cast<int>(hbm::Usage::kExperts)];
-    uint64_t arenas = 0;
-    for (const auto& u : stats.at(0).usage) arenas += u.capacity_bytes;
-    // Arenas are reserved whole; what is populated at start is at most the device's capacity.
-    const uint64_t capacity = stats.at(0).capacity_bytes;
-    const std::string populated = o_.hmm.memory.populate && o_.hmmd_socket.empty()
-                                      ? std::string(", ") +
-                                            std::to_string(std::min(arenas, capacity) >> 20) +
-                                            " MiB each populated"
-                                      : std::string();
-    std::printf("HMM %s: %d devices x %" PRIu64 " MiB of arenas (%s pages%s) in %.1f s%s%s\n",
-                where.c_str(), hmm_->num_devices(), arenas >> 20, vmm::PageKindName(ex.kind),
-                populated.c_str(), Seconds(tc), note.empty() ? "" : "; ", note.c_str());
-    std::fflush(stdout);
-    return Status::Ok();
-  }
-
- private:
-  const ExperimentOptions& o_;
-  std::unique_ptr<hbm::Hmm> local_;
-  std::unique_ptr<hbm::HmmControl> hmm_;
-};
 
 // The closed-loop load: `concurrency` requests in flight, a new one when one finishes. A
 // request the coordinator refuses or rejects counts as failed when the load sees it (within a
@@ -286,7 +217,7 @@ StatusOr<std::map<int, uint64_t>> Held(hbm::HmmControl* hmm) {
 // requests that failed under it (and its first failure in *first_failure when it had none);
 // an error that ends it still leaves the rows of the events done before it.
 Status RunMethod(const ExperimentOptions& o, size_t mi, const engine::ModelConfig& config,
-                 const hbm::Checkpoint& ckpt, HmmHolder& hmm, std::ofstream& timeline,
+                 const hbm::Checkpoint& ckpt, HmmSession& hmm, std::ofstream& timeline,
                  std::ofstream& events_at, std::vector<EventRow>* rows, int* failed,
                  std::string* first_failure) {
   const ScaleOptions& method = o.methods[mi];
@@ -342,6 +273,19 @@ Status RunMethod(const ExperimentOptions& o, size_t mi, const engine::ModelConfi
   return Status::Ok();
 }
 
+// The HMM of every method: in hmmd or in this process, whichever the method needs (one at a
+// time, so that the devices' memory exists once); its line goes to stdout with the reports.
+HmmSessionOptions SessionOptions(const ExperimentOptions& o) {
+  HmmSessionOptions s;
+  s.hmm = o.hmm;
+  s.hmmd_binary = o.hmmd_binary;
+  s.hmmd_socket = o.hmmd_socket;
+  s.hmmd_flags = o.hmmd_flags;
+  s.prog = "elasticmoe";
+  s.report = stdout;
+  return s;
+}
+
 // The model the experiment serves: --model, or --preset generated into out_dir/model.
 Status OpenModel(const ExperimentOptions& o, engine::ModelConfig* config, hbm::Checkpoint* ckpt) {
   std::string model = o.model;
@@ -356,27 +300,6 @@ Status OpenModel(const ExperimentOptions& o, engine::ModelConfig* config, hbm::C
 }
 
 }  // namespace
-
-StatusOr<ScaleOptions> ParseMethod(const std::string& name) {
-  ScaleOptions o;
-  std::string base = name;
-  for (const char* abl : {"-drain", "-no-zero-copy", "-no-p2p", "-no-preinit", "-no-vm-remap"}) {
-    const std::string a = abl;
-    if (base.size() > a.size() && base.compare(base.size() - a.size(), a.size(), a) == 0) {
-      base.resize(base.size() - a.size());
-      if (a == "-no-zero-copy") o.zero_copy = false;
-      if (a == "-no-p2p") o.p2p = false;
-      if (a == "-no-preinit") o.preinit = false;
-      if (a == "-no-vm-remap") o.vm_remap = false;
-      if (a == "-drain") o.drain = true;
-    }
-  }
-  VMM_ASSIGN_OR_RETURN(o.method, engine::ParseScaleMethod(base));
-  if (o.method != engine::ScaleMethod::kElastic && o.Name() != name) {
-    return Status::InvalidArgument("ablations apply to 'elastic' only: '" + name + "'");
-  }
-  return o;
-}
 
 StatusOr<int> RunElasticMoe(const ExperimentOptions& o) {
   std::error_code ec;
@@ -394,7 +317,7 @@ StatusOr<int> RunElasticMoe(const ExperimentOptions& o) {
     timeline << "method,t_s,tokens,replica_tokens,instance\n";
     std::ofstream events_at(o.out_dir + "/events_at.csv");
     events_at << "method,command_s,serving_s,event\n";
-    HmmHolder hmm(o);  // one set of devices for all methods
+    HmmSession hmm(SessionOptions(o));  // one set of devices for all methods
     for (size_t mi = 0; mi < o.methods.size() && sum.status.ok(); ++mi) {
       sum.method = o.method_names[mi];
       sum.status = RunMethod(o, mi, config, ckpt, hmm, timeline, events_at, &rows,

@@ -17,11 +17,6 @@
 
 namespace emoe::tools {
 
-// "elastic", "cold-restart", ... and the elastic ablations ("elastic-no-p2p", "-no-zero-copy",
-// "-no-preinit", "-no-vm-remap", "-drain", combinable). kInvalidArgument for an unknown method
-// or an ablation of a baseline.
-vmm::StatusOr<engine::ScaleOptions> ParseMethod(const std::string& name);
-
 struct ExperimentOptions {
   std::string model;    // model directory; empty: generate `preset` into out_dir/model
   std::string preset;   // the preset generated when `model` is empty

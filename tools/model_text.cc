@@ -85,6 +85,20 @@ StatusOr<std::vector<int32_t>> ModelText::EncodeChat(const std::string& user_mes
   return tokenizer_->Encode(text, /*add_special_tokens=*/false);
 }
 
+StatusOr<std::vector<int32_t>> ModelText::EncodeChat(
+    const std::vector<tokenizer::ChatMessage>& messages, tokenizer::ChatOptions options) const {
+  if (tokenizer_ == nullptr) {
+    return Status::InvalidArgument(
+        "the model has no tokenizer.json: the byte tokenizer has no chat template");
+  }
+  const tokenizer::SpecialTokens& special = tokenizer_->special_tokens();
+  options.bos_token = special.bos;
+  options.eos_token = special.eos;
+  VMM_ASSIGN_OR_RETURN(const std::string text,
+                       tokenizer::ApplyChatTemplate(tokenizer_->chat_family(), messages, options));
+  return tokenizer_->Encode(text, /*add_special_tokens=*/false);
+}
+
 std::string ModelText::DecodePrompt(std::span<const int32_t> ids) const {
   if (tokenizer_ == nullptr) return ByteDecode(ids);
   return tokenizer_->Decode(ids, /*skip_special_tokens=*/false);
@@ -99,11 +113,12 @@ std::string ModelText::DecodeOutput(std::span<const int32_t> prompt,
   return text + stream->Finish();
 }
 
-std::unique_ptr<TextStream> ModelText::NewStream(std::span<const int32_t> prompt) const {
+std::unique_ptr<TextStream> ModelText::NewStream(std::span<const int32_t> prompt,
+                                                 bool skip_special_tokens) const {
   auto s = std::make_unique<TextStream>();
   if (tokenizer_ != nullptr) {
-    s->decoder_ = std::make_unique<tokenizer::IncrementalDecoder>(*tokenizer_, prompt,
-                                                                  /*skip_special_tokens=*/true);
+    s->decoder_ =
+        std::make_unique<tokenizer::IncrementalDecoder>(*tokenizer_, prompt, skip_special_tokens);
   }
   return s;
 }

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tokenizer/chat_template.h"
 #include "tokenizer/streaming.h"
 #include "tokenizer/tokenizer.h"
 #include "vmm/status.h"
@@ -62,6 +63,13 @@ class ModelText {
   // encoded (the template holds the special tokens). kInvalidArgument with the byte tokenizer
   // or a tokenizer without a chat template.
   vmm::StatusOr<std::vector<int32_t>> EncodeChat(const std::string& user_message) const;
+  // A whole conversation in the chat template (tokenizer::ApplyChatTemplate with `options`; its
+  // bos/eos tokens are the tokenizer's, whatever `options` says), encoded. kInvalidArgument
+  // with the byte tokenizer ("the model has no tokenizer.json: the byte tokenizer has no chat
+  // template"), a tokenizer without a chat template, or messages the template refuses (its
+  // message).
+  vmm::StatusOr<std::vector<int32_t>> EncodeChat(
+      const std::vector<tokenizer::ChatMessage>& messages, tokenizer::ChatOptions options) const;
   // A prompt's text as the model sees it (special tokens shown).
   std::string DecodePrompt(std::span<const int32_t> ids) const;
   // The text generated after `prompt`: decoded in the prompt's context (a SentencePiece
@@ -70,7 +78,9 @@ class ModelText {
   std::string DecodeOutput(std::span<const int32_t> prompt, std::span<const int32_t> output) const;
   // A stream of the text generated after `prompt`: its pieces and Finish() concatenated are
   // Decode(prompt + ids) without Decode(prompt), specials skipped (tokenizer/streaming.h).
-  std::unique_ptr<TextStream> NewStream(std::span<const int32_t> prompt) const;
+  // With `skip_special_tokens` false, special tokens (the EOS among them) are text too.
+  std::unique_ptr<TextStream> NewStream(std::span<const int32_t> prompt,
+                                        bool skip_special_tokens = true) const;
 
   // The ids that end a request (engine::Request::stop_token_ids): the tokenizer's EOS
   // (tokenizer_config.json's eos_token); none with the byte tokenizer or without an EOS.

@@ -46,6 +46,12 @@ struct ScaleOptions {
   std::string fail_after;
   std::string Name() const;  // "elastic", "elastic-no-p2p", "cold-restart", ...
 };
+// The options a method name stands for (the inverse of ScaleOptions::Name): "elastic",
+// "cold-restart", ... and the elastic ablations ("elastic-no-p2p", "-no-zero-copy",
+// "-no-preinit", "-no-vm-remap", "-drain", combinable). kInvalidArgument for an unknown method
+// or an ablation of a baseline, naming it. What elasticmoe --methods and the server's
+// /scale_elastic_ep "method" read.
+StatusOr<ScaleOptions> ParseScaleOptions(const std::string& name);
 
 struct ScaleReport {
   std::string name;

@@ -49,6 +49,27 @@ std::string ScaleOptions::Name() const {
   return n;
 }
 
+StatusOr<ScaleOptions> ParseScaleOptions(const std::string& name) {
+  ScaleOptions o;
+  std::string base = name;
+  for (const char* abl : {"-drain", "-no-zero-copy", "-no-p2p", "-no-preinit", "-no-vm-remap"}) {
+    const std::string a = abl;
+    if (base.size() > a.size() && base.compare(base.size() - a.size(), a.size(), a) == 0) {
+      base.resize(base.size() - a.size());
+      if (a == "-no-zero-copy") o.zero_copy = false;
+      if (a == "-no-p2p") o.p2p = false;
+      if (a == "-no-preinit") o.preinit = false;
+      if (a == "-no-vm-remap") o.vm_remap = false;
+      if (a == "-drain") o.drain = true;
+    }
+  }
+  VMM_ASSIGN_OR_RETURN(o.method, ParseScaleMethod(base));
+  if (o.method != ScaleMethod::kElastic && o.Name() != name) {
+    return Status::InvalidArgument("ablations apply to 'elastic' only: '" + name + "'");
+  }
+  return o;
+}
+
 std::string ScaleReport::ToJson() const {
   std::ostringstream o;
   o.precision(6);
