@@ -47,7 +47,8 @@ DEFINE_double(slo_ttft_ms, 0, "SLO on time to first token, ms (0: none)");
 DEFINE_double(slo_tpot_ms, 0, "SLO on time per output token, ms (0: none)");
 DEFINE_string(scale_at, "",
               "T:N,T:N,...: POST /scale_elastic_ep {\"new_data_parallel_size\": N} T seconds "
-              "after the start, while the load runs");
+              "after the start, while the load runs; one at a time (an event is sent at its T "
+              "or when the one before has been answered, the later)");
 DEFINE_int32(token_ids, 256,
              "prompt token ids are drawn uniformly from [0, token_ids) (256: valid for every "
              "vocabulary: the byte tokenizer's and Qwen3's byte tokens), 1..10000000");

@@ -1,7 +1,8 @@
 // bench/serve_run.h: one open-loop load against the server: every planned request sent at its
-// arrival offset (an Asio timer for the next one; never waiting for answers), every planned
-// scale event POSTed at its time while the load runs, each outcome recorded, and the count of
-// requests in flight followed. Runs on the calling thread until every call has ended.
+// arrival offset (an Asio timer for the next one; never waiting for answers), the planned
+// scale events POSTed while the load runs, one at a time (each at its time, or when the one
+// before has been answered if that is later), each outcome recorded, and the count of requests
+// in flight followed. Runs on the calling thread until every call has ended.
 //
 // Thread safety: one load per io_context; call from the thread that owns it.
 #ifndef BENCH_SERVE_RUN_H_
