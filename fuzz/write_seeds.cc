@@ -1,7 +1,8 @@
 // fuzz_write_seeds OUT_DIR: (re)writes the seed corpora of the fuzz targets into
 // OUT_DIR/<target>/, from the project's own writers (gen_model's GenerateModel, WriteSafetensors,
 // ModelConfig::ToJson, the hmmd codec's ToJson, StepMailbox::Write, a real arena's export
-// metadata) plus hand-made edge cases. The committed fuzz/corpus/ is its output:
+// metadata) plus hand-made edge cases (all of them, for the HTTP request parser). The committed
+// fuzz/corpus/ is its output:
 //   build-asan/fuzz/fuzz_write_seeds fuzz/corpus
 // Deterministic: the same sources give the same files.
 #include <unistd.h>
@@ -211,6 +212,62 @@ void MailboxSeeds() {
   Put(t, "arena_metadata", std::string(24, '\0') + exported->SerializeMetadata());
 }
 
+// Requests of every shape for http_request_fuzzer: two control bytes (the reads' sizes, then
+// the limits: bits 0-1 the head's, 2-3 the body's; 0x0a: 16 KiB head, 4 KiB body) and then a
+// connection's bytes.
+void HttpSeeds() {
+  const std::string t = "http_request_fuzzer";
+  const std::string c("\x07\x0a", 2);
+  const std::string chat =
+      R"({"model":"qwen3","messages":[{"role":"user","content":"Hi"}],"stream":true,)"
+      R"("stream_options":{"include_usage":true},"max_tokens":16})";
+  Put(t, "get", c + "GET /v1/models HTTP/1.1\r\nHost: localhost:8000\r\nAccept: */*\r\n\r\n");
+  Put(t, "post_chat",
+      c +
+          "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+          "application/json\r\nContent-Length: " +
+          std::to_string(chat.size()) + "\r\n\r\n" + chat);
+  Put(t, "chunked",
+      c + "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=v\r\n"
+          "{\"a\"\r\n3\r\n:1}\r\n0\r\nX-Trailer: t\r\n\r\n");
+  Put(t, "pipelined",
+      c + "GET /health HTTP/1.1\r\n\r\nPOST /scale_elastic_ep HTTP/1.1\r\nContent-Length: 27"
+          "\r\n\r\n{\"new_data_parallel_size\":4}GET /metrics?x=1 HTTP/1.1\r\n"
+          "Connection: close\r\n\r\n");
+  Put(t, "expect_continue",
+      c + "POST /v1/completions HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+          "{}");
+  Put(t, "http10_keep_alive", c + "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  Put(t, "absolute_form", c + "GET http://example.com:8000/v1/models?a=b HTTP/1.1\r\n\r\n");
+  Put(t, "options_star", c + "OPTIONS * HTTP/1.1\r\n\r\n");
+  Put(t, "repeated_headers", c + "GET / HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\nX-A:3\r\n\r\n");
+  Put(t, "leading_crlf", c + "\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+  Put(t, "obs_fold", c + "GET / HTTP/1.1\r\nX-Fold: a\r\n b\r\n\r\n");
+  Put(t, "edge_h2_preface", c + "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  Put(t, "edge_tls", c + std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
+  Put(t, "edge_head_too_large",
+      std::string("\x01\x00", 2) + "GET /" + std::string(300, 'a') + " HTTP/1.1\r\n\r\n");
+  Put(t, "edge_body_too_large",
+      std::string("\x01\x05", 2) + "POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n");
+  Put(t, "edge_chunked_too_large",
+      std::string("\x01\x05", 2) +
+          "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "40\r\n" +
+          std::string(64, 'x') + "\r\n1\r\ny\r\n0\r\n\r\n");
+  Put(t, "edge_te_gzip",
+      c + "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nGET /x HTTP/1.1\r\n\r\n");
+  Put(t, "edge_te_and_cl",
+      c + "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  Put(t, "edge_two_lengths",
+      c + "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab");
+  Put(t, "edge_bad_chunk", c + "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+  Put(t, "edge_header_injection", c + "GET / HTTP/1.1\r\nX: a\rb\r\nY: \x01\x7f\r\n\r\n");
+  Put(t, "edge_non_utf8",
+      c + "POST /\xff\xfe HTTP/1.1\r\nX: \xc3\x28\r\nContent-Length: 2\r\n\r\n\xed\xa0");
+  Put(t, "edge_empty_lines",
+      std::string("\x01\x00", 2) + std::string(300, '\n') + "GET / HTTP/1.1\r\n\r\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -226,6 +283,7 @@ int main(int argc, char** argv) {
   ConfigEdgeSeeds();
   CodecSeeds();
   MailboxSeeds();
+  HttpSeeds();
   fs::remove_all(scratch);
   std::cout << "fuzz_write_seeds: wrote the seed corpora under " << g_out.string() << "\n";
   return 0;

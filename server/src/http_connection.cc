@@ -304,9 +304,10 @@ void Connection::StartLinger() {
 }
 
 // The client went away (or is treated as gone) while a response may be open: the exchange
-// learns it, then the connection closes.
+// learns it, then the connection closes. A response its owner has ended (its last bytes may
+// still be on their way) is not open any more: its owner has nothing left to stop.
 void Connection::ClientGone() {
-  if (phase_ != Phase::kExchange) {
+  if (phase_ != Phase::kExchange || response_ == Response::kEnded) {
     CloseNow();
     return;
   }

@@ -16,11 +16,25 @@
 //   - malformed request (bad request line, bad header, bad chunk encoding, HTTP/2 preface): 400,
 //     connection closed
 //   - more than max_connections open: the new one gets 503 and is closed
-//   - a client that stops reading a response: writes queue up to max_pending_write_bytes, then
-//     the connection is closed and the exchange is told it is gone
+//   - a client that stops reading a response: writes queue up to max_pending_write_bytes (one
+//     write larger than that alone still goes), or a write makes no progress for
+//     idle_timeout_s; then the connection is closed and the exchange is told it is gone
+// Every such answer is JSON in OpenAI's error shape, {"error": {"message": "...", "type":
+// "invalid_request_error" (503: "server_error"), "param": null, "code": null}}, the message
+// naming the problem and the option that limits it. Error answers close gracefully (the client's
+// further bytes are read and dropped for up to 1 s), so that the client reads the answer.
 // A client that closes its connection (or resets it) while its response is still open is seen
-// at once (a read stays posted while the response is written): the exchange's OnDisconnect
-// callback runs and later writes are dropped.
+// at once (a read stays posted while the response is written; input a pipelining client sends
+// meanwhile is kept, up to 64 KiB or max_header_bytes, for its next request): the exchange's
+// OnDisconnect callback runs and later writes are dropped.
+//
+// Protocol: HTTP/1.1 and 1.0 (keep-alive by default in 1.1, on "Connection: keep-alive" in 1.0;
+// pipelined requests answered in order, one at a time), "Expect: 100-continue" answered before
+// the body, request bodies by Content-Length or chunked (only "chunked" as Transfer-Encoding),
+// HEAD answered without a body. Responses carry Server: emoe and Date; a stream is chunked
+// (HTTP/1.0: raw, ending with the connection); TCP_NODELAY is set, so each Write leaves at once.
+// A handler that drops an exchange without answering gets a 500 sent for it (a stream it did
+// not End is cut: the connection closes).
 //
 // Thread safety: HttpServer's methods from any thread; an HttpExchange's from any thread, any
 // number of them (they are serialized on the connection's strand).
@@ -28,6 +42,7 @@
 #define SERVER_HTTP_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,15 +59,16 @@ using vmm::StatusOr;
 struct HttpOptions {
   std::string host = "127.0.0.1";  // an IPv4/IPv6 address or "localhost"
   int port = 8000;                 // 0: a free port (HttpServer::port() says which)
-  int io_threads = 2;
-  int backlog = 4096;  // listen(2) backlog (the kernel caps it at net.core.somaxconn)
-  size_t max_header_bytes = 16 << 10;
-  size_t max_body_bytes = 4 << 20;
-  double header_timeout_s = 10;
-  double body_timeout_s = 30;
-  double idle_timeout_s = 60;
-  int max_connections = 8192;
-  size_t max_pending_write_bytes = 8 << 20;
+  int io_threads = 2;              // threads running all connections (1..256)
+  int backlog = 4096;              // listen(2) backlog (the kernel caps it at net.core.somaxconn)
+  size_t max_header_bytes = 16 << 10;  // request line + headers (>= 256): above, 431
+  size_t max_body_bytes = 4 << 20;     // decoded request body: above, 413
+  double header_timeout_s = 10;  // whole head, from its first byte or the connection's start: 408
+  double body_timeout_s = 30;    // whole body, from the end of the head: 408
+  double idle_timeout_s = 60;    // keep-alive wait for the next request; a stalled write
+  int max_connections = 8192;    // open at once; above, 503 and close
+  size_t max_pending_write_bytes = 8 << 20;  // per connection, written but not sent: above, close
+  // OK, or InvalidArgument naming the field ("HttpOptions.port 70000 is not in 0..65535").
   Status Validate() const;
 };
 
@@ -89,23 +105,27 @@ class HttpExchange {
   // of times, then End(). Writes are queued and sent in order.
   virtual void StartStream(int status, const std::string& content_type,
                            std::vector<std::pair<std::string, std::string>> headers) = 0;
-  // Queues `data` as one chunk (empty data is ignored). false when the client is gone (the data
-  // is dropped).
+  // Queues `data` as one chunk (empty data is ignored). false when the client is gone, after
+  // End, or after Stop (the data is dropped).
   virtual bool Write(std::string data) = 0;
   // Ends the stream (the last chunk); the connection then serves its next request.
   virtual void End() = 0;
-  // `fn` runs once, on an I/O thread, when the client disconnects before the response ended (at
-  // once when it already has). Set it before StartStream to miss nothing.
+  // `fn` runs once, on an I/O thread, when the client disconnects before the response ended
+  // (Respond or End called) (at once when it already has). Set it before StartStream to miss
+  // nothing. After Stop, no I/O thread is left: fn runs at once on the calling thread if the
+  // response had not ended. Capturing the exchange in fn keeps it alive until the response
+  // ends or the client goes.
   virtual void OnDisconnect(std::function<void()> fn) = 0;
+  // The client went away before the response ended (or was cut off: backpressure, Stop).
   virtual bool disconnected() const = 0;
 };
 
 using HttpHandler = std::function<void(std::shared_ptr<HttpExchange>)>;
 
 struct HttpServerStats {
-  int64_t connections_open = 0;
+  int64_t connections_open = 0;  // accepted and not closed yet (503-answered ones included)
   int64_t connections_total = 0;
-  int64_t requests_total = 0;
+  int64_t requests_total = 0;  // handed to the handler
   int64_t rejected_total = 0;  // answered 400/408/413/431/503 by the server itself
 };
 
@@ -115,11 +135,13 @@ class HttpServer {
   // on `options.io_threads` threads until Stop.
   static StatusOr<std::unique_ptr<HttpServer>> Start(const HttpOptions& options,
                                                      HttpHandler handler);
-  virtual ~HttpServer() = default;  // Stop()
+  virtual ~HttpServer() = default;  // Stop(0) unless stopped already
   virtual int port() const = 0;     // the port bound
   // Stops accepting, closes idle connections, waits up to `grace_s` for open responses to end
-  // (streams are the owners' to end), then closes everything and joins the I/O threads.
-  // Exchanges still held afterwards see disconnected() and drop writes. Idempotent.
+  // (streams are the owners' to end), then closes everything (open exchanges get their
+  // OnDisconnect) and joins the I/O threads. Exchanges still held afterwards see disconnected()
+  // and drop writes. Idempotent; a concurrent call waits for the first. REQUIRES: not called
+  // on an I/O thread (from a handler or an OnDisconnect callback): it aborts, saying so.
   virtual void Stop(double grace_s = 5) = 0;
   virtual HttpServerStats stats() const = 0;
 };
