@@ -234,8 +234,11 @@ StatusOr<emoe::hbm::HmmOptions> SizedHmmOptions(const emoe::engine::ModelConfig&
   uint64_t& weights = usage[static_cast<int>(emoe::hbm::Usage::kWeights)];
   uint64_t& experts = usage[static_cast<int>(emoe::hbm::Usage::kExperts)];
   uint64_t& kv = usage[static_cast<int>(emoe::hbm::Usage::kKv)];
-  if (weights == 0) weights = 2 * one.weights_bytes;
-  if (experts == 0) experts = 2 * one.experts_bytes;
+  auto mib = [](uint64_t b) {
+    return (b + (1ull << 20) - 1) & ~((1ull << 20) - 1);
+  };  // hmmd's unit
+  if (weights == 0) weights = mib(2 * one.weights_bytes);
+  if (experts == 0) experts = mib(2 * one.experts_bytes);
   if (kv == 0) kv = 128ull << 20;
   if (h.devices.capacity_bytes == 0) h.devices.capacity_bytes = weights + experts + kv;
   std::fprintf(stderr,

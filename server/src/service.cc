@@ -39,6 +39,13 @@ Status OpenAiService::Start(engine::Coordinator* coordinator) {
   VMM_RETURN_IF_ERROR(o_.Validate());
   if (coordinator_ != nullptr) return Status::FailedPrecondition("OpenAiService: started twice");
   coordinator_ = coordinator;
+  // The serving thread publishes its first snapshot as it starts: wait for it (at most 10 s),
+  // so that the first answers already carry the configuration.
+  for (int i = 0; i < 10000; ++i) {
+    const engine::ServingSnapshot s = coordinator_->Snapshot();
+    if (!s.devices.empty() || !s.down.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   metrics_->registry().AddCollector([this] {
     if (!stopped_) metrics_->Serving(coordinator_->Snapshot(), in_flight());
   });

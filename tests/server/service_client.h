@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -80,6 +81,7 @@ class Connection {
     size_t off = 0;
     while (ok() && off < bytes.size()) {
       const ssize_t n = send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
       off += static_cast<size_t>(n);
     }
@@ -164,7 +166,10 @@ class Connection {
  private:
   bool Fill() {
     char tmp[16384];
-    const ssize_t n = ok() ? recv(fd_, tmp, sizeof(tmp), 0) : -1;
+    ssize_t n;
+    do {  // a signal to this process may interrupt a receive with a timeout (no SA_RESTART)
+      n = ok() ? recv(fd_, tmp, sizeof(tmp), 0) : -1;
+    } while (n < 0 && errno == EINTR);
     if (n <= 0) return false;
     buf_.append(tmp, static_cast<size_t>(n));
     return true;
