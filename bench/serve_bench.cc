@@ -151,7 +151,9 @@ vmm::StatusOr<std::vector<emoe::bench::PlannedRequest>> Schedule(std::string* wo
     return emoe::bench::PoissonSchedule(FLAGS_num_requests, FLAGS_rate, FLAGS_prompt_tokens,
                                         FLAGS_output_tokens, FLAGS_seed);
   }
-  *workload = "trace " + FLAGS_trace + " time_scale=" + std::to_string(FLAGS_time_scale);
+  char scale[64];
+  std::snprintf(scale, sizeof(scale), " time_scale=%g", FLAGS_time_scale);
+  *workload = "trace " + FLAGS_trace + scale;
   VMM_ASSIGN_OR_RETURN(const std::string csv,
                        vmm::ReadRegularFile(FLAGS_trace, "--trace", 1ull << 30));
   return emoe::bench::TraceSchedule(csv, FLAGS_trace, FLAGS_num_requests, FLAGS_time_scale,
