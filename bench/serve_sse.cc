@@ -28,17 +28,24 @@ void SseParser::EndLine(const std::function<void(const std::string&)>& on_event)
 
 void SseParser::Feed(std::string_view bytes,
                      const std::function<void(const std::string&)>& on_event) {
-  for (char c : bytes) {
-    if (c == '\n' && last_cr_) {  // the \n of a \r\n
+  size_t i = 0;
+  while (i < bytes.size()) {
+    if (last_cr_) {  // a \n right after a \r belongs to it
       last_cr_ = false;
-      continue;
+      if (bytes[i] == '\n') {
+        ++i;
+        continue;
+      }
     }
-    last_cr_ = c == '\r';
-    if (c == '\n' || c == '\r') {
-      EndLine(on_event);
-    } else {
-      line_ += c;
+    const size_t end = bytes.find_first_of("\r\n", i);
+    if (end == std::string_view::npos) {
+      line_.append(bytes.substr(i));
+      return;
     }
+    line_.append(bytes.substr(i, end - i));
+    last_cr_ = bytes[end] == '\r';
+    EndLine(on_event);
+    i = end + 1;
   }
 }
 
