@@ -165,7 +165,8 @@ vmm::StatusOr<std::vector<emoe::bench::PlannedRequest>> Schedule(std::string* wo
 int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "open-loop serving benchmark of an OpenAI-compatible server (streamed completions, "
-      "Poisson or trace arrivals, scale events during the load)" +
+      "Poisson or trace arrivals, scale events during the load); a scale event not answered "
+      "200 is exit code 3 too" +
       t::ExitCodesHelp(/*requests=*/true));
   if (auto rc = t::ParseFlags("serve_bench", &argc, &argv)) return *rc;
   if (Status s = CheckFlags(); !s.ok()) {
