@@ -8,6 +8,8 @@
 #   EMOE_HUGEPAGES=1100    2 MiB huge pages to reserve when root (0: leave the host alone)
 #   EMOE_SKIP_TOKENIZERS=1 do not fetch the real vocabularies and the reference tokenizer
 #                          (scripts/fetch_tokenizers.sh; the tests that need them skip)
+#   EMOE_SKIP_TEST_CLIENTS=1 do not fetch the OpenAI SDK the server's tests drive
+#                          (scripts/fetch_test_clients.sh; the SDK test skips)
 #   CI=true                build with -Werror
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +52,8 @@ if [ "${EMOE_SKIP_TOKENIZERS:-0}" = 1 ]; then
 else
   bash scripts/fetch_tokenizers.sh
 fi
+# The real clients of the server's tests (tests/server/node/node_modules: the openai SDK), pinned.
+bash scripts/fetch_test_clients.sh
 
 # Host tuning: only as root, never required (the code falls back and says why).
 if [ "$(id -u)" = 0 ] && [ "$HUGEPAGES" != 0 ]; then
