@@ -25,6 +25,7 @@
 // message says what); 2 a bad flag (named; nothing started).
 #include <gflags/gflags.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -427,6 +428,25 @@ int Serve() {
 
 }  // namespace
 
+// Every connection is a descriptor: the soft limit goes up to the hard one (often 1024 ->
+// 20000 or more), and the start-up says when the limit is below --max_connections.
+static void RaiseOpenFileLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < static_cast<rlim_t>(FLAGS_max_connections) + 64) {
+    std::fprintf(stderr,
+                 "emoe_server: warning: %llu open files at most (RLIMIT_NOFILE): fewer "
+                 "connections than --max_connections=%d can be open\n",
+                 static_cast<unsigned long long>(rl.rlim_cur), FLAGS_max_connections);
+  }
+}
+
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("OpenAI-compatible HTTP server with elastic scaling" +
                           emoe::tools::ExitCodesHelp(/*requests=*/false));
@@ -440,6 +460,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "emoe_server: %s\n", s.message().c_str());
     return emoe::tools::kExitUsage;
   }
+  RaiseOpenFileLimit();
   const sigset_t stop = StopSignals();
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // before any thread starts (see StopSignals)
   return Serve();
