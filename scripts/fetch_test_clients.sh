@@ -28,24 +28,11 @@ done
 major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 20 ] || die "node $(node --version) is too old: the pinned openai SDK needs node >= 20"
 
-# Whether node_modules holds exactly what package-lock.json names: every locked package at its
-# locked version and integrity (npm records what it installed in node_modules/.package-lock.json).
-installed_as_locked() {
-  [ -f "$NODE_DIR/node_modules/.package-lock.json" ] || return 1
-  (cd "$NODE_DIR" && node --input-type=module -e '
-    import fs from "fs";
-    const want = JSON.parse(fs.readFileSync("package-lock.json")).packages;
-    const have = JSON.parse(fs.readFileSync("node_modules/.package-lock.json")).packages;
-    for (const [path, meta] of Object.entries(want)) {
-      if (path === "") continue;
-      const pkg = path + "/package.json";
-      if (!have[path] || have[path].integrity !== meta.integrity || !fs.existsSync(pkg) ||
-          JSON.parse(fs.readFileSync(pkg)).version !== meta.version) process.exit(1);
-    }')
-}
+# shellcheck source=npm_lock.sh
+source scripts/npm_lock.sh
 
 start=$SECONDS
-if installed_as_locked; then
+if installed_as_locked "$NODE_DIR"; then
   echo "fetch_test_clients: $NODE_DIR/node_modules already matches package-lock.json"
   exit 0
 fi
@@ -54,6 +41,6 @@ echo "fetch_test_clients: npm ci in $NODE_DIR (registry $registry)"
 if ! (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error); then
   die "npm ci in $NODE_DIR failed: is the registry $registry reachable (npm config get registry; a proxy?)"
 fi
-installed_as_locked || die "npm ci in $NODE_DIR did not install what package-lock.json names"
+installed_as_locked "$NODE_DIR" || die "npm ci in $NODE_DIR did not install what package-lock.json names"
 version=$(node -p "require('./$NODE_DIR/node_modules/openai/package.json').version")
 echo "fetch_test_clients: openai@$version in $NODE_DIR/node_modules in $((SECONDS - start)) s"

