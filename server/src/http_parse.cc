@@ -15,11 +15,6 @@ namespace emoe::server::http_internal {
 namespace http = boost::beast::http;
 using boost::system::error_code;
 
-namespace {
-
-// Beast 1.74 speaks boost::string_view.
-std::string_view Sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
-
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -30,6 +25,11 @@ bool IEquals(std::string_view a, std::string_view b) {
   }
   return true;
 }
+
+namespace {
+
+// Beast 1.74 speaks boost::string_view.
+std::string_view Sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;

@@ -25,6 +25,9 @@
 
 namespace emoe::server::http_internal {
 
+// ASCII case-insensitive equality (header names and tokens).
+bool IEquals(std::string_view a, std::string_view b);
+
 struct HttpLimits {
   size_t max_header_bytes = 16 << 10;  // request line + headers, CRLFs included
   size_t max_body_bytes = 4 << 20;     // the decoded body (chunked: the chunks' data)

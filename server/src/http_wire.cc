@@ -1,6 +1,8 @@
 // server/src/http_wire.cc: response heads, chunk framing and error bodies (see http_wire.h).
 #include "http_wire.h"
 
+#include "http_parse.h"
+
 // <ostream> first: Boost 1.74's string_view (under status.hpp) uses it without including it.
 #include <ostream>
 
@@ -12,17 +14,6 @@
 namespace emoe::server::http_internal {
 
 namespace {
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool IStartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && IEquals(s.substr(0, prefix.size()), prefix);
