@@ -121,6 +121,30 @@ TEST(CoordinatorProcessTest, KilledInstanceProcessIsRestartedOverTheSameMemory) 
   EXPECT_EQ(rep->bytes_disk, 0u);
 }
 
+// A thread that scales and then ends (the HTTP service's scale thread) must not take the
+// instances it booted with it: Linux's parent-death signal follows the spawning thread.
+TEST(CoordinatorProcessTest, InstancesOutliveTheThreadThatBootedThem) {
+  const auto requests = Requests(6);
+  const auto want = Reference(requests);
+  auto w = MakeWorld();
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, ProcessOptions());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  std::thread([&] {
+    ASSERT_TRUE(co.PrepareStandby({0, 1, 2}).ok());
+    auto rep = co.Scale({0, 1, 2}, {});
+    ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  }).join();
+  const pid_t active = co.active_pid();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a parent-death kill is at once
+  EXPECT_EQ(kill(active, 0), 0) << "the active instance died with the thread that booted it";
+  for (const Request& r : requests) ASSERT_TRUE(co.Submit(r).ok());
+  EXPECT_EQ(Drain(co), want);
+  EXPECT_EQ(co.restarts(), 0);
+  EXPECT_EQ(co.serving_errors(), 0);
+  EXPECT_EQ(co.active_pid(), active);
+}
+
 TEST(CoordinatorProcessTest, KilledReplicaProcessHandsItsRequestsToThePrimary) {
   const auto requests = Requests(16);
   const auto want = Reference(requests);

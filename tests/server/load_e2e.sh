@@ -83,4 +83,8 @@ for c in $children; do
     fail "$(cat /proc/$c/comm 2>/dev/null) (pid $c) still runs after the server exited"
   fi
 done
+# Scaling under load is not a crash: no instance died and was restarted meanwhile.
+if grep -E "coordinator: (UNAVAILABLE|restarting)|killed by signal" "$work/server.err"; then
+  fail "an instance process died during the load (above)"
+fi
 echo "load_e2e: passed"

@@ -230,13 +230,19 @@ class Host {
 
 int RunInstanceHost(int control_fd) {
   // Die with the coordinator: an orphaned instance would hold mappings of the HMM's memory.
+  // Until the first message, by the parent-death signal; from then on by the control socket,
+  // which closes when the coordinator dies (its end is close-on-exec, so no other child holds
+  // it). The signal is cleared then because Linux sends it when the *thread* that spawned this
+  // process ends, and a coordinator may boot instances from a thread that ends before they do
+  // (the HTTP service's scale thread).
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;
   prctl(PR_SET_NAME, "emoe-instance");
   Host host;
-  for (;;) {
+  for (bool first = true;; first = false) {
     auto m = vmm::RecvFds(control_fd);
     if (!m.ok()) return m.status().code() == vmm::StatusCode::kUnavailable ? 0 : 2;
+    if (first) prctl(PR_SET_PDEATHSIG, 0);
     bool exit = false;
     const std::string reply = host.Handle(m->payload, std::move(m->fds), &exit);
     if (!vmm::SendFds(control_fd, reply, {}).ok()) return 3;

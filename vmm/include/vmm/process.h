@@ -33,7 +33,8 @@ namespace vmm {
 // at once with status 127 instead of running orphaned. Beware: Linux sends the signal when the
 // *thread* that spawned the child ends, not only the process; a child that outlives the
 // spawning thread should clear it (prctl(PR_SET_PDEATHSIG, 0)) once it has another way to learn
-// of its parent's death (hmmd does, once its control connection is served).
+// of its parent's death (hmmd does, once its control connection is served; emoe_instance, once
+// its first message came).
 struct SpawnedChild {
   pid_t pid = 0;
   UniqueFd socket;
