@@ -21,6 +21,7 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # The server: a free port, said on its ready line (stdout); progress on stderr.
+: >"$out/server.out"
 "$BUILD_DIR/tools/emoe_server" --port=0 --devices=2 --max_devices=4 --max_num_seqs=128 "$@" \
   >"$out/server.out" 2> >(tee "$out/server.log" >&2) &
 pid=$!
@@ -47,10 +48,10 @@ for q in "What is a mixture of experts?" "混合专家模型是什么？" "Name 
 done
 
 # A load from the Azure conversation trace; the admin endpoint scales 2 -> 4 -> 2 during it.
-echo "demo: serve_bench: Azure conversation trace, scaled to 4 devices at 10 s and back to 2 at 40 s"
+echo "demo: serve_bench: Azure conversation trace, scaled to 4 devices at 8 s and back to 2 at 22 s"
 "$BUILD_DIR/bench/serve_bench" --url="$url" --trace=data/traces/azure_llm_2023_conv.csv \
   --time_scale=2 --num_requests=60 --max_prompt_tokens=256 --max_output_tokens=32 \
-  --slo_ttft_ms=10000 --slo_tpot_ms=3000 --scale_at=10:4,40:2 --json="$out/load.json" \
+  --slo_ttft_ms=10000 --slo_tpot_ms=3000 --scale_at=8:4,22:2 --json="$out/load.json" \
   --per_request=false
 echo "demo: scale state now: $(curl -s "$url/is_scaling_elastic_ep")"
 curl -s "$url/metrics" | grep -E '^emoe:(devices_serving|device_seconds_total|scale_events_total|num_requests_running)' || true

@@ -92,27 +92,33 @@ void OpenAiService::RunScale(ExchangePtr ex, int target, engine::ScaleOptions op
   }
   const std::vector<int> from = coordinator_->devices();
   auto rep = coordinator_->ScaleTo(target, options);
+  // The event is over before it is answered: a client may send the next one the moment it has
+  // the answer, and must not get 409 for this one.
+  auto done = [this] {
+    vmm::MutexLock l(&scale_mu_);
+    scaling_ = false;
+    scale_stage_.clear();
+  };
   if (rep.ok()) {
     metrics_->Scale(method, "ok", &*rep);
     std::string body = rep->ToJson();  // an object: the prepare time goes in before its end
     body.insert(body.size() - 1, ",\"standby_prepare_s\":" + std::to_string(prepare_s));
+    done();
     Reply(ex, 200, std::move(body));
-  } else {
-    const vmm::StatusCode code = rep.status().code();
-    const bool refused =
-        code == vmm::StatusCode::kInvalidArgument || code == vmm::StatusCode::kResourceExhausted;
-    metrics_->Scale(method, refused ? "refused" : "failed", nullptr);
-    if (refused) {
-      ReplyError(ex, BadRequest(rep.status().message(), "new_data_parallel_size"));
-    } else {
-      ReplyError(ex, Error(500, "server_error",
-                           "the scale event failed and was rolled back (serving continues on " +
-                               engine::DevicesText(from) + "): " + rep.status().ToString()));
-    }
+    return;
   }
-  vmm::MutexLock l(&scale_mu_);
-  scaling_ = false;
-  scale_stage_.clear();
+  const vmm::StatusCode code = rep.status().code();
+  const bool refused =
+      code == vmm::StatusCode::kInvalidArgument || code == vmm::StatusCode::kResourceExhausted;
+  metrics_->Scale(method, refused ? "refused" : "failed", nullptr);
+  done();
+  if (refused) {
+    ReplyError(ex, BadRequest(rep.status().message(), "new_data_parallel_size"));
+  } else {
+    ReplyError(ex, Error(500, "server_error",
+                         "the scale event failed and was rolled back (serving continues on " +
+                             engine::DevicesText(from) + "): " + rep.status().ToString()));
+  }
 }
 
 void OpenAiService::HandleIsScaling(const ExchangePtr& ex) {
