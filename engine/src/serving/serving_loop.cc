@@ -81,6 +81,9 @@ void ServingLoop::Start(std::unique_ptr<Scheduler> primary) {
     Run();
   });
   pthread_setname_np(server_.native_handle(), "serve");
+  // The first snapshot is there when Start returns (Coordinator::Create's callers read it).
+  vmm::MutexLock l(&mu_);
+  while (!published_) cv_.Wait(&mu_);
 }
 
 void ServingLoop::Stop() {
@@ -253,6 +256,10 @@ void ServingLoop::Publish() {
   replica_devices_ = std::move(devices);
   any_failed_ = failed;
   // device_seconds: the devices serving until now, then the new set from now on.
+  if (!published_) {
+    published_ = true;
+    cv_.SignalAll();
+  }
   s.device_seconds = snapshot_.device_seconds;
   if (s.t > snapshot_.t) {
     s.device_seconds += static_cast<double>(snapshot_.devices.size()) * (s.t - snapshot_.t);

@@ -84,7 +84,8 @@ class ServingLoop {
   ServingLoop(const ServingLoop&) = delete;
   ServingLoop& operator=(const ServingLoop&) = delete;
 
-  // Starts the serving thread with `primary` as the primary scheduler.
+  // Starts the serving thread with `primary` as the primary scheduler; returns once its first
+  // snapshot is published.
   void Start(std::unique_ptr<Scheduler> primary) EXCLUDES(mu_);
   // Runs the pending task, then stops the thread. Idempotent.
   void Stop() EXCLUDES(mu_);
@@ -169,6 +170,7 @@ class ServingLoop {
   std::deque<Request> inbox_ GUARDED_BY(mu_);
   std::vector<int64_t> cancels_ GUARDED_BY(mu_);
   ServingSnapshot snapshot_ GUARDED_BY(mu_);  // as of the last Publish
+  bool published_ GUARDED_BY(mu_) = false;    // the first Publish is done
   const std::function<void()>* task_ GUARDED_BY(mu_) = nullptr;
   bool stop_ GUARDED_BY(mu_) = false;
   bool supervisor_stop_ GUARDED_BY(mu_) = false;
