@@ -132,3 +132,14 @@ Status LocalHmmControl::Copy(int device, void* dst, const void* src, uint64_t n)
 }
 
 }  // namespace emoe::hbm
+
+namespace emoe::hbm {
+// PLACEHOLDER (helper h1 replaces).
+StatusOr<CopyBatchReport> LocalHmmControl::ApplyCopies(const std::vector<GroupCopy>& copies,
+                                                       const CopyBatchOptions& options) {
+  return hmm_->ApplyCopies(copies, options);
+}
+StatusOr<HmmSnapshot> LocalHmmControl::Describe(const std::vector<std::pair<std::string, int>>&) {
+  return Status::Internal("Describe: not implemented yet");
+}
+}  // namespace emoe::hbm

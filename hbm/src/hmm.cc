@@ -590,3 +590,11 @@ std::string Hmm::Report() const {
 }
 
 }  // namespace emoe::hbm
+
+namespace emoe::hbm {
+// PLACEHOLDER (helper h1 replaces): not implemented yet.
+StatusOr<CopyBatchReport> Hmm::ApplyCopies(const std::vector<GroupCopy>&,
+                                           const CopyBatchOptions&) {
+  return Status::Internal("ApplyCopies: not implemented yet");
+}
+}  // namespace emoe::hbm

@@ -64,6 +64,9 @@ struct ScaleReport {
   uint64_t bytes_p2p = 0;       // device-to-device copies (weights, experts, KV)
   uint64_t bytes_disk = 0;      // read from the checkpoint
   uint64_t bytes_copied = 0;    // copied into private buffers (ablations)
+  // The HMM's own time for the event's peer-to-peer copies (first chunk's start to last chunk's
+  // end, hbm::CopyBatchReport::copy_s): bytes_p2p / p2p_copy_s is the copy bandwidth reached.
+  double p2p_copy_s = 0;
   uint64_t arena_before = 0, arena_peak = 0, arena_after = 0;  // all devices, exact
   // PSS of the coordinator and its instance processes (sampled every 20 ms off the scaling
   // path): at the command and the peak.

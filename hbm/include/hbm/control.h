@@ -67,6 +67,12 @@ class KvMemory {
 // kFailedPrecondition when the arena has no direct map.
 StatusOr<std::unique_ptr<KvMemory>> KvMemoryFromExtent(Device& device, vmm::Extent extent);
 
+// What a scale plan asks of the HMM, in one request (HmmControl::Describe).
+struct HmmSnapshot {
+  std::vector<TensorMeta> records;  // those asked for, in order
+  std::vector<DeviceStats> stats;   // every device
+};
+
 class HmmControl {
  public:
   virtual ~HmmControl() = default;
@@ -89,6 +95,14 @@ class HmmControl {
   virtual StatusOr<uint64_t> CopyGroup(const std::vector<std::string>& names, int from, int to,
                                        Usage usage, const std::string& dst_prefix = "") = 0;
   virtual StatusOr<TensorMeta> Find(const std::string& name, int device) = 0;
+  // Hmm::ApplyCopies: the batch as one unit, all or nothing; one request to hmmd.
+  virtual StatusOr<CopyBatchReport> ApplyCopies(const std::vector<GroupCopy>& copies,
+                                                const CopyBatchOptions& options) = 0;
+  // The metas of `records` (name, device), in order, and every device's statistics, taken
+  // together (one request to hmmd; one registry snapshot). kNotFound names the first record
+  // that is not registered.
+  virtual StatusOr<HmmSnapshot> Describe(const std::vector<std::pair<std::string, int>>& records) = 0;
+
   // Drops these records (name, device); those not registered are skipped. Returns how many
   // were dropped. Pages return when the last mapping of them goes.
   virtual StatusOr<size_t> Release(const std::vector<std::pair<std::string, int>>& records) = 0;
@@ -119,6 +133,9 @@ class LocalHmmControl : public HmmControl {
   StatusOr<uint64_t> CopyGroup(const std::vector<std::string>& names, int from, int to, Usage usage,
                                const std::string& dst_prefix) override;
   StatusOr<TensorMeta> Find(const std::string& name, int device) override;
+  StatusOr<CopyBatchReport> ApplyCopies(const std::vector<GroupCopy>& copies,
+                                        const CopyBatchOptions& options) override;
+  StatusOr<HmmSnapshot> Describe(const std::vector<std::pair<std::string, int>>& records) override;
   StatusOr<size_t> Release(const std::vector<std::pair<std::string, int>>& records) override;
   StatusOr<size_t> ReleaseMatching(const std::string& prefix,
                                    const std::vector<int>& devices) override;

@@ -105,6 +105,35 @@ struct LoadReport {
   std::string ToString() const;
 };
 
+// One copy of a batch (Hmm::ApplyCopies): CopyGroup's arguments.
+struct GroupCopy {
+  std::vector<std::string> names;  // registered on `from`; copied into ONE new extent on `to`
+  int from = 0, to = 0;
+  Usage usage = Usage::kWeights;
+  std::string dst_prefix;  // registered as dst_prefix + name
+};
+
+// How a batch runs. The copies compete with serving for the host's cores: max_parallel bounds
+// how many copy jobs (of chunk_bytes each) run at once over the whole batch.
+struct CopyBatchOptions {
+  int max_parallel = 0;               // 0: every worker of the destination devices
+  uint64_t chunk_bytes = 8ull << 20;  // unit of work (multiple of 4 KiB, > 0)
+};
+
+struct GroupCopyStats {
+  uint64_t bytes = 0;             // tensor bytes copied
+  double start_s = 0, end_s = 0;  // of its first and last chunk, from the start of the copies
+};
+
+struct CopyBatchReport {
+  std::vector<GroupCopyStats> copies;  // one per GroupCopy, in order
+  uint64_t bytes = 0;                  // tensor bytes of all copies
+  double prepare_s = 0;                // checks and allocations (before any byte moved)
+  double copy_s = 0;                   // first chunk's start to last chunk's end (wall time)
+  double register_s = 0;               // registering the records
+  double gbs() const { return copy_s > 0 ? bytes / copy_s / 1e9 : 0; }
+};
+
 class Hmm {
  public:
   // Plans devices from the host topology (vmm::NumaNodes()) and creates them. With
@@ -136,6 +165,15 @@ class Hmm {
   // copy failure) nothing is registered and the new extent is freed. Returns the bytes copied.
   StatusOr<uint64_t> CopyGroup(const std::vector<std::string>& names, int from_device,
                                int to_device, Usage usage, const std::string& dst_prefix = "");
+
+  // A batch of group copies as ONE unit (DESIGN 4.3's memory phase in one request): every copy is
+  // checked first (devices known, sources registered, no destination registered already or named
+  // twice in the batch, options valid), every extent allocated, then all copies run at once on
+  // the destinations' workers in chunks (at most options.max_parallel at a time); the records
+  // are registered together. On any error (the first is returned, naming the copy) nothing is
+  // registered and every new extent is freed. Reports bytes and times per copy.
+  StatusOr<CopyBatchReport> ApplyCopies(const std::vector<GroupCopy>& copies,
+                                        const CopyBatchOptions& options = {});
 
   StatusOr<TensorRecord> Find(const std::string& name, int device) const;
   std::vector<TensorRecord> List(int device = -1) const;  // -1: all devices

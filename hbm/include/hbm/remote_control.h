@@ -86,6 +86,9 @@ class RemoteHmmControl : public HmmControl {
   StatusOr<uint64_t> CopyGroup(const std::vector<std::string>& names, int from, int to, Usage usage,
                                const std::string& dst_prefix) override;
   StatusOr<TensorMeta> Find(const std::string& name, int device) override;
+  StatusOr<CopyBatchReport> ApplyCopies(const std::vector<GroupCopy>& copies,
+                                        const CopyBatchOptions& options) override;
+  StatusOr<HmmSnapshot> Describe(const std::vector<std::pair<std::string, int>>& records) override;
   StatusOr<size_t> Release(const std::vector<std::pair<std::string, int>>& records) override;
   StatusOr<size_t> ReleaseMatching(const std::string& prefix,
                                    const std::vector<int>& devices) override;

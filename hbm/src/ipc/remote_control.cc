@@ -151,3 +151,14 @@ Status RemoteHmmControl::Copy(int device, void* dst, const void* src, uint64_t n
 }
 
 }  // namespace emoe::hbm
+
+namespace emoe::hbm {
+// PLACEHOLDER (helper h1 replaces).
+StatusOr<CopyBatchReport> RemoteHmmControl::ApplyCopies(const std::vector<GroupCopy>&,
+                                                        const CopyBatchOptions&) {
+  return Status::Internal("ApplyCopies: not implemented yet");
+}
+StatusOr<HmmSnapshot> RemoteHmmControl::Describe(const std::vector<std::pair<std::string, int>>&) {
+  return Status::Internal("Describe: not implemented yet");
+}
+}  // namespace emoe::hbm
