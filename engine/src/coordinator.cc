@@ -24,6 +24,12 @@ Status CoordinatorOptions::Validate() const {
   if (kv_bytes_per_device == 0) return Status::InvalidArgument("KV bytes per device must be > 0");
   if (block_tokens < 1) return Status::InvalidArgument("block_tokens must be >= 1");
   if (standby_pool < 0) return Status::InvalidArgument("standby_pool must be >= 0");
+  if (scale_copies.max_parallel < 0) {
+    return Status::InvalidArgument("scale_copies.max_parallel must be >= 0");
+  }
+  if (scale_copies.chunk_bytes == 0 || scale_copies.chunk_bytes % 4096 != 0) {
+    return Status::InvalidArgument("scale_copies.chunk_bytes must be a positive multiple of 4096");
+  }
   return Status::Ok();
 }
 
@@ -66,6 +72,7 @@ StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   Coordinator* self = c.get();
   x.clock = [self] { return self->Now(); };
   x.scheduler = options.scheduler;
+  x.copy_options = options.scale_copies;
   x.scheduler.clock = x.clock;
   VMM_ASSIGN_OR_RETURN(x.placement, experts::InitialPlacement(config.num_hidden_layers,
                                                               config.num_experts, devices));

@@ -1,6 +1,8 @@
 // The coordinator with instance processes and with the HMM in hmmd (DESIGN 4.1): scale cycles
 // across processes, killed instance and replica processes, a dead hmmd, and the instance
 // process's errors.
+#include <fstream>
+
 #include "coordinator_testing.h"
 
 namespace emoe::engine {
@@ -91,6 +93,35 @@ TEST(CoordinatorProcessTest, ScaleCyclesAcrossInstanceProcessesKeepTokensAndLeak
       << Children().size() << " child processes, " << children0.size() << " at the baseline";
   for (const auto& [pid, state] : Children()) EXPECT_NE(state, 'Z') << "zombie " << pid;
   EXPECT_TRUE(Eventually([&] { return OpenFds() == fds0; })) << OpenFds() << " vs " << fds0;
+}
+
+// Shared memory the process has mapped and present (RssShmem of /proc/<pid>/status), bytes.
+uint64_t ResidentShmem(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("RssShmem:", 0) == 0) return std::stoull(line.substr(9)) << 10;
+  }
+  return 0;
+}
+
+// #19: an attach is mapping only, and pays for its page tables itself: the instance that a
+// scale event switches to has its KV stores and dense weights present before its first step
+// (no warm-up step runs on the event's path any more).
+TEST(CoordinatorProcessTest, AttachPopulatesWhatTheFirstStepReads) {
+  auto w = MakeWorld();
+  CoordinatorOptions o = ProcessOptions();
+  auto c = Coordinator::Create(w->hmm.get(), w->ckpt, w->config, {0, 1}, o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  Coordinator& co = **c;
+  ASSERT_TRUE(co.PrepareStandby({0, 1, 2}).ok());
+  auto rep = co.Scale({0, 1, 2}, {});  // nothing submitted: the new instance never steps
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_EQ(rep->phase_s.count("warmup"), 0u);
+  const uint64_t stores = 3 * o.kv_bytes_per_device;
+  EXPECT_GE(ResidentShmem(co.active_pid()), stores + rep->bytes_remapped)
+      << "the KV stores and expert slots of three devices are mapped and present";
+  EXPECT_EQ(co.serving_errors(), 0);
 }
 
 TEST(CoordinatorProcessTest, KilledInstanceProcessIsRestartedOverTheSameMemory) {

@@ -69,6 +69,28 @@ TEST_P(ReservationTest, PopulateFillsPageTables) {
   EXPECT_FALSE(testing::PagePresent(r->base() + (4 << 20) + 4096)) << "lazy mapping not faulted";
 }
 
+TEST_P(ReservationTest, PopulateLaterFillsPartOfAMapping) {
+  VMM_ARENA_OR_SKIP(arena, GetParam(), 8 << 20);
+  const uint64_t page = arena->page_size();
+  auto r = *Reservation::Reserve(8 << 20);
+  Extent e = *arena->Allocate(2 * page);
+  Fill(e, 0x33);  // the arena holds the pages: populating maps them, allocates nothing
+  ASSERT_TRUE(r->Map(0, e, 0, 0, {Protection::kRead, false}).ok());
+  EXPECT_FALSE(testing::PagePresent(r->base() + page)) << "mapped lazily";
+  const uint64_t before = GlobalCounters().bytes_populated.load();
+  // An unaligned range inside the second page: rounded out to 4 KiB.
+  ASSERT_TRUE(r->Populate(page + 100, 1000).ok());
+  EXPECT_EQ(GlobalCounters().bytes_populated.load() - before, 4096u);
+  EXPECT_TRUE(testing::PagePresent(r->base() + page));
+  EXPECT_EQ(r->base()[page + 100], 0x33);
+  // Outside every mapping, across its end, or empty: refused, naming the range.
+  EXPECT_EQ(r->Populate(4 * page, 4096).code(), StatusCode::kNotFound);
+  EXPECT_EQ(r->Populate(page, 2 * page).code(), StatusCode::kNotFound);
+  EXPECT_EQ(r->Populate(0, 0).code(), StatusCode::kNotFound);
+  EXPECT_EQ(r->Populate(8 << 20, 4096).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(MatchesKernel(*r));
+}
+
 TEST_P(ReservationTest, ReadOnlyMappingRefusesWrites) {
   VMM_ARENA_OR_SKIP(arena, GetParam(), 4 << 20);
   auto r = *Reservation::Reserve(4 << 20);

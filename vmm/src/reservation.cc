@@ -205,6 +205,29 @@ Status Reservation::Protect(uint64_t offset, Protection prot) {
   return Status::Ok();
 }
 
+Status Reservation::Populate(uint64_t offset, uint64_t length) {
+  MutexLock l(&mu_);
+  const uint64_t begin = offset & ~uint64_t{4095};
+  const uint64_t end = (offset + length + 4095) & ~uint64_t{4095};
+  const std::string what = Where(offset) + ": populate " + Hex(length) + " bytes";
+  auto it = table_.upper_bound(begin);
+  if (length == 0 || end > size_ || it == table_.begin() ||
+      std::prev(it)->second.offset + std::prev(it)->second.length < end) {
+    return Status::NotFound(what + ": not inside one mapping");
+  }
+  const Mapping& m = std::prev(it)->second;
+  const int advice = m.prot == Protection::kRead ? MADV_POPULATE_READ : MADV_POPULATE_WRITE;
+  if (RetryOnEintr([&] { return os_->Madvise(base_ + begin, end - begin, advice); }) != 0) {
+    const int err = errno;
+    return err == ENOMEM || err == EFAULT
+               ? Status::ResourceExhausted(
+                     Status::FromErrno(err, what, "madvise(MADV_POPULATE)").message(), err)
+               : Status::FromErrno(err, what, "madvise(MADV_POPULATE)");
+  }
+  GlobalCounters().bytes_populated += end - begin;
+  return Status::Ok();
+}
+
 Status Reservation::MoveLocked(Reservation& src, uint64_t offset, Reservation& dst,
                                uint64_t dst_offset) {
   auto it = src.table_.find(offset);

@@ -93,6 +93,10 @@ struct CoordinatorOptions {
   // returns none), and the step timeline and token gaps are not kept (Timeline and MaxTokenGap
   // are empty); memory then stays bounded however long it serves.
   bool keep_history = true;
+  // How an elastic event's peer-to-peer copies share the host's cores with serving (one batch,
+  // hbm::HmmControl::ApplyCopies): max_parallel copy jobs of chunk_bytes at a time (0: every copy
+  // worker of the destination devices).
+  hbm::CopyBatchOptions scale_copies;
   Status Validate() const;
 };
 

@@ -42,7 +42,9 @@ struct ScaleOptions {
   // are done (phase "drain", after the switch; latency still ends at the switch).
   bool drain = false;
   // Fault injection for tests: fail the event right after this phase ("plan", "memory",
-  // "instance", "warmup"), as if the step had failed there.
+  // "instance"; "warmup" for the methods that run one: the baselines and horizontal), as if the
+  // step had failed there. kElastic has no warm-up step: its standby is warm and its attach
+  // populates what the first step reads.
   std::string fail_after;
   std::string Name() const;  // "elastic", "elastic-no-p2p", "cold-restart", ...
 };

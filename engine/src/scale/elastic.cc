@@ -10,7 +10,8 @@ namespace emoe::engine {
 
 namespace {
 
-// Phase 1: the plan, and room for it (KV shrunk ahead of time where a device falls short).
+// Phase 1: the plan, and room for it (KV shrunk ahead of time where a device falls short). One
+// request to the HMM: the sizes of what moves and every device's statistics (HmmControl::Describe).
 Status Plan(ScaleEvent& ev, ScalePlan* plan) {
   ScaleContext& c = ev.ctx;
   const ScaleOptions& o = ev.options;
@@ -18,49 +19,58 @@ Status Plan(ScaleEvent& ev, ScalePlan* plan) {
       *plan, PlanElastic(c.placement, ev.rep.from_devices, ev.rep.to_devices, c.specs, c.prefix));
   ev.rep.experts_moved = plan->redistribution.moved_count();
   ev.rep.experts_retained = plan->redistribution.retained_count();
-  PlanSizes sizes;
   const int peer = ev.rep.from_devices[0];
-  if (!plan->added.empty() || !o.zero_copy) {  // asked once: one request each
-    for (const std::string& n : plan->dense) {
-      VMM_ASSIGN_OR_RETURN(hbm::TensorMeta r, c.hmm->Find(n, peer));
-      sizes.dense_bytes += r.size_bytes + hbm::kDirectAlignment;
+  std::vector<std::pair<std::string, int>> ask;
+  const bool dense = !plan->added.empty() || !o.zero_copy;
+  if (dense) {
+    for (const std::string& n : plan->dense) ask.emplace_back(n, peer);
+  }
+  for (const experts::ExpertMove& m : plan->redistribution.moves) {
+    ask.emplace_back(plan->expert_names[{m.layer, m.expert}][0], m.from);
+  }
+  const bool one_expert = !o.zero_copy || !o.vm_remap;
+  if (one_expert) ask.emplace_back(plan->expert_names[{0, 0}][0], c.placement.owner[0][0]);
+  VMM_ASSIGN_OR_RETURN(const hbm::HmmSnapshot snap, c.hmm->Describe(ask));
+  PlanSizes sizes;
+  size_t i = 0;
+  if (dense) {
+    for (; i < plan->dense.size(); ++i) {
+      sizes.dense_bytes += snap.records[i].size_bytes + hbm::kDirectAlignment;
     }
   }
   for (const experts::ExpertMove& m : plan->redistribution.moves) {
-    VMM_ASSIGN_OR_RETURN(hbm::TensorMeta r,
-                         c.hmm->Find(plan->expert_names[{m.layer, m.expert}][0], m.from));
-    sizes.expert_extent_bytes[{m.layer, m.expert}] = r.extent_bytes;
+    sizes.expert_extent_bytes[{m.layer, m.expert}] = snap.records[i++].extent_bytes;
   }
-  if (!o.zero_copy || !o.vm_remap) {
-    VMM_ASSIGN_OR_RETURN(hbm::TensorMeta r,
-                         c.hmm->Find(plan->expert_names[{0, 0}][0], c.placement.owner[0][0]));
-    sizes.expert_bytes = r.extent_bytes;
-  }
-  VMM_ASSIGN_OR_RETURN(const std::vector<hbm::DeviceStats> stats, c.hmm->Stats());
+  if (one_expert) sizes.expert_bytes = snap.records[i].extent_bytes;
   std::set<int> has_store;
   for (int d : plan->to) {
     if (c.stores->Has(d)) has_store.insert(d);
   }
-  VMM_ASSIGN_OR_RETURN(auto need,
-                       PlanNeed(*plan, sizes, stats, has_store, c.stores->bytes_per_device(), o,
-                                c.config.num_hidden_layers));
-  VMM_ASSIGN_OR_RETURN(ev.kv_room,
-                       c.stores->ShrinkAhead(need, "scale to " + DevicesText(plan->to),
-                                             ev.rep.from_devices, &ev.rep.kv_shrunk_bytes));
+  VMM_ASSIGN_OR_RETURN(
+      auto need, PlanNeed(*plan, sizes, snap.stats, has_store, c.stores->bytes_per_device(), o,
+                          c.config.num_hidden_layers));
+  VMM_ASSIGN_OR_RETURN(
+      ev.kv_room, c.stores->ShrinkAhead(need, "scale to " + DevicesText(plan->to),
+                                        ev.rep.from_devices, &ev.rep.kv_shrunk_bytes, &snap.stats));
   return Status::Ok();
 }
 
-// Phase 2, P2P: the copies of the plan; each one's records go on the undo log.
+// Phase 2, P2P: every copy of the plan in ONE request (HmmControl::ApplyCopies: all at once on
+// the destinations' copy workers, all or nothing); the records it made go on the undo log.
 Status CopyP2p(ScaleEvent& ev, const ScalePlan& plan) {
   ScaleContext& c = ev.ctx;
+  std::vector<hbm::GroupCopy> batch;
+  std::vector<std::pair<std::string, int>> records;
   for (const ScalePlan::Copy& cp : plan.copies) {
-    VMM_ASSIGN_OR_RETURN(uint64_t b, c.hmm->CopyGroup(cp.names, cp.from, cp.to, cp.usage));
-    ev.rep.bytes_p2p += b;
-    std::vector<std::pair<std::string, int>> records;
+    batch.push_back({cp.names, cp.from, cp.to, cp.usage, ""});
     for (const std::string& n : cp.names) records.emplace_back(n, cp.to);
-    ev.undo.Add(
-        [&ev, records] { ev.Cleanup("copied records", ev.ctx.hmm->Release(records).status()); });
   }
+  if (batch.empty()) return Status::Ok();
+  VMM_ASSIGN_OR_RETURN(const hbm::CopyBatchReport r, c.hmm->ApplyCopies(batch, c.copy_options));
+  ev.rep.bytes_p2p += r.bytes;
+  ev.rep.p2p_copy_s += r.copy_s;
+  ev.undo.Add(
+      [&ev, records] { ev.Cleanup("copied records", ev.ctx.hmm->Release(records).status()); });
   return Status::Ok();
 }
 
@@ -140,10 +150,6 @@ StatusOr<ScaleReport> ScaleElastic(ScaleContext& c, std::vector<int> devices,
   if (!s.ok()) return ev.Fail(s, what);
   s = Attach(ev, plan);
   ev.Phase("instance");
-  if (!s.ok()) return ev.Fail(s, what);
-  s = ev.next->WarmUp();
-  if (s.ok()) s = ev.Injected("warmup");
-  ev.Phase("warmup");
   if (!s.ok()) return ev.Fail(s, what);
   if (Status sw = SwitchOver(ev, plan.to); !sw.ok()) return ev.Fail(sw, what);
   Cleanup(ev, plan);

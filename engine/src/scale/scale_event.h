@@ -37,6 +37,7 @@ struct ScaleContext {
   std::vector<TensorSpec> specs;  // ExpectedTensors(config)
   std::string record_namespace;   // prefix of every HMM record name
   SchedulerOptions scheduler;     // with the coordinator's clock
+  hbm::CopyBatchOptions copy_options;  // an elastic event's P2P batch (CoordinatorOptions)
   std::function<double()> clock;  // seconds since the coordinator started
   ServingLoop* loop = nullptr;
   KvStoreSet* stores = nullptr;

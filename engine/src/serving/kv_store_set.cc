@@ -74,8 +74,14 @@ Status KvStoreSet::GrowTo(int device, uint64_t bytes, const std::vector<hbm::Dev
 StatusOr<KvStoreSet::Guard> KvStoreSet::ShrinkAhead(const std::map<int, uint64_t>& need,
                                                     const std::string& what,
                                                     const std::vector<int>& serving,
-                                                    uint64_t* shrunk_bytes) {
-  VMM_ASSIGN_OR_RETURN(const std::vector<hbm::DeviceStats> stats, hmm_->Stats());
+                                                    uint64_t* shrunk_bytes,
+                                                    const std::vector<hbm::DeviceStats>* given) {
+  std::vector<hbm::DeviceStats> stats;
+  if (given != nullptr) {
+    stats = *given;
+  } else {
+    VMM_ASSIGN_OR_RETURN(stats, hmm_->Stats());
+  }
   Guard guard(this);
   for (const auto& [d, bytes] : need) {
     const hbm::DeviceStats& st = stats.at(d);

@@ -64,8 +64,10 @@ class KvStoreSet {
   // back to `*shrunk_bytes`. A device that cannot make room is kResourceExhausted naming it,
   // what it needs, holds and could give (nothing stays shrunk then); `what` names the event
   // ("scale to [0,1,2]") and `serving` the devices that keep serving.
+  // `stats`: the HMM's statistics the need was computed from (null: asked here, one request).
   StatusOr<Guard> ShrinkAhead(const std::map<int, uint64_t>& need, const std::string& what,
-                              const std::vector<int>& serving, uint64_t* shrunk_bytes);
+                              const std::vector<int>& serving, uint64_t* shrunk_bytes,
+                              const std::vector<hbm::DeviceStats>* stats = nullptr);
 
  private:
   // Grows the store of `device` to `bytes`, or as far as its device has room (logged if it stays

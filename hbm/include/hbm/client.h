@@ -52,6 +52,11 @@ class Attachment {
   // A device's KV arena, mapped read-write (attached with kv = true), or null.
   uint8_t* kv_base(int device) const;
   uint64_t kv_bytes(int device) const;
+  // Fills the page tables of `t`'s pages (its extent) in this attachment's mapping now, so that
+  // the first read does not fault (vmm::Reservation::Populate). REQUIRES: t is one of tensors().
+  Status Populate(const TensorView& t) const;
+  // The same for `bytes` at `offset` of `device`'s KV arena (read-write).
+  Status PopulateKv(int device, uint64_t offset, uint64_t bytes) const;
 
  private:
   std::vector<std::shared_ptr<vmm::Arena>> arenas_;

@@ -25,6 +25,22 @@ uint64_t Attachment::kv_bytes(int device) const {
   return it == kv_.end() ? 0 : arenas_[it->second]->capacity_bytes();
 }
 
+Status Attachment::Populate(const TensorView& t) const {
+  if (t.arena < 0 || t.arena >= static_cast<int>(maps_.size())) {
+    return Status::InvalidArgument("populate '" + t.name + "': not a tensor of this attachment");
+  }
+  return maps_[t.arena]->Populate(t.extent_offset, t.extent_size);
+}
+
+Status Attachment::PopulateKv(int device, uint64_t offset, uint64_t bytes) const {
+  auto it = kv_.find(device);
+  if (it == kv_.end()) {
+    return Status::InvalidArgument("populate KV: device " + std::to_string(device) +
+                                   " has no KV arena in this attachment");
+  }
+  return maps_[it->second]->Populate(offset, bytes);
+}
+
 uint64_t Attachment::mapped_bytes() const {
   uint64_t n = 0;
   for (const auto& m : maps_) n += m->mapped_bytes();

@@ -110,6 +110,13 @@ class Reservation {
   // Changes the protection of the mapping at `offset`.
   Status Protect(uint64_t offset, Protection prot);
 
+  // Fills the page tables of [offset, offset + length) now (MADV_POPULATE_READ, or _WRITE for a
+  // read-write mapping), rounded out to 4 KiB, so that the first access does not fault: an
+  // attach pays for its mappings once, not the first step that reads them. The range must lie in
+  // one mapping (kNotFound otherwise). No memory is allocated for pages the arena already holds;
+  // kResourceExhausted when the arena runs out of memory for pages it has to allocate.
+  Status Populate(uint64_t offset, uint64_t length);
+
   // The arena page behind `addr`; kNotFound if the address is in the filler or outside.
   StatusOr<PageRef> Lookup(const void* addr) const;
 
