@@ -38,6 +38,14 @@ StatusOr<PlacementFn> PlacementFromTable(const Checkpoint& checkpoint,
   });
 }
 
+HmmSnapshot SnapshotOf(Hmm& hmm, const std::vector<TensorRecord>& records) {
+  HmmSnapshot s;
+  s.records.reserve(records.size());
+  for (const TensorRecord& r : records) s.records.push_back(MetaOf(r));
+  s.stats = hmm.Stats();
+  return s;
+}
+
 size_t ReleaseMatchingIn(Hmm& hmm, const std::string& prefix, const std::vector<int>& devices) {
   const std::set<int> on(devices.begin(), devices.end());
   return hmm.ReleaseIf([&](const TensorRecord& r) {
@@ -68,6 +76,17 @@ StatusOr<LoadReport> LocalHmmControl::Load(const std::string& checkpoint_path,
 StatusOr<uint64_t> LocalHmmControl::CopyGroup(const std::vector<std::string>& names, int from,
                                               int to, Usage usage, const std::string& dst_prefix) {
   return hmm_->CopyGroup(names, from, to, usage, dst_prefix);
+}
+
+StatusOr<CopyBatchReport> LocalHmmControl::ApplyCopies(const std::vector<GroupCopy>& copies,
+                                                       const CopyBatchOptions& options) {
+  return hmm_->ApplyCopies(copies, options);
+}
+
+StatusOr<HmmSnapshot> LocalHmmControl::Describe(
+    const std::vector<std::pair<std::string, int>>& records) {
+  VMM_ASSIGN_OR_RETURN(std::vector<TensorRecord> found, hmm_->FindAll(records));
+  return SnapshotOf(*hmm_, found);
 }
 
 StatusOr<TensorMeta> LocalHmmControl::Find(const std::string& name, int device) {
@@ -131,15 +150,4 @@ Status LocalHmmControl::Copy(int device, void* dst, const void* src, uint64_t n)
   return hmm_->copies().Copy(device, dst, src, n);
 }
 
-}  // namespace emoe::hbm
-
-namespace emoe::hbm {
-// PLACEHOLDER (helper h1 replaces).
-StatusOr<CopyBatchReport> LocalHmmControl::ApplyCopies(const std::vector<GroupCopy>& copies,
-                                                       const CopyBatchOptions& options) {
-  return hmm_->ApplyCopies(copies, options);
-}
-StatusOr<HmmSnapshot> LocalHmmControl::Describe(const std::vector<std::pair<std::string, int>>&) {
-  return Status::Internal("Describe: not implemented yet");
-}
 }  // namespace emoe::hbm

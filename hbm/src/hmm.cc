@@ -465,61 +465,6 @@ Status Hmm::Replicate(const std::string& name, int from_device, int to_device) {
   return Status::Ok();
 }
 
-StatusOr<uint64_t> Hmm::CopyGroup(const std::vector<std::string>& names, int from_device,
-                                  int to_device, Usage usage, const std::string& dst_prefix) {
-  if (to_device < 0 || to_device >= num_devices()) {
-    return Status::InvalidArgument("copy group: unknown device " + std::to_string(to_device));
-  }
-  if (names.empty()) return uint64_t{0};
-  std::vector<TensorRecord> src;
-  std::vector<uint64_t> offsets;
-  uint64_t bytes = 0, total = 0;
-  for (const std::string& n : names) {
-    VMM_ASSIGN_OR_RETURN(TensorRecord r, Find(n, from_device));
-    {
-      vmm::MutexLock l(&mu_);
-      if (registry_.count({dst_prefix + n, to_device})) {
-        return Status::AlreadyExists("tensor '" + dst_prefix + n + "' is already on device " +
-                                     std::to_string(to_device));
-      }
-    }
-    const uint64_t slack = r.offset_in_extent % kDirectAlignment;
-    offsets.push_back(bytes + slack);
-    bytes += (slack + std::max<uint64_t>(r.size_bytes, 1) + kDirectAlignment - 1) /
-             kDirectAlignment * kDirectAlignment;
-    total += r.size_bytes;
-    src.push_back(std::move(r));
-  }
-  VMM_ASSIGN_OR_RETURN(vmm::Extent e, devices_[to_device]->Allocate(usage, bytes));
-  if (e.data() == nullptr) {
-    return Status::FailedPrecondition("device arenas need a direct map to copy into");
-  }
-  std::vector<TensorRecord> out;
-  std::vector<std::future<Status>> copies;
-  for (size_t i = 0; i < src.size(); ++i) {
-    TensorRecord r = src[i];
-    r.name = dst_prefix + src[i].name;
-    r.device = to_device;
-    r.usage = usage;
-    r.extent = e;
-    r.offset_in_extent = offsets[i];
-    copies.push_back(copies_->CopyAsync(to_device, const_cast<void*>(r.data()), src[i].data(),
-                                        src[i].size_bytes));
-    out.push_back(std::move(r));
-  }
-  VMM_RETURN_IF_ERROR(
-      AwaitAll(copies).Annotate("copy group to device " + std::to_string(to_device)));
-  vmm::MutexLock l(&mu_);
-  for (const TensorRecord& r : out) {
-    if (registry_.count({r.name, to_device})) {
-      return Status::AlreadyExists("tensor '" + r.name + "' appeared on device " +
-                                   std::to_string(to_device) + " meanwhile");
-    }
-  }
-  for (TensorRecord& r : out) registry_.emplace(Key{r.name, to_device}, std::move(r));
-  return total;
-}
-
 size_t Hmm::ReleaseIf(const std::function<bool(const TensorRecord&)>& pred) {
   vmm::MutexLock l(&mu_);
   size_t n = 0;
@@ -541,6 +486,23 @@ StatusOr<TensorRecord> Hmm::Find(const std::string& name, int device) const {
     return Status::NotFound("tensor '" + name + "' is not on device " + std::to_string(device));
   }
   return it->second;
+}
+
+StatusOr<std::vector<TensorRecord>> Hmm::FindAll(
+    const std::vector<std::pair<std::string, int>>& records) const {
+  std::vector<TensorRecord> out;
+  out.reserve(records.size());
+  vmm::MutexLock l(&mu_);
+  for (size_t i = 0; i < records.size(); ++i) {
+    auto it = registry_.find(records[i]);
+    if (it == registry_.end()) {
+      return Status::NotFound("tensor '" + records[i].first + "' is not on device " +
+                              std::to_string(records[i].second) + " (record " + std::to_string(i) +
+                              " of " + std::to_string(records.size()) + " asked for)");
+    }
+    out.push_back(it->second);
+  }
+  return out;
 }
 
 std::vector<TensorRecord> Hmm::List(int device) const {
@@ -589,12 +551,4 @@ std::string Hmm::Report() const {
          Mib(peak) + "\n";
 }
 
-}  // namespace emoe::hbm
-
-namespace emoe::hbm {
-// PLACEHOLDER (helper h1 replaces): not implemented yet.
-StatusOr<CopyBatchReport> Hmm::ApplyCopies(const std::vector<GroupCopy>&,
-                                           const CopyBatchOptions&) {
-  return Status::Internal("ApplyCopies: not implemented yet");
-}
 }  // namespace emoe::hbm

@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <string>
 
 #include "vmm/stats.h"
@@ -40,9 +42,12 @@ CopyEngine::~CopyEngine() {
   }
 }
 
+bool CopyEngine::KnownDevice(int device) const {
+  return device >= 0 && device < static_cast<int>(teams_.size()) && teams_[device] != nullptr;
+}
+
 int CopyEngine::threads(int device) const {
-  if (device < 0 || device >= static_cast<int>(teams_.size()) || !teams_[device]) return 0;
-  return static_cast<int>(teams_[device]->threads.size());
+  return KnownDevice(device) ? static_cast<int>(teams_[device]->threads.size()) : 0;
 }
 
 void CopyEngine::Work(Team* team, std::vector<int> cpus) {
@@ -69,7 +74,7 @@ std::future<Status> CopyEngine::CopyAsync(int dst_device, void* dst, const void*
                                           uint64_t bytes) {
   auto promise = std::make_shared<std::promise<Status>>();
   std::future<Status> future = promise->get_future();
-  if (dst_device < 0 || dst_device >= static_cast<int>(teams_.size()) || !teams_[dst_device]) {
+  if (!KnownDevice(dst_device)) {
     promise->set_value(
         Status::InvalidArgument("copy to unknown device " + std::to_string(dst_device)));
     return future;
@@ -97,6 +102,105 @@ std::future<Status> CopyEngine::CopyAsync(int dst_device, void* dst, const void*
   }
   team->cv.SignalAll();
   return future;
+}
+
+// One CopyBatch in flight, shared by its queued jobs (the last one to finish may outlive the
+// caller's wait by a few instructions).
+struct CopyEngine::Batch {
+  struct Chunk {
+    size_t span = 0;
+    uint64_t offset = 0;  // in the span
+    uint64_t bytes = 0;
+  };
+  std::vector<CopySpan> spans;
+  std::vector<Chunk> chunks;  // span order
+  // Steady-clock nanoseconds of each chunk's start and end, each written by its worker only and
+  // read after `done` (the promise orders them).
+  std::vector<int64_t> start_ns, end_ns;
+  std::atomic<size_t> next{0};  // the next chunk to queue
+  std::atomic<size_t> left{0};  // chunks not finished
+  std::promise<void> done;
+};
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void CopyEngine::SubmitChunk(const std::shared_ptr<Batch>& b, size_t i) {
+  Team* team = teams_[b->spans[b->chunks[i].span].dst_device].get();
+  {
+    vmm::MutexLock l(&team->mu);
+    team->queue.push_back([this, b, i] { RunChunk(b, i); });
+  }
+  team->cv.Signal();
+}
+
+void CopyEngine::RunChunk(const std::shared_ptr<Batch>& b, size_t i) {
+  const Batch::Chunk& c = b->chunks[i];
+  const CopySpan& s = b->spans[c.span];
+  b->start_ns[i] = NowNs();
+  vmm::CopyBytes(static_cast<uint8_t*>(s.dst) + c.offset,
+                 static_cast<const uint8_t*>(s.src) + c.offset, c.bytes);
+  b->end_ns[i] = NowNs();
+  // This chunk's slot goes to the next one (max_parallel > 0; with 0 all are queued already).
+  const size_t next = b->next.fetch_add(1);
+  if (next < b->chunks.size()) SubmitChunk(b, next);
+  if (b->left.fetch_sub(1) == 1) b->done.set_value();
+}
+
+StatusOr<CopyBatchTimes> CopyEngine::CopyBatch(const std::vector<CopySpan>& spans,
+                                               uint64_t chunk_bytes, int max_parallel) {
+  if (chunk_bytes == 0 || chunk_bytes % 4096 != 0) {
+    return Status::InvalidArgument("copy batch: chunk_bytes is " + std::to_string(chunk_bytes) +
+                                   "; it must be a positive multiple of 4096");
+  }
+  if (max_parallel < 0) {
+    return Status::InvalidArgument("copy batch: max_parallel is " + std::to_string(max_parallel) +
+                                   "; it must be 0 (every worker) or a positive number of chunks");
+  }
+  auto b = std::make_shared<Batch>();
+  b->spans = spans;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    if (!KnownDevice(spans[i].dst_device)) {
+      return Status::InvalidArgument("copy batch: span " + std::to_string(i) +
+                                     " copies to unknown device " +
+                                     std::to_string(spans[i].dst_device));
+    }
+    for (uint64_t off = 0; off < spans[i].bytes; off += chunk_bytes) {
+      b->chunks.push_back({i, off, std::min(chunk_bytes, spans[i].bytes - off)});
+    }
+  }
+  CopyBatchTimes out;
+  out.spans.resize(spans.size());
+  const size_t n = b->chunks.size();
+  out.chunks = n;
+  if (n == 0) return out;
+  b->start_ns.assign(n, 0);
+  b->end_ns.assign(n, 0);
+  const size_t first = max_parallel > 0 ? std::min<size_t>(max_parallel, n) : n;
+  b->next = first;
+  b->left = n;
+  std::future<void> done = b->done.get_future();
+  for (size_t i = 0; i < first; ++i) SubmitChunk(b, i);
+  done.wait();
+  const int64_t t0 = *std::min_element(b->start_ns.begin(), b->start_ns.end());
+  const int64_t t1 = *std::max_element(b->end_ns.begin(), b->end_ns.end());
+  out.wall_s = (t1 - t0) / 1e9;
+  std::vector<bool> seen(spans.size(), false);
+  for (size_t i = 0; i < n; ++i) {
+    SpanTimes& t = out.spans[b->chunks[i].span];
+    const double start = (b->start_ns[i] - t0) / 1e9, end = (b->end_ns[i] - t0) / 1e9;
+    t.start_s = seen[b->chunks[i].span] ? std::min(t.start_s, start) : start;
+    t.end_s = std::max(t.end_s, end);
+    seen[b->chunks[i].span] = true;
+  }
+  return out;
 }
 
 }  // namespace emoe::hbm

@@ -335,5 +335,89 @@ TEST(CodecTest, MalformedMessagesNameTheField) {
               "field 'op' is 'load', not 'start'");
 }
 
+TEST(CodecTest, BatchRequestsAndRepliesRoundTrip) {
+  ApplyCopiesRequest q;
+  q.copies = {{{"a", "b"}, 0, 3, Usage::kExperts, "p."}, {{}, 2, 1, Usage::kKv, ""}};
+  q.options.max_parallel = 3;
+  q.options.chunk_bytes = 1ull << 33;
+  const ApplyCopiesRequest b = RoundTrip(q);
+  ASSERT_EQ(b.copies.size(), 2u);
+  EXPECT_EQ(b.copies[0].names, q.copies[0].names);
+  EXPECT_EQ(b.copies[0].from, 0);
+  EXPECT_EQ(b.copies[0].to, 3);
+  EXPECT_EQ(b.copies[0].usage, Usage::kExperts);
+  EXPECT_EQ(b.copies[0].dst_prefix, "p.");
+  EXPECT_TRUE(b.copies[1].names.empty());
+  EXPECT_EQ(b.copies[1].usage, Usage::kKv);
+  EXPECT_EQ(b.options.max_parallel, 3);
+  EXPECT_EQ(b.options.chunk_bytes, 1ull << 33);
+  EXPECT_EQ(ToJson(q)["op"], "apply_copies");
+  // The options and a copy's prefix are optional: the defaults.
+  ApplyCopiesRequest d;
+  d.options.max_parallel = 9;
+  ASSERT_TRUE(FromJson(JsonReader(json::parse(R"({"copies":[{"names":["x"],"from":1,"to":0,)"
+                                              R"("usage":"weights"}]})"),
+                                  "apply_copies"),
+                       &d)
+                  .ok());
+  EXPECT_EQ(d.options.max_parallel, CopyBatchOptions{}.max_parallel);
+  EXPECT_EQ(d.options.chunk_bytes, CopyBatchOptions{}.chunk_bytes);
+  EXPECT_EQ(d.copies.at(0).dst_prefix, "");
+
+  CopyBatchReport rep;
+  rep.copies = {{6ull << 20, 0.0, 0.5}, {1ull << 40, 0.25, 1.75}};
+  rep.bytes = (6ull << 20) + (1ull << 40);
+  rep.prepare_s = 0.001;
+  rep.copy_s = 1.75;
+  rep.register_s = 1e-5;
+  const CopyBatchReport r = RoundTrip(rep);
+  ASSERT_EQ(r.copies.size(), 2u);
+  EXPECT_EQ(r.copies[1].bytes, 1ull << 40);
+  EXPECT_EQ(r.copies[1].start_s, 0.25);
+  EXPECT_EQ(r.copies[1].end_s, 1.75);
+  EXPECT_EQ(r.bytes, rep.bytes);
+  EXPECT_EQ(r.prepare_s, rep.prepare_s);
+  EXPECT_EQ(r.copy_s, rep.copy_s);
+  EXPECT_EQ(r.register_s, rep.register_s);
+
+  const DescribeRequest dq = RoundTrip(DescribeRequest{{{"x", 0}, {"y", 2}}});
+  EXPECT_EQ(dq.records, (std::vector<std::pair<std::string, int>>{{"x", 0}, {"y", 2}}));
+  EXPECT_EQ(ToJson(dq)["op"], "describe");
+  HmmSnapshot snap;
+  snap.records = {Meta(), Meta()};
+  snap.records[1].name = "other";
+  DeviceStats st;
+  st.device = 1;
+  st.usage = {Arena(4), Arena(5), Arena(6)};
+  st.used_bytes = 77;
+  snap.stats = {st};
+  const HmmSnapshot sb = RoundTrip(snap);
+  ASSERT_EQ(sb.records.size(), 2u);
+  ExpectEq(sb.records[0], snap.records[0]);
+  ExpectEq(sb.records[1], snap.records[1]);
+  ASSERT_EQ(sb.stats.size(), 1u);
+  EXPECT_EQ(sb.stats[0].device, 1);
+  EXPECT_EQ(sb.stats[0].used_bytes, 77u);
+  for (int u = 0; u < kNumUsages; ++u) ExpectEq(sb.stats[0].usage[u], st.usage[u]);
+}
+
+TEST(CodecTest, MalformedBatchMessagesNameTheField) {
+  ExpectNames(Read<ApplyCopiesRequest>(R"({"copies":{}})", "apply_copies"),
+              "apply_copies: field 'copies' must be an array of objects");
+  ExpectNames(Read<ApplyCopiesRequest>(R"({"copies":[{"names":["a"],"from":0,"to":"1",)"
+                                       R"("usage":"experts"}]})"),
+              "field 'copies[0].to' must be an int");
+  ExpectNames(Read<ApplyCopiesRequest>(R"({"copies":[],"options":{"max_parallel":1.5}})"),
+              "field 'options.max_parallel' must be an int");
+  ExpectNames(Read<ApplyCopiesRequest>(R"({"copies":[],"options":[]})"), "field 'options' must be");
+  ExpectNames(Read<DescribeRequest>(R"({"records":[["x",0],["y"]]})"),
+              "field 'records' must be an array of [name, device]");
+  ExpectNames(Read<CopyBatchReport>(R"({"copies":[{"bytes":1,"start_s":0}],"bytes":1,)"
+                                    R"("prepare_s":0,"copy_s":0,"register_s":0})"),
+              "field 'copies[0].end_s' is required");
+  ExpectNames(Read<HmmSnapshot>(R"({"records":[{"name":"x"}],"devices":[]})"),
+              "field 'records[0].device' is required");
+}
+
 }  // namespace
 }  // namespace emoe::hbm::ipc

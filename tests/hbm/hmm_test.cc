@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <thread>
 
 #include "test_files.h"
 #include "vmm/stats.h"
@@ -213,6 +214,192 @@ TEST(HmmTest, CreateStopsBetweenPopulatedChunksWhenCancelled) {
   EXPECT_EQ(hmm.status().code(), vmm::StatusCode::kUnavailable);
   EXPECT_NE(hmm.status().message().find("cancelled"), std::string::npos) << hmm.status().ToString();
   EXPECT_EQ(chunks, 1) << "no chunk after the stop";
+}
+
+TEST(HmmTest, CopyEngineBatchCutsSpansIntoChunks) {
+  CopyEngine engine(Devices(2, 1 << 20), 2);
+  const std::string a = testing::RandomBytes((1 << 20) + 5, 21),
+                    b = testing::RandomBytes(300000, 22);
+  for (int max_parallel : {0, 1, 3}) {
+    SCOPED_TRACE("max_parallel " + std::to_string(max_parallel));
+    std::string da(a.size(), '\0'), db(b.size(), '\0');
+    const std::vector<CopySpan> spans = {{1, da.data(), a.data(), a.size()},
+                                         {0, db.data(), b.data(), 0},
+                                         {0, db.data(), b.data(), b.size()}};
+    auto t = engine.CopyBatch(spans, 64 << 10, max_parallel);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    EXPECT_EQ(da, a);
+    EXPECT_EQ(db, b);
+    EXPECT_EQ(t->chunks, 17u + 5u);  // 16 chunks of 64 KiB and 5 bytes; 300000 in 5
+    ASSERT_EQ(t->spans.size(), 3u);
+    EXPECT_EQ(t->spans[1].start_s, 0);
+    EXPECT_EQ(t->spans[1].end_s, 0);
+    for (const SpanTimes& s : t->spans) {
+      EXPECT_LE(s.start_s, s.end_s);
+      EXPECT_LE(s.end_s, t->wall_s);
+    }
+    EXPECT_EQ(std::min(t->spans[0].start_s, t->spans[2].start_s), 0) << "times from the first";
+    if (max_parallel == 1) {
+      EXPECT_LE(t->spans[0].end_s, t->spans[2].start_s) << "one at a time";
+    }
+  }
+  std::string d(16, '\0');
+  const std::vector<CopySpan> bad = {
+      {0, d.data(), a.data(), 16}, {0, d.data(), a.data(), 16}, {2, d.data(), a.data(), 16}};
+  auto s = engine.CopyBatch(bad, 4096, 0);
+  EXPECT_EQ(s.status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("span 2 copies to unknown device 2"), std::string::npos)
+      << s.status().ToString();
+  EXPECT_EQ(d, std::string(16, '\0')) << "nothing copied";
+  EXPECT_EQ(engine.CopyBatch({}, 0, 0).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine.CopyBatch({}, 4095, 0).status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine.CopyBatch({}, 4096, -1).status().code(), vmm::StatusCode::kInvalidArgument);
+  auto none = engine.CopyBatch({}, 4096, 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->chunks, 0u);
+  EXPECT_EQ(none->wall_s, 0);
+}
+
+// Experts 0 and 1 on devices 0 and 1, the rest on device 0: the fixture of the batch tests.
+PlacementFn SplitExperts() {
+  return [](const TensorInfo& t) {
+    if (t.name.find(".experts.0.") != std::string::npos) {
+      return PlacementDecision{Usage::kExperts, {0}, "e0"};
+    }
+    if (t.name.find(".experts.1.") != std::string::npos) {
+      return PlacementDecision{Usage::kExperts, {1}, "e1"};
+    }
+    return PlacementDecision{Usage::kWeights, {0}, ""};
+  };
+}
+
+TEST(HmmTest, ApplyCopiesRunsTheWholeBatchAtOnceOrOneChunkAtATime) {
+  ScratchDir dir;
+  std::vector<TensorToWrite> written;
+  auto ckpt = OpenCheckpoint(MakeCheckpoint(dir, &written));
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  auto hmm = Hmm::CreateWithDevices(Devices(3, 64 << 20), Options(16 << 20, 8 << 20));
+  ASSERT_TRUE(hmm.ok()) << hmm.status().ToString();
+  ASSERT_TRUE((*hmm)->LoadCheckpoint(*ckpt, SplitExperts()).ok());
+  const std::vector<GroupCopy> batch = {
+      {{"layers.0.mlp.experts.0.w1"}, 0, 1, Usage::kExperts, ""},
+      {{"layers.0.mlp.experts.0.w1"}, 0, 2, Usage::kExperts, ""},
+      {{"layers.0.mlp.experts.1.w1"}, 1, 2, Usage::kExperts, ""},
+      {{"embed", "layers.0.attn.q", "norm"}, 0, 2, Usage::kWeights, ""},
+  };
+  const uint64_t dense = 12800 + 40000 + 6;
+  for (int max_parallel : {1, 0}) {
+    SCOPED_TRACE("max_parallel " + std::to_string(max_parallel));
+    const uint64_t copied = vmm::GlobalCounters().bytes_copied.load();
+    auto r = (*hmm)->ApplyCopies(batch, {max_parallel, 64 << 10});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->bytes, 3 * 512000u + dense);
+    EXPECT_GE(vmm::GlobalCounters().bytes_copied.load() - copied, r->bytes);
+    ASSERT_EQ(r->copies.size(), 4u);
+    EXPECT_EQ(r->copies[3].bytes, dense);
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_LE(r->copies[i].start_s, r->copies[i].end_s);
+      EXPECT_LE(r->copies[i].end_s, r->copy_s);
+      // One chunk at a time, in order: each copy ends before the next begins.
+      if (max_parallel == 1 && i > 0) {
+        EXPECT_LE(r->copies[i - 1].end_s, r->copies[i].start_s);
+      }
+    }
+    for (const TensorToWrite& w : written) {
+      for (int dev : {1, 2}) {
+        auto rec = (*hmm)->Find(w.name, dev);
+        if (!rec.ok()) continue;
+        ASSERT_EQ(rec->size_bytes, w.bytes.size());
+        EXPECT_EQ(std::memcmp(rec->data(), w.bytes.data(), w.bytes.size()), 0)
+            << w.name << " on " << dev;
+      }
+    }
+    {  // (the records found here hold their extents until the end of the block)
+      auto q = (*hmm)->Find("layers.0.attn.q", 2), norm = (*hmm)->Find("norm", 2);
+      ASSERT_TRUE(q.ok() && norm.ok());
+      EXPECT_EQ(q->extent.data(), norm->extent.data()) << "one extent per copy";
+      EXPECT_EQ(q->offset_in_extent % 4096,
+                (*hmm)->Find("layers.0.attn.q", 0)->offset_in_extent % 4096)
+          << "the source's alignment";
+    }
+    EXPECT_EQ((*hmm)->List(2).size(), 5u);
+    EXPECT_EQ((*hmm)->ReleaseIf([](const TensorRecord& t) { return t.device == 2; }), 5u);
+    ASSERT_TRUE((*hmm)->Release("layers.0.mlp.experts.0.w1", 1).ok());
+    EXPECT_EQ((*hmm)->Stats()[2].used_bytes, 0u);
+  }
+}
+
+TEST(HmmTest, ApplyCopiesFreesWhatItAllocatedWhenAnAllocationFails) {
+  ScratchDir dir;
+  std::vector<TensorToWrite> written;
+  auto ckpt = OpenCheckpoint(MakeCheckpoint(dir, &written));
+  ASSERT_TRUE(ckpt.ok());
+  auto hmm = Hmm::CreateWithDevices(Devices(2, 64 << 20), Options(16 << 20, 2 << 20));
+  ASSERT_TRUE(hmm.ok()) << hmm.status().ToString();
+  ASSERT_TRUE((*hmm)->LoadCheckpoint(*ckpt, ReplicateEverywhere({0})).ok());
+  // Device 1's experts arena in holes of 256 KiB: 768 KiB free, nothing larger than a hole.
+  Device& d1 = (*hmm)->device(1);
+  std::vector<vmm::Extent> fill;
+  for (int i = 0; i < 8; ++i) fill.push_back(d1.Allocate(Usage::kExperts, 256 << 10).value());
+  for (int i : {0, 2, 4}) fill[i].Reset();
+  const vmm::ArenaStats before = d1.arena(Usage::kExperts)->Stats();
+  ASSERT_EQ(before.free_bytes, 768u << 10);
+  // The first copy fits in a hole; the second (500 KiB) passes the check of free bytes but
+  // finds no run long enough.
+  auto r = (*hmm)->ApplyCopies({{{"layers.0.attn.q"}, 0, 1, Usage::kExperts, ""},
+                                {{"layers.0.mlp.experts.0.w1"}, 0, 1, Usage::kExperts, ""}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), vmm::StatusCode::kResourceExhausted) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("copy 1 of 2 ('layers.0.mlp.experts.0.w1', device 0 -> 1)"),
+            std::string::npos)
+      << r.status().ToString();
+  const vmm::ArenaStats after = d1.arena(Usage::kExperts)->Stats();
+  EXPECT_EQ(after.used_bytes, before.used_bytes);
+  EXPECT_EQ(after.live_extents, before.live_extents);
+  EXPECT_EQ(after.allocations, before.allocations + 1) << "the first copy's extent was made";
+  EXPECT_EQ(after.frees, before.frees + 1) << "and freed";
+  EXPECT_FALSE((*hmm)->Find("layers.0.attn.q", 1).ok());
+}
+
+// Two batches with the same destinations at once: one registers everything, the other nothing
+// (refused when it checks, or when it registers and finds the first one's records), and only
+// the winner's extents stay.
+TEST(HmmTest, ConcurrentBatchesToTheSameDestinations) {
+  ScratchDir dir;
+  std::vector<TensorToWrite> written;
+  auto ckpt = OpenCheckpoint(MakeCheckpoint(dir, &written));
+  ASSERT_TRUE(ckpt.ok());
+  auto hmm = Hmm::CreateWithDevices(Devices(2, 64 << 20), Options(16 << 20, 8 << 20));
+  ASSERT_TRUE(hmm.ok()) << hmm.status().ToString();
+  ASSERT_TRUE((*hmm)->LoadCheckpoint(*ckpt, SplitExperts()).ok());
+  const std::vector<GroupCopy> batch = {
+      {{"layers.0.mlp.experts.0.w1"}, 0, 1, Usage::kExperts, ""},
+      {{"embed", "norm"}, 0, 1, Usage::kWeights, ""},
+  };
+  const uint64_t base = (*hmm)->Stats()[1].used_bytes;
+  uint64_t one = 0;
+  for (int round = 0; round < 20; ++round) {
+    StatusOr<CopyBatchReport> a = Status::Internal("not run"), b = a;
+    std::thread ta([&] { a = (*hmm)->ApplyCopies(batch); });
+    std::thread tb([&] { b = (*hmm)->ApplyCopies(batch); });
+    ta.join();
+    tb.join();
+    ASSERT_NE(a.ok(), b.ok()) << a.status().ToString() << " / " << b.status().ToString();
+    const Status& lost = a.ok() ? b.status() : a.status();
+    EXPECT_EQ(lost.code(), vmm::StatusCode::kAlreadyExists) << lost.ToString();
+    const uint64_t used = (*hmm)->Stats()[1].used_bytes - base;
+    if (round == 0) one = used;
+    EXPECT_EQ(used, one) << "only the winner's extents";
+    auto w1 = (*hmm)->Find("layers.0.mlp.experts.0.w1", 1);
+    ASSERT_TRUE(w1.ok());
+    EXPECT_EQ(std::memcmp(w1->data(), written[2].bytes.data(), w1->size_bytes), 0);
+    // The copies (expert 1 was loaded there).
+    EXPECT_EQ((*hmm)->ReleaseIf([](const TensorRecord& t) {
+      return t.device == 1 && t.name.find(".experts.1.") == std::string::npos;
+    }),
+              3u);
+  }
+  EXPECT_GT(one, 0u);
 }
 
 }  // namespace

@@ -101,7 +101,8 @@ class HmmControl {
   // The metas of `records` (name, device), in order, and every device's statistics, taken
   // together (one request to hmmd; one registry snapshot). kNotFound names the first record
   // that is not registered.
-  virtual StatusOr<HmmSnapshot> Describe(const std::vector<std::pair<std::string, int>>& records) = 0;
+  virtual StatusOr<HmmSnapshot> Describe(
+      const std::vector<std::pair<std::string, int>>& records) = 0;
 
   // Drops these records (name, device); those not registered are skipped. Returns how many
   // were dropped. Pages return when the last mapping of them goes.
@@ -154,6 +155,8 @@ class LocalHmmControl : public HmmControl {
 // checking that every listed name is in the checkpoint and every device exists.
 StatusOr<PlacementFn> PlacementFromTable(const Checkpoint& checkpoint,
                                          const PlacementTable& placement, int num_devices);
+// Describe's answer: the metas of `records` (found by Hmm::FindAll) and every device's stats.
+HmmSnapshot SnapshotOf(Hmm& hmm, const std::vector<TensorRecord>& records);
 // Hmm::ReleaseIf with ReleaseMatching's predicate.
 size_t ReleaseMatchingIn(Hmm& hmm, const std::string& prefix, const std::vector<int>& devices);
 

@@ -163,6 +163,7 @@ class Hmm {
   // at a 4 KiB boundary, like a load group), P2P on the destination's workers, registered as
   // `dst_prefix` + name. All or nothing: on any error (unknown tensor, already there, arena full,
   // copy failure) nothing is registered and the new extent is freed. Returns the bytes copied.
+  // ApplyCopies of this one copy (the same checks, layout and errors).
   StatusOr<uint64_t> CopyGroup(const std::vector<std::string>& names, int from_device,
                                int to_device, Usage usage, const std::string& dst_prefix = "");
 
@@ -172,10 +173,20 @@ class Hmm {
   // the destinations' workers in chunks (at most options.max_parallel at a time); the records
   // are registered together. On any error (the first is returned, naming the copy) nothing is
   // registered and every new extent is freed. Reports bytes and times per copy.
+  // Errors: kInvalidArgument (an unknown device, a destination named twice, bad options),
+  // kNotFound (a source), kAlreadyExists (a destination, also one registered meanwhile by
+  // someone else), kFailedPrecondition (no arena of the usage on the destination),
+  // kResourceExhausted (the destinations' arenas or capacities cannot hold the batch), each
+  // "apply copies: copy I of N ('first tensor' and K more, device F -> T): ...". An empty batch
+  // is an empty report. (hbm/src/copy_batch.cc)
   StatusOr<CopyBatchReport> ApplyCopies(const std::vector<GroupCopy>& copies,
                                         const CopyBatchOptions& options = {});
 
   StatusOr<TensorRecord> Find(const std::string& name, int device) const;
+  // The records (name, device), in order, from one registry snapshot (one lock). kNotFound
+  // naming the first that is not registered (and its index).
+  StatusOr<std::vector<TensorRecord>> FindAll(
+      const std::vector<std::pair<std::string, int>>& records) const;
   std::vector<TensorRecord> List(int device = -1) const;  // -1: all devices
   // Drops the record; its pages return when the last mapping of them goes.
   Status Release(const std::string& name, int device);

@@ -12,6 +12,9 @@
 // KvMemory is destroyed or the connection closes. The KV arenas are mapped read-write into this
 // process once (on the first AllocateKv).
 //
+// Each HmmControl operation is one request on the control connection (hbm/server.h lists them):
+// a scale event's plan asks "describe" once, its memory phase sends one "apply_copies".
+//
 // Errors: a dead or unreachable hmmd gives kUnavailable naming it; hmmd's own errors come back
 // with their codes ("hmmd: ...").
 #ifndef HBM_REMOTE_CONTROL_H_

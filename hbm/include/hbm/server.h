@@ -35,6 +35,16 @@
 //       Checkpoints are opened once per path and kept (Session::checkpoints).
 //   {"op":"copy_group","names":[..],"from":0,"to":1,"usage":"experts","prefix":""}
 //       -> {"ok":true,"bytes":N}
+//   {"op":"apply_copies","copies":[{"names":[..],"from":0,"to":2,"usage":"experts","prefix":""},
+//       ...],"options":{"max_parallel":0,"chunk_bytes":8388608}}   options (and each) optional
+//       -> {"ok":true,"report":{"copies":[{"bytes","start_s","end_s"},...],"bytes","prepare_s",
+//           "copy_s","register_s"}}
+//       Hmm::ApplyCopies: the whole batch checked first, copied at once, registered together; all
+//       or nothing, the error names the copy ("apply copies: copy 3 of 64 (...): ...").
+//   {"op":"describe","records":[["x",0],...]}
+//       -> {"ok":true,"records":[{"name","device","usage","dtype","shape","size","extent_size"}],
+//           "devices":[...as in "stats"]}   the records in order, from one registry snapshot;
+//       NOT_FOUND names the first record that is not registered.
 //   {"op":"find","name":"x","device":0}
 //       -> {"ok":true,"tensor":{"name","device","usage","dtype","shape","size","extent_size"}}
 //   {"op":"release_many","records":[["x",0],...]}   -> {"ok":true,"released":n}

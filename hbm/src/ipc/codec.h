@@ -139,6 +139,32 @@ struct ReleaseMatchingRequest {
 json ToJson(const ReleaseMatchingRequest& q);
 Status FromJson(const JsonReader& r, ReleaseMatchingRequest* out);
 
+// "apply_copies": Hmm::ApplyCopies's batch, each copy as copy_group's fields, and its options
+// ("options" and each of its fields optional: CopyBatchOptions' defaults). Answered
+// {"ok":true,"report":CopyBatchReport}. Its size is bounded by the request's
+// (kMaxAssembledRequestBytes, 64 MiB): a redistribution of 2000 copies of 3 tensors with
+// checkpoint-length names is about 0.4 MiB.
+struct ApplyCopiesRequest {
+  std::vector<GroupCopy> copies;
+  CopyBatchOptions options;
+};
+json ToJson(const ApplyCopiesRequest& q);
+Status FromJson(const JsonReader& r, ApplyCopiesRequest* out);
+// {"copies":[{"bytes","start_s","end_s"}],"bytes","prepare_s","copy_s","register_s"}
+json ToJson(const CopyBatchReport& r);
+Status FromJson(const JsonReader& r, CopyBatchReport* out);
+
+// "describe": records as release_many's ([name, device] each). Answered {"ok":true, and the
+// HmmSnapshot's fields}.
+struct DescribeRequest {
+  std::vector<std::pair<std::string, int>> records;
+};
+json ToJson(const DescribeRequest& q);
+Status FromJson(const JsonReader& r, DescribeRequest* out);
+// {"records":[TensorMeta...],"devices":[DeviceStats...]}
+json ToJson(const HmmSnapshot& s);
+Status FromJson(const JsonReader& r, HmmSnapshot* out);
+
 struct KvAllocRequest {
   int device = 0;
   uint64_t bytes = 0;

@@ -128,22 +128,132 @@ Status FromJson(const JsonReader& r, RecordRequest* out) {
   return Status::Ok();
 }
 
-json ToJson(const ReleaseManyRequest& q) {
+namespace {
+
+// [[name, device], ...]: the records of release_many and describe.
+json RecordsToJson(const std::vector<std::pair<std::string, int>>& records) {
   json list = json::array();
-  for (const auto& [name, device] : q.records) list.push_back(json::array({name, device}));
-  return json{{"op", "release_many"}, {"records", list}};
+  for (const auto& [name, device] : records) list.push_back(json::array({name, device}));
+  return list;
+}
+
+Status RecordsFromJson(const JsonReader& r, const std::string& key,
+                       std::vector<std::pair<std::string, int>>* out) {
+  VMM_ASSIGN_OR_RETURN(const json* list, r.Array(key));
+  out->clear();
+  for (const json& e : *list) {
+    if (!e.is_array() || e.size() != 2 || !e[0].is_string()) {
+      return r.Bad(key, "an array of [name, device]");
+    }
+    auto device = r.ToInt(e[1], key);
+    if (!device.ok()) return r.Bad(key, "an array of [name, device]");
+    out->emplace_back(e[0].get<std::string>(), *device);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+json ToJson(const ReleaseManyRequest& q) {
+  return json{{"op", "release_many"}, {"records", RecordsToJson(q.records)}};
 }
 
 Status FromJson(const JsonReader& r, ReleaseManyRequest* out) {
-  VMM_ASSIGN_OR_RETURN(const json* list, r.Array("records"));
-  out->records.clear();
-  for (const json& e : *list) {
-    if (!e.is_array() || e.size() != 2 || !e[0].is_string()) {
-      return r.Bad("records", "an array of [name, device]");
-    }
-    auto device = r.ToInt(e[1], "records");
-    if (!device.ok()) return r.Bad("records", "an array of [name, device]");
-    out->records.emplace_back(e[0].get<std::string>(), *device);
+  return RecordsFromJson(r, "records", &out->records);
+}
+
+json ToJson(const ApplyCopiesRequest& q) {
+  json copies = json::array();
+  for (const GroupCopy& c : q.copies) {
+    copies.push_back({{"names", c.names},
+                      {"from", c.from},
+                      {"to", c.to},
+                      {"usage", UsageName(c.usage)},
+                      {"prefix", c.dst_prefix}});
+  }
+  return json{{"op", "apply_copies"},
+              {"copies", copies},
+              {"options",
+               {{"max_parallel", q.options.max_parallel}, {"chunk_bytes", q.options.chunk_bytes}}}};
+}
+
+Status FromJson(const JsonReader& r, ApplyCopiesRequest* out) {
+  VMM_ASSIGN_OR_RETURN(std::vector<JsonReader> copies, r.ObjectList("copies"));
+  out->copies.clear();
+  out->copies.reserve(copies.size());
+  for (const JsonReader& c : copies) {
+    GroupCopy g;
+    VMM_ASSIGN_OR_RETURN(g.names, c.StrList("names"));
+    VMM_ASSIGN_OR_RETURN(g.from, c.Int("from"));
+    VMM_ASSIGN_OR_RETURN(g.to, c.Int("to"));
+    VMM_ASSIGN_OR_RETURN(g.usage, UsageFromJson(c, "usage"));
+    VMM_ASSIGN_OR_RETURN(g.dst_prefix, c.Str("prefix", ""));
+    out->copies.push_back(std::move(g));
+  }
+  out->options = CopyBatchOptions{};
+  if (r.Has("options")) {
+    VMM_ASSIGN_OR_RETURN(JsonReader o, r.Object("options"));
+    VMM_ASSIGN_OR_RETURN(out->options.max_parallel,
+                         o.Int("max_parallel", out->options.max_parallel));
+    VMM_ASSIGN_OR_RETURN(out->options.chunk_bytes, o.U64("chunk_bytes", out->options.chunk_bytes));
+  }
+  return Status::Ok();
+}
+
+json ToJson(const CopyBatchReport& r) {
+  json copies = json::array();
+  for (const GroupCopyStats& c : r.copies) {
+    copies.push_back({{"bytes", c.bytes}, {"start_s", c.start_s}, {"end_s", c.end_s}});
+  }
+  return json{{"copies", copies},
+              {"bytes", r.bytes},
+              {"prepare_s", r.prepare_s},
+              {"copy_s", r.copy_s},
+              {"register_s", r.register_s}};
+}
+
+Status FromJson(const JsonReader& r, CopyBatchReport* out) {
+  VMM_ASSIGN_OR_RETURN(std::vector<JsonReader> copies, r.ObjectList("copies"));
+  out->copies.clear();
+  for (const JsonReader& c : copies) {
+    GroupCopyStats s;
+    VMM_ASSIGN_OR_RETURN(s.bytes, c.U64("bytes"));
+    VMM_ASSIGN_OR_RETURN(s.start_s, c.Double("start_s"));
+    VMM_ASSIGN_OR_RETURN(s.end_s, c.Double("end_s"));
+    out->copies.push_back(s);
+  }
+  VMM_ASSIGN_OR_RETURN(out->bytes, r.U64("bytes"));
+  VMM_ASSIGN_OR_RETURN(out->prepare_s, r.Double("prepare_s"));
+  VMM_ASSIGN_OR_RETURN(out->copy_s, r.Double("copy_s"));
+  VMM_ASSIGN_OR_RETURN(out->register_s, r.Double("register_s"));
+  return Status::Ok();
+}
+
+json ToJson(const DescribeRequest& q) {
+  return json{{"op", "describe"}, {"records", RecordsToJson(q.records)}};
+}
+
+Status FromJson(const JsonReader& r, DescribeRequest* out) {
+  return RecordsFromJson(r, "records", &out->records);
+}
+
+json ToJson(const HmmSnapshot& s) {
+  json records = json::array(), devices = json::array();
+  for (const TensorMeta& m : s.records) records.push_back(ToJson(m));
+  for (const DeviceStats& d : s.stats) devices.push_back(ToJson(d));
+  return json{{"records", records}, {"devices", devices}};
+}
+
+Status FromJson(const JsonReader& r, HmmSnapshot* out) {
+  VMM_ASSIGN_OR_RETURN(std::vector<JsonReader> records, r.ObjectList("records"));
+  VMM_ASSIGN_OR_RETURN(std::vector<JsonReader> devices, r.ObjectList("devices"));
+  out->records.assign(records.size(), TensorMeta{});
+  out->stats.assign(devices.size(), DeviceStats{});
+  for (size_t i = 0; i < records.size(); ++i) {
+    VMM_RETURN_IF_ERROR(FromJson(records[i], &out->records[i]));
+  }
+  for (size_t i = 0; i < devices.size(); ++i) {
+    VMM_RETURN_IF_ERROR(FromJson(devices[i], &out->stats[i]));
   }
   return Status::Ok();
 }

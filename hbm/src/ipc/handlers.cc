@@ -129,6 +129,16 @@ StatusOr<json> CopyGroup(Hmm& hmm, const ipc::CopyGroupRequest& q) {
   return json{{"bytes", bytes}};
 }
 
+StatusOr<json> ApplyCopies(Hmm& hmm, const ipc::ApplyCopiesRequest& q) {
+  VMM_ASSIGN_OR_RETURN(CopyBatchReport report, hmm.ApplyCopies(q.copies, q.options));
+  return json{{"report", ipc::ToJson(report)}};
+}
+
+StatusOr<json> Describe(Hmm& hmm, const ipc::DescribeRequest& q) {
+  VMM_ASSIGN_OR_RETURN(std::vector<TensorRecord> found, hmm.FindAll(q.records));
+  return ipc::ToJson(SnapshotOf(hmm, found));
+}
+
 StatusOr<json> Find(Hmm& hmm, const ipc::RecordRequest& q) {
   VMM_ASSIGN_OR_RETURN(TensorRecord r, hmm.Find(q.name, q.device));
   return json{{"tensor", ipc::ToJson(ipc::WireTensorOf(r, -1))}};
@@ -212,6 +222,12 @@ Reply Dispatch(Hmm& hmm, const std::string& op, const JsonReader& r, Session* se
   }
   if (op == "copy_group") {
     return Serve<ipc::CopyGroupRequest>(r, [&](const auto& q) { return CopyGroup(hmm, q); });
+  }
+  if (op == "apply_copies") {
+    return Serve<ipc::ApplyCopiesRequest>(r, [&](const auto& q) { return ApplyCopies(hmm, q); });
+  }
+  if (op == "describe") {
+    return Serve<ipc::DescribeRequest>(r, [&](const auto& q) { return Describe(hmm, q); });
   }
   if (op == "find") {
     return Serve<ipc::RecordRequest>(r, [&](const auto& q) { return Find(hmm, q); });

@@ -100,6 +100,31 @@ StatusOr<TensorMeta> RemoteHmmControl::Find(const std::string& name, int device)
   return m;
 }
 
+StatusOr<CopyBatchReport> RemoteHmmControl::ApplyCopies(const std::vector<GroupCopy>& copies,
+                                                        const CopyBatchOptions& options) {
+  VMM_ASSIGN_OR_RETURN(json j, impl_->Call(ipc::ToJson(ipc::ApplyCopiesRequest{copies, options})));
+  VMM_ASSIGN_OR_RETURN(JsonReader rep,
+                       ipc::ReplyReader(j, "hmmd", "apply_copies").Object("report"));
+  CopyBatchReport out;
+  VMM_RETURN_IF_ERROR(ipc::FromJson(rep, &out));
+  if (out.copies.size() != copies.size()) {
+    return Status::DataLoss("hmmd: apply_copies reported " + std::to_string(out.copies.size()) +
+                            " copies of a batch of " + std::to_string(copies.size()));
+  }
+  return out;
+}
+
+StatusOr<HmmSnapshot> RemoteHmmControl::Describe(
+    const std::vector<std::pair<std::string, int>>& records) {
+  VMM_ASSIGN_OR_RETURN(HmmSnapshot s, impl_->CallFor<HmmSnapshot>(
+                                          ipc::ToJson(ipc::DescribeRequest{records}), "describe"));
+  if (s.records.size() != records.size()) {
+    return Status::DataLoss("hmmd: describe answered " + std::to_string(s.records.size()) +
+                            " records for " + std::to_string(records.size()) + " asked for");
+  }
+  return s;
+}
+
 StatusOr<size_t> RemoteHmmControl::Release(
     const std::vector<std::pair<std::string, int>>& records) {
   VMM_ASSIGN_OR_RETURN(json j, impl_->Call(ipc::ToJson(ipc::ReleaseManyRequest{records})));
@@ -150,15 +175,4 @@ Status RemoteHmmControl::Copy(int device, void* dst, const void* src, uint64_t n
   return Status::Ok();
 }
 
-}  // namespace emoe::hbm
-
-namespace emoe::hbm {
-// PLACEHOLDER (helper h1 replaces).
-StatusOr<CopyBatchReport> RemoteHmmControl::ApplyCopies(const std::vector<GroupCopy>&,
-                                                        const CopyBatchOptions&) {
-  return Status::Internal("ApplyCopies: not implemented yet");
-}
-StatusOr<HmmSnapshot> RemoteHmmControl::Describe(const std::vector<std::pair<std::string, int>>&) {
-  return Status::Internal("Describe: not implemented yet");
-}
 }  // namespace emoe::hbm
