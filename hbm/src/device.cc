@@ -140,16 +140,17 @@ StatusOr<std::unique_ptr<Device>> Device::Create(const DeviceSpec& spec,
 uint64_t Device::populate_ahead_bytes(Usage u) const {
   const auto& a = arena(u);
   if (!populate_ || !a) return 0;
-  uint64_t sum = 0;
-  for (const auto& x : arenas_) sum += x ? x->capacity_bytes() : 0;
-  if (sum <= spec_.capacity_bytes) return a->capacity_bytes();
-  // long double: capacity x size may exceed 64 bits; the share rounds down, so the sum of the
-  // shares stays within the capacity.
-  const long double share = static_cast<long double>(spec_.capacity_bytes) *
-                            static_cast<long double>(a->capacity_bytes()) /
-                            static_cast<long double>(sum);
-  const uint64_t bytes = std::min<uint64_t>(static_cast<uint64_t>(share), a->capacity_bytes());
-  return bytes / a->page_size() * a->page_size();
+  // What a serving device always holds in full comes first: its KV store, then the dense
+  // weights; the experts, whose share of a device changes with every scale event, get the rest.
+  uint64_t left = spec_.capacity_bytes;
+  for (Usage v : {Usage::kKv, Usage::kWeights, Usage::kExperts}) {
+    const auto& x = arena(v);
+    const uint64_t bytes =
+        x ? std::min<uint64_t>(x->capacity_bytes(), left) / x->page_size() * x->page_size() : 0;
+    if (v == u) return bytes;
+    left -= bytes;
+  }
+  return 0;
 }
 
 uint64_t Device::populate_ahead_bytes() const {

@@ -171,9 +171,9 @@ TEST(HmmTest, CopyEngineCopiesLargeBuffersAcrossWorkers) {
   EXPECT_TRUE(engine.Copy(0, dst.data(), src.data(), 0).ok());
 }
 
-// With populate, Create faults in what each device can hold (its capacity, split over its arenas
-// in proportion to their sizes), reporting each chunk; what lies past it is populated when
-// allocated.
+// With populate, Create faults in what each device can hold (its capacity, given to the KV,
+// weights and experts arenas in that order), reporting each chunk; what lies past it is
+// populated when allocated.
 TEST(HmmTest, PopulatesWhatTheDevicesCanHoldWithProgress) {
   HmmOptions o = Options(16 << 20, 48 << 20);  // 64 MiB of arenas per device
   o.memory.populate = true;
@@ -187,12 +187,12 @@ TEST(HmmTest, PopulatesWhatTheDevicesCanHoldWithProgress) {
   EXPECT_EQ(seen.back().total_bytes, 80u << 20);  // 2 x 40 MiB, not 2 x 64 MiB
   for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].done_bytes, seen[i - 1].done_bytes);
   Device& d = (*hmm)->device(0);
-  EXPECT_EQ(d.arena(Usage::kWeights)->resident_prefix_bytes(), 10u << 20);  // 40 x 16 / 64
-  EXPECT_EQ(d.arena(Usage::kExperts)->resident_prefix_bytes(), 30u << 20);
+  EXPECT_EQ(d.arena(Usage::kWeights)->resident_prefix_bytes(), 16u << 20);  // whole
+  EXPECT_EQ(d.arena(Usage::kExperts)->resident_prefix_bytes(), 24u << 20);  // the other 40 - 16
   // Past the prefix, an allocation is populated when it is made.
-  auto e = d.Allocate(Usage::kWeights, 12 << 20);
+  auto e = d.Allocate(Usage::kExperts, 28 << 20);
   ASSERT_TRUE(e.ok()) << e.status().ToString();
-  EXPECT_EQ(d.arena(Usage::kWeights)->resident_prefix_bytes(), 12u << 20);
+  EXPECT_EQ(d.arena(Usage::kExperts)->resident_prefix_bytes(), 28u << 20);
   // Arenas that fit in the capacity are populated whole.
   o.populate_progress = nullptr;
   auto whole = Hmm::CreateWithDevices(Devices(1, 64 << 20), o);

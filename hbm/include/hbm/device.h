@@ -115,9 +115,12 @@ class Device {
 
   // With DeviceMemoryOptions::populate (else 0 / nothing to do): the bytes of the usage's arena
   // that PopulateAhead faults in, from the arena's start: what the device can hold, i.e. the
-  // whole arena when all arenas fit in the capacity, else the capacity split over the arenas in
-  // proportion to their sizes (whole pages), so that at most the capacity is populated in all.
-  // Pages past it are populated when allocated, so every allocated page is resident either way.
+  // whole arena when all arenas fit in the capacity, else the capacity given out in the order
+  // KV, weights, experts (whole pages): what a serving device always holds in full first (its KV
+  // store, the dense weights), the experts the rest, so that at most the capacity is populated
+  // in all. Pages past it are populated when allocated, so every allocated page is resident
+  // either way (on this VM first touch of fresh memory runs at ~0.5 GB/s: a KV store allocated
+  // past the populated prefix made a scale event's memory phase 250 ms instead of 25).
   uint64_t populate_ahead_bytes(Usage u) const;
   uint64_t populate_ahead_bytes() const;  // all usages
   // Populates those bytes, `chunk_bytes` (> 0) at a time, arena by arena; after each chunk,
