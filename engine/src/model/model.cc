@@ -147,6 +147,7 @@ std::vector<std::string> PresetNames() {
           "qwen3-text",
           "bench",
           "scale",
+          "scale-large",
           "mixtral-text"};
 }
 
@@ -231,6 +232,22 @@ StatusOr<ModelConfig> PresetConfig(const std::string& name) {
     c.num_key_value_heads = 4;
     c.head_dim = 64;
     c.num_experts = 16;
+    c.num_experts_per_tok = 2;
+  } else if (name == "scale-large") {
+    // The large elastic-scaling experiment: 4 layers x 96 experts of 6 MiB (2.25 GiB of
+    // experts, each exactly three 2 MiB pages: gen_model aligns tensor data to 4 KiB), so that
+    // a 2 -> 4 event moves 1.1 GiB while a decode step of 8 requests (top-2: about 15 of the 96
+    // experts of a layer, 360 MiB read, as many as the scale preset's step) stays shorter than
+    // copying it.
+    c.vocab_size = 256;
+    c.hidden_size = 1024;
+    c.intermediate_size = 4096;
+    c.moe_intermediate_size = 1024;
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 16;
+    c.num_key_value_heads = 4;
+    c.head_dim = 64;
+    c.num_experts = 96;
     c.num_experts_per_tok = 2;
   } else {
     std::string names;

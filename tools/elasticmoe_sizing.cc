@@ -1,0 +1,138 @@
+// The experiment's device sizing (elasticmoe_sizing.h).
+#include "tools/elasticmoe_sizing.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+#include <utility>
+
+#include "engine/deployment.h"
+#include "hbm/loader.h"
+#include "vmm/host.h"
+
+namespace emoe::tools {
+namespace {
+
+constexpr uint64_t kPage = 2ull << 20;  // the arenas' huge page: extents round up to it
+constexpr uint64_t kMiB = 1ull << 20;
+
+uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+// A tensor's room in its group's extent, as the HMM lays it out: from the 4 KiB boundary below
+// its data in the file to the one above its end.
+uint64_t SpanBytes(const hbm::TensorInfo& t) {
+  const uint64_t slack = t.file_offset % hbm::kDirectAlignment;
+  return std::max(RoundUp(slack + t.size_bytes, hbm::kDirectAlignment), hbm::kDirectAlignment);
+}
+
+std::string Gib(uint64_t b) {
+  char s[32];
+  std::snprintf(s, sizeof(s), "%.1f GiB", b / double(1ull << 30));
+  return s;
+}
+
+// "Node 0 Active(file):  123 kB" (or /proc/meminfo's "Active(file):  123 kB"): the kB of
+// `key`, 0 when absent.
+uint64_t MeminfoKb(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const size_t at = line.find(key + ":");
+    if (at == std::string::npos) continue;
+    return std::strtoull(line.c_str() + at + key.size() + 1, nullptr, 10);
+  }
+  return 0;
+}
+
+}  // namespace
+
+SizingModel SizingModelOf(const engine::ModelConfig& config, const hbm::Checkpoint& checkpoint) {
+  std::map<std::string, std::pair<int, int>> expert_of;  // name -> (layer, expert)
+  for (const engine::TensorSpec& s : engine::ExpectedTensors(config)) {
+    if (s.expert >= 0) expert_of[s.name] = {s.layer, s.expert};
+  }
+  std::map<std::pair<int, int>, uint64_t> extent;
+  for (const hbm::TensorInfo& t : checkpoint.tensors) {
+    auto it = expert_of.find(t.name);
+    if (it != expert_of.end()) extent[it->second] += SpanBytes(t);
+  }
+  SizingModel m;
+  m.weights_bytes = engine::ModelArenaBytes(config, checkpoint, 1).weights_bytes;
+  for (const auto& [key, bytes] : extent) {
+    m.expert_extent_bytes = std::max(m.expert_extent_bytes, RoundUp(bytes, kPage));
+  }
+  m.num_experts = static_cast<int>(config.num_experts);
+  m.num_layers = static_cast<int>(config.num_hidden_layers);
+  m.kv_bytes_per_token = 2ull * config.num_hidden_layers * config.num_key_value_heads *
+                         config.head_dim * sizeof(float);
+  return m;
+}
+
+Sizing SizeDevices(const SizingInput& in) {
+  Sizing s;
+  s.smallest_config = *std::min_element(in.schedule.begin(), in.schedule.end());
+  s.devices = *std::max_element(in.schedule.begin(), in.schedule.end());
+  s.devices_why = "the schedule's largest configuration";
+  if (in.extravagant) {
+    for (size_t e = 1; e < in.schedule.size(); ++e) {
+      const int both = in.schedule[e - 1] + in.schedule[e];
+      if (both > s.devices) {
+        s.devices = both;
+        s.devices_why = "extravagant's " + std::to_string(in.schedule[e - 1]) + "->" +
+                        std::to_string(in.schedule[e]) + " holds its old and new devices at once";
+      }
+    }
+  }
+  const uint64_t n = static_cast<uint64_t>(s.smallest_config);
+  const uint64_t share = (static_cast<uint64_t>(in.model.num_experts) + n - 1) / n;
+  const uint64_t layers = static_cast<uint64_t>(in.model.num_layers);
+  s.experts_bytes = (share + 1) * layers * in.model.expert_extent_bytes;
+  s.weights_bytes = RoundUp(in.model.weights_bytes, kPage);
+  const uint64_t blocks = (static_cast<uint64_t>(in.tokens_per_request) + in.block_tokens - 1) /
+                          static_cast<uint64_t>(in.block_tokens);
+  const uint64_t load_kv = static_cast<uint64_t>(in.concurrency) * blocks * in.block_tokens *
+                           in.model.kv_bytes_per_token;
+  s.kv_bytes = std::max(in.default_kv_bytes, RoundUp(2 * load_kv, kPage));
+  s.capacity_bytes = s.weights_bytes + s.experts_bytes + s.kv_bytes;
+  s.weights_arena_bytes = 2 * s.weights_bytes;
+  s.experts_arena_bytes = 2 * s.experts_bytes;
+  return s;
+}
+
+vmm::StatusOr<NodeMemory> NodeAvailableBytes(int node) {
+  NodeMemory m;
+  m.node = node;
+  bool listed = false;
+  for (const vmm::NumaNode& nn : vmm::NumaNodes()) {
+    if (nn.id != node) continue;
+    listed = true;
+    if (nn.mem_free_bytes >= 0) m.free_bytes = static_cast<uint64_t>(nn.mem_free_bytes);
+  }
+  if (!listed) return vmm::Status::NotFound("no NUMA node " + std::to_string(node));
+  std::string info =
+      vmm::ReadSysFile("/sys/devices/system/node/node" + std::to_string(node) + "/meminfo");
+  if (info.empty()) info = vmm::ReadSysFile("/proc/meminfo");  // no NUMA: the one node
+  if (m.free_bytes == 0) m.free_bytes = MeminfoKb(info, "MemFree") << 10;
+  m.reclaimable_bytes = (MeminfoKb(info, "Active(file)") + MeminfoKb(info, "Inactive(file)") +
+                         MeminfoKb(info, "SReclaimable"))
+                        << 10;
+  return m;
+}
+
+vmm::Status CheckFits(int devices, uint64_t capacity_bytes, const NodeMemory& node,
+                      uint64_t headroom_bytes) {
+  const uint64_t need = static_cast<uint64_t>(devices) * capacity_bytes;
+  const uint64_t can = node.available_bytes();
+  if (need + headroom_bytes <= can) return vmm::Status::Ok();
+  return vmm::Status::ResourceExhausted(
+      "the devices need " + std::to_string(devices) + " x " +
+      std::to_string(capacity_bytes / kMiB) + " MiB = " + Gib(need) + " populated, node " +
+      std::to_string(node.node) + " can give " + Gib(can) + " (free " + Gib(node.free_bytes) +
+      " + reclaimable page cache " + Gib(node.reclaimable_bytes) + ") less " + Gib(headroom_bytes) +
+      " of headroom: give fewer --methods (extravagant needs old + new devices), a schedule "
+      "whose smallest configuration has more devices, smaller --device_mb / --max_devices, or "
+      "free memory");
+}
+
+}  // namespace emoe::tools
