@@ -336,32 +336,35 @@ StatusOr<hbm::HmmOptions> SizeDevices(const ExperimentOptions& o, const engine::
   const int kw = static_cast<int>(hbm::Usage::kWeights),
             ke = static_cast<int>(hbm::Usage::kExperts), kk = static_cast<int>(hbm::Usage::kKv);
   const int nodes = static_cast<int>(h.devices.nodes.size());
+  std::string capacity_why;  // what sized the capacity, when it was sized
   if (o.auto_size.any()) {
     SizingInput in;
     in.model = SizingModelOf(config, ckpt);
     in.schedule = o.schedule;
-    for (const ScaleOptions& m : o.methods) {
-      in.extravagant = in.extravagant || m.method == engine::ScaleMethod::kExtravagant;
-    }
+    in.methods = o.methods;
+    in.method_names = o.method_names;
     in.concurrency = o.concurrency;
     in.tokens_per_request = o.prompt_tokens + o.output_tokens;
     const Sizing s = tools::SizeDevices(in);
+    if (o.auto_size.capacity) capacity_why = s.capacity_why;
     if (o.auto_size.devices) h.devices.devices_per_node = (s.devices + nodes - 1) / nodes;
     if (o.auto_size.weights) usage[kw] = s.weights_arena_bytes;
     if (o.auto_size.experts) usage[ke] = s.experts_arena_bytes;
     if (o.auto_size.kv) usage[kk] = s.kv_bytes;
     if (o.auto_size.capacity) {
-      h.devices.capacity_bytes = std::min(usage[kw] + usage[ke] + usage[kk],
-                                          s.weights_bytes + s.experts_bytes + usage[kk]);
+      h.devices.capacity_bytes =
+          std::min(usage[kw] + usage[ke] + usage[kk], s.capacity_bytes - s.kv_bytes + usage[kk]);
     }
     std::printf(
-        "devices sized from the model and the schedule (flags left at their defaults are sized; "
-        "given ones are kept): %d devices (%s) x %" PRIu64 " MiB (weights %" PRIu64
-        " + experts %" PRIu64 ", the %d-device share and one spare extent per layer, + KV %" PRIu64
-        "); arenas reserved: weights %" PRIu64 ", experts %" PRIu64 ", KV %" PRIu64 " MiB\n",
+        "devices sized from the model and the schedule (the device flags left at their defaults; "
+        "given ones are kept): %d devices (%s) x %" PRIu64
+        " MiB (for %s); the %d-device "
+        "configuration holds weights %" PRIu64 " + experts %" PRIu64 " + KV %" PRIu64
+        " MiB; arenas reserved: weights %" PRIu64 ", experts %" PRIu64 ", KV %" PRIu64 " MiB\n",
         h.devices.devices_per_node * nodes, s.devices_why.c_str(), h.devices.capacity_bytes >> 20,
-        s.weights_bytes >> 20, s.experts_bytes >> 20, s.smallest_config, usage[kk] >> 20,
-        usage[kw] >> 20, usage[ke] >> 20, usage[kk] >> 20);
+        s.capacity_why.c_str(), s.smallest_config, s.steady_weights_bytes >> 20,
+        s.steady_experts_bytes >> 20, usage[kk] >> 20, usage[kw] >> 20, usage[ke] >> 20,
+        usage[kk] >> 20);
   }
   const int devices = h.devices.devices_per_node * nodes;
   if (o.schedule.size() > 0 && *std::max_element(o.schedule.begin(), o.schedule.end()) > devices) {
@@ -374,7 +377,8 @@ StatusOr<hbm::HmmOptions> SizeDevices(const ExperimentOptions& o, const engine::
         std::min(h.devices.capacity_bytes, usage[kw] + usage[ke] + usage[kk]);
     for (int node : h.devices.nodes) {
       VMM_ASSIGN_OR_RETURN(const NodeMemory mem, NodeAvailableBytes(node));
-      VMM_RETURN_IF_ERROR(CheckFits(h.devices.devices_per_node, populated, mem, kHeadroomBytes));
+      VMM_RETURN_IF_ERROR(
+          CheckFits(h.devices.devices_per_node, populated, capacity_why, mem, kHeadroomBytes));
       std::printf("node %d: %d x %" PRIu64
                   " MiB populated of %.1f GiB it can give (free %.1f + "
                   "reclaimable page cache %.1f GiB)\n",

@@ -69,32 +69,93 @@ SizingModel SizingModelOf(const engine::ModelConfig& config, const hbm::Checkpoi
   return m;
 }
 
+namespace {
+
+// One (method, event, kind of device) of the rule's step 5: what that device holds at most.
+struct Holding {
+  uint64_t weights = 0, experts = 0, kv = 0;  // experts: without the spare extents
+};
+
+// What a device holds at most in event a -> b of method `m` (rule step 5): on a device that
+// serves before and after the event (*retained) and on one new to it (*added; zero when the
+// event adds none). `x(n)`: the experts of one device of an n-device configuration; `w`: the
+// dense weights; `kv`: a full store; `keep`: what a store keeps when it gives back KV.
+template <typename X>
+void EventHolding(const engine::ScaleOptions& m, int a, int b, uint64_t w, const X& x, uint64_t kv,
+                  uint64_t keep, Holding* retained, Holding* added) {
+  const uint64_t xa = x(a), xb = x(b), xlo = x(std::min(a, b));
+  *retained = {w, xlo, kv};
+  *added = b > a ? Holding{w, xb, kv} : Holding{};
+  if (m.method == engine::ScaleMethod::kElastic) {
+    // The copying ablations' private buffers: every local expert of the new placement, and
+    // without zero-copy the dense weights too.
+    const uint64_t copy_w = m.zero_copy ? 0 : w;
+    const uint64_t copy_e = m.zero_copy && m.vm_remap ? 0 : xb;
+    if (copy_w + copy_e > 0) {
+      *retained = {w + copy_w, xlo + copy_e, keep};
+      if (b > a) *added = {w + copy_w, xb + copy_e, kv};
+    }
+  } else if (m.method == engine::ScaleMethod::kColocated) {
+    *retained = {2 * w, xa + xb, keep};  // its own copy from disk next to the serving one
+  }
+}
+
+}  // namespace
+
 Sizing SizeDevices(const SizingInput& in) {
   Sizing s;
   s.smallest_config = *std::min_element(in.schedule.begin(), in.schedule.end());
   s.devices = *std::max_element(in.schedule.begin(), in.schedule.end());
   s.devices_why = "the schedule's largest configuration";
-  if (in.extravagant) {
+  const auto event_name = [&](size_t e) {
+    return std::to_string(in.schedule[e - 1]) + "->" + std::to_string(in.schedule[e]);
+  };
+  for (const engine::ScaleOptions& m : in.methods) {
+    if (m.method != engine::ScaleMethod::kExtravagant) continue;
     for (size_t e = 1; e < in.schedule.size(); ++e) {
       const int both = in.schedule[e - 1] + in.schedule[e];
       if (both > s.devices) {
         s.devices = both;
-        s.devices_why = "extravagant's " + std::to_string(in.schedule[e - 1]) + "->" +
-                        std::to_string(in.schedule[e]) + " holds its old and new devices at once";
+        s.devices_why = "extravagant's " + event_name(e) + " holds its old and new devices at once";
       }
     }
   }
-  const uint64_t n = static_cast<uint64_t>(s.smallest_config);
-  const uint64_t share = (static_cast<uint64_t>(in.model.num_experts) + n - 1) / n;
   const uint64_t layers = static_cast<uint64_t>(in.model.num_layers);
-  s.experts_bytes = (share + 1) * layers * in.model.expert_extent_bytes;
-  s.weights_bytes = RoundUp(in.model.weights_bytes, kPage);
+  const uint64_t extent = in.model.expert_extent_bytes;
+  const auto x = [&](int n) {
+    const uint64_t d = static_cast<uint64_t>(n);
+    return (static_cast<uint64_t>(in.model.num_experts) + d - 1) / d * layers * extent;
+  };
+  const uint64_t spare = layers * extent;  // one spare extent per layer, for the allocator
+  const uint64_t w = RoundUp(in.model.weights_bytes, kPage);
   const uint64_t blocks = (static_cast<uint64_t>(in.tokens_per_request) + in.block_tokens - 1) /
                           static_cast<uint64_t>(in.block_tokens);
   const uint64_t load_kv = static_cast<uint64_t>(in.concurrency) * blocks * in.block_tokens *
                            in.model.kv_bytes_per_token;
-  s.kv_bytes = std::max(in.default_kv_bytes, RoundUp(2 * load_kv, kPage));
-  s.capacity_bytes = s.weights_bytes + s.experts_bytes + s.kv_bytes;
+  const uint64_t keep = RoundUp(2 * load_kv, kPage);
+  s.kv_bytes = std::max(in.default_kv_bytes, keep);
+  const auto consider = [&](const Holding& h, const std::string& why) {
+    s.weights_bytes = std::max(s.weights_bytes, h.weights);
+    s.experts_bytes = std::max(s.experts_bytes, h.experts + spare);
+    if (h.weights + h.experts + spare + h.kv > s.capacity_bytes) {
+      s.capacity_bytes = h.weights + h.experts + spare + h.kv;
+      s.capacity_why = why;
+    }
+  };
+  s.steady_weights_bytes = w;
+  s.steady_experts_bytes = x(s.smallest_config) + spare;
+  consider({w, x(s.smallest_config), s.kv_bytes},
+           "the " + std::to_string(s.smallest_config) + "-device configuration's share");
+  for (size_t mi = 0; mi < in.methods.size(); ++mi) {
+    const std::string name = mi < in.method_names.size() ? in.method_names[mi] : "a method";
+    for (size_t e = 1; e < in.schedule.size(); ++e) {
+      Holding retained, added;
+      EventHolding(in.methods[mi], in.schedule[e - 1], in.schedule[e], w, x, s.kv_bytes, keep,
+                   &retained, &added);
+      consider(retained, name + "'s " + event_name(e) + " on a device it keeps");
+      if (added.kv > 0) consider(added, name + "'s " + event_name(e) + " on a device it adds");
+    }
+  }
   s.weights_arena_bytes = 2 * s.weights_bytes;
   s.experts_arena_bytes = 2 * s.experts_bytes;
   return s;
@@ -120,19 +181,20 @@ vmm::StatusOr<NodeMemory> NodeAvailableBytes(int node) {
   return m;
 }
 
-vmm::Status CheckFits(int devices, uint64_t capacity_bytes, const NodeMemory& node,
-                      uint64_t headroom_bytes) {
+vmm::Status CheckFits(int devices, uint64_t capacity_bytes, const std::string& why,
+                      const NodeMemory& node, uint64_t headroom_bytes) {
   const uint64_t need = static_cast<uint64_t>(devices) * capacity_bytes;
   const uint64_t can = node.available_bytes();
   if (need + headroom_bytes <= can) return vmm::Status::Ok();
   return vmm::Status::ResourceExhausted(
       "the devices need " + std::to_string(devices) + " x " +
-      std::to_string(capacity_bytes / kMiB) + " MiB = " + Gib(need) + " populated, node " +
-      std::to_string(node.node) + " can give " + Gib(can) + " (free " + Gib(node.free_bytes) +
-      " + reclaimable page cache " + Gib(node.reclaimable_bytes) + ") less " + Gib(headroom_bytes) +
-      " of headroom: give fewer --methods (extravagant needs old + new devices), a schedule "
-      "whose smallest configuration has more devices, smaller --device_mb / --max_devices, or "
-      "free memory");
+      std::to_string(capacity_bytes / kMiB) + " MiB" + (why.empty() ? "" : " (for " + why + ")") +
+      " = " + Gib(need) + " populated, node " + std::to_string(node.node) + " can give " +
+      Gib(can) + " (free " + Gib(node.free_bytes) + " + reclaimable page cache " +
+      Gib(node.reclaimable_bytes) + ") less " + Gib(headroom_bytes) +
+      " of headroom: run fewer --methods at once (extravagant needs old + new devices; colocated "
+      "and the copying ablations a second copy on a device), a schedule whose smallest "
+      "configuration has more devices, smaller --device_mb / --max_devices, or free memory");
 }
 
 }  // namespace emoe::tools

@@ -2,23 +2,26 @@
 // model and the schedule when the device flags (--max_devices, --device_mb, --weights_mb,
 // --experts_mb, --kv_mb) are left at their defaults, and the check that the node can hold them.
 //
-// The rule (SizeDevices):
+// The rule (SizeDevices), for one device (all devices are alike):
 //  1. Devices: the largest count of the schedule; with extravagant among the methods, the most
 //     that any event needs at once (its old devices and its fresh new ones: from + to).
-//  2. Experts per device: the share of the smallest configuration of the schedule (ceil(E / n)
-//     experts of every layer, each one extent rounded to 2 MiB pages), plus one spare extent per
-//     layer. An elastic event never holds more on a device (the retained devices of n -> m
-//     receive up to the share of min(n, m), and free what they give away only after the
-//     switch), nor do cold restart, extravagant (fresh devices) or horizontal (replicas of the
-//     first configuration).
-//  3. Weights per device: the non-expert tensors (engine::ModelArenaBytes).
-//  4. KV per device: the default store (320 MiB, taking much of a device as on a GPU), or twice
-//     what the load can hold (every request at full length on one device) when that is more.
-//  5. Capacity per device: weights + experts + KV, what hmmd populates. The arenas are reserved
-//     twice as large (address space only): a method that holds a second copy on a serving
-//     device (colocated, and the private copies of -no-zero-copy / -no-vm-remap, which the plan
-//     counts against the device) gets room only by giving back KV (KvStoreSet::ShrinkAhead), and
-//     an event that needs more is refused and reported (serving goes on).
+//  2. X(n), the experts of one device of an n-device configuration: ceil(E / n) experts of every
+//     layer, each one extent rounded to 2 MiB pages; every experts figure below also gets one
+//     spare extent per layer (room for the allocator).
+//  3. W, the weights: the non-expert tensors (engine::ModelArenaBytes), in 2 MiB pages.
+//  4. K, the KV store: the default (320 MiB, taking much of a device as on a GPU), or twice what
+//     the load holds (every request at full length, whole blocks, on one device) when that is
+//     more; a store that gives back KV ahead of an event (KvStoreSet::ShrinkAhead) keeps that
+//     twice-the-load.
+//  5. Capacity: the most any method of the run holds on one device: the smallest configuration
+//     with its store (W + X(min) + K: what an elastic event, cold restart, extravagant and
+//     horizontal hold at most), and for every event n -> m of the schedule, on a device kept
+//     and on one added by the event: the copying ablations' private buffers (-no-vm-remap:
+//     X(m) more experts; -no-zero-copy: W + X(m) more) and colocated's second copy from disk
+//     (W + X(n) + X(m) on a kept device), where a kept device's store gives back KV down to its
+//     keep and an added device's store is whole. capacity_why names the case.
+//  6. Arenas: weights and experts reserved at twice the most they hold in any case of step 5
+//     (address space only: room against fragmentation), KV at K. hmmd populates the capacity.
 //
 // Thread safety: pure functions over values, except NodeAvailableBytes (reads /sys).
 #ifndef TOOLS_ELASTICMOE_SIZING_H_
@@ -29,6 +32,7 @@
 #include <vector>
 
 #include "engine/model.h"
+#include "engine/scale_types.h"
 #include "hbm/safetensors.h"
 #include "vmm/status.h"
 
@@ -49,19 +53,25 @@ SizingModel SizingModelOf(const engine::ModelConfig& config, const hbm::Checkpoi
 
 struct SizingInput {
   SizingModel model;
-  std::vector<int> schedule;    // device counts: the start, then one event each
-  bool extravagant = false;     // extravagant is among the methods
-  int concurrency = 8;          // requests in flight
-  int tokens_per_request = 72;  // prompt + output
-  int block_tokens = 16;        // KV block
+  std::vector<int> schedule;  // device counts: the start, then one event each
+  std::vector<engine::ScaleOptions> methods;
+  std::vector<std::string> method_names;  // as given, one per method (names the cases)
+  int concurrency = 8;                    // requests in flight
+  int tokens_per_request = 72;            // prompt + output
+  int block_tokens = 16;                  // KV block
   uint64_t default_kv_bytes = 320ull << 20;
 };
 
 struct Sizing {
   int devices = 0;
-  std::string devices_why;  // "extravagant's 2->4 holds 2 + 4 devices", "the schedule's 4"
-  uint64_t weights_bytes = 0, experts_bytes = 0, kv_bytes = 0;  // what one device holds at most
-  uint64_t capacity_bytes = 0;  // per device: the sum, what is populated
+  std::string devices_why;  // "extravagant's 2->4 holds its old and new devices at once"
+  // The most one device holds of each usage in any case of the rule (weights, experts: for the
+  // arenas), and its KV store.
+  uint64_t weights_bytes = 0, experts_bytes = 0, kv_bytes = 0;
+  uint64_t capacity_bytes = 0;  // per device: the most it holds in all, what is populated
+  std::string capacity_why;     // the case that needs it ("elastic-no-zero-copy's 4->2 on ...")
+  // What one device of the smallest configuration holds (experts with the spare extents).
+  uint64_t steady_weights_bytes = 0, steady_experts_bytes = 0;
   // The arena reservations (twice the need: room for second copies; address space only).
   uint64_t weights_arena_bytes = 0, experts_arena_bytes = 0;
   int smallest_config = 0;  // the schedule's smallest device count (the experts' share)
@@ -83,10 +93,11 @@ vmm::StatusOr<NodeMemory> NodeAvailableBytes(int node);
 
 // Ok when `devices` x `capacity_bytes` populated fits in what `node` can give less `headroom_bytes`
 // (instance processes, page tables, the rest of the machine); otherwise kResourceExhausted naming
-// every number ("the devices need 6 x 1516 MiB = 8.9 GiB populated, node 0 can give 7.1 GiB
-// (free 5.0 + reclaimable page cache 2.1) less 1.0 GiB of headroom: ...").
-vmm::Status CheckFits(int devices, uint64_t capacity_bytes, const NodeMemory& node,
-                      uint64_t headroom_bytes);
+// every number and `why` (the case that sized the capacity; may be empty): "the devices need 6 x
+// 1518 MiB (for the 2-device configuration's share) = 8.9 GiB populated, node 0 can give 7.1 GiB
+// (free 5.0 GiB + reclaimable page cache 2.1 GiB) less 1.0 GiB of headroom: ...".
+vmm::Status CheckFits(int devices, uint64_t capacity_bytes, const std::string& why,
+                      const NodeMemory& node, uint64_t headroom_bytes);
 
 }  // namespace emoe::tools
 

@@ -135,38 +135,72 @@ SizingModel LargeLike() {
   return m;
 }
 
-TEST(SizingTest, DevicesForTheLargestConfigurationAndExtravagantsSecondCopy) {
+SizingInput Input(const std::vector<int>& schedule, const std::vector<std::string>& methods) {
   SizingInput in;
   in.model = LargeLike();
-  in.schedule = {2, 4, 2};
-  in.extravagant = true;
+  in.schedule = schedule;
+  for (const std::string& m : methods) {
+    auto o = engine::ParseScaleOptions(m);
+    EXPECT_TRUE(o.ok()) << m;
+    in.methods.push_back(*o);
+    in.method_names.push_back(m);
+  }
+  return in;
+}
+
+TEST(SizingTest, DevicesForTheLargestConfigurationAndExtravagantsSecondCopy) {
+  SizingInput in = Input({2, 4, 2}, {"elastic", "cold-restart", "extravagant", "horizontal"});
   Sizing s = SizeDevices(in);
   EXPECT_EQ(s.devices, 6);  // 2 -> 4 on fresh devices holds 2 + 4
   EXPECT_NE(s.devices_why.find("extravagant's 2->4"), std::string::npos) << s.devices_why;
   EXPECT_EQ(s.smallest_config, 2);
-  EXPECT_EQ(s.experts_bytes, (48 + 1) * 4 * 6 * kMiB);  // the 2-device share and a spare/layer
-  EXPECT_EQ(s.weights_bytes, 22 * kMiB);                // rounded to 2 MiB pages
-  EXPECT_EQ(s.kv_bytes, 320 * kMiB);                    // the load needs far less
-  EXPECT_EQ(s.capacity_bytes, s.weights_bytes + s.experts_bytes + s.kv_bytes);
+  EXPECT_EQ(s.steady_experts_bytes, (48 + 1) * 4 * 6 * kMiB);  // the 2-device share + spares
+  EXPECT_EQ(s.steady_weights_bytes, 22 * kMiB);                // rounded to 2 MiB pages
+  EXPECT_EQ(s.kv_bytes, 320 * kMiB);                           // the load needs far less
+  EXPECT_EQ(s.capacity_bytes, (22 + 49 * 24 + 320) * kMiB);
+  EXPECT_EQ(s.capacity_why, "the 2-device configuration's share");
   EXPECT_EQ(s.total_bytes(), 6 * s.capacity_bytes);
-  EXPECT_EQ(s.experts_arena_bytes, 2 * s.experts_bytes);
+  EXPECT_EQ(s.experts_arena_bytes, 2 * s.steady_experts_bytes);
+  EXPECT_EQ(s.weights_arena_bytes, 2 * 22 * kMiB);
 
-  in.extravagant = false;
-  s = SizeDevices(in);
+  s = SizeDevices(Input({2, 4, 2}, {"elastic", "elastic-no-p2p", "elastic-no-preinit"}));
   EXPECT_EQ(s.devices, 4);
   EXPECT_EQ(s.devices_why, "the schedule's largest configuration");
+  EXPECT_EQ(s.capacity_bytes, (22 + 49 * 24 + 320) * kMiB);
   // The default schedule: 7 devices (4 -> 3 and 3 -> 4 with extravagant), the 2-device share.
-  in.schedule = {2, 3, 4, 3, 2, 4, 2};
-  in.extravagant = true;
-  EXPECT_EQ(SizeDevices(in).devices, 7);
+  EXPECT_EQ(SizeDevices(Input({2, 3, 4, 3, 2, 4, 2}, {"extravagant"})).devices, 7);
   // A load whose KV outgrows the default store: twice what it holds, in whole blocks.
   in.concurrency = 4096;
   in.tokens_per_request = 100;  // 7 blocks of 16
   EXPECT_EQ(SizeDevices(in).kv_bytes, 2ull * 4096 * 7 * 16 * 8192);
   // Odd counts round the share up: 96 experts on 5 devices is 20 a layer at most.
-  in.concurrency = 8;
-  in.schedule = {5, 6};
-  EXPECT_EQ(SizeDevices(in).experts_bytes, (20 + 1) * 4 * 6 * kMiB);
+  EXPECT_EQ(SizeDevices(Input({5, 6}, {"elastic"})).steady_experts_bytes, (20 + 1) * 4 * 6 * kMiB);
+}
+
+// The methods that hold a second copy on a serving device size the devices for it: the kept
+// device of 4 -> 2 holds the arena's new share and the instance's private copy of it, with its
+// KV store given back down to twice the load (8 requests of 5 blocks: 10 MiB).
+TEST(SizingTest, CopyingMethodsHoldTheirSecondCopy) {
+  Sizing s = SizeDevices(Input({2, 4, 2}, {"elastic", "elastic-no-zero-copy"}));
+  EXPECT_EQ(s.capacity_bytes, (2 * 22 + 2 * 48 * 24 + 24 + 10) * kMiB);
+  EXPECT_EQ(s.capacity_why, "elastic-no-zero-copy's 4->2 on a device it keeps");
+  EXPECT_EQ(s.weights_arena_bytes, 2 * 2 * 22 * kMiB);
+  EXPECT_EQ(s.experts_arena_bytes, 2 * (2 * 48 * 24 + 24) * kMiB);
+  s = SizeDevices(Input({2, 4, 2}, {"elastic-no-vm-remap"}));
+  EXPECT_EQ(s.capacity_bytes, (22 + 2 * 48 * 24 + 24 + 10) * kMiB);
+  // Colocated loads its own copy for 4 devices next to the 2-device one.
+  s = SizeDevices(Input({2, 4}, {"colocated"}));
+  EXPECT_EQ(s.capacity_bytes, (2 * 22 + 48 * 24 + 24 * 24 + 24 + 10) * kMiB);
+  EXPECT_EQ(s.capacity_why, "colocated's 2->4 on a device it keeps");
+  // 2 -> 3: the kept device holds its 2-device share and a private copy of its 3-device one.
+  s = SizeDevices(Input({2, 3}, {"elastic-no-zero-copy"}));
+  EXPECT_EQ(s.capacity_bytes, (2 * 22 + 48 * 24 + 32 * 24 + 24 + 10) * kMiB);
+  EXPECT_EQ(s.capacity_why, "elastic-no-zero-copy's 2->3 on a device it keeps");
+  // An added device's store is whole: 4 -> 5 adds a device that gets X(5) = 20 experts a layer
+  // and copies them, more than a kept device gives back.
+  s = SizeDevices(Input({4, 5}, {"elastic-no-zero-copy"}));
+  EXPECT_EQ(s.capacity_bytes, (2 * 22 + 2 * 20 * 24 + 24 + 320) * kMiB);
+  EXPECT_EQ(s.capacity_why, "elastic-no-zero-copy's 4->5 on a device it adds");
 }
 
 TEST(SizingTest, RefusesWhatTheNodeCannotHoldNamingTheNumbers) {
@@ -174,12 +208,12 @@ TEST(SizingTest, RefusesWhatTheNodeCannotHoldNamingTheNumbers) {
   node.node = 0;
   node.free_bytes = 5ull << 30;
   node.reclaimable_bytes = 3ull << 30;
-  EXPECT_TRUE(CheckFits(4, 1536 * kMiB, node, 1ull << 30).ok());  // 6 + 1 <= 8 GiB
-  const vmm::Status s = CheckFits(6, 1536 * kMiB, node, 1ull << 30);
+  EXPECT_TRUE(CheckFits(4, 1536 * kMiB, "", node, 1ull << 30).ok());  // 6 + 1 <= 8 GiB
+  const vmm::Status s = CheckFits(6, 1536 * kMiB, "colocated's 2->4", node, 1ull << 30);
   EXPECT_EQ(s.code(), vmm::StatusCode::kResourceExhausted);
-  for (const char* want :
-       {"6 x 1536 MiB = 9.0 GiB populated", "node 0 can give 8.0 GiB", "free 5.0 GiB",
-        "page cache 3.0 GiB", "less 1.0 GiB of headroom", "--methods", "--device_mb"}) {
+  for (const char* want : {"6 x 1536 MiB (for colocated's 2->4) = 9.0 GiB populated",
+                           "node 0 can give 8.0 GiB", "free 5.0 GiB", "page cache 3.0 GiB",
+                           "less 1.0 GiB of headroom", "--methods", "--device_mb"}) {
     EXPECT_NE(s.message().find(want), std::string::npos) << want << " in " << s.message();
   }
 }
