@@ -156,8 +156,14 @@ Sizing SizeDevices(const SizingInput& in) {
       if (added.kv > 0) consider(added, name + "'s " + event_name(e) + " on a device it adds");
     }
   }
-  s.weights_arena_bytes = 2 * s.weights_bytes;
-  s.experts_arena_bytes = 2 * s.experts_bytes;
+  // Room against fragmentation where extents of other sizes come and go (step 6).
+  bool room = false;
+  for (const engine::ScaleOptions& m : in.methods) {
+    room = room || m.method == engine::ScaleMethod::kColocated ||
+           (m.method == engine::ScaleMethod::kElastic && !(m.zero_copy && m.vm_remap));
+  }
+  s.weights_arena_bytes = (room ? 4 : 1) * s.weights_bytes;
+  s.experts_arena_bytes = (room ? 4 : 1) * s.experts_bytes;
   return s;
 }
 

@@ -20,8 +20,14 @@
 //     X(m) more experts; -no-zero-copy: W + X(m) more) and colocated's second copy from disk
 //     (W + X(n) + X(m) on a kept device), where a kept device's store gives back KV down to its
 //     keep and an added device's store is whole. capacity_why names the case.
-//  6. Arenas: weights and experts reserved at twice the most they hold in any case of step 5
-//     (address space only: room against fragmentation), KV at K. hmmd populates the capacity.
+//  6. Arenas: weights and experts reserved at the most they hold in any case of step 5, KV at
+//     K, so that their sum is the capacity and hmmd populates all of it at start (it populates
+//     the capacity split over the arenas in proportion to their sizes; a page beyond that is
+//     faulted in by the allocation that hands it out, during an event). With colocated or a
+//     copying ablation among the methods, weights and experts are reserved 4x (address space;
+//     their pages beyond the capacity are not populated ahead): those copy each layer's experts
+//     into one contiguous run, or load a second copy among the first one's extents, and need
+//     free runs that a tight arena fragments away ("largest free run 2 MiB").
 //
 // Thread safety: pure functions over values, except NodeAvailableBytes (reads /sys).
 #ifndef TOOLS_ELASTICMOE_SIZING_H_
@@ -72,7 +78,7 @@ struct Sizing {
   std::string capacity_why;     // the case that needs it ("elastic-no-zero-copy's 4->2 on ...")
   // What one device of the smallest configuration holds (experts with the spare extents).
   uint64_t steady_weights_bytes = 0, steady_experts_bytes = 0;
-  // The arena reservations (twice the need: room for second copies; address space only).
+  // The arena reservations (step 6).
   uint64_t weights_arena_bytes = 0, experts_arena_bytes = 0;
   int smallest_config = 0;  // the schedule's smallest device count (the experts' share)
   uint64_t total_bytes() const { return static_cast<uint64_t>(devices) * capacity_bytes; }
