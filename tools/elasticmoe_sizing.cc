@@ -2,6 +2,7 @@
 #include "tools/elasticmoe_sizing.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -62,6 +63,10 @@ SizingModel SizingModelOf(const engine::ModelConfig& config, const hbm::Checkpoi
   for (const auto& [key, bytes] : extent) {
     m.expert_extent_bytes = std::max(m.expert_extent_bytes, RoundUp(bytes, kPage));
   }
+  // The arena's buddy allocator takes an extent from the smallest power-of-two block of pages
+  // that holds it and gives the tail back as smaller blocks, which later extents of the same
+  // size cannot use: 3 pages take 4.
+  m.expert_footprint_bytes = std::bit_ceil(m.expert_extent_bytes / kPage) * kPage;
   m.num_experts = static_cast<int>(config.num_experts);
   m.num_layers = static_cast<int>(config.num_hidden_layers);
   m.kv_bytes_per_token = 2ull * config.num_hidden_layers * config.num_key_value_heads *
@@ -73,12 +78,14 @@ namespace {
 
 // One (method, event, kind of device) of the rule's step 5: what that device holds at most.
 struct Holding {
-  uint64_t weights = 0, experts = 0, kv = 0;  // experts: without the spare extents
+  uint64_t weights = 0;  // bytes
+  uint64_t experts = 0;  // expert extents, without the spare ones
+  uint64_t kv = 0;       // bytes
 };
 
 // What a device holds at most in event a -> b of method `m` (rule step 5): on a device that
 // serves before and after the event (*retained) and on one new to it (*added; zero when the
-// event adds none). `x(n)`: the experts of one device of an n-device configuration; `w`: the
+// event adds none). `x(n)`: the expert extents of one device of an n-device configuration; `w`: the
 // dense weights; `kv`: a full store; `keep`: what a store keeps when it gives back KV.
 template <typename X>
 void EventHolding(const engine::ScaleOptions& m, int a, int b, uint64_t w, const X& x, uint64_t kv,
@@ -122,11 +129,13 @@ Sizing SizeDevices(const SizingInput& in) {
   }
   const uint64_t layers = static_cast<uint64_t>(in.model.num_layers);
   const uint64_t extent = in.model.expert_extent_bytes;
-  const auto x = [&](int n) {
+  const uint64_t footprint = std::max(in.model.expert_footprint_bytes, extent);
+  const auto x = [&](int n) {  // extents
     const uint64_t d = static_cast<uint64_t>(n);
-    return (static_cast<uint64_t>(in.model.num_experts) + d - 1) / d * layers * extent;
+    return (static_cast<uint64_t>(in.model.num_experts) + d - 1) / d * layers;
   };
-  const uint64_t spare = layers * extent;  // one spare extent per layer, for the allocator
+  const uint64_t spare = layers;  // one spare extent per layer, for the allocator
+  uint64_t experts_arena = 0;     // the most expert extents' footprint
   const uint64_t w = RoundUp(in.model.weights_bytes, kPage);
   const uint64_t blocks = (static_cast<uint64_t>(in.tokens_per_request) + in.block_tokens - 1) /
                           static_cast<uint64_t>(in.block_tokens);
@@ -135,15 +144,17 @@ Sizing SizeDevices(const SizingInput& in) {
   const uint64_t keep = RoundUp(2 * load_kv, kPage);
   s.kv_bytes = std::max(in.default_kv_bytes, keep);
   const auto consider = [&](const Holding& h, const std::string& why) {
+    const uint64_t experts = (h.experts + spare) * extent;
     s.weights_bytes = std::max(s.weights_bytes, h.weights);
-    s.experts_bytes = std::max(s.experts_bytes, h.experts + spare);
-    if (h.weights + h.experts + spare + h.kv > s.capacity_bytes) {
-      s.capacity_bytes = h.weights + h.experts + spare + h.kv;
+    s.experts_bytes = std::max(s.experts_bytes, experts);
+    experts_arena = std::max(experts_arena, (h.experts + spare) * footprint);
+    if (h.weights + experts + h.kv > s.capacity_bytes) {
+      s.capacity_bytes = h.weights + experts + h.kv;
       s.capacity_why = why;
     }
   };
   s.steady_weights_bytes = w;
-  s.steady_experts_bytes = x(s.smallest_config) + spare;
+  s.steady_experts_bytes = (x(s.smallest_config) + spare) * extent;
   consider({w, x(s.smallest_config), s.kv_bytes},
            "the " + std::to_string(s.smallest_config) + "-device configuration's share");
   for (size_t mi = 0; mi < in.methods.size(); ++mi) {
@@ -163,7 +174,7 @@ Sizing SizeDevices(const SizingInput& in) {
            (m.method == engine::ScaleMethod::kElastic && !(m.zero_copy && m.vm_remap));
   }
   s.weights_arena_bytes = (room ? 4 : 1) * s.weights_bytes;
-  s.experts_arena_bytes = (room ? 4 : 1) * s.experts_bytes;
+  s.experts_arena_bytes = (room ? 4 : 1) * experts_arena;
   return s;
 }
 

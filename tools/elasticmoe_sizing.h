@@ -7,7 +7,9 @@
 //     that any event needs at once (its old devices and its fresh new ones: from + to).
 //  2. X(n), the experts of one device of an n-device configuration: ceil(E / n) experts of every
 //     layer, each one extent rounded to 2 MiB pages; every experts figure below also gets one
-//     spare extent per layer (room for the allocator).
+//     spare extent per layer (room for the allocator). The experts arena counts each extent at
+//     its footprint (pages rounded up to a power of two: what the buddy allocator takes of a
+//     fresh arena), the capacity at its size.
 //  3. W, the weights: the non-expert tensors (engine::ModelArenaBytes), in 2 MiB pages.
 //  4. K, the KV store: the default (320 MiB, taking much of a device as on a GPU), or twice what
 //     the load holds (every request at full length, whole blocks, on one device) when that is
@@ -48,7 +50,10 @@ namespace emoe::tools {
 struct SizingModel {
   uint64_t weights_bytes = 0;        // one device's non-expert tensors (with their slack)
   uint64_t expert_extent_bytes = 0;  // the largest expert's extent, rounded to 2 MiB pages
-  int num_experts = 0;               // per layer
+  // What such an extent takes of an experts arena in the worst case: its pages rounded up to a
+  // power of two (the arena's buddy allocator: 3 pages take 4).
+  uint64_t expert_footprint_bytes = 0;
+  int num_experts = 0;  // per layer
   int num_layers = 0;
   uint64_t kv_bytes_per_token = 0;  // K and V of every layer (f32)
 };

@@ -128,7 +128,8 @@ TEST(SummaryTest, MeanStdPerMethodAndPositionWithRefusalsCounted) {
 SizingModel LargeLike() {
   SizingModel m;
   m.weights_bytes = 21 * kMiB;
-  m.expert_extent_bytes = 6 * kMiB;
+  m.expert_extent_bytes = 6 * kMiB;     // three 2 MiB pages ...
+  m.expert_footprint_bytes = 8 * kMiB;  // ... which the buddy allocator rounds up to four
   m.num_experts = 96;
   m.num_layers = 4;
   m.kv_bytes_per_token = 8192;
@@ -160,10 +161,16 @@ TEST(SizingTest, DevicesForTheLargestConfigurationAndExtravagantsSecondCopy) {
   EXPECT_EQ(s.capacity_bytes, (22 + 49 * 24 + 320) * kMiB);
   EXPECT_EQ(s.capacity_why, "the 2-device configuration's share");
   EXPECT_EQ(s.total_bytes(), 6 * s.capacity_bytes);
-  // Exactly what is held: the arenas add up to the capacity, all of it populated at start.
-  EXPECT_EQ(s.experts_arena_bytes, s.steady_experts_bytes);
+  // The experts arena at the extents' footprint (8 MiB), the capacity at their size (6 MiB).
+  EXPECT_EQ(s.experts_arena_bytes, (48 + 1) * 4 * 8 * kMiB);
   EXPECT_EQ(s.weights_arena_bytes, 22 * kMiB);
+  // Extents of a power-of-two of pages: the arenas add up to the capacity, all of it populated
+  // at start.
+  in.model.expert_extent_bytes = in.model.expert_footprint_bytes = 4 * kMiB;
+  s = SizeDevices(in);
+  EXPECT_EQ(s.experts_arena_bytes, s.steady_experts_bytes);
   EXPECT_EQ(s.weights_arena_bytes + s.experts_arena_bytes + s.kv_bytes, s.capacity_bytes);
+  in.model = LargeLike();
 
   s = SizeDevices(Input({2, 4, 2}, {"elastic", "elastic-no-p2p", "elastic-no-preinit"}));
   EXPECT_EQ(s.devices, 4);
@@ -188,7 +195,7 @@ TEST(SizingTest, CopyingMethodsHoldTheirSecondCopy) {
   EXPECT_EQ(s.capacity_why, "elastic-no-zero-copy's 4->2 on a device it keeps");
   // Room against fragmentation for the contiguous runs of the copies.
   EXPECT_EQ(s.weights_arena_bytes, 4 * 2 * 22 * kMiB);
-  EXPECT_EQ(s.experts_arena_bytes, 4 * (2 * 48 * 24 + 24) * kMiB);
+  EXPECT_EQ(s.experts_arena_bytes, 4 * (2 * 48 * 4 + 4) * 8 * kMiB);
   s = SizeDevices(Input({2, 4, 2}, {"elastic-no-vm-remap"}));
   EXPECT_EQ(s.capacity_bytes, (22 + 2 * 48 * 24 + 24 + 10) * kMiB);
   // Colocated loads its own copy for 4 devices next to the 2-device one.
@@ -239,25 +246,32 @@ hbm::Checkpoint Layout(const engine::ModelConfig& c, uint64_t offset, uint64_t a
   return ckpt;
 }
 
-// The scale-large preset's arithmetic on the HMM's layout (without generating its 2.25 GiB):
-// its experts fill three 2 MiB pages as gen_model writes them, and a 2 -> 4 event moves >= 1 GiB.
+// The scale-large preset's arithmetic on the HMM's layout (without generating its 2.2 GiB): each
+// expert fills two 2 MiB pages (a power of two: no buddy gap), and a 2 -> 4 event moves >= 1 GiB.
 TEST(SizingTest, ScaleLargePresetMovesAGibibyteInWholePages) {
   auto c = engine::PresetConfig("scale-large");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   const uint64_t expert = c->ExpertBytes(2);
-  EXPECT_EQ(expert, 6 * kMiB);
-  const SizingModel m = SizingModelOf(*c, Layout(*c, 4096, 4096));
-  EXPECT_EQ(m.expert_extent_bytes, 6 * kMiB);
-  EXPECT_EQ(m.num_experts, 96);
+  EXPECT_EQ(expert, 3ull * 1024 * 672 * 2);
+  const SizingModel m = SizingModelOf(*c, Layout(*c, 4096, 4096));  // as gen_model aligns
+  EXPECT_EQ(m.expert_extent_bytes, 4 * kMiB);
+  EXPECT_EQ(m.expert_footprint_bytes, 4 * kMiB);
+  EXPECT_EQ(m.num_experts, 144);
   EXPECT_EQ(m.num_layers, 4);
   EXPECT_EQ(m.kv_bytes_per_token, 2ull * 4 * 4 * 64 * 4);
   EXPECT_GT(m.weights_bytes, 16 * kMiB);  // 4 layers of attention, 5 MiB each
   EXPECT_LT(m.weights_bytes, 40 * kMiB);
   const uint64_t moved = uint64_t(c->num_experts) * c->num_hidden_layers / 2 * expert;
   EXPECT_GE(moved, 1ull << 30) << "2 -> 4 moves half the experts";
-  // Data that is not 4 KiB aligned in the file costs each expert a fourth page (4 KiB of slack
-  // per tensor): what the sizing charges then.
-  EXPECT_EQ(SizingModelOf(*c, Layout(*c, 8 + 12345, 2)).expert_extent_bytes, 8 * kMiB);
+  // Data that is not 4 KiB aligned in the file (4 KiB of slack a tensor) still fits two pages.
+  EXPECT_EQ(SizingModelOf(*c, Layout(*c, 8 + 12345, 2)).expert_extent_bytes, 4 * kMiB);
+  // The scale preset's 6 MiB experts: three pages, four in the arena; unaligned, four pages.
+  auto scale = engine::PresetConfig("scale");
+  ASSERT_TRUE(scale.ok());
+  const SizingModel sm = SizingModelOf(*scale, Layout(*scale, 4096, 4096));
+  EXPECT_EQ(sm.expert_extent_bytes, 6 * kMiB);
+  EXPECT_EQ(sm.expert_footprint_bytes, 8 * kMiB);
+  EXPECT_EQ(SizingModelOf(*scale, Layout(*scale, 8 + 12345, 2)).expert_extent_bytes, 8 * kMiB);
 }
 
 }  // namespace

@@ -234,20 +234,21 @@ StatusOr<ModelConfig> PresetConfig(const std::string& name) {
     c.num_experts = 16;
     c.num_experts_per_tok = 2;
   } else if (name == "scale-large") {
-    // The large elastic-scaling experiment: 4 layers x 96 experts of 6 MiB (2.25 GiB of
-    // experts, each exactly three 2 MiB pages: gen_model aligns tensor data to 4 KiB), so that
-    // a 2 -> 4 event moves 1.1 GiB while a decode step of 8 requests (top-2: about 15 of the 96
-    // experts of a layer, 360 MiB read, as many as the scale preset's step) stays shorter than
-    // copying it.
+    // The large elastic-scaling experiment: 4 layers x 144 experts of 3.94 MiB (2.2 GiB of
+    // experts), so that a 2 -> 4 event moves 1.1 GiB while a decode step of 8 requests (top-2:
+    // about 15 of the 144 experts of a layer, 240 MiB read, less than the scale preset's step)
+    // stays shorter than copying it. An expert (3 x 1024 x 672 bf16) fills two 2 MiB pages:
+    // a power of two, which the HMM's buddy-allocated arenas hold without a gap (6 MiB experts
+    // take 8 MiB each).
     c.vocab_size = 256;
     c.hidden_size = 1024;
     c.intermediate_size = 4096;
-    c.moe_intermediate_size = 1024;
+    c.moe_intermediate_size = 672;
     c.num_hidden_layers = 4;
     c.num_attention_heads = 16;
     c.num_key_value_heads = 4;
     c.head_dim = 64;
-    c.num_experts = 96;
+    c.num_experts = 144;
     c.num_experts_per_tok = 2;
   } else {
     std::string names;
