@@ -329,8 +329,9 @@ Status OpenModel(const ExperimentOptions& o, engine::ModelConfig* config, hbm::C
 // The devices of the run: o.hmm with what o.auto_size names sized from the model and the
 // schedule (elasticmoe_sizing.h), printed; then, when hmmd or this process populates them, the
 // check that every node can hold its devices.
-StatusOr<hbm::HmmOptions> SizeDevices(const ExperimentOptions& o, const engine::ModelConfig& config,
-                                      const hbm::Checkpoint& ckpt) {
+StatusOr<hbm::HmmOptions> SizedHmmOptions(const ExperimentOptions& o,
+                                          const engine::ModelConfig& config,
+                                          const hbm::Checkpoint& ckpt) {
   hbm::HmmOptions h = o.hmm;
   auto& usage = h.memory.usage_bytes;
   const int kw = static_cast<int>(hbm::Usage::kWeights),
@@ -345,7 +346,7 @@ StatusOr<hbm::HmmOptions> SizeDevices(const ExperimentOptions& o, const engine::
     in.method_names = o.method_names;
     in.concurrency = o.concurrency;
     in.tokens_per_request = o.prompt_tokens + o.output_tokens;
-    const Sizing s = tools::SizeDevices(in);
+    const Sizing s = SizeDevices(in);
     if (o.auto_size.capacity) capacity_why = s.capacity_why;
     if (o.auto_size.devices) h.devices.devices_per_node = (s.devices + nodes - 1) / nodes;
     if (o.auto_size.weights) usage[kw] = s.weights_arena_bytes;
@@ -392,17 +393,6 @@ StatusOr<hbm::HmmOptions> SizeDevices(const ExperimentOptions& o, const engine::
 
 }  // namespace
 
-std::vector<size_t> RunOrder(const std::vector<bool>& in_process, int round) {
-  std::vector<size_t> order;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (size_t i = 0; i < in_process.size(); ++i) {
-      if (in_process[i] == (pass == 1)) order.push_back(i);
-    }
-  }
-  if (round % 2 == 1) std::reverse(order.begin(), order.end());
-  return order;
-}
-
 StatusOr<int> RunElasticMoe(const ExperimentOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(options.out_dir, ec);
@@ -418,7 +408,7 @@ StatusOr<int> RunElasticMoe(const ExperimentOptions& options) {
   std::vector<EventRow> rows;
   sum.status = OpenModel(o, &config, &ckpt);
   if (sum.status.ok()) {
-    auto sized = SizeDevices(o, config, ckpt);
+    auto sized = SizedHmmOptions(o, config, ckpt);
     if (sized.ok()) o.hmm = *sized;
     sum.status = sized.status();
   }

@@ -89,21 +89,14 @@ struct RunSummary {
 
 // Runs the experiment of `o` and writes its reports: the device sizing (with o.auto_size), the
 // copy bandwidth and the HMM on stdout, then the events of every run of every method (the runs
-// in rounds: each method once per round, in RunOrder); out_dir gets timeline.csv, events_at.csv,
-// events.json, events.csv, throughput.gp (and throughput.png with gnuplot). Returns the number of
-// requests that failed or were rejected (0: all served). An error stops it (a method that leaves
-// memory behind is kInternal naming the device); the reports are then written all the same, with
-// the events measured until then and the error. Devices that the node cannot hold (populated) are
-// refused before anything starts (kResourceExhausted naming the numbers).
+// in rounds: each method once per round, in RunOrder of elasticmoe_measure.h); out_dir gets
+// timeline.csv, events_at.csv, events.json, events.csv, throughput.gp (and throughput.png with
+// gnuplot). Returns the number of requests that failed or were rejected (0: all served). An error
+// stops it (a method that leaves memory behind is kInternal naming the device); the reports are
+// then written all the same, with the events measured until then and the error. Devices that the
+// node cannot hold (populated) are refused before anything starts (kResourceExhausted naming the
+// numbers).
 vmm::StatusOr<int> RunElasticMoe(const ExperimentOptions& o);
-
-// The order of the methods (indices into in_process) in round `round` of the runs: those whose
-// HMM is in hmmd first, then those that need one in this process (so that the HMM is switched,
-// and its devices populated again, once per round rather than once per method), reversed in
-// every other round (so that each round starts on the HMM the last one ended with, and no
-// method always runs first after a fresh populate). in_process[i]: method i needs the
-// in-process HMM.
-std::vector<size_t> RunOrder(const std::vector<bool>& in_process, int round);
 
 }  // namespace emoe::tools
 

@@ -1,6 +1,7 @@
 // The experiment's derived numbers (elasticmoe_measure.h).
 #include "tools/elasticmoe_measure.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -68,6 +69,17 @@ std::string FormatMeanStd(const MeanStd& m, int precision) {
     std::snprintf(b, sizeof(b), "%.*f+-%.*f", precision, m.mean, precision, m.std);
   }
   return b;
+}
+
+std::vector<size_t> RunOrder(const std::vector<bool>& in_process, int round) {
+  std::vector<size_t> order;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < in_process.size(); ++i) {
+      if (in_process[i] == (pass == 1)) order.push_back(i);
+    }
+  }
+  if (round % 2 == 1) std::reverse(order.begin(), order.end());
+  return order;
 }
 
 }  // namespace emoe::tools

@@ -5,7 +5,8 @@
 //     command + W], after = [command + W, command + 2W];
 //   - the mean decode step before an event (mean interval between consecutive steps);
 //   - an event's copy bound: the bytes it must move at the memcpy bandwidth of the same run;
-//   - mean and standard deviation over the runs of each (method, event position).
+//   - mean and standard deviation over the runs of each (method, event position);
+//   - the order in which the runs of the methods go (RunOrder).
 //
 // Thread safety: pure functions over values.
 #ifndef TOOLS_ELASTICMOE_MEASURE_H_
@@ -47,6 +48,14 @@ struct MeanStd {
 MeanStd Aggregate(const std::vector<double>& values);
 // "12.3+-0.4" with `precision` decimals (just the mean when n <= 1), "-" when n = 0.
 std::string FormatMeanStd(const MeanStd& m, int precision);
+
+// The order of the methods (indices into in_process) in round `round` of the runs: those whose
+// HMM is in hmmd first, then those that need one in this process (so that the HMM is switched,
+// and its devices populated again, once per round rather than once per method), reversed in
+// every other round (so that each round starts on the HMM the last one ended with, and no
+// method always runs first after a fresh populate). in_process[i]: method i needs the
+// in-process HMM.
+std::vector<size_t> RunOrder(const std::vector<bool>& in_process, int round);
 
 }  // namespace emoe::tools
 

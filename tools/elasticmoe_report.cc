@@ -179,13 +179,13 @@ void PrintSummaryLine(const EventSummary& s) {
                 s.event.c_str(), runs.c_str(), s.error.c_str());
     return;
   }
-  std::printf("%-26s %-6s %-5s %13s %11s %8.1f %9s %7.1f %7.1f %7.1f %7.1f %9s %9s %9s %13s %5d\n",
-              s.method.c_str(), s.event.c_str(), runs.c_str(), Ms(s.latency_s).c_str(),
-              Ms(s.downtime_s).c_str(), s.arena_peak_mib.mean,
-              FormatMeanStd(s.pss_delta_mib, 0).c_str(), s.remapped_mib.mean, s.p2p_mib.mean,
-              s.disk_mib.mean, s.kv_shrunk_mib.mean, FormatMeanStd(s.before_tps, 0).c_str(),
-              FormatMeanStd(s.during_tps, 0).c_str(), FormatMeanStd(s.after_tps, 0).c_str(),
-              Ms(s.max_gap_s, 0).c_str(), s.failed);
+  std::printf(
+      "%-26s %-6s %-5s %13s %11s %8.1f %9s %7.1f %7.1f %7.1f %7.1f %11s %11s %11s %11s %5d\n",
+      s.method.c_str(), s.event.c_str(), runs.c_str(), Ms(s.latency_s).c_str(),
+      Ms(s.downtime_s).c_str(), s.arena_peak_mib.mean, FormatMeanStd(s.pss_delta_mib, 0).c_str(),
+      s.remapped_mib.mean, s.p2p_mib.mean, s.disk_mib.mean, s.kv_shrunk_mib.mean,
+      FormatMeanStd(s.before_tps, 0).c_str(), FormatMeanStd(s.during_tps, 0).c_str(),
+      FormatMeanStd(s.after_tps, 0).c_str(), Ms(s.max_gap_s, 0).c_str(), s.failed);
   if (!s.error.empty()) {
     std::printf("%-26s %-6s %d of %d runs not done, serving went on: %s\n", "", "", s.runs - s.done,
                 s.runs, s.error.c_str());
@@ -237,9 +237,10 @@ void WriteEvents(const std::vector<EventRow>& rows, const RunSummary& sum,
       "\nevery event, mean+-std over the runs that did it (runs: done/reached; throughput in "
       "fixed %g s windows before / during / after the command):\n",
       sum.window_s);
-  std::printf("%-26s %-6s %-5s %13s %11s %8s %9s %7s %7s %7s %7s %9s %9s %9s %13s %5s\n", "method",
-              "event", "runs", "latency ms", "downtime ms", "peak MiB", "PSS +MiB", "remap", "p2p",
-              "disk", "KV -MiB", "tps-pre", "during", "after", "max gap ms", "fail");
+  std::printf("%-26s %-6s %-5s %13s %11s %8s %9s %7s %7s %7s %7s %11s %11s %11s %11s %5s\n",
+              "method", "event", "runs", "latency ms", "downtime ms", "peak MiB", "PSS +MiB",
+              "remap", "p2p", "disk", "KV -MiB", "tps-pre", "during", "after", "max gap ms",
+              "fail");
   for (const EventSummary& s : sums) PrintSummaryLine(s);
   PrintPhases(sums);
   if (!sum.status.ok()) {
@@ -276,7 +277,8 @@ void PrintComparison(const std::vector<EventRow>& rows, double copy_gbs) {
     char lat[32] = "-", pc[32] = "-", pe[32] = "-", ph[32] = "-", bw[32] = "-";
     const double peak = s.arena_peak_mib.mean;
     if (cold && s.latency_s.mean > 0) {
-      std::snprintf(lat, sizeof(lat), "%.1fx lower", cold->latency_s.mean / s.latency_s.mean);
+      const double r = cold->latency_s.mean / s.latency_s.mean;  // > 1: elastic is faster
+      std::snprintf(lat, sizeof(lat), r >= 1 ? "%.1fx lower" : "%.1fx higher", r >= 1 ? r : 1 / r);
     }
     if (cold && cold->arena_peak_mib.mean > 0) {
       std::snprintf(pc, sizeof(pc), "%+.1f%%", 100.0 * (peak / cold->arena_peak_mib.mean - 1));

@@ -67,6 +67,16 @@ TEST(AggregateTest, MeanAndSampleStd) {
   EXPECT_EQ(FormatMeanStd(Aggregate({}), 1), "-");
 }
 
+// Rounds of runs: hmmd's methods, then the in-process ones, reversed every other round, so that the
+// HMM changes once a round and each round starts on the HMM the last one ended on.
+TEST(RunOrderTest, GroupsByHmmAndAlternates) {
+  const std::vector<bool> in_process = {false, true, false, false, true, false};
+  EXPECT_EQ(RunOrder(in_process, 0), (std::vector<size_t>{0, 2, 3, 5, 1, 4}));
+  EXPECT_EQ(RunOrder(in_process, 1), (std::vector<size_t>{4, 1, 5, 3, 2, 0}));
+  EXPECT_EQ(RunOrder(in_process, 2), RunOrder(in_process, 0));
+  EXPECT_TRUE(RunOrder({}, 0).empty());
+}
+
 EventRow Row(const std::string& method, int run, int position, int from, int to, double latency) {
   EventRow r;
   r.method = method;
