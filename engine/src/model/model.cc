@@ -234,12 +234,9 @@ StatusOr<ModelConfig> PresetConfig(const std::string& name) {
     c.num_experts = 16;
     c.num_experts_per_tok = 2;
   } else if (name == "scale-large") {
-    // The large elastic-scaling experiment: 4 layers x 144 experts of 3.94 MiB (2.2 GiB of
-    // experts), so that a 2 -> 4 event moves 1.1 GiB while a decode step of 8 requests (top-2:
-    // about 15 of the 144 experts of a layer, 240 MiB read, less than the scale preset's step)
-    // stays shorter than copying it. An expert (3 x 1024 x 672 bf16) fills two 2 MiB pages:
-    // a power of two, which the HMM's buddy-allocated arenas hold without a gap (6 MiB experts
-    // take 8 MiB each).
+    // The large elastic-scaling experiment: 4 x 144 experts of 3.94 MiB, two 2 MiB pages each
+    // (no buddy gap in an arena); 2 -> 4 moves 1.1 GiB while a step of 8 requests reads ~15
+    // experts a layer (240 MiB, less than scale's). tools/elasticmoe_sizing.h has the arithmetic.
     c.vocab_size = 256;
     c.hidden_size = 1024;
     c.intermediate_size = 4096;
