@@ -236,7 +236,7 @@ StatusOr<ModelConfig> PresetConfig(const std::string& name) {
   } else if (name == "scale-large") {
     // The large elastic-scaling experiment: 4 x 144 experts of 3.94 MiB, two 2 MiB pages each
     // (no buddy gap in an arena); 2 -> 4 moves 1.1 GiB while a step of 8 requests reads ~15
-    // experts a layer (240 MiB, less than scale's). tools/elasticmoe_sizing.h has the arithmetic.
+    // experts a layer (240 MiB, less than scale's); elasticmoe_parts_test checks the arithmetic.
     c.vocab_size = 256;
     c.hidden_size = 1024;
     c.intermediate_size = 4096;
