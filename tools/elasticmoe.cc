@@ -43,7 +43,17 @@ DEFINE_string(schedule, "2,3,4,3,2,4,2",
 DEFINE_int32(concurrency, 8, "requests kept in flight (closed loop), 1..4096");
 DEFINE_int32(prompt_tokens, 24, "prompt length of each request, 1..1048576");
 DEFINE_int32(output_tokens, 48, "tokens generated per request, 1..1048576");
-DEFINE_double(settle_s, 2.0, "seconds of serving before each event and after the last, 0..3600");
+DEFINE_double(settle_s, 6.0,
+              "seconds of serving before each event and after the last, 0..3600; at least 2 x "
+              "--window_s (an event's after window must end before the next one's before "
+              "window starts)");
+DEFINE_double(window_s, 3.0,
+              "the fixed throughput windows around every event, the same for every method, "
+              "seconds in (0, 1800]: before = [command - W, command], during = [command, command "
+              "+ W], after = [command + W, command + 2W]; throughput kept = during / before");
+DEFINE_int32(repeat, 3,
+             "runs of each method's schedule, 1..100 (a fresh coordinator each; each round runs "
+             "every method once); the tables give mean +- std over the runs");
 DEFINE_double(compute_share, 0.5, "device compute share in (0, 1] (DESIGN 4.4); 1 disables it");
 DEFINE_bool(instance_processes, true,
             "run each instance in a process of its own (emoe_instance) that attaches to the HMM "
@@ -64,11 +74,16 @@ DEFINE_string(hmmd_flags, "",
               "more flags for the hmmd that elasticmoe starts, separated by spaces (e.g. "
               "\"--v=1\"); its device, arena and page flags do not apply (elasticmoe's do)");
 // Older names of two HMM flags, kept so that existing command lines work.
-DEFINE_int32(max_devices, 7,
-             "devices in the HMM (extravagant needs old + new): the same as --devices_per_node");
-DEFINE_uint64(device_mb, 640,
-              "memory per device, MiB: the same as --device_capacity_mb (0: the sum of the "
-              "arenas)");
+DEFINE_int32(max_devices, 0,
+             "devices in the HMM (extravagant needs old + new): the same as --devices_per_node "
+             "(0, the default: sized from the schedule, see --device_mb)");
+DEFINE_uint64(device_mb, 0,
+              "memory per device, MiB: the same as --device_capacity_mb. Left at its default "
+              "(0), it is sized from the model and the schedule, as are --max_devices, "
+              "--weights_mb, --experts_mb and --kv_mb when left at theirs: devices for the "
+              "largest configuration (extravagant: old + new), each holding the smallest "
+              "configuration's share of the experts, the weights and a KV store of 320 MiB; the "
+              "node must be able to hold them populated. A flag given is used as given");
 
 namespace {
 
@@ -85,18 +100,31 @@ int Usage(const Status& s) {
   return emoe::tools::kExitUsage;
 }
 
-// elasticmoe's defaults of the HMM flags: 7 devices of 640 MiB, KV taking most of a device (as
-// on a GPU), an experts arena with room for contiguous runs, all of it resident from the start
-// so that no method pays first-touch faults.
+// elasticmoe's defaults of the HMM flags: the device flags are sized from the model and the
+// schedule when left at these (elasticmoe_sizing.h: for the scale preset and the default
+// schedule, 7 devices of about 630 MiB with a KV store of 320 MiB, taking much of a device as on
+// a GPU); all of it resident from the start so that no method pays first-touch faults.
 emoe::tools::HmmFlagDefaults ElasticMoeHmmDefaults() {
   emoe::tools::HmmFlagDefaults d;
   d.devices_per_node = 7;
-  d.device_capacity_mb = 640;
+  d.device_capacity_mb = 0;
   d.weights_mb = 96;
   d.experts_mb = 1024;
   d.kv_mb = 320;
   d.populate = true;
   return d;
+}
+
+std::string Num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%g", v);
+  return b;
+}
+
+// Whether --<flag> was left at its default (not on the command line).
+bool AtDefault(const char* flag) {
+  gflags::CommandLineFlagInfo info;
+  return gflags::GetCommandLineFlagInfo(flag, &info) && info.is_default;
 }
 
 // The devices and arenas: the first NUMA node unless --nodes says otherwise; a capacity of 0
@@ -134,6 +162,15 @@ Status CheckFlags() {
       t::IntIn("prompt_tokens", FLAGS_prompt_tokens, 1, 1 << 20),
       t::IntIn("output_tokens", FLAGS_output_tokens, 1, 1 << 20),
       t::RealIn("settle_s", FLAGS_settle_s, 0, false, 3600),
+      t::RealIn("window_s", FLAGS_window_s, 0, true, 1800),
+      t::IntIn("repeat", FLAGS_repeat, 1, 100),
+      FLAGS_settle_s < 2 * FLAGS_window_s
+          ? vmm::Status::InvalidArgument(
+                "--settle_s=" + Num(FLAGS_settle_s) + " is shorter than the " +
+                Num(2 * FLAGS_window_s) +
+                " s that the throughput windows need between events (2 x --window_s=" +
+                Num(FLAGS_window_s) + "): raise --settle_s or lower --window_s")
+          : Status::Ok(),
       t::RealIn("compute_share", FLAGS_compute_share, 0, true, 1),
       t::Executable("instance_binary", FLAGS_instance_binary),
       t::Executable("hmmd_binary", FLAGS_hmmd_binary),
@@ -145,9 +182,21 @@ Status CheckFlags() {
 vmm::StatusOr<emoe::tools::ExperimentOptions> OptionsFromFlags() {
   VMM_RETURN_IF_ERROR(CheckFlags());
   emoe::tools::ExperimentOptions o;
+  // The device flags left at their defaults are sized once the model is open.
+  o.auto_size.devices = AtDefault("max_devices") && AtDefault("devices_per_node");
+  o.auto_size.capacity = AtDefault("device_mb") && AtDefault("device_capacity_mb");
+  o.auto_size.weights = AtDefault("weights_mb");
+  o.auto_size.experts = AtDefault("experts_mb");
+  o.auto_size.kv = AtDefault("kv_mb");
+  // A running hmmd's devices are used as they are.
+  if (!FLAGS_hmmd_socket.empty()) o.auto_size = {};
+  if (!AtDefault("max_devices")) {
+    VMM_RETURN_IF_ERROR(emoe::tools::IntIn("max_devices", FLAGS_max_devices, 1, 256));
+  }
   VMM_ASSIGN_OR_RETURN(o.hmm, HmmOptions());
-  const int max_devices = o.hmm.devices.devices_per_node * o.hmm.devices.nodes.size();
-  // Entries are bounded by the devices (--max_devices).
+  // Entries are bounded by the devices (--max_devices; sized: by the most the HMM can have).
+  const int max_devices =
+      o.auto_size.devices ? 256 : o.hmm.devices.devices_per_node * o.hmm.devices.nodes.size();
   VMM_RETURN_IF_ERROR(
       emoe::tools::IntList("schedule", FLAGS_schedule, 1, max_devices, &o.schedule));
   if (o.schedule.size() < 2) {
@@ -188,6 +237,8 @@ vmm::StatusOr<emoe::tools::ExperimentOptions> OptionsFromFlags() {
   o.prompt_tokens = FLAGS_prompt_tokens;
   o.output_tokens = FLAGS_output_tokens;
   o.settle_s = FLAGS_settle_s;
+  o.window_s = FLAGS_window_s;
+  o.repeat = FLAGS_repeat;
   o.compute_share = FLAGS_compute_share;
   return o;
 }

@@ -36,17 +36,39 @@ struct ExperimentOptions {
   int concurrency = 8;                  // requests in flight (closed loop)
   int prompt_tokens = 24;               // per request
   int output_tokens = 48;               // per request
-  double settle_s = 2.0;                // seconds of serving before each event and after the last
-  double compute_share = 0.5;           // engine::InstanceOptions::compute_share
+  // Seconds of serving before each event and after the last. REQUIRES: >= 2 * window_s (the
+  // next event's before window must not reach into this one's after window).
+  double settle_s = 6.0;
+  // The fixed throughput windows around every event, the same for every method (seconds):
+  // before = [command - W, command], during = [command, command + W], after = [command + W,
+  // command + 2W].
+  double window_s = 3.0;
+  int repeat = 3;              // runs of each method's schedule (a fresh coordinator each)
+  double compute_share = 0.5;  // engine::InstanceOptions::compute_share
+  // Which of hmm's device settings to size from the model and the schedule (their flags were
+  // left at their defaults; elasticmoe_sizing.h); the others are used as given.
+  struct AutoSize {
+    bool devices = false;   // devices per node (--max_devices)
+    bool capacity = false;  // device capacity (--device_mb)
+    bool weights = false;   // weights arena (--weights_mb)
+    bool experts = false;   // experts arena (--experts_mb)
+    bool kv = false;        // KV arena and store (--kv_mb)
+    bool any() const { return devices || capacity || weights || experts || kv; }
+  } auto_size;
 };
 
-// One scale event of one method, as measured. Its window runs from the end of the previous
-// event's (the first: of the settle_s before it) to the end of the settle_s after it.
+// One scale event of one run of one method, as measured. Its failure window runs from the end of
+// the previous event's (the first: of the settle_s before it) to the end of the settle_s after
+// it; its throughput windows are the fixed ones of ExperimentOptions::window_s.
 struct EventRow {
   std::string method;
+  int run = 0;       // 0..repeat-1
+  int position = 0;  // 1..schedule.size()-1: the schedule entry it scaled to
   engine::ScaleReport rep;
-  double before_tps = 0, during_tps = 0, after_tps = 0;  // tokens per second
-  double max_gap_s = 0;  // the largest gap between two tokens of a request around the event
+  double before_tps = 0, during_tps = 0, after_tps = 0;  // tokens per second, fixed windows
+  double step_s = 0;        // the mean decode step in the before window (0: unknown)
+  double copy_bound_s = 0;  // what it moved at the run's memcpy bandwidth (CopyBoundSeconds)
+  double max_gap_s = 0;     // the largest gap between two tokens of a request around the event
   // Requests that failed (rejected, or refused at submission) and serving steps that failed,
   // in this event's window; and since the method started, at the end of the window.
   int failed = 0;
@@ -60,14 +82,20 @@ struct RunSummary {
   std::string method;         // the method running when it ended (with an error: the failed one)
   int failed_requests = 0;    // over every method, also outside the events' windows
   std::string first_failure;  // the first failed request's reason ("" when none failed)
+  double copy_gbs = 0;        // memcpy bandwidth measured in the run (0: not measured)
+  int repeat = 1;             // runs of each method
+  double window_s = 0;        // the throughput windows
 };
 
-// Runs the experiment of `o` and writes its reports: the copy bandwidth and the HMM on stdout,
-// then per method the events; out_dir gets timeline.csv, events_at.csv, events.json,
-// events.csv, throughput.gp (and throughput.png with gnuplot). Returns the number of requests
-// that failed or were rejected (0: all served). An error stops it (a method that leaves memory
-// behind is kInternal naming the device); the reports are then written all the same, with the
-// events measured until then and the error.
+// Runs the experiment of `o` and writes its reports: the device sizing (with o.auto_size), the
+// copy bandwidth and the HMM on stdout, then the events of every run of every method (the runs
+// in rounds: each method once per round, in RunOrder of elasticmoe_measure.h); out_dir gets
+// timeline.csv, events_at.csv, events.json, events.csv, throughput.gp (and throughput.png with
+// gnuplot). Returns the number of requests that failed or were rejected (0: all served). An error
+// stops it (a method that leaves memory behind is kInternal naming the device); the reports are
+// then written all the same, with the events measured until then and the error. Devices that the
+// node cannot hold (populated) are refused before anything starts (kResourceExhausted naming the
+// numbers).
 vmm::StatusOr<int> RunElasticMoe(const ExperimentOptions& o);
 
 }  // namespace emoe::tools

@@ -37,7 +37,7 @@ variant() {
 
 emoe_args=(--prompt=hello --max_new_tokens=4 --page_size=4k)
 elastic_args=(--max_devices=3 --weights_mb=8 --experts_mb=16 --kv_mb=4 --schedule=2,3
-  --settle_s=0.2 --methods=elastic --populate=false --page_size=4k)
+  --settle_s=0.2 --window_s=0.1 --repeat=1 --methods=elastic --populate=false --page_size=4k)
 
 # config.json that is a directory.
 cp -r "$work/tiny" "$work/cfgdir" && rm "$work/cfgdir/config.json" && mkdir "$work/cfgdir/config.json"

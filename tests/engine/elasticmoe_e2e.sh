@@ -9,7 +9,7 @@ set -euo pipefail
 bin=$1 work=$2
 rm -rf "$work" && mkdir -p "$work"
 "$bin" --preset=tiny --max_devices=4 --weights_mb=8 --experts_mb=16 --kv_mb=4 --schedule=2,4,2 \
-  --settle_s=1.5 --methods=elastic,cold-restart,horizontal --populate=false --page_size=4k --instance_processes \
+  --settle_s=1.5 --window_s=0.75 --repeat=1 --methods=elastic,cold-restart,horizontal --populate=false --page_size=4k --instance_processes \
   --out_dir="$work/out" >"$work/stdout" 2>"$work/stderr" &
 pid=$!
 wait $pid || { echo "elasticmoe failed"; cat "$work/stderr"; exit 1; }
@@ -34,7 +34,7 @@ hmmd="$(dirname "$bin")/hmmd"
   --experts_mb=16 --kv_mb=4 --page_size=4k 2>"$work/hmmd.log" &
 hpid=$!
 for _ in $(seq 100); do [ -S "$work/hmmd.sock" ] && break; sleep 0.05; done
-"$bin" --preset=tiny --schedule=2,3,2 --settle_s=0.3 --methods=elastic --kv_mb=4 \
+"$bin" --preset=tiny --schedule=2,3,2 --settle_s=0.3 --window_s=0.15 --repeat=1 --methods=elastic --kv_mb=4 \
   --hmmd_socket="$work/hmmd.sock" --out_dir="$work/out2" >"$work/stdout2" 2>"$work/stderr2" ||
   { echo "elasticmoe on a running hmmd failed"; cat "$work/stderr2"; kill $hpid; exit 1; }
 grep -q "^HMM in the running hmmd at $work/hmmd.sock: 3 devices" "$work/stdout2" ||

@@ -24,7 +24,12 @@ elasticmoe#--max_devices=0#--max_devices
 elasticmoe#--device_mb=17592186044416#--device_mb
 elasticmoe#--schedule=2#--schedule
 elasticmoe#--schedule=2,x#--schedule
-elasticmoe#--schedule=2,8#--schedule
+elasticmoe#--schedule=2,300#--schedule
+elasticmoe#--schedule=2,8 --max_devices=7#--schedule
+elasticmoe#--window_s=0#--window_s
+elasticmoe#--repeat=0#--repeat
+elasticmoe#--settle_s=2#--settle_s
+elasticmoe#--settle_s=4 --window_s=2.5#--window_s
 elasticmoe#--schedule=0,2#--schedule
 elasticmoe#--concurrency=0#--concurrency
 elasticmoe#--concurrency=abc#--concurrency

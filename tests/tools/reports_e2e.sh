@@ -21,7 +21,7 @@ small=(--preset=tiny --weights_mb=8 --experts_mb=16 --kv_mb=4 --populate=false -
 #    flight when the last window ends (drained after the load stops), so the exit code does not
 #    depend on how fast the host is; the windows' own counts add up to at most that total.
 set +e
-"$bin/elasticmoe" "${small[@]}" --max_devices=3 --schedule=2,3,2 --settle_s=1 --methods=elastic \
+"$bin/elasticmoe" "${small[@]}" --max_devices=3 --schedule=2,3,2 --settle_s=1 --window_s=0.5 --repeat=1 --methods=elastic \
   --prompt_tokens=100000 --out_dir="$work/rejected" >"$work/rejected.out" 2>"$work/rejected.err"
 rc=$?
 set -e
@@ -49,7 +49,7 @@ hpid=$!
 for _ in $(seq 600); do [ -S "$work/hmmd.sock" ] && break; sleep 0.05; done
 [ -S "$work/hmmd.sock" ] || { echo "hmmd did not start"; cat "$work/hmmd.log"; exit 1; }
 # settle_s=1: the second method runs for seconds, so the kill lands inside it.
-"$bin/elasticmoe" --preset=tiny --kv_mb=4 --schedule=2,3 --settle_s=1 --methods=elastic,elastic-no-p2p \
+"$bin/elasticmoe" --preset=tiny --kv_mb=4 --schedule=2,3 --settle_s=1 --window_s=0.5 --repeat=1 --methods=elastic,elastic-no-p2p \
   --hmmd_socket="$work/hmmd.sock" --out_dir="$work/died" >"$work/died.out" 2>"$work/died.err" &
 epid=$!
 for _ in $(seq 2400); do

@@ -147,6 +147,7 @@ std::vector<std::string> PresetNames() {
           "qwen3-text",
           "bench",
           "scale",
+          "scale-large",
           "mixtral-text"};
 }
 
@@ -231,6 +232,20 @@ StatusOr<ModelConfig> PresetConfig(const std::string& name) {
     c.num_key_value_heads = 4;
     c.head_dim = 64;
     c.num_experts = 16;
+    c.num_experts_per_tok = 2;
+  } else if (name == "scale-large") {
+    // The large elastic-scaling experiment: 4 x 144 experts of 3.94 MiB, two 2 MiB pages each
+    // (no buddy gap in an arena); 2 -> 4 moves 1.1 GiB while a step of 8 requests reads ~15
+    // experts a layer (240 MiB, less than scale's); elasticmoe_parts_test checks the arithmetic.
+    c.vocab_size = 256;
+    c.hidden_size = 1024;
+    c.intermediate_size = 4096;
+    c.moe_intermediate_size = 672;
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 16;
+    c.num_key_value_heads = 4;
+    c.head_dim = 64;
+    c.num_experts = 144;
     c.num_experts_per_tok = 2;
   } else {
     std::string names;
