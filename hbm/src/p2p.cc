@@ -8,7 +8,7 @@
 #include <chrono>
 #include <string>
 
-#include "vmm/stats.h"
+#include "stream_copy.h"
 
 namespace emoe::hbm {
 
@@ -41,6 +41,8 @@ CopyEngine::~CopyEngine() {
     for (auto& th : t->threads) th.join();
   }
 }
+
+const char* CopyEngine::StoreKind() { return StreamCopyKind(); }
 
 bool CopyEngine::KnownDevice(int device) const {
   return device >= 0 && device < static_cast<int>(teams_.size()) && teams_[device] != nullptr;
@@ -93,8 +95,7 @@ std::future<Status> CopyEngine::CopyAsync(int dst_device, void* dst, const void*
       const uint64_t n = off < bytes ? std::min(part, bytes - off) : 0;
       team->queue.push_back([=] {
         if (n > 0) {
-          vmm::CopyBytes(static_cast<uint8_t*>(dst) + off, static_cast<const uint8_t*>(src) + off,
-                         n);
+          StreamCopy(static_cast<uint8_t*>(dst) + off, static_cast<const uint8_t*>(src) + off, n);
         }
         if (left->fetch_sub(1) == 1) promise->set_value(Status::Ok());
       });
@@ -145,8 +146,8 @@ void CopyEngine::RunChunk(const std::shared_ptr<Batch>& b, size_t i) {
   const Batch::Chunk& c = b->chunks[i];
   const CopySpan& s = b->spans[c.span];
   b->start_ns[i] = NowNs();
-  vmm::CopyBytes(static_cast<uint8_t*>(s.dst) + c.offset,
-                 static_cast<const uint8_t*>(s.src) + c.offset, c.bytes);
+  StreamCopy(static_cast<uint8_t*>(s.dst) + c.offset, static_cast<const uint8_t*>(s.src) + c.offset,
+             c.bytes);
   b->end_ns[i] = NowNs();
   // This chunk's slot goes to the next one (max_parallel > 0; with 0 all are queued already).
   const size_t next = b->next.fetch_add(1);

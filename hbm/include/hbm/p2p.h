@@ -6,8 +6,9 @@
 // copying. CopyBatch runs many copies as one unit (a scale event's memory phase): every span cut
 // into chunks, all of them queued on their destinations' workers at once, or at most
 // max_parallel in flight over the whole batch (each finished chunk starts the next, so the batch
-// takes at most that many cores from serving). Bytes go through vmm::CopyBytes so the copy shows
-// in vmm's counters.
+// takes at most that many cores from serving). Large copies use non-temporal stores (the
+// destination is read later by other cores, not by the copying thread: hbm/src/stream_copy.h),
+// and every byte counts in vmm's bytes_copied.
 //
 // Thread safety: CopyAsync and CopyBatch may be called from any thread, concurrently (their
 // chunks share the workers' queues). The destructor drains queued copies.
@@ -71,6 +72,9 @@ class CopyEngine {
   StatusOr<CopyBatchTimes> CopyBatch(const std::vector<CopySpan>& spans, uint64_t chunk_bytes,
                                      int max_parallel);
   int threads(int device) const;
+  // How the workers store large copies: "avx512 streaming stores" (or avx2, sse2: non-temporal),
+  // or "memcpy" (hbm/src/stream_copy.h).
+  static const char* StoreKind();
 
  private:
   struct Batch;  // p2p.cc: one CopyBatch's chunks, their times, and its completion
