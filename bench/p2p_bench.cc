@@ -7,15 +7,21 @@
 // the loader benchmark's file (created by loader_bench) with a cold page cache when root.
 //
 //   p2p_bench --mode=batch [--experts=64] [--expert_mb=6] [--chunk_kb=8192] [--runs=3]
+//             [--threads=0] [--hmmd=build/tools/hmmd]
 // Four devices on the first node; expert e lives on device e % 2 (three tensors, read once from
-// --batch_file, written there when missing) and moves to device 2 + e % 2, as
-//   (a) one Hmm::CopyGroup per expert, one after another (one request per expert: today),
-//   (b) one Hmm::ApplyCopies of all of them (every worker of devices 2 and 3),
-//   (c) one Hmm::ApplyCopies with max_parallel 1 (one chunk at a time),
-// against memcpy of the same tensors on this thread into extents of the same arenas, in the same
-// run. The arenas are populated when the devices are created (HmmOptions memory.populate, as
-// hmmd and the experiment do): fresh guest memory on a VM is slow on first touch, so without it
-// the first copy into each page would measure the hypervisor, not the copy. Best of --runs.
+// --batch_file, written there when missing) and moves to device 2 + e % 2, through an HmmControl:
+//   (a) one CopyGroup per expert, one after another (one request per expert: what the engine did),
+//   (b) one ApplyCopies of all of them (every worker of devices 2 and 3: --threads each, 0 = one
+//       per CPU of the device, at most 8),
+//   (c) one ApplyCopies with max_parallel 1 (one chunk at a time, so one core),
+// and the sources' metas as one Find per tensor against one Describe. The baseline is memcpy of
+// the same number of bytes on this thread in the same run, from one device's arena to another's,
+// in two calls (glibc streams copies that large); memcpy tensor by tensor is shown beside it.
+// In process (LocalHmmControl), then with --hmmd=PATH through an hmmd child process
+// (RemoteHmmControl: every call one request). The arenas are populated when the devices are
+// created (HmmOptions memory.populate, as hmmd and the experiment do): fresh guest memory on a VM
+// is slow on first touch, so without it the first copy into each page would measure the
+// hypervisor, not the copy. Best of --runs.
 #include <fcntl.h>
 #include <gflags/gflags.h>
 #include <unistd.h>
@@ -30,6 +36,7 @@
 #include "hbm/hmm.h"
 #include "hbm/loader.h"
 #include "hbm/p2p.h"
+#include "hbm/remote_control.h"
 #include "vmm/stats.h"
 
 DEFINE_uint64(size_mb, 1024, "bytes copied per run, MiB");
@@ -42,6 +49,8 @@ DEFINE_string(mode, "engine",
 DEFINE_int32(experts, 64, "batch mode: experts moved (half from device 0, half from device 1)");
 DEFINE_uint64(expert_mb, 6, "batch mode: MiB per expert (three tensors of a third each)");
 DEFINE_uint64(chunk_kb, 8192, "batch mode: CopyBatchOptions::chunk_bytes, KiB");
+DEFINE_string(hmmd, "",
+              "batch mode: also through this hmmd binary (RemoteHmmControl), after in process");
 DEFINE_string(batch_file, "/var/tmp/emoe_p2p_batch.safetensors",
               "batch mode: the experts' checkpoint (written when missing or of another shape)");
 
@@ -141,6 +150,12 @@ std::string TensorName(int expert, int k) {
   return buf;
 }
 
+// Expert e ("experts.EEE.wK") on device e % 2, one group per expert.
+emoe::hbm::PlacementDecision Place(const emoe::hbm::TensorInfo& t) {
+  const int e = std::stoi(t.name.substr(8, 3));
+  return {Usage::kExperts, {e % 2}, t.name.substr(0, 11)};
+}
+
 // --batch_file holding --experts experts of three `tensor_bytes` tensors, written when it is
 // missing or of another shape.
 emoe::hbm::Checkpoint OpenExperts(uint64_t tensor_bytes) {
@@ -170,7 +185,7 @@ emoe::hbm::Checkpoint OpenExperts(uint64_t tensor_bytes) {
 
 // Four devices on the first node, each with an experts arena for `per_device_bytes`, populated
 // when created (HmmOptions memory.populate).
-std::unique_ptr<Hmm> CreateHmm(uint64_t per_device_bytes) {
+emoe::hbm::HmmOptions BatchOptions(uint64_t per_device_bytes) {
   emoe::hbm::HmmOptions o;
   o.devices.devices_per_node = 4;
   o.devices.nodes = {vmm::NumaNodes().at(0).id};
@@ -179,6 +194,10 @@ std::unique_ptr<Hmm> CreateHmm(uint64_t per_device_bytes) {
   o.memory.populate = true;
   o.check_weights = false;
   o.copy_threads_per_device = FLAGS_threads;
+  return o;
+}
+
+std::unique_ptr<Hmm> CreateHmm(emoe::hbm::HmmOptions o) {
   emoe::hbm::PopulateProgress last;
   o.populate_progress = [&last](const emoe::hbm::PopulateProgress& p) { last = p; };
   auto h = Hmm::Create(o);
@@ -237,13 +256,77 @@ struct Best {
   emoe::hbm::CopyBatchReport report;
 };
 
+// The best of each way to move `copies` (and to ask for their sources) through one control.
+struct Results {
+  Best seq, all, one;
+  double find_ms = 1e30, describe_ms = 1e30;
+};
+
+// One run of each through `c`: (a) one CopyGroup per copy, (b) one ApplyCopies, (c) one with
+// max_parallel 1, each undone after; the plan's questions as one Find per source tensor and as
+// one Describe.
+void MeasureOnce(emoe::hbm::HmmControl& c, const std::vector<GroupCopy>& copies, uint64_t bytes,
+                 Results* out) {
+  auto drop = [&] { vmm::CheckOk(c.ReleaseMatching("", {2, 3}).status(), "release the copies"); };
+  auto t0 = Clock::now();
+  for (const GroupCopy& g : copies) {
+    vmm::CheckOk(c.CopyGroup(g.names, g.from, g.to, g.usage, "").status(), "CopyGroup");
+  }
+  out->seq.call_gbs = std::max(out->seq.call_gbs, bytes / Seconds(t0) / 1e9);
+  drop();
+  for (auto [best, max_parallel] : {std::pair<Best*, int>{&out->all, 0}, {&out->one, 1}}) {
+    t0 = Clock::now();
+    auto rep = c.ApplyCopies(copies, {max_parallel, FLAGS_chunk_kb << 10});
+    const double call_gbs = bytes / Seconds(t0) / 1e9;
+    vmm::CheckOk(rep.status(), "ApplyCopies");
+    if (call_gbs > best->call_gbs) *best = {rep->gbs(), call_gbs, *rep};
+    drop();
+  }
+  std::vector<std::pair<std::string, int>> records;
+  for (const GroupCopy& g : copies) {
+    for (const std::string& n : g.names) records.emplace_back(n, g.from);
+  }
+  t0 = Clock::now();
+  for (const auto& [name, device] : records) vmm::CheckOk(c.Find(name, device).status(), "Find");
+  out->find_ms = std::min(out->find_ms, Seconds(t0) * 1e3);
+  t0 = Clock::now();
+  vmm::CheckOk(c.Describe(records).status(), "Describe");
+  out->describe_ms = std::min(out->describe_ms, Seconds(t0) * 1e3);
+}
+
 void Print(const char* what, const Best& b, double memcpy_gbs) {
-  std::printf("%-52s %6.2f GB/s (%.2fx memcpy)", what, b.call_gbs, b.call_gbs / memcpy_gbs);
+  std::printf("%-58s %6.2f GB/s (%.2fx memcpy)", what, b.call_gbs, b.call_gbs / memcpy_gbs);
   if (b.gbs > 0) {
     std::printf("; copy phase %.2f GB/s (%.2fx), prepare %.2f ms, register %.2f ms", b.gbs,
                 b.gbs / memcpy_gbs, b.report.prepare_s * 1e3, b.report.register_s * 1e3);
   }
   std::printf("\n");
+}
+
+void PrintResults(const char* where, const Results& r, double memcpy_gbs, size_t records) {
+  std::printf("%s:\n", where);
+  Print("  (a) one CopyGroup per expert, one after another", r.seq, memcpy_gbs);
+  Print("  (b) one ApplyCopies (every worker of devices 2, 3)", r.all, memcpy_gbs);
+  Print("  (c) one ApplyCopies, max_parallel 1", r.one, memcpy_gbs);
+  std::printf("  the sources' metas: %zu Find requests %.2f ms, one Describe %.2f ms\n", records,
+              r.find_ms, r.describe_ms);
+}
+
+// The same through hmmd (--hmmd): launched on the same devices, loaded from the same file.
+Results MeasureOverHmmd(const emoe::hbm::HmmOptions& options, const emoe::hbm::Checkpoint& ckpt,
+                        const std::vector<GroupCopy>& copies, uint64_t bytes) {
+  emoe::hbm::HmmdOptions o;
+  o.binary = FLAGS_hmmd;
+  o.hmm = options;
+  o.progress = [](const emoe::hbm::StartProgress&) {};
+  auto c = emoe::hbm::RemoteHmmControl::Launch(o);
+  vmm::CheckOk(c.status(), "launch hmmd");
+  emoe::hbm::PlacementTable table;
+  for (const emoe::hbm::TensorInfo& t : ckpt.tensors) table[t.name] = Place(t);
+  vmm::CheckOk((*c)->Load(FLAGS_batch_file, table, "").status(), "load the experts into hmmd");
+  Results r;
+  for (int run = 0; run < FLAGS_runs; ++run) MeasureOnce(**c, copies, bytes, &r);
+  return r;
 }
 
 int Run() {
@@ -257,17 +340,10 @@ int Run() {
   // use), rounded up to a power of two (the arenas' page allocator is a buddy allocator).
   uint64_t expert_bytes = 2 << 20;
   while (expert_bytes < 3 * tensor_bytes) expert_bytes *= 2;
-  std::unique_ptr<Hmm> hmm = CreateHmm((FLAGS_experts + 1) / 2 * expert_bytes);
+  const emoe::hbm::HmmOptions options = BatchOptions((FLAGS_experts + 1) / 2 * expert_bytes);
+  std::unique_ptr<Hmm> hmm = CreateHmm(options);
+  vmm::CheckOk(hmm->LoadCheckpoint(ckpt, Place).status(), "load the experts");
   std::vector<GroupCopy> copies;
-  vmm::CheckOk(
-      hmm->LoadCheckpoint(
-             ckpt,
-             [](const emoe::hbm::TensorInfo& t) {
-               const int e = std::stoi(t.name.substr(8, 3));
-               return emoe::hbm::PlacementDecision{Usage::kExperts, {e % 2}, t.name.substr(0, 11)};
-             })
-          .status(),
-      "load the experts");
   for (int e = 0; e < FLAGS_experts; ++e) {
     copies.push_back({{TensorName(e, 0), TensorName(e, 1), TensorName(e, 2)},
                       e % 2,
@@ -278,39 +354,25 @@ int Run() {
   const uint64_t bytes = 3 * tensor_bytes * copies.size();
   std::printf("redistribution: %d experts of %.1f MiB (3 tensors), devices 0,1 -> 2,3: %.0f MiB\n",
               FLAGS_experts, 3 * tensor_bytes / 1048576.0, bytes / 1048576.0);
-  auto drop = [&] {
-    hmm->ReleaseIf([](const emoe::hbm::TensorRecord& r) { return r.device >= 2; });
-  };
   double memcpy_gbs = 0, tensor_memcpy_gbs = 0;
-  Best seq, all, one;
-  const uint64_t chunk = FLAGS_chunk_kb << 10;
+  Results local;
+  emoe::hbm::LocalHmmControl control(hmm.get());
   for (int r = 0; r < FLAGS_runs; ++r) {
     memcpy_gbs = std::max(memcpy_gbs, bytes / TimeMemcpyBulk(*hmm, bytes) / 1e9);
     tensor_memcpy_gbs = std::max(tensor_memcpy_gbs, bytes / TimeMemcpy(*hmm, copies) / 1e9);
-    auto t0 = Clock::now();
-    for (const GroupCopy& c : copies) {
-      vmm::CheckOk(hmm->CopyGroup(c.names, c.from, c.to, c.usage).status(), "CopyGroup");
-    }
-    seq.call_gbs = std::max(seq.call_gbs, bytes / Seconds(t0) / 1e9);
-    drop();
-    for (auto [best, max_parallel] : {std::pair<Best*, int>{&all, 0}, {&one, 1}}) {
-      t0 = Clock::now();
-      auto rep = hmm->ApplyCopies(copies, {max_parallel, chunk});
-      const double call_gbs = bytes / Seconds(t0) / 1e9;
-      vmm::CheckOk(rep.status(), "ApplyCopies");
-      if (call_gbs > best->call_gbs) *best = {rep->gbs(), call_gbs, *rep};
-      drop();
-    }
+    MeasureOnce(control, copies, bytes, &local);
   }
-  std::printf("%-52s %6.2f GB/s (the baseline)\n", "memcpy, this thread, 2 calls of half the bytes",
+  std::printf("%-58s %6.2f GB/s (the baseline)\n", "memcpy, this thread, 2 calls of half the bytes",
               memcpy_gbs);
-  std::printf("%-52s %6.2f GB/s (%.2fx)\n", "memcpy, this thread, tensor by tensor",
+  std::printf("%-58s %6.2f GB/s (%.2fx)\n", "memcpy, this thread, tensor by tensor",
               tensor_memcpy_gbs, tensor_memcpy_gbs / memcpy_gbs);
   std::printf("copy engine: %s for copies of 256 KiB and more\n",
               emoe::hbm::CopyEngine::StoreKind());
-  Print("(a) one CopyGroup per expert, one after another", seq, memcpy_gbs);
-  Print("(b) one ApplyCopies (every worker of devices 2, 3)", all, memcpy_gbs);
-  Print("(c) one ApplyCopies, max_parallel 1", one, memcpy_gbs);
+  PrintResults("in process (LocalHmmControl)", local, memcpy_gbs, 3 * copies.size());
+  if (FLAGS_hmmd.empty()) return 0;
+  hmm.reset();  // its memory (hugetlb pages) to hmmd
+  PrintResults("over hmmd (RemoteHmmControl, one request each)",
+               MeasureOverHmmd(options, ckpt, copies, bytes), memcpy_gbs, 3 * copies.size());
   return 0;
 }
 

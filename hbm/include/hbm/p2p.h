@@ -65,7 +65,9 @@ class CopyEngine {
   // Copies every span, cut into chunks of `chunk_bytes` (at 4 KiB boundaries), each on the
   // workers of its span's destination device, and returns once all are done. max_parallel 0:
   // every chunk is queued at once (all workers of the destinations take part); N > 0: at most N
-  // chunks are in flight over the whole batch. Chunks start in span order. kInvalidArgument,
+  // chunks are in flight over the whole batch, a worker that finishes one copies the next itself
+  // when that chunk's device is on its node (no hand-off), else queues it on that device's
+  // workers. Chunks start in span order. kInvalidArgument,
   // nothing copied: chunk_bytes 0 or not a multiple of 4096, max_parallel < 0, a span to an
   // unknown device (named by its index).
   // REQUIRES: the ranges stay valid until it returns; no destination overlaps another range.
@@ -79,6 +81,7 @@ class CopyEngine {
  private:
   struct Batch;  // p2p.cc: one CopyBatch's chunks, their times, and its completion
   struct Team {
+    int node = 0;  // the device's NUMA node
     std::vector<std::thread> threads;
     vmm::Mutex mu;
     vmm::CondVar cv;
@@ -87,9 +90,12 @@ class CopyEngine {
   };
   void Work(Team* team, std::vector<int> cpus);
   bool KnownDevice(int device) const;
-  // Queues chunk `i` of `b` on its destination's team; run, it copies and queues the next one.
+  // Queues chunk `i` of `b` on its destination's team.
   void SubmitChunk(const std::shared_ptr<Batch>& b, size_t i);
-  void RunChunk(const std::shared_ptr<Batch>& b, size_t i);
+  // On a worker of `team`: copies chunk `i`, then the next chunk not started yet (when
+  // max_parallel bounds the batch): itself when that chunk's team is on the same node (no
+  // hand-off, no wake-up), else by queueing it there.
+  void RunChunk(const std::shared_ptr<Batch>& b, size_t i, const Team* team);
   std::vector<std::unique_ptr<Team>> teams_;  // index = device id
 };
 
