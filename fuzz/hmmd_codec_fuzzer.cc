@@ -66,6 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       r, [](const JsonReader& in, ipc::RecordRequest* out) { return ipc::FromJson(in, out); },
       [](const ipc::RecordRequest& q) { return ipc::ToJson("find", q); });
   RoundTrip<ipc::ReleaseManyRequest>(r);
+  RoundTrip<ipc::ApplyCopiesRequest>(r);
+  RoundTrip<ipc::DescribeRequest>(r);
   RoundTrip<ipc::ReleaseMatchingRequest>(r);
   RoundTrip<ipc::KvAllocRequest>(r);
   for (const bool with_bytes : {false, true}) {
@@ -88,6 +90,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RoundTrip<ipc::DevicesReply>(r);
   RoundTrip<ipc::StatsReply>(r);
   RoundTrip<ipc::KvAllocReply>(r);
+  RoundTrip<emoe::hbm::CopyBatchReport>(r);
+  RoundTrip<emoe::hbm::HmmSnapshot>(r);
   RoundTrip<ipc::WireTensor>(r);
   RoundTrip<emoe::hbm::TensorMeta>(r);
   RoundTrip<emoe::hbm::DeviceSpec>(r);

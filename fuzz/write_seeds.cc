@@ -159,6 +159,21 @@ void CodecSeeds() {
   Put(t, "find.json", ipc::ToJson("find", ipc::RecordRequest{"a", 1}).dump());
   Put(t, "release_many.json", ipc::ToJson(ipc::ReleaseManyRequest{{{"a", 0}, {"b", 1}}}).dump());
   Put(t, "release_matching.json", ipc::ToJson(ipc::ReleaseMatchingRequest{"p.", {0, 2}}).dump());
+  ipc::ApplyCopiesRequest batch;
+  batch.copies = {{{"l0.e3.w1", "l0.e3.w2", "l0.e3.w3"}, 0, 2, emoe::hbm::Usage::kExperts, ""},
+                  {{"embed"}, 1, 3, emoe::hbm::Usage::kWeights, "b."}};
+  batch.options = {2, 1 << 20};
+  Put(t, "apply_copies.json", ipc::ToJson(batch).dump());
+  Put(t, "describe.json", ipc::ToJson(ipc::DescribeRequest{{{"a", 0}, {"l0.e3.w1", 2}}}).dump());
+  emoe::hbm::CopyBatchReport batch_report;
+  batch_report.copies = {{6 << 20, 0, 0.0005}, {4096, 0.0001, 0.0002}};
+  batch_report.bytes = (6 << 20) + 4096;
+  batch_report.copy_s = 0.0005;
+  Put(t, "copy_batch_report.json", ipc::ToJson(batch_report).dump());
+  emoe::hbm::HmmSnapshot snapshot;
+  snapshot.records = {{"a", 0, emoe::hbm::Usage::kWeights, DType::kF32, {4}, 16, 4096}};
+  snapshot.stats = {emoe::hbm::DeviceStats{}};
+  Put(t, "snapshot.json", ipc::ToJson(snapshot).dump());
   Put(t, "kv_alloc.json", ipc::ToJson(ipc::KvAllocRequest{0, 1 << 20}).dump());
   Put(t, "kv_resize.json", ipc::ToJson("kv_resize", ipc::KvRequest{3, 4096}).dump());
   emoe::hbm::HmmOptions options;

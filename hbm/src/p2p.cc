@@ -8,7 +8,7 @@
 #include <chrono>
 #include <string>
 
-#include "vmm/stats.h"
+#include "stream_copy.h"
 
 namespace emoe::hbm {
 
@@ -18,6 +18,7 @@ CopyEngine::CopyEngine(const std::vector<DeviceSpec>& devices, int threads_per_d
   teams_.resize(max_id + 1);
   for (const auto& d : devices) {
     auto team = std::make_unique<Team>();
+    team->node = d.node;
     int n = threads_per_device > 0 ? threads_per_device
                                    : std::min<int>(8, std::max<size_t>(1, d.cpus.size()));
     for (int i = 0; i < n; ++i) {
@@ -41,6 +42,8 @@ CopyEngine::~CopyEngine() {
     for (auto& th : t->threads) th.join();
   }
 }
+
+const char* CopyEngine::StoreKind() { return StreamKindName(BestStreamKind()); }
 
 bool CopyEngine::KnownDevice(int device) const {
   return device >= 0 && device < static_cast<int>(teams_.size()) && teams_[device] != nullptr;
@@ -93,8 +96,7 @@ std::future<Status> CopyEngine::CopyAsync(int dst_device, void* dst, const void*
       const uint64_t n = off < bytes ? std::min(part, bytes - off) : 0;
       team->queue.push_back([=] {
         if (n > 0) {
-          vmm::CopyBytes(static_cast<uint8_t*>(dst) + off, static_cast<const uint8_t*>(src) + off,
-                         n);
+          StreamCopy(static_cast<uint8_t*>(dst) + off, static_cast<const uint8_t*>(src) + off, n);
         }
         if (left->fetch_sub(1) == 1) promise->set_value(Status::Ok());
       });
@@ -136,22 +138,33 @@ void CopyEngine::SubmitChunk(const std::shared_ptr<Batch>& b, size_t i) {
   Team* team = teams_[b->spans[b->chunks[i].span].dst_device].get();
   {
     vmm::MutexLock l(&team->mu);
-    team->queue.push_back([this, b, i] { RunChunk(b, i); });
+    team->queue.push_back([this, b, i, team] { RunChunk(b, i, team); });
   }
   team->cv.Signal();
 }
 
-void CopyEngine::RunChunk(const std::shared_ptr<Batch>& b, size_t i) {
-  const Batch::Chunk& c = b->chunks[i];
-  const CopySpan& s = b->spans[c.span];
-  b->start_ns[i] = NowNs();
-  vmm::CopyBytes(static_cast<uint8_t*>(s.dst) + c.offset,
-                 static_cast<const uint8_t*>(s.src) + c.offset, c.bytes);
-  b->end_ns[i] = NowNs();
-  // This chunk's slot goes to the next one (max_parallel > 0; with 0 all are queued already).
-  const size_t next = b->next.fetch_add(1);
-  if (next < b->chunks.size()) SubmitChunk(b, next);
-  if (b->left.fetch_sub(1) == 1) b->done.set_value();
+void CopyEngine::RunChunk(const std::shared_ptr<Batch>& b, size_t i, const Team* team) {
+  for (;;) {
+    const Batch::Chunk& c = b->chunks[i];
+    const CopySpan& s = b->spans[c.span];
+    b->start_ns[i] = NowNs();
+    StreamCopy(static_cast<uint8_t*>(s.dst) + c.offset,
+               static_cast<const uint8_t*>(s.src) + c.offset, c.bytes);
+    b->end_ns[i] = NowNs();
+    // This chunk's slot goes to the next one (max_parallel > 0; with 0 all are queued already).
+    // Taken before this one counts as done, so `left` cannot reach 0 while it waits.
+    const size_t next = b->next.fetch_add(1);
+    if (b->left.fetch_sub(1) == 1) {
+      b->done.set_value();
+      return;
+    }
+    if (next >= b->chunks.size()) return;
+    if (teams_[b->spans[b->chunks[next].span].dst_device]->node != team->node) {
+      SubmitChunk(b, next);
+      return;
+    }
+    i = next;
+  }
 }
 
 StatusOr<CopyBatchTimes> CopyEngine::CopyBatch(const std::vector<CopySpan>& spans,

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <thread>
 
+#include "stream_copy.h"  // hbm/src
 #include "test_files.h"
 #include "vmm/stats.h"
 
@@ -258,6 +259,40 @@ TEST(HmmTest, CopyEngineBatchCutsSpansIntoChunks) {
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->chunks, 0u);
   EXPECT_EQ(none->wall_s, 0);
+}
+
+// Large copies use streaming stores on an aligned body (four pages at a time, then line by
+// line), memcpy for the head and tail: with every kind the CPU has, every size and misalignment
+// copies exactly its bytes, nothing before or after.
+TEST(HmmTest, StreamCopyCopiesExactlyWithEveryKind) {
+  const std::string src = testing::RandomBytes((2 << 20) + 4096, 31);
+  const uint64_t k = kStreamMinBytes;
+  int kinds = 0;
+  for (StreamKind kind :
+       {StreamKind::kMemcpy, StreamKind::kSse2, StreamKind::kAvx2, StreamKind::kAvx512}) {
+    if (!StreamKindSupported(kind)) continue;
+    ++kinds;
+    for (uint64_t n : {uint64_t{0}, uint64_t{100}, k - 1, k, k + 1, k + 63, k + 255,
+                       k + 3 * 16384 + 5 * 256 + 13, uint64_t{1 << 20} + 17, uint64_t{2 << 20}}) {
+      for (uint64_t dst_off : {0, 1, 33, 64, 127}) {
+        for (uint64_t src_off : {0, 5}) {
+          std::string dst(n + 256, '\x5a');
+          const uint64_t copied = vmm::GlobalCounters().bytes_copied.load();
+          StreamCopyAs(kind, dst.data() + dst_off, src.data() + src_off, n);
+          EXPECT_GE(vmm::GlobalCounters().bytes_copied.load() - copied, n);
+          const std::string where = std::string(StreamKindName(kind)) + ": " + std::to_string(n) +
+                                    " bytes at +" + std::to_string(dst_off) + " from +" +
+                                    std::to_string(src_off);
+          ASSERT_EQ(dst.compare(dst_off, n, src, src_off, n), 0) << where;
+          EXPECT_EQ(dst.substr(0, dst_off), std::string(dst_off, '\x5a')) << where;
+          EXPECT_EQ(dst.substr(dst_off + n), std::string(256 - dst_off, '\x5a')) << where;
+        }
+      }
+    }
+  }
+  EXPECT_GE(kinds, 1);
+  EXPECT_TRUE(StreamKindSupported(BestStreamKind()));
+  EXPECT_EQ(std::string(CopyEngine::StoreKind()), StreamKindName(BestStreamKind()));
 }
 
 // Experts 0 and 1 on devices 0 and 1, the rest on device 0: the fixture of the batch tests.

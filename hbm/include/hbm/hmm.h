@@ -13,7 +13,9 @@
 // Failure atomicity: LoadCheckpoint validates everything first (names, devices, and capacity:
 // the extents it would allocate, per device and usage, against the arenas' and the devices' free
 // bytes), then allocates, reads and copies; on any failure every extent it allocated is released
-// and the registry is unchanged.
+// and the registry is unchanged. ApplyCopies (a scale event's peer-to-peer copies as one batch,
+// hbm/src/copy_batch.cc) likewise checks every copy and allocates every extent before one byte
+// moves, copies them all at once, and registers them together or not at all.
 //
 // Thread safety: all methods may be called from any thread; the registry is guarded by a
 // vmm::Mutex (GUARDED_BY), loads are serialized by another.

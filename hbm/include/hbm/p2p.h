@@ -6,8 +6,9 @@
 // copying. CopyBatch runs many copies as one unit (a scale event's memory phase): every span cut
 // into chunks, all of them queued on their destinations' workers at once, or at most
 // max_parallel in flight over the whole batch (each finished chunk starts the next, so the batch
-// takes at most that many cores from serving). Bytes go through vmm::CopyBytes so the copy shows
-// in vmm's counters.
+// takes at most that many cores from serving). Large copies use non-temporal stores (the
+// destination is read later by other cores, not by the copying thread: hbm/src/stream_copy.h),
+// and every byte counts in vmm's bytes_copied.
 //
 // Thread safety: CopyAsync and CopyBatch may be called from any thread, concurrently (their
 // chunks share the workers' queues). The destructor drains queued copies.
@@ -64,17 +65,23 @@ class CopyEngine {
   // Copies every span, cut into chunks of `chunk_bytes` (at 4 KiB boundaries), each on the
   // workers of its span's destination device, and returns once all are done. max_parallel 0:
   // every chunk is queued at once (all workers of the destinations take part); N > 0: at most N
-  // chunks are in flight over the whole batch. Chunks start in span order. kInvalidArgument,
+  // chunks are in flight over the whole batch, a worker that finishes one copies the next itself
+  // when that chunk's device is on its node (no hand-off), else queues it on that device's
+  // workers. Chunks start in span order. kInvalidArgument,
   // nothing copied: chunk_bytes 0 or not a multiple of 4096, max_parallel < 0, a span to an
   // unknown device (named by its index).
   // REQUIRES: the ranges stay valid until it returns; no destination overlaps another range.
   StatusOr<CopyBatchTimes> CopyBatch(const std::vector<CopySpan>& spans, uint64_t chunk_bytes,
                                      int max_parallel);
   int threads(int device) const;
+  // How the workers store large copies: "avx512 streaming stores" (or avx2, sse2: non-temporal),
+  // or "memcpy" (hbm/src/stream_copy.h).
+  static const char* StoreKind();
 
  private:
   struct Batch;  // p2p.cc: one CopyBatch's chunks, their times, and its completion
   struct Team {
+    int node = 0;  // the device's NUMA node
     std::vector<std::thread> threads;
     vmm::Mutex mu;
     vmm::CondVar cv;
@@ -83,9 +90,12 @@ class CopyEngine {
   };
   void Work(Team* team, std::vector<int> cpus);
   bool KnownDevice(int device) const;
-  // Queues chunk `i` of `b` on its destination's team; run, it copies and queues the next one.
+  // Queues chunk `i` of `b` on its destination's team.
   void SubmitChunk(const std::shared_ptr<Batch>& b, size_t i);
-  void RunChunk(const std::shared_ptr<Batch>& b, size_t i);
+  // On a worker of `team`: copies chunk `i`, then the next chunk not started yet (when
+  // max_parallel bounds the batch): itself when that chunk's team is on the same node (no
+  // hand-off, no wake-up), else by queueing it there.
+  void RunChunk(const std::shared_ptr<Batch>& b, size_t i, const Team* team);
   std::vector<std::unique_ptr<Team>> teams_;  // index = device id
 };
 
