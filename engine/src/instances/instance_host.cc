@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "engine/remote_instance.h"
 #include "engine/weight_sources.h"
@@ -144,10 +145,12 @@ class Host {
   StatusOr<uint64_t> Populate(const AttachRequest& a) {
     uint64_t bytes = 0;
     for (int d : a.devices) {
+      std::set<std::pair<int, uint64_t>> done;  // (arena, extent offset): dense tensors share one
       for (const TensorSpec& sp : ExpectedTensors(config_)) {
         if (sp.expert >= 0) continue;
         const hbm::TensorView* v = atts_[d]->Find(a.prefix + sp.name, d);
         if (v == nullptr) continue;  // FromAttachment names a missing tensor
+        if (!done.insert({v->arena, v->extent_offset}).second) continue;
         VMM_RETURN_IF_ERROR(atts_[d]->Populate(*v));
         bytes += v->extent_size;
       }
