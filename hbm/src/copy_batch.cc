@@ -222,6 +222,11 @@ StatusOr<CopyBatchReport> Hmm::ApplyCopies(const std::vector<GroupCopy>& copies,
                                            const CopyBatchOptions& options) {
   const auto t0 = Clock::now();
   VMM_RETURN_IF_ERROR(CheckOptions(options));
+  if (copies.size() > kMaxBatchCopies) {
+    return Status::InvalidArgument("apply copies: a batch of " + std::to_string(copies.size()) +
+                                   " copies exceeds kMaxBatchCopies (" +
+                                   std::to_string(kMaxBatchCopies) + "); split it");
+  }
   std::vector<PlannedCopy> plan(copies.size());
   {
     vmm::MutexLock l(&mu_);

@@ -181,6 +181,9 @@ TEST_P(BatchTest, EveryFailureRegistersNothingAndFreesEverything) {
     ExpectRefused({good}, bad, StatusCode::kInvalidArgument, "apply copies: ",
                   bad.max_parallel < 0 ? "max_parallel is -1" : "positive multiple of 4096");
   }
+  ExpectRefused(std::vector<GroupCopy>(kMaxBatchCopies + 1, GroupCopy{{}, 0, 1, Usage::kKv, ""}), o,
+                StatusCode::kInvalidArgument, "apply copies: a batch of 65537 copies",
+                "exceeds kMaxBatchCopies (65536)");
   // Private copies of expert 0 onto device 1, more than its experts arena (1 MiB) holds beside
   // expert 1: the batch is refused as a whole, naming the first copy that does not fit.
   const uint64_t expert_bytes = control_->Find(kE0W1, 0).value().extent_bytes;

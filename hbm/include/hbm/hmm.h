@@ -117,6 +117,10 @@ struct GroupCopy {
 
 // How a batch runs. The copies compete with serving for the host's cores: max_parallel bounds
 // how many copy jobs (of chunk_bytes each) run at once over the whole batch.
+// The most copies one batch may hold (a large redistribution is ~2000): every copy has a
+// record in the report, so a batch of empty copies must not make the reply unbounded.
+inline constexpr size_t kMaxBatchCopies = 1 << 16;
+
 struct CopyBatchOptions {
   int max_parallel = 0;               // 0: every worker of the destination devices
   uint64_t chunk_bytes = 8ull << 20;  // unit of work (multiple of 4 KiB, > 0)
@@ -175,7 +179,8 @@ class Hmm {
   // the destinations' workers in chunks (at most options.max_parallel at a time); the records
   // are registered together. On any error (the first is returned, naming the copy) nothing is
   // registered and every new extent is freed. Reports bytes and times per copy.
-  // Errors: kInvalidArgument (an unknown device, a destination named twice, bad options),
+  // Errors: kInvalidArgument (an unknown device, a destination named twice, bad options, more
+  // than kMaxBatchCopies copies),
   // kNotFound (a source), kAlreadyExists (a destination, also one registered meanwhile by
   // someone else), kFailedPrecondition (no arena of the usage on the destination),
   // kResourceExhausted (the destinations' arenas or capacities cannot hold the batch), each

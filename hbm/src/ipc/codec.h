@@ -143,7 +143,7 @@ Status FromJson(const JsonReader& r, ReleaseMatchingRequest* out);
 // ("options" and each of its fields optional: CopyBatchOptions' defaults). Answered
 // {"ok":true,"report":CopyBatchReport}. Its size is bounded by the request's
 // (kMaxAssembledRequestBytes, 64 MiB): a redistribution of 2000 copies of 3 tensors with
-// checkpoint-length names is about 0.4 MiB.
+// checkpoint-length names is about 0.5 MiB. Hmm::ApplyCopies refuses more than kMaxBatchCopies.
 struct ApplyCopiesRequest {
   std::vector<GroupCopy> copies;
   CopyBatchOptions options;
