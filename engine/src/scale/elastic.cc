@@ -1,5 +1,6 @@
 // kElastic (DESIGN 4.3) and its ablations: the new configuration is built next to the old one,
 // which keeps serving, from what the devices already hold.
+#include <map>
 #include <set>
 
 #include "engine/deployment.h"
@@ -25,23 +26,28 @@ Status Plan(ScaleEvent& ev, ScalePlan* plan) {
   if (dense) {
     for (const std::string& n : plan->dense) ask.emplace_back(n, peer);
   }
+  // The experts of a layer share their shapes, so one moved expert per layer tells the extent
+  // every moved expert of that layer takes (the plan stays one small request however many move).
+  std::map<int, size_t> layer_index;  // layer -> index of its answer in `ask`
   for (const experts::ExpertMove& m : plan->redistribution.moves) {
-    ask.emplace_back(plan->expert_names[{m.layer, m.expert}][0], m.from);
+    if (layer_index.emplace(m.layer, ask.size()).second) {
+      ask.emplace_back(plan->expert_names[{m.layer, m.expert}][0], m.from);
+    }
   }
   const bool one_expert = !o.zero_copy || !o.vm_remap;
   if (one_expert) ask.emplace_back(plan->expert_names[{0, 0}][0], c.placement.owner[0][0]);
   VMM_ASSIGN_OR_RETURN(const hbm::HmmSnapshot snap, c.hmm->Describe(ask));
   PlanSizes sizes;
-  size_t i = 0;
   if (dense) {
-    for (; i < plan->dense.size(); ++i) {
+    for (size_t i = 0; i < plan->dense.size(); ++i) {
       sizes.dense_bytes += snap.records[i].size_bytes + hbm::kDirectAlignment;
     }
   }
   for (const experts::ExpertMove& m : plan->redistribution.moves) {
-    sizes.expert_extent_bytes[{m.layer, m.expert}] = snap.records[i++].extent_bytes;
+    sizes.expert_extent_bytes[{m.layer, m.expert}] =
+        snap.records[layer_index.at(m.layer)].extent_bytes;
   }
-  if (one_expert) sizes.expert_bytes = snap.records[i].extent_bytes;
+  if (one_expert) sizes.expert_bytes = snap.records.back().extent_bytes;
   std::set<int> has_store;
   for (int d : plan->to) {
     if (c.stores->Has(d)) has_store.insert(d);
