@@ -34,11 +34,11 @@ struct ScaleContext {
   hbm::HmmControl* hmm = nullptr;
   const hbm::Checkpoint* checkpoint = nullptr;
   ModelConfig config;
-  std::vector<TensorSpec> specs;  // ExpectedTensors(config)
-  std::string record_namespace;   // prefix of every HMM record name
-  SchedulerOptions scheduler;     // with the coordinator's clock
+  std::vector<TensorSpec> specs;       // ExpectedTensors(config)
+  std::string record_namespace;        // prefix of every HMM record name
+  SchedulerOptions scheduler;          // with the coordinator's clock
   hbm::CopyBatchOptions copy_options;  // an elastic event's P2P batch (CoordinatorOptions)
-  std::function<double()> clock;  // seconds since the coordinator started
+  std::function<double()> clock;       // seconds since the coordinator started
   ServingLoop* loop = nullptr;
   KvStoreSet* stores = nullptr;
   InstancePool* pool = nullptr;
