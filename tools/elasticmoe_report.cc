@@ -14,20 +14,7 @@ namespace {
 
 using engine::ScaleReport;
 
-std::string JsonEscape(const std::string& in) {
-  std::string out;
-  for (char ch : in) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    if (static_cast<unsigned char>(ch) >= 0x20) out += ch;
-  }
-  return out;
-}
-
 double Mib(uint64_t b) { return b / 1048576.0; }
-
-std::string EventName(const ScaleReport& p) {
-  return std::to_string(p.from_devices.size()) + "->" + std::to_string(p.to_devices.size());
-}
 
 // "phase=seconds;..." in the order of the report's map.
 std::string Phases(const ScaleReport& p) {

@@ -9,19 +9,6 @@ namespace {
 
 double Mib(uint64_t b) { return b / 1048576.0; }
 
-std::string EventName(const engine::ScaleReport& p) {
-  return std::to_string(p.from_devices.size()) + "->" + std::to_string(p.to_devices.size());
-}
-
-std::string JsonEscape(const std::string& in) {
-  std::string out;
-  for (char ch : in) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    if (static_cast<unsigned char>(ch) >= 0x20) out += ch;
-  }
-  return out;
-}
-
 // The values of one (method, position) over its done runs, by name.
 struct Samples {
   std::map<std::string, std::vector<double>> v;
@@ -157,6 +144,19 @@ std::string SummaryJson(const EventSummary& s) {
   }
   o << "}}";
   return o.str();
+}
+
+std::string JsonEscape(const std::string& in) {
+  std::string out;
+  for (char ch : in) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    if (static_cast<unsigned char>(ch) >= 0x20) out += ch;
+  }
+  return out;
+}
+
+std::string EventName(const engine::ScaleReport& p) {
+  return std::to_string(p.from_devices.size()) + "->" + std::to_string(p.to_devices.size());
 }
 
 }  // namespace emoe::tools

@@ -42,6 +42,10 @@ std::string MeanStdJson(const MeanStd& m);
 // The summary as one JSON object (method, position, event, runs, done, error, failed, and every
 // MeanStd under its name; phases_s an object of them).
 std::string SummaryJson(const EventSummary& s);
+// `in` as the body of a JSON string (quotes and backslashes escaped, control characters dropped).
+std::string JsonEscape(const std::string& in);
+// "2->3": the device counts of an event.
+std::string EventName(const engine::ScaleReport& p);
 
 }  // namespace emoe::tools
 

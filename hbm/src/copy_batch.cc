@@ -21,23 +21,16 @@
 #include <map>
 #include <set>
 
+#include "clock_text.h"
 #include "hbm/hmm.h"
 
 namespace emoe::hbm {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::string Mib(uint64_t b) {
-  char buf[48];
-  std::snprintf(buf, sizeof(buf), "%.1f MiB", b / 1048576.0);
-  return buf;
-}
+using internal::Clock;
+using internal::Mib;
+using internal::Since;
 
 // "copy 3 of 64 ('a' and 2 more, device 0 -> 2)": how errors name a copy of the batch.
 std::string CopyLabel(size_t i, size_t n, const GroupCopy& c) {

@@ -6,23 +6,16 @@
 #include <set>
 #include <thread>
 
+#include "clock_text.h"
 #include "hbm/weight_check.h"
 
 namespace emoe::hbm {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::string Mib(uint64_t b) {
-  char buf[48];
-  std::snprintf(buf, sizeof(buf), "%.1f MiB", b / 1048576.0);
-  return buf;
-}
+using internal::Clock;
+using internal::Mib;
+using internal::Since;
 
 }  // namespace
 
