@@ -95,12 +95,12 @@ void EventHolding(const engine::ScaleOptions& m, int a, int b, uint64_t w, const
   *added = b > a ? Holding{w, xb, kv} : Holding{};
   if (m.method == engine::ScaleMethod::kElastic) {
     // The copying ablations' private buffers: every local expert of the new placement, and
-    // without zero-copy the dense weights too.
-    const uint64_t copy_w = m.zero_copy ? 0 : w;
-    const uint64_t copy_e = m.zero_copy && m.vm_remap ? 0 : xb;
-    if (copy_w + copy_e > 0) {
-      *retained = {w + copy_w, xlo + copy_e, keep};
-      if (b > a) *added = {w + copy_w, xb + copy_e, kv};
+    // without zero-copy the dense weights too. On a retained device the old instance's own
+    // buffers (of the old placement) are still there until the switch.
+    const bool copies_w = !m.zero_copy, copies_e = !(m.zero_copy && m.vm_remap);
+    if (copies_w || copies_e) {
+      *retained = {w + (copies_w ? 2 * w : 0), xlo + (copies_e ? xa + xb : 0), keep};
+      if (b > a) *added = {w + (copies_w ? w : 0), xb + (copies_e ? xb : 0), kv};
     }
   } else if (m.method == engine::ScaleMethod::kColocated) {
     *retained = {2 * w, xa + xb, keep};  // its own copy from disk next to the serving one
