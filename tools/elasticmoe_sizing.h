@@ -19,12 +19,14 @@
 //     with its store (W + X(min) + K: what an elastic event, cold restart, extravagant and
 //     horizontal hold at most), and for every event n -> m of the schedule, on a device kept
 //     and on one added by the event: the copying ablations' private buffers (-no-vm-remap:
-//     X(m) more experts; -no-zero-copy: W + X(m) more) and colocated's second copy from disk
+//     X(m) more experts; -no-zero-copy: W + X(m) more; on a kept device also the old
+//     instance's buffers of the old placement, X(n) and W, alive until the switch) and
+//     colocated's second copy from disk
 //     (W + X(n) + X(m) on a kept device), where a kept device's store gives back KV down to its
 //     keep and an added device's store is whole. capacity_why names the case.
 //  6. Arenas: weights and experts reserved at the most they hold in any case of step 5, KV at
 //     K, so that their sum is the capacity and hmmd populates all of it at start (it populates
-//     the capacity split over the arenas in proportion to their sizes; a page beyond that is
+//     the capacity given to the KV, weights and experts arenas in that order; a page beyond that is
 //     faulted in by the allocation that hands it out, during an event). With colocated or a
 //     copying ablation among the methods, weights and experts are reserved 4x (address space;
 //     their pages beyond the capacity are not populated ahead): those copy each layer's experts
