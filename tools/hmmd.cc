@@ -1,7 +1,8 @@
 // hmmd: the HBM Management daemon. Creates the devices and their arenas, optionally loads a
 // checkpoint (each tensor read from disk once, replicas by peer-to-peer copy), then serves the
 // protocol of hbm/server.h (attach / list / stats / release for instances; load / copy_group /
-// find / release_* / kv_* for a controller) on a UNIX socket until SIGINT or SIGTERM.
+// apply_copies / find / describe / release_* / kv_* for a controller) on a UNIX socket until
+// SIGINT or SIGTERM.
 //
 //   hmmd [--checkpoint=DIR_OR_FILE] [--socket=PATH] [--devices_per_node=2] [--nodes=0,1]
 //        [--device_capacity_mb=0] [--weights_mb=512] [--experts_mb=512] [--kv_mb=0]
