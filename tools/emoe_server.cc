@@ -40,6 +40,7 @@
 #include "engine/forward.h"
 #include "engine/model.h"
 #include "server/service.h"
+#include "tools/autoscale_flags.h"
 #include "tools/flag_checks.h"
 #include "tools/hmm_flags.h"
 #include "tools/hmm_session.h"
@@ -398,6 +399,9 @@ int Serve() {
                                         ": the HMM has " + std::to_string(so.max_devices) +
                                         " devices"));
   }
+  auto autoscale = emoe::tools::AutoscalerConfigFromFlags(so.max_devices, FLAGS_devices);
+  if (!autoscale.ok()) return fail(autoscale.status());
+  so.autoscale = *autoscale;
   // Declared after the HMM and before the coordinator: it observes the coordinator, which
   // goes first, and the HMM last.
   emoe::server::OpenAiService service(so, setup.text.get());
@@ -457,6 +461,10 @@ int main(int argc, char** argv) {
     return emoe::tools::kExitUsage;
   }
   if (Status s = CheckHmmFlags(); !s.ok()) {
+    std::fprintf(stderr, "emoe_server: %s\n", s.message().c_str());
+    return emoe::tools::kExitUsage;
+  }
+  if (Status s = emoe::tools::CheckAutoscaleFlags(FLAGS_max_devices, FLAGS_devices); !s.ok()) {
     std::fprintf(stderr, "emoe_server: %s\n", s.message().c_str());
     return emoe::tools::kExitUsage;
   }

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "service_internal.h"
+#include "slo_tracker.h"
 
 namespace emoe::server {
 
@@ -18,6 +19,11 @@ Status ServiceOptions::Validate() const {
   if (max_devices < 1) return bad("max_devices must be >= 1");
   if (!(retry_after_s > 0)) return bad("retry_after_s must be > 0");
   if (!(stats_interval_s > 0)) return bad("stats_interval_s must be > 0");
+  if (Status s = autoscale.policy.Validate(); !s.ok()) return bad("autoscale: " + s.message());
+  if (autoscale.policy.max_devices > max_devices) {
+    return bad("autoscale max_devices " + std::to_string(autoscale.policy.max_devices) +
+               " exceeds max_devices " + std::to_string(max_devices));
+  }
   return http.Validate();
 }
 
@@ -25,6 +31,9 @@ OpenAiService::OpenAiService(ServiceOptions options, const tools::ModelText* tex
     : o_(std::move(options)),
       text_(text),
       metrics_(std::make_unique<ServiceMetrics>(o_.served_model_name, o_.max_model_len)),
+      slo_(std::make_unique<SloTracker>(o_.autoscale.policy.window_s,
+                                        o_.autoscale.policy.slo_ttft_ms / 1e3,
+                                        o_.autoscale.policy.slo_tpot_ms / 1e3)),
       created_s_(std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count()),
@@ -49,8 +58,13 @@ Status OpenAiService::Start(engine::Coordinator* coordinator) {
   metrics_->registry().AddCollector([this] {
     if (!stopped_) metrics_->Serving(coordinator_->Snapshot(), in_flight());
   });
+  if (Status s = StartAutoscaler(); !s.ok()) {
+    stopped_ = true;
+    return s;
+  }
   auto http = HttpServer::Start(o_.http, [this](ExchangePtr ex) { Handle(std::move(ex)); });
   if (!http.ok()) {
+    if (autoscaler_ != nullptr) autoscaler_->Stop();
     stopped_ = true;
     return http.status();
   }
@@ -75,6 +89,8 @@ void OpenAiService::EndGraceNow() {
 void OpenAiService::Stop(double grace_s) {
   if (coordinator_ == nullptr || stopped_) return;
   draining_ = true;
+  // No new autoscaled event from here; one running is waited for below, as a manual one.
+  if (autoscaler_ != nullptr) autoscaler_->Stop();
   if (http_ != nullptr) {
     // The requests in flight get grace_s to finish; OnFinished signals when the last one has.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(grace_s);

@@ -14,6 +14,7 @@
 
 #include "server/service.h"
 #include "service_internal.h"
+#include "slo_tracker.h"
 
 namespace emoe::server {
 namespace {
@@ -183,6 +184,7 @@ void OpenAiService::Admit(const ExchangePtr& ex, const CompletionRequest& r, eng
       return ReplyError(ex, down ? Unavailable(s.message()) : BadRequest(s.message()),
                         down ? "not_serving" : "engine_rejected");
     }
+    slo_->Admitted(id, p->arrival_s, p->prompt_tokens);
     if (p->stream) {
       StartSse(ex);
       if (p->chat) ex->Write(SseEvent(ChatRoleChunkJson(p->rid, p->include_usage)));
@@ -246,6 +248,7 @@ void OpenAiService::OnTokens(const std::vector<engine::TokenEvent>& tokens) {
   }
   for (const engine::TokenEvent& e : tokens) t = std::max(t, e.t);
   last_step_t_ = t;
+  slo_->Generated(t, static_cast<int64_t>(tokens.size()));
 }
 
 void OpenAiService::OnFinished(const std::vector<engine::RequestResult>& results) {

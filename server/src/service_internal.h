@@ -48,6 +48,7 @@ struct Pending {
   tokenizer::StopStrings stops GUARDED_BY(mu);
   std::string whole GUARDED_BY(mu);  // a whole answer's text so far
   int64_t generated GUARDED_BY(mu) = 0;
+  double first_token_s GUARDED_BY(mu) = 0;
   double last_token_s GUARDED_BY(mu) = 0;
   bool ended GUARDED_BY(mu) = false;  // the response is over (finished, stopped, failed)
 };

@@ -15,6 +15,7 @@
 // The event runs on the scale thread (one at a time), never on an I/O thread; the HTTP
 // exchange waits for it and is answered from there.
 #include <chrono>
+#include <cstdio>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +24,10 @@
 
 namespace emoe::server {
 namespace {
+
+double UnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 ApiError Error(int status, const std::string& type, const std::string& message) {
   ApiError e;
@@ -47,35 +52,45 @@ void OpenAiService::HandleScale(const ExchangePtr& ex) {
   }
   auto options = engine::ParseScaleOptions(r.method);
   if (!options.ok()) return ReplyError(ex, BadRequest(options.status().message(), "method"));
-  const engine::ScaleProgress progress = coordinator_->scale_progress();
-  std::string busy;
-  bool closed = false;
-  {
-    vmm::MutexLock l(&scale_mu_);
-    closed = scale_closed_ || draining_;
-    if (!closed && (scaling_ || progress.scaling)) {
-      busy = progress.scaling
-                 ? progress.method + " " + engine::DevicesText(progress.from_devices) + " -> " +
-                       engine::DevicesText(progress.to_devices) + " (phase " + progress.phase + ")"
-                 : std::string("an accepted one");
-    }
-    if (!closed && busy.empty()) {
-      scaling_ = true;
-      scale_stage_ = "standby";
-      if (scale_thread_.joinable()) scale_thread_.join();  // the previous one has answered
-      scale_thread_ = std::thread([this, ex, target = static_cast<int>(r.target), o = *options] {
-        RunScale(ex, target, o);
-      });
-    }
-  }
-  if (closed) return ReplyError(ex, Error(503, "server_error", "the server is shutting down"));
-  if (!busy.empty()) {
-    return ReplyError(ex, Error(409, "conflict_error", "a scale event is in progress: " + busy));
-  }
+  std::string why;
+  const int status = StartScale(ex, static_cast<int>(r.target), *options, "manual", &why);
+  if (status == 503) return ReplyError(ex, Error(503, "server_error", why));
+  if (status == 409) return ReplyError(ex, Error(409, "conflict_error", why));
 }
 
-void OpenAiService::RunScale(ExchangePtr ex, int target, engine::ScaleOptions options) {
+int OpenAiService::StartScale(ExchangePtr ex, int target, engine::ScaleOptions options,
+                              const std::string& source, std::string* why) {
+  const engine::ScaleProgress progress = coordinator_->scale_progress();
+  vmm::MutexLock l(&scale_mu_);
+  if (scale_closed_ || draining_) {
+    *why = "the server is shutting down";
+    return 503;
+  }
+  if (scaling_ || progress.scaling) {
+    *why = "a scale event is in progress: " +
+           (progress.scaling
+                ? progress.method + " " + engine::DevicesText(progress.from_devices) + " -> " +
+                      engine::DevicesText(progress.to_devices) + " (phase " + progress.phase + ")"
+                : std::string("an accepted one"));
+    return 409;
+  }
+  scaling_ = true;
+  scale_stage_ = "standby";
+  if (scale_thread_.joinable()) scale_thread_.join();  // the previous one has answered
+  scale_thread_ = std::thread([this, ex = std::move(ex), target, options, source] {
+    RunScale(ex, target, options, source);
+  });
+  return 0;
+}
+
+void OpenAiService::RunScale(ExchangePtr ex, int target, engine::ScaleOptions options,
+                             const std::string& source) {
   const std::string method = options.Name();
+  ScaleEventRecord record;
+  record.start_unix_s = UnixSeconds();
+  record.method = method;
+  record.source = source;
+  record.to = target;
   double prepare_s = 0;
   if (options.preinit) {
     // As elasticmoe does: the standby pool anticipates the event (the devices ScaleTo picks).
@@ -91,28 +106,41 @@ void OpenAiService::RunScale(ExchangePtr ex, int target, engine::ScaleOptions op
     scale_stage_ = "scale";
   }
   const std::vector<int> from = coordinator_->devices();
+  record.from = static_cast<int>(from.size());
   auto rep = coordinator_->ScaleTo(target, options);
+  const vmm::StatusCode code = rep.ok() ? vmm::StatusCode::kOk : rep.status().code();
+  const bool refused =
+      code == vmm::StatusCode::kInvalidArgument || code == vmm::StatusCode::kResourceExhausted;
+  record.end_unix_s = UnixSeconds();
+  record.outcome = rep.ok() ? "ok" : refused ? "refused" : "failed";
+  if (rep.ok()) {
+    record.latency_s = rep->latency_s;
+    record.downtime_s = rep->downtime_s;
+  } else {
+    record.error = rep.status().ToString();
+  }
+  metrics_->Scale(method, record.outcome, rep.ok() ? &*rep : nullptr);
+  // The autoscaler hears of every event (its own and manual ones) before the answer leaves.
+  if (autoscaler_ != nullptr) autoscaler_->OnScaleEvent(record);
   // The event is over before it is answered: a client may send the next one the moment it has
   // the answer, and must not get 409 for this one.
-  auto done = [this] {
+  {
     vmm::MutexLock l(&scale_mu_);
     scaling_ = false;
     scale_stage_.clear();
-  };
-  if (rep.ok()) {
-    metrics_->Scale(method, "ok", &*rep);
-    std::string body = rep->ToJson();  // an object: the prepare time goes in before its end
-    body.insert(body.size() - 1, ",\"standby_prepare_s\":" + std::to_string(prepare_s));
-    done();
-    Reply(ex, 200, std::move(body));
+  }
+  if (ex == nullptr) {  // the autoscaler's: logged, and said on stderr
+    const std::string detail =
+        rep.ok() ? " in " + std::to_string(rep->latency_s) + " s" : ": " + record.error;
+    std::fprintf(stderr, "emoe_server: autoscale %s %d -> %d devices: %s%s\n", method.c_str(),
+                 record.from, target, record.outcome.c_str(), detail.c_str());
     return;
   }
-  const vmm::StatusCode code = rep.status().code();
-  const bool refused =
-      code == vmm::StatusCode::kInvalidArgument || code == vmm::StatusCode::kResourceExhausted;
-  metrics_->Scale(method, refused ? "refused" : "failed", nullptr);
-  done();
-  if (refused) {
+  if (rep.ok()) {
+    std::string body = rep->ToJson();  // an object: the prepare time goes in before its end
+    body.insert(body.size() - 1, ",\"standby_prepare_s\":" + std::to_string(prepare_s));
+    Reply(ex, 200, std::move(body));
+  } else if (refused) {
     ReplyError(ex, BadRequest(rep.status().message(), "new_data_parallel_size"));
   } else {
     ReplyError(ex, Error(500, "server_error",

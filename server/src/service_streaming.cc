@@ -14,6 +14,7 @@
 
 #include "server/service.h"
 #include "service_internal.h"
+#include "slo_tracker.h"
 
 namespace emoe::server {
 namespace {
@@ -30,6 +31,8 @@ void OpenAiService::AddToken(Pending& p, const engine::TokenEvent& e, double ste
     // Queue time: arrival -> the start of the step that prefilled it.
     const double scheduled = std::min(e.t, std::max(p.arrival_s, step_start_s));
     metrics_->FirstToken(e.t - p.arrival_s, scheduled - p.arrival_s, p.prompt_tokens);
+    p.first_token_s = e.t;
+    slo_->FirstToken(p.id, e.t);
   } else {
     metrics_->Token(e.t - p.last_token_s);
   }
@@ -74,8 +77,10 @@ void OpenAiService::EndResponse(Pending& p, const std::string& finish_reason,
                                 int64_t completion_tokens) {
   p.mu.AssertHeld();
   // Counted before the answer leaves: a client that reads /metrics next sees it.
-  metrics_->Finished(finish_reason, coordinator_->Now() - p.arrival_s, p.prompt_tokens,
-                     completion_tokens);
+  const double now = coordinator_->Now();
+  metrics_->Finished(finish_reason, now - p.arrival_s, p.prompt_tokens, completion_tokens);
+  slo_->Finished(p.id, now, /*ok=*/completion_tokens > 0, p.arrival_s, p.first_token_s,
+                 p.last_token_s, completion_tokens);
   const Usage usage{p.prompt_tokens, completion_tokens};
   if (p.stream) {
     p.ex->Write(SseEvent(DeltaChunkJson(p.rid, p.chat, "", finish_reason, p.include_usage)));
@@ -90,6 +95,7 @@ void OpenAiService::EndResponse(Pending& p, const std::string& finish_reason,
 
 void OpenAiService::EndWithError(Pending& p, const ApiError& e, const std::string& reason) {
   p.mu.AssertHeld();
+  slo_->Finished(p.id, coordinator_->Now(), /*ok=*/false, p.arrival_s, 0, 0, 0);
   if (p.stream) {
     // The stream has said 200 already: the error is its last data chunk, then [DONE].
     metrics_->Rejected(reason);
@@ -108,6 +114,7 @@ void OpenAiService::Finish(Pending& p, const engine::RequestResult& r) {
     metrics_->Finished("abort", coordinator_->Now() - p.arrival_s, p.prompt_tokens,
                        static_cast<int64_t>(r.output.size()));
     if (p.client_gone || p.ex->disconnected()) {
+      slo_->Forget(p.id);
       p.ended = true;  // cancelled because the client went away: no one to tell
       return;
     }

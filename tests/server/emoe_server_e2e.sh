@@ -27,7 +27,11 @@ gone() { [ ! -e "/proc/$1" ] || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/d
 # --- bad flags: exit 2, the flag named, nothing started
 for c in "--port=70000#--port" "--devices=5#--devices" "--max_num_seqs=0#--max_num_seqs" \
          "--preset=nope#--preset" "--shutdown_grace_s=-1#--shutdown_grace_s" \
-         "--model=$work/nope#--model" "--max_body_kb=0#--max_body_kb" "--page_size=x#--page_size"; do
+         "--model=$work/nope#--model" "--max_body_kb=0#--max_body_kb" "--page_size=x#--page_size" \
+         "--autoscale=sometimes#--autoscale" "--autoscale_method=teleport#--autoscale_method" \
+         "--min_devices=5#--min_devices" "--autoscale=slo --devices=1 --min_devices=2#--devices" \
+         "--slo_target=1.5#--slo_target" "--autoscale_interval_ms=0#--autoscale_interval_ms" \
+         "--autoscale_log=$work/nodir/log#--autoscale_log"; do
   args=${c%%#*} flag=${c##*#}
   set +e
   timeout 30 "$bin" $args >"$work/bad.out" 2>"$work/bad.err"

@@ -49,6 +49,11 @@ struct ServingSnapshot {
   uint64_t kv_block_bytes = 0;  // bytes of one block (all layers, K and V)
   // The integral of devices.size() over the coordinator's clock from the start to `t`.
   double device_seconds = 0;
+  // Seconds the serving thread spent stepping, from the start to `t` (coordinator clock): a
+  // step runs on every device of the primary at once (DP attention + EP experts, in lockstep;
+  // a compute share's idle after the step included), so its rate is each device's busy
+  // fraction. Horizontal replicas step within the same steps.
+  double busy_seconds = 0;
   std::string down;  // why nothing serves any more (MarkDown); empty while serving
   double kv_usage() const {
     return kv_blocks_total > 0 ? static_cast<double>(kv_blocks_used) / kv_blocks_total : 0.0;

@@ -224,6 +224,7 @@ void ServingLoop::Publish() {
   ServingSnapshot s;
   s.t = clock_();
   s.generation = generation_;
+  s.busy_seconds = busy_s_;
   s.primary = primary_->devices();
   std::sort(s.primary.begin(), s.primary.end());
   s.devices = s.primary;
@@ -362,7 +363,9 @@ void ServingLoop::Run() {
     }
     std::vector<TokenEvent> tokens;
     int replica_tokens = 0;
+    const double step_t0 = clock_();
     auto n = StepAll(&tokens, &done, &replica_tokens);
+    busy_s_ += clock_() - step_t0;
     if (!n.ok()) {
       stats_.CountError();
       if (n.status().code() == vmm::StatusCode::kUnavailable && primary_->instance()->pid() != 0 &&

@@ -163,6 +163,7 @@ class ServingLoop {
   std::unique_ptr<Scheduler> primary_ GUARDED_BY(thread_);
   std::vector<std::unique_ptr<Replica>> replicas_ GUARDED_BY(thread_);
   int generation_ GUARDED_BY(thread_) = 0;
+  double busy_s_ GUARDED_BY(thread_) = 0;  // ServingSnapshot::busy_seconds
 
   mutable vmm::Mutex mu_;
   vmm::CondVar cv_;       // work, a task, a crash, stop

@@ -6,6 +6,8 @@
 //   GET  /v1/models, /health, /version, /metrics
 //   POST /scale_elastic_ep                      Coordinator::ScaleTo on the scale thread
 //   GET|POST /is_scaling_elastic_ep             Coordinator::scale_progress()
+// With an autoscaler (ServiceOptions::autoscale), its events go through the same scale thread
+// as POST /scale_elastic_ep; a manual event while it runs is its new state.
 // Every answer carries "x-emoe-config: generation=G; devices=[..]" (Coordinator::Snapshot()
 // when it is answered; for a stream, when it starts). Errors are OpenAI's shape
 // {"error": {"message", "type", "param", "code"}}: 400 bad request (the field named), 404 an
@@ -41,6 +43,7 @@
 
 #include "engine/coordinator.h"
 #include "engine/serving_view.h"
+#include "server/autoscaler.h"
 #include "server/http.h"
 #include "server/openai_api.h"
 #include "tools/model_text.h"
@@ -66,11 +69,16 @@ struct ServiceOptions {
   double stats_interval_s = 1;  // how often the arena gauges are read from the HMM
   std::string version;          // GET /version; empty: the project's (CMake PROJECT_VERSION)
   HttpOptions http;
+  // The autoscaler (server/autoscaler.h): runs when its mode is not off or it has a log;
+  // its max_devices at most max_devices; its window and SLO bounds are the service's SLO
+  // window's too.
+  AutoscalerConfig autoscale;
   Status Validate() const;
 };
 
 struct Pending;
 class ServiceMetrics;
+class SloTracker;
 
 class OpenAiService : public engine::ServingObserver {
  public:
@@ -146,7 +154,17 @@ class OpenAiService : public engine::ServingObserver {
   // service_scale.cc: the elastic admin endpoints.
   void HandleScale(const ExchangePtr& ex);
   void HandleIsScaling(const ExchangePtr& ex);
-  void RunScale(ExchangePtr ex, int target, engine::ScaleOptions options);
+  // Starts a scale event on the scale thread (0), or says why not: 409 another is running, 503
+  // the server is stopping. `ex` (null for the autoscaler's) gets the answer; `source`:
+  // "manual" or "autoscaler".
+  int StartScale(ExchangePtr ex, int target, engine::ScaleOptions options,
+                 const std::string& source, std::string* why) EXCLUDES(scale_mu_);
+  void RunScale(ExchangePtr ex, int target, engine::ScaleOptions options, const std::string& source)
+      EXCLUDES(scale_mu_);
+
+  // service_autoscale.cc: the autoscaler's view of serving, and its start.
+  AutoscaleSignals AutoscaleSample(double now) EXCLUDES(scale_mu_);
+  Status StartAutoscaler();
 
   // service_metrics.cc: the arena stats thread.
   void StatsLoop();
@@ -154,8 +172,10 @@ class OpenAiService : public engine::ServingObserver {
   const ServiceOptions o_;
   const tools::ModelText* const text_;
   std::unique_ptr<ServiceMetrics> metrics_;
-  const int64_t created_s_;  // Unix seconds at construction (/v1/models, responses)
-  const uint64_t nonce_;     // response ids and default seeds differ between runs
+  std::unique_ptr<SloTracker> slo_;         // the requests' SLO over the autoscaler's window
+  std::unique_ptr<Autoscaler> autoscaler_;  // set by Start (when configured), before HTTP runs
+  const int64_t created_s_;                 // Unix seconds at construction (/v1/models, responses)
+  const uint64_t nonce_;                    // response ids and default seeds differ between runs
   // Set by Start before the HTTP server runs, kept until after it stopped: every thread that
   // reads it (I/O, scale, stats, serving) is started or joined around those two points.
   engine::Coordinator* coordinator_ = nullptr;
