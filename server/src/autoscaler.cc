@@ -133,6 +133,10 @@ void Autoscaler::Tick(double now, bool decide) {
   std::string why;
   bool started = false;
   if (d.target != s.devices && d.action != "hold") started = hooks_.scale(d.target, &why);
+  // The inputs that decided it: the sample's signals (the sample line just before has all).
+  nlohmann::json inputs = sample;
+  inputs.erase("kind");
+  inputs.erase("unix_s");
   nlohmann::json j = {{"kind", "decision"},
                       {"unix_s", unix_s},
                       {"devices", s.devices},
@@ -143,7 +147,8 @@ void Autoscaler::Tick(double now, bool decide) {
                       {"demand_tokens_per_s", Num(d.demand_tokens_per_s)},
                       {"devices_needed", d.devices_needed},
                       {"started", started},
-                      {"error", why}};
+                      {"error", why},
+                      {"inputs", std::move(inputs)}};
   vmm::MutexLock l(&mu_);
   Log(j.dump());
   if (d.target != s.devices && !started) {

@@ -183,6 +183,7 @@ TEST(AutoscalerTest, StartsTheEventItDecidesAndLogsEverything) {
       started = true;
       EXPECT_EQ(j["action"], "up");
       EXPECT_FALSE(j["reason"].get<std::string>().empty());
+      EXPECT_EQ(j["inputs"]["waiting"], 40) << j.dump();  // what decided it
     }
   }
   EXPECT_TRUE(started);

@@ -17,7 +17,7 @@
 //    "kv_usage","busy","tokens_per_s","prompt_tokens_per_s","arrivals_per_s"}
 //   {"kind":"decision","unix_s","devices","target","action","reason","reason_kind",
 //    "demand_tokens_per_s","devices_needed","started" (an event was started for it),
-//    "error" (why it could not be started; "" otherwise)}
+//    "error" (why it could not be started; "" otherwise), "inputs" (the sample's fields)}
 //   {"kind":"event","unix_s" (its end),"start_unix_s","from","to","method","source"
 //    ("autoscaler" | "manual"),"outcome" ("ok" | "refused" | "failed"),"latency_s",
 //    "downtime_s","error"}
