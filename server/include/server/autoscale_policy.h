@@ -56,12 +56,12 @@ struct AutoscaleOptions {
   // slo
   double slo_ttft_ms = 2000;
   double slo_tpot_ms = 200;
-  double target_attainment = 0.9;   // of the requests in the window
-  int min_window_requests = 4;      // fewer: attainment is not judged (the capacity model is)
-  double headroom = 0.8;            // plan to use at most this share of the capacity
-  double down_margin = 0.75;        // scale down only when the demand fits in headroom*this
-  double down_hold_s = 20;          // ... continuously for this long
-  double up_hold_s = 0;             // attainment below target this long before scaling up
+  double target_attainment = 0.9;  // of the requests in the window
+  int min_window_requests = 4;     // fewer: attainment is not judged (the capacity model is)
+  double headroom = 0.8;           // plan to use at most this share of the capacity
+  double down_margin = 0.75;       // scale down only when the demand fits in headroom*this
+  double down_hold_s = 20;         // ... continuously for this long
+  double up_hold_s = 0;            // attainment below target this long before scaling up
   double scaling_efficiency = 0.9;  // capacity of one more device, relative to linear
   double min_busy_to_learn = 0.5;   // samples at a lower busy fraction do not teach capacity
 
@@ -103,11 +103,11 @@ struct AutoscaleSignals {
   double kv_usage = 0;       // 0..1 over the serving devices' KV stores
 
   // Over the window:
-  double busy_fraction = 0;        // share of the time the serving devices were stepping, 0..1
-  double tokens_per_s = 0;         // generated (prefill excluded)
+  double busy_fraction = 0;      // share of the time the serving devices were stepping, 0..1
+  double tokens_per_s = 0;       // generated (prefill excluded)
   double prompt_tokens_per_s = 0;  // prefilled
-  double arrivals_per_s = 0;       // requests admitted
-  double mean_output_tokens = 0;   // of the requests finished in the window (0: none)
+  double arrivals_per_s = 0;     // requests admitted
+  double mean_output_tokens = 0;  // of the requests finished in the window (0: none)
 };
 
 // Tokens/s at full busy, per device count.
@@ -134,9 +134,9 @@ struct AutoscaleState {
   CapacityModel capacity;
   double last_event_end_t = -1e300;  // the last scale event's (ours or manual) end
   int last_event_from = 0, last_event_to = 0;
-  double below_target_since = -1;  // attainment below target since (-1: not below)
-  double fits_fewer_since = -1;    // the demand has fit in fewer devices since (-1: not)
-  int refused_target = 0;          // the target of the last refused/failed event
+  double below_target_since = -1;    // attainment below target since (-1: not below)
+  double fits_fewer_since = -1;      // the demand has fit in fewer devices since (-1: not)
+  int refused_target = 0;            // the target of the last refused/failed event
   double refused_t = -1e300;
   // (t, demand tok/s) of the decisions over the last window_s: a scale-down is judged on their
   // peak, so a trough of a noisy load does not pick the target.
@@ -152,8 +152,8 @@ struct AutoscaleState {
 };
 
 struct AutoscaleDecision {
-  int target = 0;      // devices to serve on; == signals.devices: hold
-  std::string action;  // "up", "down", "hold"
+  int target = 0;       // devices to serve on; == signals.devices: hold
+  std::string action;   // "up", "down", "hold"
   // Why, in one line with the numbers that decided it, e.g. "attainment 0.71 < 0.90 over 10 s;
   // demand 412 tok/s needs 3 devices (capacity 171 tok/s per device at headroom 0.80)".
   std::string reason;
