@@ -21,16 +21,20 @@
 //
 // The capacity model (CapacityModel): per device count d, the tokens per second d devices
 // produce when busy all the time, learned from the samples (tokens_per_s / busy_fraction at a
-// busy fraction high enough to trust, smoothed); counts never observed are extrapolated from
-// the nearest observed one, linearly in d times `scaling_efficiency` per added device.
+// busy fraction high enough to trust, smoothed); counts never observed are interpolated between
+// the observed ones around them, or extrapolated from the nearest observed one: upwards linearly
+// in d times `scaling_efficiency` per added device, downwards linearly (no bonus: a smaller
+// configuration is assumed no more efficient per device, the safe side for a scale-down).
 //
 // Thread safety: plain values and pure functions.
 #ifndef SERVER_AUTOSCALE_POLICY_H_
 #define SERVER_AUTOSCALE_POLICY_H_
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "vmm/status.h"
 
@@ -134,6 +138,17 @@ struct AutoscaleState {
   double fits_fewer_since = -1;    // the demand has fit in fewer devices since (-1: not)
   int refused_target = 0;          // the target of the last refused/failed event
   double refused_t = -1e300;
+  // (t, demand tok/s) of the decisions over the last window_s: a scale-down is judged on their
+  // peak, so a trough of a noisy load does not pick the target.
+  std::deque<std::pair<double, double>> recent_demand;
+  // Anti-flap (slo): an up decided within 2 * the effective down hold of a down's end doubles
+  // the down hold (up to 8x); a down that stands that long halves it again (down to 1x).
+  double down_hold_scale = 1;
+  bool last_down_settled = true;  // the last event, a down, has been credited (or was not a down)
+  // (t, arrivals_per_s) of the decisions over the last window_s (slo): a jump of the windowed
+  // arrival rate beyond its Poisson noise is projected to the current rate, so that a burst is
+  // seen in one decision instead of over a whole window.
+  std::deque<std::pair<double, double>> recent_arrivals;
 };
 
 struct AutoscaleDecision {
