@@ -84,7 +84,9 @@ double OutputTokensPerRequest(const AutoscaleSignals& s) {
 }
 
 bool QueueBehind(const AutoscaleOptions& o, const AutoscaleSignals& s) {
-  return s.waiting > 0 && s.oldest_wait_s >= kBehindShareOfTtft * o.slo_ttft_ms / 1000;
+  // Without a TTFT bound (0), a second of waiting for a first token is behind.
+  const double bound_s = o.slo_ttft_ms > 0 ? o.slo_ttft_ms / 1000 : 1 / kBehindShareOfTtft;
+  return s.waiting > 0 && s.oldest_wait_s >= kBehindShareOfTtft * bound_s;
 }
 
 // What one slo decision sees.
@@ -348,8 +350,8 @@ vmm::Status AutoscaleOptions::Validate() const {
       {pos(interval_s), "interval_s", interval_s, "must be > 0"},
       {pos(sample_s), "sample_s", sample_s, "must be > 0"},
       {pos(window_s) && window_s >= sample_s, "window_s", window_s, "must be >= sample_s > 0"},
-      {pos(slo_ttft_ms), "slo_ttft_ms", slo_ttft_ms, "must be > 0"},
-      {pos(slo_tpot_ms), "slo_tpot_ms", slo_tpot_ms, "must be > 0"},
+      {nonneg(slo_ttft_ms), "slo_ttft_ms", slo_ttft_ms, "must be >= 0 (0: no bound)"},
+      {nonneg(slo_tpot_ms), "slo_tpot_ms", slo_tpot_ms, "must be >= 0 (0: no bound)"},
       {unit(target_attainment), "target_attainment", target_attainment, "must be in (0, 1]"},
       {min_window_requests >= 1, "min_window_requests", double(min_window_requests),
        "must be >= 1"},

@@ -132,8 +132,8 @@ void OpenAiService::RunScale(ExchangePtr ex, int target, engine::ScaleOptions op
   if (ex == nullptr) {  // the autoscaler's: logged, and said on stderr
     const std::string detail =
         rep.ok() ? " in " + std::to_string(rep->latency_s) + " s" : ": " + record.error;
-    std::fprintf(stderr, "emoe_server: autoscale %s %d -> %d devices: %s%s\n", method.c_str(),
-                 record.from, target, record.outcome.c_str(), detail.c_str());
+    std::fprintf(stderr, "autoscaler: %s %d -> %d devices: %s%s\n", method.c_str(), record.from,
+                 target, record.outcome.c_str(), detail.c_str());
     return;
   }
   if (rep.ok()) {

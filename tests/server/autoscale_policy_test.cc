@@ -37,7 +37,7 @@ TEST(AutoscaleOptionsTest, EachBadFieldIsNamed) {
       {"interval_s", [](AutoscaleOptions* o) { o->interval_s = 0; }},
       {"sample_s", [](AutoscaleOptions* o) { o->sample_s = -1; }},
       {"window_s", [](AutoscaleOptions* o) { o->window_s = 0.1; }},
-      {"slo_ttft_ms", [](AutoscaleOptions* o) { o->slo_ttft_ms = 0; }},
+      {"slo_ttft_ms", [](AutoscaleOptions* o) { o->slo_ttft_ms = -1; }},
       {"slo_tpot_ms", [](AutoscaleOptions* o) { o->slo_tpot_ms = NAN; }},
       {"target_attainment", [](AutoscaleOptions* o) { o->target_attainment = 1.5; }},
       {"min_window_requests", [](AutoscaleOptions* o) { o->min_window_requests = 0; }},

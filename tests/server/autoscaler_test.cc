@@ -245,7 +245,8 @@ TEST(AutoscaledServiceTest, ABurstScalesUpAndBackDownWithNoFailedRequest) {
   auto c = engine::Coordinator::Create(world->hmm.get(), world->ckpt, world->config, {0}, co);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   served->coordinator = std::move(*c);
-  ASSERT_TRUE(served->service->Start(served->coordinator.get()).ok());
+  const vmm::Status started = served->service->Start(served->coordinator.get());
+  ASSERT_TRUE(started.ok()) << started.ToString();
   const int port = served->service->port();
   auto devices = [&] { return served->coordinator->Snapshot().devices.size(); };
 
