@@ -125,8 +125,7 @@ void Autoscaler::Tick(double now, bool decide) {
   {
     vmm::MutexLock l(&mu_);
     Log(sample.dump());
-    state_.capacity.Observe(config_.policy, s);
-    if (decide) d = Decide(config_.policy, s, &state_);
+    if (decide) d = Decide(config_.policy, s, &state_);  // which also teaches the capacity model
   }
   Metrics(s, decide ? &d : nullptr);
   if (!decide) return;
