@@ -5,8 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -280,6 +283,24 @@ TEST(AutoscaledServiceTest, ABurstScalesUpAndBackDownWithNoFailedRequest) {
       << "still on " << devices() << " devices";
   polling = false;
   poller.join();
+  // The autoscaler's series, valid for Prometheus (promtool's only lint: the "emoe:" colon).
+  const std::string metrics = served->service->RenderMetrics();
+  EXPECT_NE(metrics.find("emoe:autoscale_decisions_total{action=\"up\""), std::string::npos);
+  EXPECT_NE(metrics.find("emoe:autoscale_info{mode=\"slo\",method=\"elastic\"} 1"),
+            std::string::npos);
+  if (system("promtool --version >/dev/null 2>&1") == 0) {
+    const std::string path = dir.path() + "/metrics.txt";
+    std::ofstream(path) << metrics;
+    const int rc =
+        system(("promtool check metrics < " + path + " > " + path + ".out 2>&1").c_str());
+    EXPECT_TRUE(WIFEXITED(rc) && (WEXITSTATUS(rc) == 0 || WEXITSTATUS(rc) == 3)) << rc;
+    std::ifstream out(path + ".out");
+    for (std::string line; std::getline(out, line);) {
+      if (!line.empty()) {
+        EXPECT_NE(line.find(" metric names should not contain ':'"), std::string::npos) << line;
+      }
+    }
+  }
   served->Stop(1);
   const std::vector<json> log = ReadLog(so.autoscale.log_path);
   int ups = 0, downs = 0;
