@@ -101,7 +101,47 @@ struct View {
   bool below = false;       // judged and below target
   bool behind = false;      // the queue is behind
   std::string attainment;   // "attainment 0.95 over 57 requests" or why not judged
+  // The latency utilization (LatencyUtil) on the serving devices; < 0: not known.
+  double latency_util = -1;
+  std::string latency;  // its text, "" when not known
 };
+
+// How close the served requests' latencies are to the SLO: max(TPOT p90 / slo_tpot, TTFT p90 /
+// slo_ttft) over the bounds that are set, from the window when it is judged (and recorded), or
+// else the last judged one's scaled to the devices now (a step's work spread over them: the
+// latency of the same load goes as 1 / devices); < 0 when none is known. This sees what the
+// busy fraction cannot: a device whose step time hardly grows with the batch (memory-bound
+// decode, a compute share's idle) is busy all the time at any load, while its latencies tell
+// how much more load the SLO allows.
+double LatencyUtil(const AutoscaleOptions& o, const AutoscaleSignals& s, bool judged,
+                   AutoscaleState* st, std::string* text) {
+  double util = -1;
+  if (judged) {
+    if (o.slo_tpot_ms > 0 && s.tpot_p90_s > 0) util = s.tpot_p90_s * 1e3 / o.slo_tpot_ms;
+    if (o.slo_ttft_ms > 0 && s.ttft_p90_s > 0) {
+      util = std::max(util, s.ttft_p90_s * 1e3 / o.slo_ttft_ms);
+    }
+  }
+  if (util >= 0) {
+    st->latency_util = util;
+    st->latency_devices = s.devices;
+    *text = Format("latency p90 TTFT %.0f ms, TPOT %.0f ms: %.2f of the SLO", s.ttft_p90_s * 1e3,
+                   s.tpot_p90_s * 1e3, util);
+    return util;
+  }
+  if (st->latency_util < 0 || st->latency_devices <= 0) return -1;
+  util = st->latency_util * st->latency_devices / std::max(1, s.devices);
+  *text = Format("latency %.2f of the SLO on %s (last judged window), %.2f on %s", st->latency_util,
+                 Devices(st->latency_devices).c_str(), util, Devices(s.devices).c_str());
+  return util;
+}
+
+// The fewest devices (in [min, max]) whose latency utilization would be at most `at`.
+int DevicesForLatency(const AutoscaleOptions& o, const AutoscaleSignals& s, double util,
+                      double at) {
+  const int n = static_cast<int>(std::ceil(util * s.devices / at - 1e-9));
+  return std::clamp(n, o.min_devices, o.max_devices);
+}
 
 // The arrival rate of the last decision interval, when it rose beyond the Poisson noise of a
 // difference of two interval counts (kJumpSigmas): the window of W seconds changed by
@@ -158,6 +198,8 @@ View See(const AutoscaleOptions& o, const AutoscaleSignals& s, double projected_
                           s.attainment(), v.below ? "<" : ">=", o.target_attainment,
                           static_cast<long long>(s.window_requests), o.window_s);
   }
+  v.latency_util = LatencyUtil(o, s, v.judged, st, &v.latency);
+  if (!v.latency.empty()) v.attainment += "; " + v.latency;
   return v;
 }
 
@@ -182,7 +224,9 @@ AutoscaleDecision SloDown(const AutoscaleOptions& o, const AutoscaleSignals& s, 
   const double peak = v.peak_demand * (1 + noise);
   int fewer = s.devices;
   std::string unlearned;
-  if (v.known) {
+  if (v.latency_util >= 0 && !idle) {
+    fewer = std::min(s.devices, DevicesForLatency(o, s, v.latency_util, util));
+  } else if (v.known) {
     fewer = st->capacity.DevicesFor(o, peak, util, s.devices);
   } else if (idle) {
     fewer = o.min_devices;
@@ -205,11 +249,15 @@ AutoscaleDecision SloDown(const AutoscaleOptions& o, const AutoscaleSignals& s, 
   if (st->fits_fewer_since < 0) st->fits_fewer_since = s.t;
   const double hold_s = o.down_hold_s * st->down_hold_scale;
   const double held_s = s.t - st->fits_fewer_since;
-  std::string fits = Format(
-      "peak demand %.0f tok/s over %g s (%.0f with +%.0f%% noise) fits %s at %.2f of "
-      "their %.0f tok/s",
-      v.peak_demand, o.window_s, peak, 100 * noise, Devices(fewer).c_str(), util,
-      st->capacity.Capacity(o, fewer));
+  std::string fits =
+      v.latency_util >= 0 && !idle
+          ? Format("the latency would be %.2f of the SLO on %s (<= %.2f)",
+                   v.latency_util * s.devices / fewer, Devices(fewer).c_str(), util)
+          : Format(
+                "peak demand %.0f tok/s over %g s (%.0f with +%.0f%% noise) fits %s at %.2f "
+                "of their %.0f tok/s",
+                v.peak_demand, o.window_s, peak, 100 * noise, Devices(fewer).c_str(), util,
+                st->capacity.Capacity(o, fewer));
   if (held_s < hold_s) {
     return Hold(s, "steady",
                 Format("%s for %.1f s of the %.0f s hold; ", fits.c_str(), held_s, hold_s) += base);
@@ -227,11 +275,18 @@ AutoscaleDecision DecideSlo(const AutoscaleOptions& o, const AutoscaleSignals& s
     st->below_target_since = s.t;
   }
   const bool slo_up = v.below && s.t - st->below_target_since >= o.up_hold_s;
-  const bool capacity_up = v.needed > s.devices;
+  // Where the latencies are known they say how much room the SLO leaves; the learned capacity
+  // (tokens per busy second) then decides an up only with the queue behind.
+  const int latency_needed =
+      v.latency_util >= 0 ? DevicesForLatency(o, s, v.latency_util, o.headroom) : 0;
+  const bool latency_up = latency_needed > s.devices;
+  const bool capacity_up = latency_up || (v.needed > s.devices && (v.latency_util < 0 || v.behind));
+  const int model_needed =
+      std::max(latency_up ? latency_needed : 0, v.latency_util < 0 || v.behind ? v.needed : 0);
   AutoscaleDecision d;
   if (slo_up || capacity_up) {
     st->fits_fewer_since = -1;
-    int target = slo_up ? std::max(s.devices + 1, v.needed) : v.needed;
+    int target = slo_up ? std::max(s.devices + 1, model_needed) : model_needed;
     target = std::min(target, o.max_devices);
     std::string why = slo_up ? v.attainment + "; " + CapacityText(o, v, s)
                              : CapacityText(o, v, s) + "; " + v.attainment;

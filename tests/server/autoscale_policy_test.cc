@@ -244,6 +244,43 @@ TEST(DecideTest, HysteresisBandAndDownHold) {
   FAIL() << "no down";
 }
 
+// The latencies' room decides where they are known: a device that is busy all the time (the
+// learned capacity says the demand needs all 4) but serves at 0.30 of the SLO goes down to
+// ceil(4 x 0.30 / 0.60) = 2 after the hold, and the carried-over latency (0.60 on 2) does not
+// bring it back up; at 0.90 of the SLO on 2 it goes up to ceil(2 x 0.90 / 0.80) = 3 at once.
+TEST(DecideTest, LatencyRoomDecidesWhereItIsKnown) {
+  const AutoscaleOptions o = Slo(1, 4);  // SLO: TTFT 2000 ms, TPOT 200 ms
+  AutoscaleState st;
+  auto at = [](double t, int devices, double tpot_s) {
+    AutoscaleSignals s = Serving(t, devices, 400, 1.0);  // busy all the time
+    s.tpot_p90_s = tpot_s;
+    s.ttft_p90_s = 0.2;
+    return s;
+  };
+  AutoscaleDecision d;
+  int t = 1;
+  for (; t <= 60; ++t) {
+    d = Decide(o, at(t, 4, 0.06), &st);
+    if (d.action != "hold") break;
+  }
+  ASSERT_EQ(d.action, "down") << d.reason;
+  EXPECT_GE(t - 1, o.down_hold_s) << d.reason;
+  EXPECT_EQ(d.target, 2) << d.reason;
+  EXPECT_NE(d.reason.find("latency p90 TTFT 200 ms, TPOT 60 ms: 0.30 of the SLO"),
+            std::string::npos)
+      << d.reason;
+  OnScaleEvent(&st, t + 1, 4, 2, true);
+  for (int u = t + 2; u < t + 1 + static_cast<int>(o.window_s); ++u) {  // not judged yet
+    d = Decide(o, at(u, 2, 0), &st);
+    EXPECT_EQ(d.action, "hold") << d.reason;
+    EXPECT_NE(d.reason.find("0.60 on 2 devices"), std::string::npos) << d.reason;
+  }
+  d = Decide(o, at(t + 30, 2, 0.18), &st);
+  EXPECT_EQ(d.action, "up") << d.reason;
+  EXPECT_EQ(d.target, 3) << d.reason;
+  EXPECT_EQ(d.reason_kind, "capacity") << d.reason;
+}
+
 TEST(DecideTest, RetryBlocksTheRefusedTargetForRetryS) {
   const AutoscaleOptions o = Slo();
   AutoscaleState st;

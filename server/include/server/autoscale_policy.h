@@ -149,6 +149,11 @@ struct AutoscaleState {
   // arrival rate beyond its Poisson noise is projected to the current rate, so that a burst is
   // seen in one decision instead of over a whole window.
   std::deque<std::pair<double, double>> recent_arrivals;
+  // The latency utilization of the last judged window (slo): max(TPOT p90 / slo_tpot, TTFT p90 /
+  // slo_ttft) on latency_devices devices; -1: none yet. Carried across an event scaled by
+  // latency_devices / devices (the work of a step spread over more or fewer devices).
+  double latency_util = -1;
+  int latency_devices = 0;
 };
 
 struct AutoscaleDecision {
