@@ -403,7 +403,7 @@ std::string GnuplotScript(const std::string& dir, const std::vector<std::string>
   const size_t n = std::max<size_t>(order.size(), 1);
   std::string g = "set terminal pngcairo size 1400," + std::to_string(80 + 230 * n) +
                   "\nset output '" + png + "'\nset multiplot layout " + std::to_string(n) +
-                  ",1\nset grid\nset key top left horizontal\n"
+                  ",1\nset grid\nset key outside top center horizontal\n"
                   "set ylabel 'req/s, devices'\nset y2label 'SLO attainment'\n"
                   "set y2range [0:1.05]\nset ytics nomirror\nset y2tics 0.25\nset yrange [0:*]\n";
   for (size_t i = 0; i < order.size(); ++i) {

@@ -19,9 +19,10 @@
 //   reaction_s           per violation: its start to the end of the first "ok" scale-up event
 //                        (to > from) that ended after it started and before the load's end;
 //                        null for a violation no scale-up answered
-//   steady minute        a minute m >= 1 of the load whose arrivals are within +-20% of minute
-//                        m-1's (and both at least 10); events_per_steady_minute is the scale
-//                        events that started in steady minutes over their count
+//   steady minute        a minute m >= 1 of the load (wall clock: oscillation is a wall-clock
+//                        matter), ended by the last send, whose arrivals are within +-20% of
+//                        minute m-1's (both at least 10); events_per_steady_minute is the scale
+//                        events that started in steady minutes over their count (null: none)
 //
 // Thread safety: pure functions of their arguments.
 #ifndef BENCH_AUTOSCALE_EVAL_H_

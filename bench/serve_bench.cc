@@ -58,7 +58,9 @@ DEFINE_double(trace_sample, 1,
               "with --trace: keep each row with this probability, (0, 1] (seeded by --seed)");
 DEFINE_int32(max_prompt_tokens, 1024, "with --trace: prompt lengths clipped to this, 1..1048576");
 DEFINE_int32(max_output_tokens, 256, "with --trace: output lengths clipped to this, 1..1048576");
-DEFINE_int32(num_requests, 100, "requests to send (with --trace: its first rows), 1..10000000");
+DEFINE_int32(num_requests, 100,
+             "requests to send (with --trace: its first rows; with --rate_profile: at most "
+             "this many, no bound when not given), 1..10000000");
 DEFINE_double(slo_ttft_ms, 0, "SLO on time to first token, ms (0: none)");
 DEFINE_double(slo_tpot_ms, 0, "SLO on time per output token, ms (0: none)");
 DEFINE_string(scale_at, "",
@@ -78,6 +80,8 @@ namespace {
 
 namespace t = emoe::tools;
 using vmm::Status;
+
+constexpr int kMaxRequests = 10000000;  // --num_requests at most
 
 Status CheckFlags() {
   constexpr int kMaxTokens = 1 << 20;
@@ -110,7 +114,7 @@ Status CheckFlags() {
                                  : emoe::bench::ParseRateProfile(FLAGS_rate_profile).status(),
       t::IntIn("max_prompt_tokens", FLAGS_max_prompt_tokens, 1, kMaxTokens),
       t::IntIn("max_output_tokens", FLAGS_max_output_tokens, 1, kMaxTokens),
-      t::IntIn("num_requests", FLAGS_num_requests, 1, 10000000),
+      t::IntIn("num_requests", FLAGS_num_requests, 1, kMaxRequests),
       t::RealIn("slo_ttft_ms", FLAGS_slo_ttft_ms, 0, false),
       t::RealIn("slo_tpot_ms", FLAGS_slo_tpot_ms, 0, false),
       emoe::bench::ParseScaleAt(FLAGS_scale_at).status(),
@@ -180,8 +184,11 @@ vmm::StatusOr<std::vector<emoe::bench::PlannedRequest>> Schedule(emoe::bench::Re
                   FLAGS_output_tokens);
     in->workload = std::string("rate_profile ") += FLAGS_rate_profile + buf;
     VMM_ASSIGN_OR_RETURN(auto profile, emoe::bench::ParseRateProfile(FLAGS_rate_profile));
-    return emoe::bench::RateProfileSchedule(profile, FLAGS_num_requests, FLAGS_prompt_tokens,
-                                            FLAGS_output_tokens, FLAGS_seed);
+    gflags::CommandLineFlagInfo n;
+    gflags::GetCommandLineFlagInfo("num_requests", &n);
+    return emoe::bench::RateProfileSchedule(profile,
+                                            n.is_default ? kMaxRequests : FLAGS_num_requests,
+                                            FLAGS_prompt_tokens, FLAGS_output_tokens, FLAGS_seed);
   }
   if (FLAGS_trace.empty()) {
     std::snprintf(buf, sizeof(buf), "poisson rate=%g/s prompt=%d output=%d", FLAGS_rate,
