@@ -86,33 +86,36 @@ json Percentiles(const json& s) {
 
 json OrNull(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
-// The minutes of the load (sent_s / 60) and how many requests were sent in each; only minutes
-// that end by the last send.
-std::vector<int64_t> ArrivalsPerLoadMinute(const LoadRun& load) {
+// The windows of kSteadyWindowS of the load (by sent_s) and how many requests were sent in
+// each; only windows that end by the last send.
+std::vector<int64_t> ArrivalsPerWindow(const LoadRun& load) {
   double last = 0;
   for (const LoadRequest& r : load.requests) last = std::max(last, r.sent_s);
-  std::vector<int64_t> n(static_cast<size_t>(last / 60), 0);
+  std::vector<int64_t> n(static_cast<size_t>(last / kSteadyWindowS), 0);
   for (const LoadRequest& r : load.requests) {
-    const size_t m = static_cast<size_t>(r.sent_s / 60);
-    if (m < n.size()) ++n[m];
+    const size_t w = static_cast<size_t>(r.sent_s / kSteadyWindowS);
+    if (w < n.size()) ++n[w];
   }
   return n;
 }
 
 json SteadyFigures(const LoadRun& load, const ServerLog& log) {
-  const std::vector<int64_t> n = ArrivalsPerLoadMinute(load);
+  const std::vector<int64_t> n = ArrivalsPerWindow(load);
   int64_t steady = 0, events = 0;
-  for (size_t m = 1; m < n.size(); ++m) {
-    if (n[m - 1] < 10 || n[m] < 10 || std::abs(n[m] - n[m - 1]) > 0.2 * n[m - 1]) continue;
+  for (size_t w = 1; w < n.size(); ++w) {
+    if (n[w - 1] < kSteadyMinArrivals || n[w] < kSteadyMinArrivals ||
+        std::abs(n[w] - n[w - 1]) > kSteadyTolerance * n[w - 1]) {
+      continue;
+    }
     ++steady;
     for (const LogEvent& e : log.events) {
-      events += e.start_s >= m * 60.0 && e.start_s < (m + 1) * 60.0;
+      events += e.start_s >= w * kSteadyWindowS && e.start_s < (w + 1) * kSteadyWindowS;
     }
   }
-  return {{"steady_minutes", steady},
+  const double minutes = steady * kSteadyWindowS / 60;
+  return {{"steady_minutes", minutes},
           {"events_in_steady_minutes", events},
-          {"events_per_steady_minute",
-           steady > 0 ? json(static_cast<double>(events) / steady) : json(nullptr)}};
+          {"events_per_steady_minute", steady > 0 ? json(events / minutes) : json(nullptr)}};
 }
 
 std::string Fmt(const char* f, double v) {
@@ -405,7 +408,8 @@ std::string GnuplotScript(const std::string& dir, const std::vector<std::string>
                   "\nset output '" + png + "'\nset multiplot layout " + std::to_string(n) +
                   ",1\nset grid\nset key outside top center horizontal\n"
                   "set ylabel 'req/s, devices'\nset y2label 'SLO attainment'\n"
-                  "set y2range [0:1.05]\nset ytics nomirror\nset y2tics 0.25\nset yrange [0:*]\n";
+                  "set y2range [0:1.05]\nset offsets 0, 0, 0.5, 0\nset ytics nomirror\nset y2tics "
+                  "0.25\nset yrange [0:*]\n";
   for (size_t i = 0; i < order.size(); ++i) {
     const std::string f = "'" + dir + "/" + order[i] + "/timeline.dat'";
     g += "set title '" + order[i] + "'\n";

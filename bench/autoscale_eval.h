@@ -19,10 +19,12 @@
 //   reaction_s           per violation: its start to the end of the first "ok" scale-up event
 //                        (to > from) that ended after it started and before the load's end;
 //                        null for a violation no scale-up answered
-//   steady minute        a minute m >= 1 of the load (wall clock: oscillation is a wall-clock
-//                        matter), ended by the last send, whose arrivals are within +-20% of
-//                        minute m-1's (both at least 10); events_per_steady_minute is the scale
-//                        events that started in steady minutes over their count (null: none)
+//   steady window        a window w >= 1 of kSteadyWindowS of the load (by send time; wall
+//                        clock: oscillation is a wall-clock matter), ended by the last send,
+//                        whose arrivals are within kSteadyTolerance of window w-1's (both at
+//                        least kSteadyMinArrivals); events_per_steady_minute is the scale events
+//                        that started in steady windows per minute of them (null: none);
+//                        steady_minutes is their length
 //
 // Thread safety: pure functions of their arguments.
 #ifndef BENCH_AUTOSCALE_EVAL_H_
@@ -38,6 +40,9 @@
 namespace emoe::bench {
 
 inline constexpr int kViolationSamples = 2;
+inline constexpr double kSteadyWindowS = 30;
+inline constexpr double kSteadyTolerance = 0.25;  // +-25% of the window before
+inline constexpr int64_t kSteadyMinArrivals = 10;
 
 // One request of load.json (its per_request row).
 struct LoadRequest {

@@ -192,8 +192,8 @@ TEST(Violations, UnansweredAndOpenAtTheEnd) {
 }
 
 TEST(PolicySummary, DeviceSecondsEventsReactionSteady) {
-  // 3 minutes of load at 20 requests per minute (minute 1 steady), one event in minute
-  // 1 and one before the load (not counted).
+  // 3 minutes of load at 20 requests per minute (30 s windows 1..4 steady: 2 minutes), one
+  // event in window 2 and one before the load (not counted).
   json rows = json::array();
   for (int i = 0; i < 60; ++i) rows.push_back(Ok(i * 3.0 + 0.5, 10, i == 7 ? 200 : 5));
   std::string text = std::string(kStartRow) + Event(-5, -4, 1, 2, "ok");
@@ -211,8 +211,16 @@ TEST(PolicySummary, DeviceSecondsEventsReactionSteady) {
   EXPECT_NEAR(s["reaction_s"]["max"].get<double>(), 1.5, 1e-6);
   EXPECT_EQ(s["ttft_ms"]["p90"], 20);
   EXPECT_TRUE(s["tpot_ms"].is_null());
-  EXPECT_EQ(s["steady_minutes"], 1);  // minutes 0..1 of the sends (the last one is cut short)
-  EXPECT_EQ(s["events_per_steady_minute"], 1.0);
+  EXPECT_EQ(s["steady_minutes"], 2.0);  // windows 0..4 of the sends (the last is cut short)
+  EXPECT_EQ(s["events_per_steady_minute"], 0.5);
+
+  // A jump: 12 requests in each of windows 0 and 1, 30 in window 2, then 12 (cut short):
+  // only window 1 is steady.
+  json jump = json::array();
+  for (int w = 0; w < 4; ++w) {
+    for (int i = 0; i < (w == 2 ? 30 : 12); ++i) jump.push_back(Ok(w * 30 + i * 0.9, 10, 5));
+  }
+  EXPECT_EQ(PolicySummary(Load(Report(jump, 1, 120)), Log(kStartRow))["steady_minutes"], 0.5);
 
   const json none = PolicySummary(Load(Report(json::array(), 1, 0)), Log(kStartRow));
   EXPECT_TRUE(none["slo_attainment"].is_null());
