@@ -5,13 +5,17 @@
 //       --prompt_tokens=128 --output_tokens=128 [--scale_at=10:4,40:2] [--json=out.json]
 //   serve_bench --url=... --trace=data/traces/azure_llm_2023_conv.csv --time_scale=10
 //       --max_prompt_tokens=1024 --max_output_tokens=256 --slo_ttft_ms=2000 --slo_tpot_ms=100
+//   serve_bench --url=... --rate_profile=0:1,20:1,25:10,55:10,60:1,90:1 --num_requests=100000
+//   serve_bench --url=... --trace=CSV --trace_skip_s=600 --trace_duration_s=1800
+//       --trace_sample=0.1 --time_scale=10
 //
 // Requests are streamed completions (POST /v1/completions, prompt a list of random token ids,
 // ignore_eos, temperature 0, stream_options.include_usage), sent at Poisson arrivals (--rate)
-// or at a trace's (--trace), whatever the server's answers (open loop). --scale_at POSTs
-// /scale_elastic_ep while the load runs. The client is one thread of Asio (bench/
-// serve_client.h): thousands of open streams cost it sockets and memory, not threads; its own
-// CPU time is in the report, so that a run shows whether the client kept up.
+// (--rate), at a piecewise-linear rate (--rate_profile), or at a trace's (--trace), whatever the
+// server's answers (open loop). --scale_at POSTs /scale_elastic_ep while the load runs. The client
+// is one thread of Asio (bench/ serve_client.h): thousands of open streams cost it sockets and
+// memory, not threads; its own CPU time is in the report, so that a run shows whether the client
+// kept up.
 //
 // The work: serve_workload (schedule), serve_client (HTTP), serve_sse (streams), serve_run
 // (the load), serve_report (results).
@@ -34,15 +38,29 @@
 DEFINE_string(url, "", "the server, http://HOST:PORT (required)");
 DEFINE_string(model, "", "the requests' \"model\" (empty: the first id of GET /v1/models)");
 DEFINE_double(rate, 10, "Poisson arrivals, requests per second, > 0 (without --trace)");
+DEFINE_string(rate_profile, "",
+              "T:R,T:R,...: Poisson arrivals at a rate linear between the points (T seconds "
+              "from 0, increasing; R req/s) until the last T, instead of --rate (then "
+              "--num_requests is an upper bound); fixed --prompt_tokens/--output_tokens");
 DEFINE_int32(prompt_tokens, 128, "with --rate: prompt tokens of every request, 1..1048576");
 DEFINE_int32(output_tokens, 128, "with --rate: max_tokens of every request, 1..1048576");
 DEFINE_string(trace, "",
               "arrivals and lengths from this trace CSV (TIMESTAMP,ContextTokens,"
               "GeneratedTokens; data/traces/azure_llm_2023_conv.csv) instead of --rate");
 DEFINE_double(time_scale, 1, "with --trace: arrival offsets are divided by this, > 0");
+DEFINE_double(trace_skip_s, 0,
+              "with --trace: start this many trace seconds after its first row, >= 0 (the "
+              "load's time 0 is that point)");
+DEFINE_double(trace_duration_s, 0,
+              "with --trace: only the rows less than this many trace seconds after the start, "
+              ">= 0 (0: to the end)");
+DEFINE_double(trace_sample, 1,
+              "with --trace: keep each row with this probability, (0, 1] (seeded by --seed)");
 DEFINE_int32(max_prompt_tokens, 1024, "with --trace: prompt lengths clipped to this, 1..1048576");
 DEFINE_int32(max_output_tokens, 256, "with --trace: output lengths clipped to this, 1..1048576");
-DEFINE_int32(num_requests, 100, "requests to send (with --trace: its first rows), 1..10000000");
+DEFINE_int32(num_requests, 100,
+             "requests to send (with --trace: its first rows; with --rate_profile: at most "
+             "this many, no bound when not given), 1..10000000");
 DEFINE_double(slo_ttft_ms, 0, "SLO on time to first token, ms (0: none)");
 DEFINE_double(slo_tpot_ms, 0, "SLO on time per output token, ms (0: none)");
 DEFINE_string(scale_at, "",
@@ -63,12 +81,23 @@ namespace {
 namespace t = emoe::tools;
 using vmm::Status;
 
+constexpr int kMaxRequests = 10000000;  // --num_requests at most
+
 Status CheckFlags() {
   constexpr int kMaxTokens = 1 << 20;
   gflags::CommandLineFlagInfo rate;
   gflags::GetCommandLineFlagInfo("rate", &rate);
-  if (!FLAGS_trace.empty() && !rate.is_default) {
-    return Status::InvalidArgument("--rate and --trace: give one of them");
+  const int given = !FLAGS_trace.empty() + !rate.is_default + !FLAGS_rate_profile.empty();
+  if (given > 1) {
+    return Status::InvalidArgument("--rate, --rate_profile and --trace: give one of them");
+  }
+  if (FLAGS_trace.empty()) {
+    for (const char* f : {"trace_skip_s", "trace_duration_s", "trace_sample"}) {
+      gflags::CommandLineFlagInfo info;
+      gflags::GetCommandLineFlagInfo(f, &info);
+      if (!info.is_default)
+        return Status::InvalidArgument(std::string("--") + f + " needs --trace");
+    }
   }
   return t::FirstError({
       t::NonEmpty("url", FLAGS_url),
@@ -78,9 +107,14 @@ Status CheckFlags() {
       t::IntIn("output_tokens", FLAGS_output_tokens, 1, kMaxTokens),
       t::RegularFile("trace", FLAGS_trace),
       t::RealIn("time_scale", FLAGS_time_scale, 0, true),
+      t::RealIn("trace_skip_s", FLAGS_trace_skip_s, 0, false),
+      t::RealIn("trace_duration_s", FLAGS_trace_duration_s, 0, false),
+      t::RealIn("trace_sample", FLAGS_trace_sample, 0, true, 1),
+      FLAGS_rate_profile.empty() ? Status::Ok()
+                                 : emoe::bench::ParseRateProfile(FLAGS_rate_profile).status(),
       t::IntIn("max_prompt_tokens", FLAGS_max_prompt_tokens, 1, kMaxTokens),
       t::IntIn("max_output_tokens", FLAGS_max_output_tokens, 1, kMaxTokens),
-      t::IntIn("num_requests", FLAGS_num_requests, 1, 10000000),
+      t::IntIn("num_requests", FLAGS_num_requests, 1, kMaxRequests),
       t::RealIn("slo_ttft_ms", FLAGS_slo_ttft_ms, 0, false),
       t::RealIn("slo_tpot_ms", FLAGS_slo_tpot_ms, 0, false),
       emoe::bench::ParseScaleAt(FLAGS_scale_at).status(),
@@ -142,22 +176,43 @@ std::optional<double> DeviceSeconds(boost::asio::io_context* io, emoe::bench::Cl
   return v;
 }
 
-vmm::StatusOr<std::vector<emoe::bench::PlannedRequest>> Schedule(std::string* workload) {
+// The requests of the workload the flags name, its description in `in->workload`.
+vmm::StatusOr<std::vector<emoe::bench::PlannedRequest>> Schedule(emoe::bench::ReportInputs* in) {
+  char buf[200];
+  if (!FLAGS_rate_profile.empty()) {
+    std::snprintf(buf, sizeof(buf), " prompt=%d output=%d", FLAGS_prompt_tokens,
+                  FLAGS_output_tokens);
+    in->workload = std::string("rate_profile ") += FLAGS_rate_profile + buf;
+    VMM_ASSIGN_OR_RETURN(auto profile, emoe::bench::ParseRateProfile(FLAGS_rate_profile));
+    gflags::CommandLineFlagInfo n;
+    gflags::GetCommandLineFlagInfo("num_requests", &n);
+    return emoe::bench::RateProfileSchedule(profile,
+                                            n.is_default ? kMaxRequests : FLAGS_num_requests,
+                                            FLAGS_prompt_tokens, FLAGS_output_tokens, FLAGS_seed);
+  }
   if (FLAGS_trace.empty()) {
-    char buf[200];
     std::snprintf(buf, sizeof(buf), "poisson rate=%g/s prompt=%d output=%d", FLAGS_rate,
                   FLAGS_prompt_tokens, FLAGS_output_tokens);
-    *workload = buf;
+    in->workload = buf;
     return emoe::bench::PoissonSchedule(FLAGS_num_requests, FLAGS_rate, FLAGS_prompt_tokens,
                                         FLAGS_output_tokens, FLAGS_seed);
   }
-  char scale[64];
-  std::snprintf(scale, sizeof(scale), " time_scale=%g", FLAGS_time_scale);
-  *workload = "trace " + FLAGS_trace + scale;
+  std::snprintf(buf, sizeof(buf), " time_scale=%g skip_s=%g duration_s=%g sample=%g",
+                FLAGS_time_scale, FLAGS_trace_skip_s, FLAGS_trace_duration_s, FLAGS_trace_sample);
+  in->workload = std::string("trace ") += FLAGS_trace + buf;
+  in->time_scale = FLAGS_time_scale;
   VMM_ASSIGN_OR_RETURN(const std::string csv,
                        vmm::ReadRegularFile(FLAGS_trace, "--trace", 1ull << 30));
-  return emoe::bench::TraceSchedule(csv, FLAGS_trace, FLAGS_num_requests, FLAGS_time_scale,
-                                    FLAGS_max_prompt_tokens, FLAGS_max_output_tokens);
+  emoe::bench::TraceOptions o;
+  o.max_requests = FLAGS_num_requests;
+  o.time_scale = FLAGS_time_scale;
+  o.max_prompt_tokens = FLAGS_max_prompt_tokens;
+  o.max_output_tokens = FLAGS_max_output_tokens;
+  o.skip_s = FLAGS_trace_skip_s;
+  o.duration_s = FLAGS_trace_duration_s;
+  o.sample = FLAGS_trace_sample;
+  o.seed = FLAGS_seed;
+  return emoe::bench::TraceSchedule(csv, FLAGS_trace, o);
 }
 
 }  // namespace
@@ -174,12 +229,15 @@ int main(int argc, char** argv) {
     return t::kExitUsage;
   }
   const auto origin = std::chrono::steady_clock::now();
+  // The wall clock at `origin`, so that the load's times line up with the server's log.
+  const double origin_unix_s =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const std::function<double()> clock = [origin] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - origin).count();
   };
   emoe::bench::ReportInputs in;
   in.fd_limit = RaiseFdLimit();
-  auto plan = Schedule(&in.workload);
+  auto plan = Schedule(&in);
   if (!plan.ok()) return Fail(plan.status().ToString());
   auto scales = emoe::bench::ParseScaleAt(FLAGS_scale_at);
   const emoe::bench::ServerUrl url = *emoe::bench::ParseServerUrl(FLAGS_url);
@@ -207,6 +265,7 @@ int main(int argc, char** argv) {
   const double cpu0 = CpuSeconds();
   const emoe::bench::LoadResult load = emoe::bench::RunLoad(&io, &client, o, *plan, *scales, clock);
   in.client_cpu_s = CpuSeconds() - cpu0;
+  in.start_unix_s = origin_unix_s + load.start_s;
   in.device_seconds_end = DeviceSeconds(&io, &client);
   in.slo_ttft_ms = FLAGS_slo_ttft_ms;
   in.slo_tpot_ms = FLAGS_slo_tpot_ms;

@@ -155,6 +155,8 @@ json Report(const LoadResult& load, const ReportInputs& in, int64_t local_errors
       {"url", in.url},
       {"model", in.model},
       {"workload", in.workload},
+      {"start_unix_s", in.start_unix_s},
+      {"time_scale", in.time_scale},
       {"requests", n},
       {"succeeded", n - failed},
       {"failed", failed},

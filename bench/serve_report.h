@@ -10,6 +10,10 @@
 // SLO attainment: the share of all requests (failed ones count as missed) that succeeded with
 // TTFT <= slo_ttft_ms and TPOT <= slo_tpot_ms (a bound of 0 is no bound).
 //
+// Times: "start_unix_s" is the wall clock at the load's start; the per-request "arrival_s" and
+// "sent_s" and the scale events' "sent_s" count from it (so that a run lines up with the
+// server's log); "time_scale" is the trace seconds per second of the load.
+//
 // Thread safety: pure functions.
 #ifndef BENCH_SERVE_REPORT_H_
 #define BENCH_SERVE_REPORT_H_
@@ -31,7 +35,10 @@ std::optional<double> MetricSum(const std::string& text, const std::string& name
 double Percentile(std::vector<double> v, double p);
 
 struct ReportInputs {
-  std::string url, model, workload;  // workload: "poisson rate=R" or "trace PATH time_scale=S"
+  // workload: "poisson rate=R ...", "rate_profile SPEC ..." or "trace PATH time_scale=S ..."
+  std::string url, model, workload;
+  double start_unix_s = 0;  // wall clock (seconds since the epoch) at the load's start
+  double time_scale = 1;    // trace seconds per second of the load (1 without --trace)
   double slo_ttft_ms = 0, slo_tpot_ms = 0;
   std::optional<double> device_seconds_start, device_seconds_end;
   double client_cpu_s = 0;  // the client's user + system CPU over the load

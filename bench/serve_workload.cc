@@ -78,9 +78,8 @@ bool ParseTimestamp(const std::string& s, double* seconds) {
 }
 
 vmm::StatusOr<std::vector<PlannedRequest>> TraceSchedule(const std::string& csv,
-                                                         const std::string& path, int n,
-                                                         double time_scale, int max_prompt_tokens,
-                                                         int max_output_tokens) {
+                                                         const std::string& path,
+                                                         const TraceOptions& o) {
   std::istringstream in(csv);
   std::string line;
   std::getline(in, line);
@@ -89,10 +88,13 @@ vmm::StatusOr<std::vector<PlannedRequest>> TraceSchedule(const std::string& csv,
         path + ": the first line must be TIMESTAMP,ContextTokens,GeneratedTokens, got '" +
         line.substr(0, 80) + "'");
   }
+  std::mt19937_64 rng(o.seed);
+  std::bernoulli_distribution keep(o.sample);
   std::vector<PlannedRequest> out;
   double first = 0;
+  bool any_row = false;
   int line_no = 1;
-  while (static_cast<int>(out.size()) < n && std::getline(in, line)) {
+  while (static_cast<int>(out.size()) < o.max_requests && std::getline(in, line)) {
     ++line_no;
     line = Trimmed(line);
     if (line.empty()) continue;
@@ -106,23 +108,114 @@ vmm::StatusOr<std::vector<PlannedRequest>> TraceSchedule(const std::string& csv,
       return vmm::Status::DataLoss(path + ":" + std::to_string(line_no) + ": malformed row '" +
                                    line.substr(0, 80) + "'");
     }
-    if (out.empty()) first = t;
+    if (!any_row) first = t;
+    any_row = true;
     if (t < first) {
       return vmm::Status::DataLoss(path + ":" + std::to_string(line_no) +
                                    ": timestamp earlier than the first row's");
     }
+    const double offset = t - first - o.skip_s;  // trace seconds into the segment
+    if (offset < 0 || (o.duration_s > 0 && offset >= o.duration_s)) continue;
+    if (o.sample < 1 && !keep(rng)) continue;
     PlannedRequest r;
     r.id = static_cast<int64_t>(out.size());
-    r.arrival_s = (t - first) / time_scale;
-    r.prompt_tokens = static_cast<int>(std::clamp<int64_t>(ctx, 1, max_prompt_tokens));
-    r.output_tokens = static_cast<int>(std::clamp<int64_t>(gen, 1, max_output_tokens));
+    r.arrival_s = offset / o.time_scale;
+    r.prompt_tokens = static_cast<int>(std::clamp<int64_t>(ctx, 1, o.max_prompt_tokens));
+    r.output_tokens = static_cast<int>(std::clamp<int64_t>(gen, 1, o.max_output_tokens));
     out.push_back(r);
   }
-  if (out.empty()) return vmm::Status::InvalidArgument(path + ": the trace has no rows");
+  if (!any_row) return vmm::Status::InvalidArgument(path + ": the trace has no rows");
+  if (out.empty()) {
+    char buf[200];
+    std::snprintf(buf, sizeof(buf),
+                  ": no row in the segment (--trace_skip_s=%g --trace_duration_s=%g "
+                  "--trace_sample=%g)",
+                  o.skip_s, o.duration_s, o.sample);
+    return vmm::Status::InvalidArgument(path + buf);
+  }
   // Traces are in time order; a jittered one is sent in arrival order all the same.
   std::stable_sort(out.begin(), out.end(), [](const PlannedRequest& a, const PlannedRequest& b) {
     return a.arrival_s < b.arrival_s;
   });
+  for (size_t i = 0; i < out.size(); ++i) out[i].id = static_cast<int64_t>(i);
+  return out;
+}
+
+vmm::StatusOr<std::vector<PlannedRequest>> TraceSchedule(const std::string& csv,
+                                                         const std::string& path, int n,
+                                                         double time_scale, int max_prompt_tokens,
+                                                         int max_output_tokens) {
+  TraceOptions o;
+  o.max_requests = n;
+  o.time_scale = time_scale;
+  o.max_prompt_tokens = max_prompt_tokens;
+  o.max_output_tokens = max_output_tokens;
+  return TraceSchedule(csv, path, o);
+}
+
+vmm::StatusOr<std::vector<RatePoint>> ParseRateProfile(const std::string& spec) {
+  std::vector<RatePoint> out;
+  std::stringstream ss(spec);
+  std::string item;
+  auto bad = [&](const std::string& why) {
+    return vmm::Status::InvalidArgument("--rate_profile: '" + item + "': " + why +
+                                        " (want T:R,T:R,... with T seconds from 0, increasing, "
+                                        "and R requests per second)");
+  };
+  while (std::getline(ss, item, ',')) {
+    const size_t colon = item.find(':');
+    if (colon == std::string::npos) return bad("no ':'");
+    double v[2];
+    const std::string parts[2] = {item.substr(0, colon), item.substr(colon + 1)};
+    for (int k = 0; k < 2; ++k) {
+      char* end = nullptr;
+      v[k] = std::strtod(parts[k].c_str(), &end);
+      if (parts[k].empty() || end != parts[k].c_str() + parts[k].size() || !std::isfinite(v[k]) ||
+          v[k] < 0) {
+        return bad(k == 0 ? "T must be a finite number of seconds >= 0"
+                          : "R must be a finite rate >= 0");
+      }
+    }
+    if (out.empty() && v[0] != 0) return bad("the first T must be 0");
+    if (!out.empty() && v[0] <= out.back().t_s) return bad("T must increase");
+    out.push_back({v[0], v[1]});
+  }
+  item = spec;
+  if (!spec.empty() && spec.back() == ',') return bad("ends with ','");
+  if (out.size() < 2) return bad("at least two points");
+  bool any = false;
+  for (const RatePoint& p : out) any = any || p.rate_per_s > 0;
+  if (!any) return bad("every rate is 0");
+  return out;
+}
+
+double RateAt(const std::vector<RatePoint>& profile, double t_s) {
+  if (profile.empty() || t_s < profile.front().t_s || t_s > profile.back().t_s) return 0;
+  for (size_t i = 1; i < profile.size(); ++i) {
+    const RatePoint &a = profile[i - 1], &b = profile[i];
+    if (t_s <= b.t_s)
+      return a.rate_per_s + (b.rate_per_s - a.rate_per_s) * (t_s - a.t_s) / (b.t_s - a.t_s);
+  }
+  return profile.back().rate_per_s;
+}
+
+std::vector<PlannedRequest> RateProfileSchedule(const std::vector<RatePoint>& profile,
+                                                int max_requests, int prompt_tokens,
+                                                int output_tokens, uint64_t seed) {
+  double peak = 0;
+  for (const RatePoint& p : profile) peak = std::max(peak, p.rate_per_s);
+  std::vector<PlannedRequest> out;
+  if (peak <= 0) return out;
+  std::mt19937_64 rng(seed);
+  std::exponential_distribution<double> gap(peak);
+  std::uniform_real_distribution<double> u(0, 1);
+  const double end_s = profile.back().t_s;
+  for (double t = gap(rng); t < end_s && static_cast<int>(out.size()) < max_requests;
+       t += gap(rng)) {
+    if (u(rng) * peak < RateAt(profile, t)) {
+      out.push_back({static_cast<int64_t>(out.size()), t, prompt_tokens, output_tokens});
+    }
+  }
   return out;
 }
 

@@ -31,6 +31,52 @@ struct PlannedRequest {
 std::vector<PlannedRequest> PoissonSchedule(int n, double rate_per_s, int prompt_tokens,
                                             int output_tokens, uint64_t seed);
 
+// One point of a --rate_profile: the request rate `rate_per_s` at `t_s` seconds of the load.
+struct RatePoint {
+  double t_s = 0;
+  double rate_per_s = 0;
+};
+// Parses "T:R,T:R,..." (T seconds, the first 0, strictly increasing, finite; R req/s, finite,
+// >= 0, not all 0); at least two points. kInvalidArgument naming the item at fault.
+vmm::StatusOr<std::vector<RatePoint>> ParseRateProfile(const std::string& spec);
+
+// The request rate of `profile` at `t_s`: linear between its points, 0 outside them.
+// REQUIRES: profile is ParseRateProfile's.
+double RateAt(const std::vector<RatePoint>& profile, double t_s);
+
+// Non-homogeneous Poisson arrivals at RateAt(profile, t) for t in [0, last T) (Lewis and
+// Shedler's thinning: candidates at the profile's largest rate, each kept with probability
+// rate(t) / largest), at most `max_requests` of them, fixed lengths, seeded.
+// REQUIRES: profile is ParseRateProfile's, max_requests >= 0, lengths >= 1.
+std::vector<PlannedRequest> RateProfileSchedule(const std::vector<RatePoint>& profile,
+                                                int max_requests, int prompt_tokens,
+                                                int output_tokens, uint64_t seed);
+
+// Which rows of a trace CSV become requests, and how (TraceSchedule).
+struct TraceOptions {
+  int max_requests = 100;        // rows kept, at most (>= 0)
+  double time_scale = 1;         // trace offsets are divided by this (10: ten times faster), > 0
+  int max_prompt_tokens = 1024;  // prompt lengths clipped to [1, this]
+  int max_output_tokens = 256;   // output lengths clipped to [1, this]
+  double skip_s = 0;             // the segment starts this many trace seconds after the first row
+  double duration_s = 0;  // and holds the rows less than this many trace seconds later (0: all)
+  double sample = 1;      // each row of the segment is kept with this probability, (0, 1]
+  uint64_t seed = 1;      // of the sampling
+};
+
+// The requests of a segment of a trace CSV `csv` (the text of `path`, named in errors) with
+// header TIMESTAMP,ContextTokens,GeneratedTokens (data/traces/README.md; TIMESTAMP
+// "YYYY-MM-DD HH:MM:SS.fffffff"): the rows from trace time first + skip_s (first: the first
+// row's timestamp) to first + skip_s + duration_s, each kept with probability `sample`, at most
+// max_requests of them; arrivals are the offsets from first + skip_s divided by time_scale
+// (so the load's time 0 is the segment's start, whenever its first kept row comes), lengths
+// clipped. kDataLoss naming the line for a malformed row or a timestamp earlier than the
+// first; kInvalidArgument for a wrong header, a trace with no rows, or a segment with none.
+// REQUIRES: o's fields in the ranges above.
+vmm::StatusOr<std::vector<PlannedRequest>> TraceSchedule(const std::string& csv,
+                                                         const std::string& path,
+                                                         const TraceOptions& o);
+
 // The first `n` rows of a trace CSV `csv` (the text of `path`, named in errors) with header
 // TIMESTAMP,ContextTokens,GeneratedTokens (data/traces/README.md; TIMESTAMP
 // "YYYY-MM-DD HH:MM:SS.fffffff"): arrivals are the offsets from the first row's timestamp

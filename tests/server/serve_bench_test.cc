@@ -3,6 +3,9 @@
 // the /metrics reading and the report's figures.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -308,7 +311,11 @@ TEST(Report, FiguresAndSlo) {
   in.device_seconds_start = 5;
   in.device_seconds_end = 25;
   in.client_cpu_s = 0.5;
+  in.start_unix_s = 1700000000.25;
+  in.time_scale = 20;
   const nlohmann::json r = Report(load, in, 0);
+  EXPECT_EQ(r["start_unix_s"], 1700000000.25);
+  EXPECT_EQ(r["time_scale"], 20);
   EXPECT_EQ(r["requests"], 3);
   EXPECT_EQ(r["failed"], 1);
   EXPECT_NEAR(r["slo_attainment"].get<double>(), 1.0 / 3, 1e-12);
@@ -334,6 +341,154 @@ TEST(Report, FiguresAndSlo) {
   EXPECT_NE(table.find("HTTP 429: queue full"), std::string::npos) << table;
   in.device_seconds_end.reset();
   EXPECT_TRUE(Report(load, in, 0)["device_seconds"].is_null());
+}
+
+TEST(RateProfile, ParsesAndInterpolates) {
+  auto p = ParseRateProfile("0:1,20:1,25:10,55:10,60:1,90:1");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_EQ(p->size(), 6u);
+  EXPECT_DOUBLE_EQ(RateAt(*p, 0), 1);
+  EXPECT_DOUBLE_EQ(RateAt(*p, 10), 1);
+  EXPECT_DOUBLE_EQ(RateAt(*p, 22.5), 5.5);  // halfway up the ramp
+  EXPECT_DOUBLE_EQ(RateAt(*p, 40), 10);
+  EXPECT_DOUBLE_EQ(RateAt(*p, 57.5), 5.5);
+  EXPECT_DOUBLE_EQ(RateAt(*p, 90), 1);
+  EXPECT_DOUBLE_EQ(RateAt(*p, 90.5), 0);  // after the last point
+  auto ramp = ParseRateProfile("0:0.5,180:5");
+  ASSERT_TRUE(ramp.ok());
+  EXPECT_DOUBLE_EQ(RateAt(*ramp, 90), 2.75);
+}
+
+TEST(RateProfile, ErrorsNameTheItem) {
+  for (const auto& [spec, want] :
+       std::vector<std::pair<std::string, std::string>>{{"", "at least two points"},
+                                                        {"0:1", "at least two points"},
+                                                        {"1:1,2:2", "'1:1': the first T must be 0"},
+                                                        {"0:1,5:2,5:3", "'5:3': T must increase"},
+                                                        {"0:1,x:2", "'x:2': T must be"},
+                                                        {"0:1,5:-2", "'5:-2': R must be"},
+                                                        {"0:1,5:inf", "R must be"},
+                                                        {"0:1,5", "'5': no ':'"},
+                                                        {"0:1,5:2,", "ends with ','"},
+                                                        {"0:0,5:0", "every rate is 0"}}) {
+    auto p = ParseRateProfile(spec);
+    ASSERT_FALSE(p.ok()) << spec;
+    EXPECT_EQ(p.status().code(), vmm::StatusCode::kInvalidArgument);
+    EXPECT_NE(p.status().message().find("--rate_profile"), std::string::npos);
+    EXPECT_NE(p.status().message().find(want), std::string::npos) << p.status().message();
+  }
+}
+
+TEST(RateProfileSchedule, ThinningFollowsTheShape) {
+  // The burst: 20 s at 1/s, 30 s of 10/s between the ramps, back to 1/s; counts within 4
+  // standard deviations of the expected (Poisson), so that a wrong shape fails.
+  auto p = ParseRateProfile("0:1,20:1,25:10,55:10,60:1,90:1");
+  ASSERT_TRUE(p.ok());
+  const auto s = RateProfileSchedule(*p, 100000, 7, 9, /*seed=*/3);
+  auto count = [&](double a, double b) {
+    int n = 0;
+    for (const PlannedRequest& r : s) n += r.arrival_s >= a && r.arrival_s < b;
+    return n;
+  };
+  auto near = [](int n, double want) { return std::abs(n - want) <= 4 * std::sqrt(want); };
+  EXPECT_TRUE(near(count(0, 20), 20)) << count(0, 20);
+  EXPECT_TRUE(near(count(25, 55), 300)) << count(25, 55);
+  EXPECT_TRUE(near(count(60, 90), 30)) << count(60, 90);
+  EXPECT_TRUE(near(static_cast<int>(s.size()), 20 + 27.5 + 300 + 27.5 + 30)) << s.size();
+  for (size_t i = 0; i < s.size(); ++i) {
+    EXPECT_EQ(s[i].id, static_cast<int64_t>(i));
+    EXPECT_EQ(s[i].prompt_tokens, 7);
+    EXPECT_EQ(s[i].output_tokens, 9);
+    EXPECT_LT(s[i].arrival_s, 90);
+    if (i > 0) {
+      EXPECT_GE(s[i].arrival_s, s[i - 1].arrival_s);
+    }
+  }
+  EXPECT_EQ(RateProfileSchedule(*p, 100000, 7, 9, 3).size(), s.size());  // seeded
+  EXPECT_EQ(RateProfileSchedule(*p, 50, 7, 9, 3).size(), 50u);           // --num_requests bounds it
+  // The ramp: arrivals in its second half are about 3x those of its first (0.5..2.75 vs
+  // 2.75..5 req/s: 146 vs 349).
+  auto ramp = ParseRateProfile("0:0.5,180:5");
+  const auto r = RateProfileSchedule(*ramp, 100000, 1, 1, 5);
+  int first = 0;
+  for (const PlannedRequest& q : r) first += q.arrival_s < 90;
+  const int second = static_cast<int>(r.size()) - first;
+  EXPECT_TRUE(near(first, 146.25)) << first;
+  EXPECT_TRUE(near(second, 348.75)) << second;
+}
+
+TEST(TraceSchedule, SegmentSkipDurationSample) {
+  std::string csv = kHeader;
+  for (int i = 0; i < 100; ++i) {  // one row a second from 18:00:00
+    char row[64];
+    std::snprintf(row, sizeof(row), "2023-11-16 18:%02d:%02d.5000000,%d,%d\n", i / 60, i % 60,
+                  10 + i, 1 + i);
+    csv += row;
+  }
+  TraceOptions o;
+  o.max_requests = 1000;
+  o.time_scale = 2;
+  o.skip_s = 10;
+  o.duration_s = 20;
+  auto s = TraceSchedule(csv, "t.csv", o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->size(), 20u);                  // rows at 10 .. 29 trace seconds
+  EXPECT_DOUBLE_EQ((*s)[0].arrival_s, 0);     // the segment starts at the load's time 0
+  EXPECT_EQ((*s)[0].prompt_tokens, 20);       // row 10
+  EXPECT_DOUBLE_EQ((*s)[19].arrival_s, 9.5);  // (29 - 10) / 2
+  EXPECT_EQ((*s)[19].id, 19);
+  o.skip_s = 9.75;  // the load starts 0.25 trace s before its first row
+  EXPECT_DOUBLE_EQ((*TraceSchedule(csv, "t.csv", o))[0].arrival_s, 0.125);
+  o.skip_s = 0;
+  o.duration_s = 0;  // to the end
+  EXPECT_EQ(TraceSchedule(csv, "t.csv", o)->size(), 100u);
+  o.max_requests = 7;
+  EXPECT_EQ(TraceSchedule(csv, "t.csv", o)->size(), 7u);
+  o.max_requests = 1000;
+  o.sample = 0.3;
+  o.seed = 11;
+  auto a = TraceSchedule(csv, "t.csv", o);
+  ASSERT_TRUE(a.ok());
+  EXPECT_GE(a->size(), 12u);  // 30 +- 4 sd (4.6)
+  EXPECT_LE(a->size(), 48u);
+  auto b = TraceSchedule(csv, "t.csv", o);
+  ASSERT_EQ(a->size(), b->size());  // seeded
+  for (size_t i = 0; i < a->size(); ++i) EXPECT_EQ((*a)[i].arrival_s, (*b)[i].arrival_s);
+  o.seed = 12;
+  auto c = TraceSchedule(csv, "t.csv", o);
+  bool differ = c->size() != a->size();
+  for (size_t i = 0; !differ && i < a->size(); ++i) differ = (*a)[i].arrival_s != (*c)[i].arrival_s;
+  EXPECT_TRUE(differ) << "another seed, the same sample";
+  o.sample = 1;
+  o.skip_s = 500;  // past the end
+  auto none = TraceSchedule(csv, "t.csv", o);
+  EXPECT_EQ(none.status().code(), vmm::StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("no row in the segment (--trace_skip_s=500"),
+            std::string::npos)
+      << none.status().message();
+}
+
+TEST(TraceSchedule, TheShippedTraceSwings) {
+  // The evaluation's default segment (scripts/autoscale_eval.sh): the whole hour at
+  // time_scale 20, a 3% sample: its busiest 30 s of load (10 trace minutes) hold at least 1.6x
+  // its quietest's (the conversation trace swings about 2x at that scale: 135 vs 72 here, and
+  // 191 to 507 requests by the trace minute).
+  std::ifstream f(EMOE_TRACE);
+  ASSERT_TRUE(f) << EMOE_TRACE;
+  const std::string csv((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  TraceOptions o;
+  o.max_requests = 1000000;
+  o.time_scale = 20;
+  o.sample = 0.03;
+  auto s = TraceSchedule(csv, EMOE_TRACE, o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::vector<int> per30(6, 0);
+  for (const PlannedRequest& r : *s) {
+    if (r.arrival_s < 180) ++per30[static_cast<size_t>(r.arrival_s / 30)];
+  }
+  const int lo = *std::min_element(per30.begin(), per30.begin() + 5);  // the last is partial
+  const int hi = *std::max_element(per30.begin(), per30.end());
+  EXPECT_GE(hi * 10, lo * 16) << lo << " " << hi;
 }
 
 }  // namespace
