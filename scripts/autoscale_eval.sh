@@ -55,9 +55,10 @@ case "${opt[workload]}" in
           --trace_duration_s="${opt[trace_duration_s]}" --num_requests=10000000
           --max_prompt_tokens="${opt[max_prompt_tokens]}" --max_output_tokens="${opt[max_output_tokens]}") ;;
   burst|ramp)
-    # burst: 10x within 5 s, held 30 s, back within 5 s; ramp: 10x over 3 minutes.
+    # burst: 10x within 5 s (to 5 req/s, what 4 devices serve within the SLOs), held 30 s,
+    # back within 5 s; ramp: 10x over 3 minutes.
     profile=${opt[rate_profile]}
-    [ -n "$profile" ] || { [ "${opt[workload]}" = burst ] && profile=0:0.7,20:0.7,25:7,55:7,60:0.7,90:0.7 || profile=0:0.5,180:5; }
+    [ -n "$profile" ] || { [ "${opt[workload]}" = burst ] && profile=0:0.5,20:0.5,25:5,55:5,60:0.5,90:0.5 || profile=0:0.5,180:5; }
     load=(--rate_profile="$profile"
           --prompt_tokens="${opt[prompt_tokens]}" --output_tokens="${opt[output_tokens]}") ;;
   *) echo "autoscale_eval: --workload=${opt[workload]}: want trace, burst or ramp" >&2; exit 2 ;;
