@@ -66,7 +66,9 @@ esac
 for b in tools/emoe_server bench/serve_bench bench/autoscale_summary; do
   [ -x "$BUILD_DIR/$b" ] || { echo "autoscale_eval: no $BUILD_DIR/$b (ninja -C $BUILD_DIR emoe_server emoe_instance hmmd serve_bench autoscale_summary)" >&2; exit 1; }
 done
-if ! "$BUILD_DIR/tools/emoe_server" --helpfull 2>/dev/null | grep -q -- '-autoscale_log'; then
+# (the help is read whole first: grep -q ending the pipe early would be SIGPIPE under pipefail)
+help=$("$BUILD_DIR/tools/emoe_server" --helpfull 2>&1 || true)
+if ! grep -q -- '-autoscale_log' <<<"$help"; then
   echo "autoscale_eval: $BUILD_DIR/tools/emoe_server has no --autoscale_log (build one with the autoscaler)" >&2
   exit 1
 fi
