@@ -30,6 +30,7 @@ void SloTracker::Admitted(int64_t id, double t, int64_t prompt_tokens) {
   if (first_admission_t_ < 0) first_admission_t_ = t;
   awaiting_[id] = t;
   prompts_.push_back({t, prompt_tokens});
+  Prune(t);
 }
 
 void SloTracker::FirstToken(int64_t id, double /*t*/) {
@@ -40,6 +41,7 @@ void SloTracker::FirstToken(int64_t id, double /*t*/) {
 void SloTracker::Generated(double t, int64_t tokens) {
   vmm::MutexLock l(&mu_);
   generated_.push_back({t, tokens});
+  Prune(t);
 }
 
 void SloTracker::Finished(int64_t id, double t, bool ok, double arrival_s, double first_token_s,
@@ -49,6 +51,7 @@ void SloTracker::Finished(int64_t id, double t, bool ok, double arrival_s, doubl
   vmm::MutexLock l(&mu_);
   awaiting_.erase(id);
   done_.push_back({t, ttft, tpot, Met(ok, ttft, tpot), ok ? tokens : 0});
+  Prune(t);
 }
 
 void SloTracker::Forget(int64_t id) {
@@ -59,6 +62,7 @@ void SloTracker::Forget(int64_t id) {
 void SloTracker::Busy(double t, double busy_seconds) {
   vmm::MutexLock l(&mu_);
   busy_.emplace_back(t, busy_seconds);
+  Prune(t);
 }
 
 void SloTracker::Prune(double now) {
@@ -67,6 +71,11 @@ void SloTracker::Prune(double now) {
   while (!done_.empty() && done_.front().t < from) done_.pop_front();
   while (!generated_.empty() && generated_.front().t < from) generated_.pop_front();
   while (!prompts_.empty() && prompts_.front().t < from) prompts_.pop_front();
+}
+
+size_t SloTracker::held() {
+  vmm::MutexLock l(&mu_);
+  return done_.size() + generated_.size() + prompts_.size() + busy_.size() + awaiting_.size();
 }
 
 void SloTracker::Fill(double now, AutoscaleSignals* s) {

@@ -14,6 +14,7 @@
 #ifndef SERVER_SRC_SLO_TRACKER_H_
 #define SERVER_SRC_SLO_TRACKER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -46,6 +47,9 @@ class SloTracker {
   // mean_output_tokens, busy_fraction); the rates over min(window, now - the first
   // admission), the busy fraction over the Busy samples in the window.
   void Fill(double now, AutoscaleSignals* s) EXCLUDES(mu_);
+  // Entries held (tests): each addition drops what left the window, so that memory stays
+  // bounded by the window's traffic whether or not anyone calls Fill (the autoscaler off).
+  size_t held() EXCLUDES(mu_);
 
  private:
   struct Done {

@@ -76,17 +76,31 @@ TEST(SloTrackerTest, TheWindowSlidesAndBusyIsARate) {
   t.Admitted(1, 0.0, 1);
   t.FirstToken(1, 0.1);
   t.Finished(1, 1.0, true, 0.0, 0.1, 1.0, 2);
-  for (int i = 0; i <= 20; ++i) t.Busy(i, i * 0.5);  // busy half the time
-  t.Busy(21, 10.0 + 1.0);                            // then all of the last second
+  for (int i = 0; i <= 3; ++i) t.Busy(i, i * 0.5);  // busy half the time
   AutoscaleSignals s;
   t.Fill(3.0, &s);
   EXPECT_EQ(s.window_requests, 1);
   EXPECT_EQ(s.window_met, 1);
-  t.Fill(21.0, &s);  // the request left the window; busy over [16, 21]: (11 - 8) / 5
+  for (int i = 4; i <= 20; ++i) t.Busy(i, i * 0.5);
+  t.Busy(21, 10.0 + 1.0);  // then all of the last second
+  t.Fill(21.0, &s);        // the request left the window; busy over [16, 21]: (11 - 8) / 5
   EXPECT_EQ(s.window_requests, 0);
   EXPECT_DOUBLE_EQ(s.attainment(), 1.0);
   EXPECT_NEAR(s.busy_fraction, 3.0 / 5.0, 1e-9);
   EXPECT_DOUBLE_EQ(s.tokens_per_s, 0);
+}
+
+TEST(SloTrackerTest, MemoryStaysBoundedWithoutFill) {
+  SloTracker t(/*window_s=*/1, /*slo_ttft_s=*/0, /*slo_tpot_s=*/0);
+  for (int i = 0; i < 100000; ++i) {  // 1000 s of traffic at 100 requests/s, never Filled
+    const double now = i * 0.01;
+    t.Admitted(i, now, 8);
+    t.FirstToken(i, now);
+    t.Generated(now, 4);
+    t.Finished(i, now, true, now, now, now, 1);
+    t.Busy(now, now / 2);
+  }
+  EXPECT_LT(t.held(), 600u);  // about a window's worth (1 s at 100/s, four kinds)
 }
 
 // A fake service for the runtime: a queue that the threshold policy must act on.
