@@ -49,6 +49,10 @@ constexpr double kFlapWindowHolds = 2;  // an up within this many down holds of 
 // false alarm in 3 million decisions; 3 gave several a half hour on Poisson arrivals).
 constexpr double kJumpSigmas = 5;
 constexpr double kDownNoiseSigmas = 1.5;  // a down is judged on the demand plus this much noise
+// A latency hold restarts when the peak demand rises this many sigmas of its noise (and at least
+// kMinRise) above its level at the hold's start.
+constexpr double kRiseSigmas = 3;
+constexpr double kMinRise = 0.1;
 
 std::string Format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 std::string Format(const char* fmt, ...) {
@@ -224,7 +228,8 @@ AutoscaleDecision SloDown(const AutoscaleOptions& o, const AutoscaleSignals& s, 
   const double peak = v.peak_demand * (1 + noise);
   int fewer = s.devices;
   std::string unlearned;
-  if (v.latency_util >= 0 && !idle) {
+  const bool by_latency = v.latency_util >= 0 && !idle;
+  if (by_latency) {
     fewer = std::min(s.devices, DevicesForLatency(o, s, v.latency_util, util));
   } else if (v.known) {
     fewer = st->capacity.DevicesFor(o, peak, util, s.devices);
@@ -246,13 +251,27 @@ AutoscaleDecision SloDown(const AutoscaleOptions& o, const AutoscaleSignals& s, 
     st->fits_fewer_since = -1;
     return Hold(s, "steady", base);
   }
-  if (st->fits_fewer_since < 0) st->fits_fewer_since = s.t;
+  // The demand's rise that restarts a latency hold: kRiseSigmas of the arrivals' noise, at least
+  // kMinRise.
+  const double rise = std::max(kMinRise, noise * kRiseSigmas / kDownNoiseSigmas);
+  std::string restarted;
+  if (st->fits_fewer_since < 0) {
+    st->fits_fewer_since = s.t;
+    st->fits_fewer_demand = v.peak_demand;
+  } else if (by_latency && v.peak_demand > st->fits_fewer_demand * (1 + rise)) {
+    restarted = Format(
+        "demand rose from %.0f to %.0f tok/s (> +%.0f%%) during the hold: the "
+        "latencies lag it, the hold restarts; ",
+        st->fits_fewer_demand, v.peak_demand, 100 * rise);
+    st->fits_fewer_since = s.t;
+    st->fits_fewer_demand = v.peak_demand;
+  }
   const double hold_s = o.down_hold_s * st->down_hold_scale;
   const double held_s = s.t - st->fits_fewer_since;
   std::string fits =
-      v.latency_util >= 0 && !idle
-          ? Format("the latency would be %.2f of the SLO on %s (<= %.2f)",
-                   v.latency_util * s.devices / fewer, Devices(fewer).c_str(), util)
+      by_latency
+          ? restarted + Format("the latency would be %.2f of the SLO on %s (<= %.2f)",
+                               v.latency_util * s.devices / fewer, Devices(fewer).c_str(), util)
           : Format(
                 "peak demand %.0f tok/s over %g s (%.0f with +%.0f%% noise) fits %s at %.2f "
                 "of their %.0f tok/s",
@@ -530,8 +549,6 @@ void OnScaleEvent(AutoscaleState* state, double t, int from, int to, bool ok) {
     return;
   }
   state->last_event_end_t = t;
-  state->last_event_from = from;
-  state->last_event_to = to;
   state->below_target_since = -1;
   state->fits_fewer_since = -1;
   state->refused_target = 0;
@@ -541,8 +558,6 @@ void OnScaleEvent(AutoscaleState* state, double t, int from, int to, bool ok) {
 
 void OnManualScale(AutoscaleState* state, double t, int devices) {
   state->last_event_end_t = t;
-  state->last_event_from = 0;  // unknown: neither an up nor a down of ours
-  state->last_event_to = devices;
   state->below_target_since = -1;
   state->fits_fewer_since = -1;
   state->refused_target = 0;

@@ -281,6 +281,36 @@ TEST(DecideTest, LatencyRoomDecidesWhereItIsKnown) {
   EXPECT_EQ(d.reason_kind, "capacity") << d.reason;
 }
 
+// A latency hold restarts when the demand rises beyond its noise: the latencies judged are of
+// requests that ran before the rise. At 400 tok/s (40 arrivals a window: a rise of more than
+// 3 / sqrt(40) = 47% restarts) the hold begins at t = 1; at t = 10 the demand triples with the
+// same latencies: no down at t = 21, where it would have come, but 20 s after the rise; a rise
+// within the noise (+30%) does not restart it.
+TEST(DecideTest, RisingDemandRestartsTheLatencyHold) {
+  const AutoscaleOptions o = Slo(1, 4);
+  auto at = [](double t, double tokens_per_s) {
+    AutoscaleSignals s = Serving(t, 4, tokens_per_s, 1.0);
+    s.tpot_p90_s = 0.06;
+    s.ttft_p90_s = 0.2;
+    return s;
+  };
+  auto first_down = [&](const std::function<double(double)>& load) {
+    AutoscaleState st;
+    for (int t = 1; t <= 60; ++t) {
+      const AutoscaleDecision d = Decide(o, at(t, load(t)), &st);
+      if (d.action == "down") return std::make_pair(t, d.reason);
+      EXPECT_EQ(d.action, "hold") << d.reason;
+    }
+    return std::make_pair(0, std::string("no down"));
+  };
+  const auto steady = first_down([](double) { return 400.0; });
+  EXPECT_EQ(steady.first, 21) << steady.second;
+  const auto noisy = first_down([](double t) { return t >= 10 ? 520.0 : 400.0; });
+  EXPECT_EQ(noisy.first, 21) << noisy.second;
+  const auto rose = first_down([](double t) { return t >= 10 ? 1200.0 : 400.0; });
+  EXPECT_EQ(rose.first, 30) << rose.second;
+}
+
 TEST(DecideTest, RetryBlocksTheRefusedTargetForRetryS) {
   const AutoscaleOptions o = Slo();
   AutoscaleState st;

@@ -165,6 +165,35 @@ TEST(AutoscaleScenarioTest, RampScalesUpMonotonically) {
   EXPECT_GE(Attainment(sim), 0.9) << sim.Log();
 }
 
+// The latencies lag the load (they are those of the requests finished in the window): on 4
+// devices at 400 tok/s they leave room for 2, and a hold towards 2 runs when a 10x burst comes
+// (4000 tok/s, beyond 4 devices' 3700). Until the queue falls behind, the window's latencies
+// are still the calm ones: a down then would halve the devices inside the burst (what the
+// first evaluation on the server did). The hold restarts when the demand rises: no down during
+// the burst, an up in it, and a down after it.
+TEST(AutoscaleScenarioTest, LaggingLatenciesDoNotScaleDownIntoABurst) {
+  auto load = [](double t) { return t >= 20 && t < 80 ? 4000.0 : 400.0; };
+  SimOptions so = StartAt(4);
+  so.report_latencies = true;
+  Sim sim(Slo(), so, load);
+  sim.Run(20);
+  EXPECT_TRUE(sim.EventsIn(0, 20).empty()) << sim.Log();
+  ASSERT_GE(sim.state().fits_fewer_since, 0) << "no hold towards fewer devices before the burst";
+  sim.Run(80);
+  const auto in_burst = sim.EventsIn(20, 80);
+  ASSERT_FALSE(in_burst.empty()) << sim.Log();
+  for (const SimEvent& e : in_burst) EXPECT_GT(e.to, e.from) << sim.Log();
+  bool restarted = false;
+  for (const auto& [t, d] : sim.decisions()) {
+    restarted |= t >= 20 && d.reason.find("the hold restarts") != std::string::npos;
+  }
+  EXPECT_TRUE(restarted) << sim.Log();
+  sim.Run(300);
+  const auto after = sim.EventsIn(80, 1e9);
+  ASSERT_FALSE(after.empty()) << sim.Log();
+  EXPECT_LT(after.back().to, after.front().from) << sim.Log();
+}
+
 // From 4000 to 900 tok/s: the down comes only after down_hold_s, straight to the count the
 // capacity says with margin (not one device at a time), then nothing.
 TEST(AutoscaleScenarioTest, DropScalesDownAfterTheHoldToTheModelsCount) {

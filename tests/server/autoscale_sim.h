@@ -48,6 +48,11 @@ struct SimOptions {
   double tick_s = 0.05;
   int start_devices = 1;
   uint32_t poisson_seed = 0;  // 0: evenly spaced arrivals; else Poisson ones from this seed
+  // The p90 TTFT and TPOT of the requests finished in the window go into the signals (the
+  // latency rule decides where they are known); they lag the load by a request's duration. The
+  // TPOT then grows with the batch (a step's fixed cost plus one per sequence): at a load of rho
+  // of the capacity, TPOT = 1 / (max_rate * (1 - rho)).
+  bool report_latencies = false;
 };
 
 struct SimEvent {
@@ -118,6 +123,15 @@ class Sim {
       s.arrivals_per_s = arrivals / len;
     }
     s.mean_output_tokens = finished > 0 ? so_.output_tokens : 0;
+    if (so_.report_latencies) {
+      std::vector<double> ttft, tpot;
+      for (const Bucket& b : buckets_) {
+        ttft.insert(ttft.end(), b.ttft.begin(), b.ttft.end());
+        tpot.insert(tpot.end(), b.tpot.begin(), b.tpot.end());
+      }
+      s.ttft_p90_s = P90(&ttft);
+      s.tpot_p90_s = P90(&tpot);
+    }
     return s;
   }
 
@@ -159,7 +173,16 @@ class Sim {
   struct Bucket {
     double len_s = 0, produced = 0, busy_s = 0;
     int64_t arrivals = 0, finished = 0, met = 0;
+    std::vector<double> ttft, tpot;  // of the requests finished in it (report_latencies)
   };
+
+  // Nearest rank; 0 when empty.
+  static double P90(std::vector<double>* v) {
+    if (v->empty()) return 0;
+    const size_t k = static_cast<size_t>(std::ceil(0.9 * v->size())) - 1;
+    std::nth_element(v->begin(), v->begin() + k, v->end());
+    return (*v)[k];
+  }
 
   int64_t Ticks(double s) const { return std::llround(s / so_.tick_s); }
   int AdmitLimit() const { return static_cast<int>(Capacity(devices_) / so_.min_rate_per_request); }
@@ -184,7 +207,12 @@ class Sim {
     }
     if (!running_.empty()) {
       const double n = static_cast<double>(running_.size());
-      const double r = std::min(so_.max_rate_per_request, mu / n);
+      double r = std::min(so_.max_rate_per_request, mu / n);
+      if (so_.report_latencies) {
+        // A step's time grows with the batch: TPOT = (1 + n / n_half) / max_rate with n_half =
+        // mu / max_rate, so the throughput approaches mu as the batch grows (never reaching it).
+        r = so_.max_rate_per_request / (1 + n * so_.max_rate_per_request / mu);
+      }
       v_ += r * dt;
       cur_.produced += r * n * dt;
       cur_.busy_s += r * n / mu * dt;
@@ -196,6 +224,10 @@ class Sim {
       const bool ok = ttft <= o_.slo_ttft_ms / 1000 && tpot <= o_.slo_tpot_ms / 1000;
       ++cur_.finished;
       cur_.met += ok;
+      if (so_.report_latencies) {
+        cur_.ttft.push_back(ttft);
+        cur_.tpot.push_back(tpot);
+      }
       ++total_finished_;
       total_met_ += ok;
       running_.pop_front();

@@ -133,10 +133,14 @@ struct CapacityModel {
 struct AutoscaleState {
   CapacityModel capacity;
   double last_event_end_t = -1e300;  // the last scale event's (ours or manual) end
-  int last_event_from = 0, last_event_to = 0;
-  double below_target_since = -1;  // attainment below target since (-1: not below)
-  double fits_fewer_since = -1;    // the demand has fit in fewer devices since (-1: not)
-  int refused_target = 0;          // the target of the last refused/failed event
+  double below_target_since = -1;    // attainment below target since (-1: not below)
+  double fits_fewer_since = -1;      // the demand has fit in fewer devices since (-1: not)
+  // The peak demand (tok/s) when the latency rule's down hold began: the latencies of finished
+  // requests lag the load, so a demand that rises beyond its noise during the hold restarts the
+  // hold from the new level (a down needs a whole hold of latencies measured at the demand it
+  // would serve).
+  double fits_fewer_demand = 0;
+  int refused_target = 0;  // the target of the last refused/failed event
   double refused_t = -1e300;
   // (t, demand tok/s) of the decisions over the last window_s: a scale-down is judged on their
   // peak, so a trough of a noisy load does not pick the target.
