@@ -118,6 +118,15 @@ TEST(CoordinatorProcessTest, AttachPopulatesWhatTheFirstStepReads) {
   auto rep = co.Scale({0, 1, 2}, {});  // nothing submitted: the new instance never steps
   ASSERT_TRUE(rep.ok()) << rep.status().ToString();
   EXPECT_EQ(rep->phase_s.count("warmup"), 0u);
+  // The instance phase's parts, measured where they ran (the instance process for all but
+  // "take" and "rpc"), each within the phase.
+  for (const char* part :
+       {"take", "connect", "hmm_attach", "weights", "populate", "sources", "rpc"}) {
+    const auto it = rep->phase_s.find(std::string("instance:") + part);
+    ASSERT_NE(it, rep->phase_s.end()) << part;
+    EXPECT_GE(it->second, 0) << part;
+    EXPECT_LE(it->second, rep->phase_s.at("instance")) << part;
+  }
   const uint64_t stores = 3 * o.kv_bytes_per_device;
   EXPECT_GE(ResidentShmem(co.active_pid()), stores + rep->bytes_remapped)
       << "the KV stores and expert slots of three devices are mapped and present";

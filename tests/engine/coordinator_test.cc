@@ -32,6 +32,10 @@ TEST(CoordinatorTest, ScaleCyclesKeepTokensAndLeakNothing) {
       EXPECT_GT(rep->bytes_remapped, 0u);
       EXPECT_LE(rep->arena_peak, rep->arena_before + rep->bytes_p2p + (64u << 20));
       EXPECT_EQ(rep->requests_recomputed, 0);
+      // The in-process instance phase's parts: taking the standby, its weight views, the swap.
+      for (const char* part : {"instance:take", "instance:weights", "instance:sources"}) {
+        EXPECT_EQ(rep->phase_s.count(part), 1u) << part;
+      }
       handed_over += rep->requests_kept + rep->requests_kv_copied;
     }
     if (round == 0) {

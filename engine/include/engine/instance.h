@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,12 @@ struct AttachStats {
   uint64_t bytes_mapped = 0;  // expert slot bytes mapped over the HMM's pages
   uint64_t bytes_copied = 0;  // bytes copied into private buffers (ablations)
   int slots = 0;              // expert slots mapped
+  // Where the attach's time went, seconds, by part: "weights" (the weight views: expert slots
+  // mapped, or private copies), "sources" (the instance takes them), and for an instance
+  // process also "connect" (to the HMM), "hmm_attach" (the HMM's reply: arena fds, tensor
+  // table, mappings), "populate" (page tables of the dense weights and KV stores) and "rpc"
+  // (the round trip's own cost: the request, its reply, the process's scheduling).
+  std::map<std::string, double> phase_s;
 };
 
 class Instance {

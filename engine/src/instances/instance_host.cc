@@ -17,6 +17,7 @@
 #include "hbm/client.h"
 #include "hbm/server.h"
 #include "instances/json_fields.h"
+#include "instances/laps.h"
 #include "instances/mailbox.h"
 #include "vmm/fd_passing.h"
 
@@ -165,15 +166,19 @@ class Host {
   StatusOr<json> Attach(const JsonFields& f, std::vector<vmm::UniqueFd> fds) {
     if (!inst_) return Status::FailedPrecondition("attach before boot");
     AttachRequest a;
+    std::map<std::string, double> parts;  // AttachStats::phase_s
+    Laps laps;
     VMM_RETURN_IF_ERROR(ParseAttach(f, &a));
     VMM_RETURN_IF_ERROR(ImportMailbox(f, &fds));
     VMM_ASSIGN_OR_RETURN(client_, hbm::HmmClient::Connect(a.socket));
+    laps.Mark("connect", &parts);
     // Only the instance's own devices: their weights and experts read-only, their KV arenas
     // read-write.
     atts_.clear();
     for (int d : a.devices) {
       VMM_ASSIGN_OR_RETURN(atts_[d], client_->Attach(d, /*writable=*/false, /*kv=*/true));
     }
+    laps.Mark("hmm_attach", &parts);
     VMM_RETURN_IF_ERROR(a.placement.Validate());
     geometry_ = KvGeometryFor(config_, a.block_tokens);
     VMM_RETURN_IF_ERROR(MapStores(a));
@@ -188,9 +193,15 @@ class Host {
       slots += ws.slots;
       sources.push_back(std::move(w));
     }
+    laps.Mark("weights", &parts);
     VMM_ASSIGN_OR_RETURN(const uint64_t populated, Populate(a));
+    laps.Mark("populate", &parts);
     VMM_RETURN_IF_ERROR(inst_->AttachSources(a.devices, std::move(sources), a.placement));
-    return json{{"bytes_mapped", mapped}, {"slots", slots}, {"bytes_populated", populated}};
+    laps.Mark("sources", &parts);
+    return json{{"bytes_mapped", mapped},
+                {"slots", slots},
+                {"bytes_populated", populated},
+                {"phases", parts}};
   }
 
   StatusOr<json> WarmUp() {

@@ -12,6 +12,7 @@
 #include <cblas.h>
 
 #include "experts/placement.h"
+#include "instances/laps.h"
 
 namespace emoe::engine {
 
@@ -107,17 +108,21 @@ Status LocalInstance::Attach(const AttachSpec& spec, AttachStats* stats) {
   wo.private_copy = spec.private_copy;
   wo.experts = spec.experts;
   std::vector<std::unique_ptr<WeightSource>> sources;
+  AttachStats local;
+  if (stats == nullptr) stats = &local;
+  Laps laps;
   for (int d : spec.devices) {
     DeviceWeightsStats ws;
     VMM_ASSIGN_OR_RETURN(auto w, DeviceWeights::Build(*hmm_, config_, d, spec.placement, wo, &ws));
-    if (stats != nullptr) {
-      stats->bytes_mapped += ws.bytes_mapped;
-      stats->bytes_copied += ws.bytes_copied;
-      stats->slots += ws.slots;
-    }
+    stats->bytes_mapped += ws.bytes_mapped;
+    stats->bytes_copied += ws.bytes_copied;
+    stats->slots += ws.slots;
     sources.push_back(std::move(w));
   }
-  return AttachSources(spec.devices, std::move(sources), spec.placement);
+  laps.Mark("weights", &stats->phase_s);
+  VMM_RETURN_IF_ERROR(AttachSources(spec.devices, std::move(sources), spec.placement));
+  laps.Mark("sources", &stats->phase_s);
+  return Status::Ok();
 }
 
 Status LocalInstance::WarmUp() {

@@ -7,13 +7,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "hbm/server.h"
 #include "instances/json_fields.h"
+#include "instances/laps.h"
 #include "instances/mailbox.h"
 #include "vmm/fd_passing.h"
 #include "vmm/process.h"
@@ -111,6 +114,29 @@ Status RemoteInstance::Call(const std::string& request, const std::vector<int>& 
   return hbm::ReplyStatus(*reply, "instance process " + std::to_string(pid_));
 }
 
+namespace {
+
+// The instance process's parts of an attach (its reply's "phases", optional), and "rpc": the
+// round trip's time outside them.
+Status ReadParts(const JsonFields& f, double round_trip_s, std::map<std::string, double>* out) {
+  double inside = 0;
+  if (f.Has("phases")) {
+    const json* parts = nullptr;
+    VMM_RETURN_IF_ERROR(f.Object("phases", &parts));
+    const JsonFields p(*parts, f.context() + ": phases");
+    for (const auto& [name, value] : parts->items()) {
+      double s = 0;
+      VMM_RETURN_IF_ERROR(p.Double(name.c_str(), &s));
+      (*out)[name] += s;
+      inside += s;
+    }
+  }
+  (*out)["rpc"] += std::max(0.0, round_trip_s - inside);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status RemoteInstance::Attach(const AttachSpec& spec, AttachStats* stats) {
   if (spec.private_copy || spec.experts != ExpertView::kSlots) {
     return Status::FailedPrecondition(
@@ -151,7 +177,9 @@ Status RemoteInstance::Attach(const AttachSpec& spec, AttachStats* stats) {
   std::vector<int> fds;
   if (exported.fd.valid()) fds.push_back(exported.fd.get());
   std::string reply;
+  Laps laps;
   VMM_RETURN_IF_ERROR(Call(req.dump(), fds, &reply));
+  const double round_trip_s = laps.Total();
   mailbox_sent_ = true;
   const json j = json::parse(reply, nullptr, false);
   const JsonFields f(j, "attach reply");
@@ -162,6 +190,7 @@ Status RemoteInstance::Attach(const AttachSpec& spec, AttachStats* stats) {
   if (stats != nullptr) {
     stats->bytes_mapped += bytes_mapped;
     stats->slots += slots;
+    VMM_RETURN_IF_ERROR(ReadParts(f, round_trip_s, &stats->phase_s));
   }
   devices_ = spec.devices;
   placement_ = spec.placement;
