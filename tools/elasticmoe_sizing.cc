@@ -188,8 +188,11 @@ vmm::StatusOr<NodeMemory> NodeAvailableBytes(int node) {
     if (nn.mem_free_bytes >= 0) m.free_bytes = static_cast<uint64_t>(nn.mem_free_bytes);
   }
   if (!listed) return vmm::Status::NotFound("no NUMA node " + std::to_string(node));
+  // One node is the whole host (see vmm::NumaNodes): /proc/meminfo's page cache is its own.
   std::string info =
-      vmm::ReadSysFile("/sys/devices/system/node/node" + std::to_string(node) + "/meminfo");
+      vmm::NumaNodes().size() == 1
+          ? ""
+          : vmm::ReadSysFile("/sys/devices/system/node/node" + std::to_string(node) + "/meminfo");
   if (info.empty()) info = vmm::ReadSysFile("/proc/meminfo");  // no NUMA: the one node
   if (m.free_bytes == 0) m.free_bytes = MeminfoKb(info, "MemFree") << 10;
   m.reclaimable_bytes = (MeminfoKb(info, "Active(file)") + MeminfoKb(info, "Inactive(file)") +

@@ -14,6 +14,7 @@
 #include <numa.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -209,6 +210,14 @@ std::vector<NumaNode> NumaNodes() {
     }
   }
   if (nodes.empty()) nodes.push_back(WholeHostNode());
+  if (nodes.size() == 1) {
+    // One node is the whole host. Some VMs (firecracker with memory added as the guest first
+    // touches it) report less in the node's meminfo than in /proc/meminfo, although the node
+    // grows into all of it: take the host's figures where they are larger.
+    const NumaNode host = WholeHostNode();
+    nodes[0].mem_total_bytes = std::max(nodes[0].mem_total_bytes, host.mem_total_bytes);
+    nodes[0].mem_free_bytes = std::max(nodes[0].mem_free_bytes, host.mem_free_bytes);
+  }
   return nodes;
 }
 

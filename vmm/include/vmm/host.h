@@ -42,6 +42,8 @@ struct NumaNode {
   long long mem_free_bytes = -1;
 };
 // The NUMA nodes that have memory (libnuma); one node 0 with all CPUs when NUMA is unavailable.
+// With one node, its memory is at least /proc/meminfo's (MemTotal, MemFree): a VM may add memory
+// to its node only as the guest touches it, so the node's own meminfo says less than it can give.
 std::vector<NumaNode> NumaNodes();
 bool NumaAvailable();
 
