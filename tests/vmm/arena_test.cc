@@ -273,8 +273,22 @@ TEST(ArenaTest, PopulatesAPrefixAtCreationAndTheRestWhenAllocated) {
   EXPECT_EQ(static_cast<uint64_t>(st.st_blocks) * 512, 7u << 20);
   EXPECT_EQ(arena->Populate(4096, 100).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(arena->Populate(8 << 20, 4096).code(), StatusCode::kInvalidArgument);
+  // An arena whose maximal blocks end with small ones (4 MiB + 2 MiB + 1 MiB + ... of 4 KiB
+  // pages) hands out its resident prefix first: nothing more is populated for an allocation
+  // that fits there (the buddy order alone would take the 4 KiB block at the very end).
+  o.name = "prefix-first";
+  o.capacity_bytes = (7 << 20) + 4096;
+  o.populate_bytes = 1 << 20;
+  auto prefixed = *Arena::Create(o);
+  const uint64_t populated1 = GlobalCounters().bytes_populated.load();
+  Extent p = *prefixed->Allocate(4096);
+  EXPECT_LT(p.offset_bytes(), 1u << 20);
+  Extent q = *prefixed->Allocate(64 << 10);
+  EXPECT_LT(q.offset_bytes() + q.size_bytes(), (1u << 20) + 1);
+  EXPECT_EQ(GlobalCounters().bytes_populated.load(), populated1);
   // Without populate, allocations stay lazy.
   o.name = "lazy";
+  o.capacity_bytes = 8 << 20;
   o.populate = false;
   auto lazy = *Arena::Create(o);
   Extent l = *lazy->Allocate(1 << 20);

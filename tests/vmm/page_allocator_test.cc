@@ -34,6 +34,28 @@ TEST(BuddyAllocatorTest, ExactSizeAndTailReturned) {
   EXPECT_EQ(a.Stats().free_blocks, 1u) << "freeing everything must merge back into one block";
 }
 
+// An arena whose size is not a power of two starts as maximal blocks, the smallest at its end
+// (5792 = 4096 + 1024 + 512 + 128 + 32 pages): a small request takes the end, unless pages
+// below a mark are preferred (a populated arena's resident prefix), and then the smallest order
+// whose lowest block fits below the mark; with no such block, the usual choice.
+TEST(BuddyAllocatorTest, PreferBelowTakesTheCheapPagesFirst) {
+  BuddyAllocator a(5792);
+  EXPECT_EQ(*a.Allocate(2), 5760u);
+  EXPECT_EQ(*a.Allocate(2, 1, 1167), 0u);  // the 4096-page block at 0, split
+  EXPECT_EQ(*a.Allocate(2, 1, 1167), 2u);  // its leftovers are small blocks at low addresses
+  EXPECT_EQ(*a.Allocate(8, 8, 1167), 8u);  // aligned within the prefix
+  EXPECT_EQ(*a.Allocate(2, 1, 1), 5762u);  // nothing fits below 1: the usual choice
+  ASSERT_TRUE(a.CheckInvariants().ok());
+  EXPECT_EQ(a.used_pages(), 16u);
+  // No single block below the mark holds 40 pages, but the run 6..63 of adjacent blocks does
+  // (the usual choice would be the order-6 block at 64).
+  BuddyAllocator b(128);
+  EXPECT_EQ(*b.Allocate(6, 1, 64), 0u);
+  EXPECT_EQ(*b.Allocate(40, 1, 64), 6u);
+  EXPECT_EQ(*b.Allocate(40, 1, 64), 64u);  // nothing below 64 holds it any more
+  ASSERT_TRUE(b.CheckInvariants().ok());
+}
+
 TEST(BuddyAllocatorTest, AlignmentIsHonoured) {
   BuddyAllocator a(256);
   ASSERT_TRUE(a.Allocate(1).ok());

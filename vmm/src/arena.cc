@@ -165,7 +165,11 @@ StatusOr<Extent> Arena::Allocate(uint64_t bytes, uint64_t align_bytes) {
   uint64_t first;
   {
     MutexLock l(&mu_);
-    auto r = allocator_->Allocate(pages, align_bytes / page_size_);
+    // A populated arena hands out its resident prefix first: pages beyond it cost a first touch
+    // (on a VM, the hypervisor backing fresh memory: ~0.3 GB/s here), and the buddy allocator
+    // alone would take the arena's smallest maximal block, at its end.
+    const uint64_t resident_pages = populate_ ? resident_prefix_.load() / page_size_ : 0;
+    auto r = allocator_->Allocate(pages, align_bytes / page_size_, resident_pages);
     if (!r.ok()) {
       const PageAllocatorStats s = allocator_->Stats();
       return Status(r.status().code(), 0,

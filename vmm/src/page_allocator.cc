@@ -64,7 +64,8 @@ void BuddyAllocator::FreeRun(uint64_t start, uint64_t num_pages) {
   }
 }
 
-StatusOr<uint64_t> BuddyAllocator::Allocate(uint64_t num_pages, uint64_t align_pages) {
+StatusOr<uint64_t> BuddyAllocator::Allocate(uint64_t num_pages, uint64_t align_pages,
+                                            uint64_t prefer_below_page) {
   if (num_pages == 0) return Status::InvalidArgument("allocate 0 pages");
   if (align_pages == 0 || !std::has_single_bit(align_pages)) {
     return Status::InvalidArgument("alignment of " + std::to_string(align_pages) +
@@ -78,7 +79,21 @@ StatusOr<uint64_t> BuddyAllocator::Allocate(uint64_t num_pages, uint64_t align_p
   }
   // Buddy blocks are aligned to their size, so a block of order >= log2(align) is aligned.
   const int want = std::max(OrderFor(num_pages), std::countr_zero(align_pages));
-  for (int order = want; order <= kMaxOrder; ++order) {
+  int first_order = -1;  // the order to take from: one below prefer_below_page, else the smallest
+  for (int order = want; order <= kMaxOrder && first_order < 0; ++order) {
+    if (!free_lists_[order].empty() && *free_lists_[order].begin() + num_pages <= prefer_below_page)
+      first_order = order;
+  }
+  if (first_order < 0 && prefer_below_page > 0) {
+    // No block below the mark holds it, but a run of adjacent free blocks there may.
+    if (auto run = FindRun(num_pages, align_pages);
+        run && run->second + num_pages <= prefer_below_page) {
+      TakeCovered(free_by_start_.find(run->first), run->second, num_pages);
+      CountAllocation();
+      return run->second;
+    }
+  }
+  for (int order = first_order >= 0 ? first_order : want; order <= kMaxOrder; ++order) {
     if (free_lists_[order].empty()) continue;
     const uint64_t start = *free_lists_[order].begin();  // lowest address: less fragmentation
     EraseFree(start, order);
@@ -103,7 +118,8 @@ StatusOr<uint64_t> BuddyAllocator::Allocate(uint64_t num_pages, uint64_t align_p
       std::to_string(s.largest_free_run_pages) + " pages");
 }
 
-std::optional<uint64_t> BuddyAllocator::TakeRun(uint64_t num_pages, uint64_t align_pages) {
+std::optional<std::pair<uint64_t, uint64_t>> BuddyAllocator::FindRun(uint64_t num_pages,
+                                                                     uint64_t align_pages) const {
   // First fit by address over maximal runs of adjacent free blocks.
   uint64_t run_start = 0, run_end = 0;
   for (auto it = free_by_start_.begin(); it != free_by_start_.end(); ++it) {
@@ -111,10 +127,16 @@ std::optional<uint64_t> BuddyAllocator::TakeRun(uint64_t num_pages, uint64_t ali
     run_end = it->first + BlockSize(it->second);
     const uint64_t first = (run_start + align_pages - 1) / align_pages * align_pages;
     if (first >= run_end || run_end - first < num_pages) continue;
-    TakeCovered(free_by_start_.find(run_start), first, num_pages);
-    return first;
+    return std::make_pair(run_start, first);
   }
   return std::nullopt;
+}
+
+std::optional<uint64_t> BuddyAllocator::TakeRun(uint64_t num_pages, uint64_t align_pages) {
+  const auto run = FindRun(num_pages, align_pages);
+  if (!run) return std::nullopt;
+  TakeCovered(free_by_start_.find(run->first), run->second, num_pages);
+  return run->second;
 }
 
 bool BuddyAllocator::AllocateAt(uint64_t first_page, uint64_t num_pages) {

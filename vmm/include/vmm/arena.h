@@ -90,9 +90,9 @@ struct ArenaOptions {
   // (rounded up to whole pages, at most the capacity; the default is all of it); Populate()
   // faults in more ahead of time (in chunks, between which a caller reports progress or stops);
   // pages neither reached are populated by the allocation that hands them out (the cost moves
-  // there). Populated pages stay resident: freed pages are never discarded (discard_on_free is
-  // refused with populate), short of the kernel swapping shmem out. REQUIRES direct_map and
-  // !discard_on_free.
+  // there); an allocation takes pages of the resident prefix first where it fits there. Populated
+  // pages stay resident: freed pages are never discarded (discard_on_free is refused with
+  // populate), short of the kernel swapping shmem out. REQUIRES direct_map and !discard_on_free.
   bool populate = false;
   uint64_t populate_bytes = UINT64_MAX;
   // Seal the memfd with F_SEAL_FUTURE_WRITE once the direct map is made (and populated): the

@@ -28,6 +28,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vmm/status.h"
@@ -62,7 +63,13 @@ class BuddyAllocator {
   // `align_pages`. REQUIRES: num_pages >= 1; align_pages a power of two.
   // Errors: kInvalidArgument for a bad request, kResourceExhausted when no free block is large
   // enough (the message gives free pages and the largest free block).
-  StatusOr<uint64_t> Allocate(uint64_t num_pages, uint64_t align_pages = 1);
+  // `prefer_below_page`: where some pages are cheaper than others (a populated arena's resident
+  // prefix [0, prefer_below_page)), the smallest order whose lowest-addressed block would hold
+  // the extent entirely below it is taken first, else the lowest run of adjacent free blocks
+  // below it; only when neither exists does the usual choice (the smallest order, which an
+  // arena's maximal blocks put at its end) apply.
+  StatusOr<uint64_t> Allocate(uint64_t num_pages, uint64_t align_pages = 1,
+                              uint64_t prefer_below_page = 0);
 
   // Takes exactly pages [first_page, first_page + num_pages), e.g. the pages right after an
   // extent that grows in place. Returns true (counted in `allocations`, like Allocate) when every
@@ -99,6 +106,10 @@ class BuddyAllocator {
   // The fallback of Allocate: the lowest run of adjacent free blocks holding num_pages pages at an
   // aligned start, taken out of the free pool (head and tail given back); nullopt if none.
   std::optional<uint64_t> TakeRun(uint64_t num_pages, uint64_t align_pages);
+  // The lowest such run without taking it: (the start of its first free block, the aligned first
+  // page of the extent); nullopt if none.
+  std::optional<std::pair<uint64_t, uint64_t>> FindRun(uint64_t num_pages,
+                                                       uint64_t align_pages) const;
   // Takes pages [first_page, first_page + num_pages) out of the free pool: erases the free blocks
   // from `block` on until the run is covered and gives back, as maximal aligned blocks, the parts
   // of them before first_page and after the run. REQUIRES: `block` starts at or before
