@@ -1,8 +1,8 @@
-// instances/laps.h: where an operation's time went, part by part (AttachStats::phase_s).
+// laps.h (engine, private): where an operation's time went, part by part (AttachStats::phase_s).
 //
 // Thread safety: one owner.
-#ifndef ENGINE_INSTANCES_LAPS_H_
-#define ENGINE_INSTANCES_LAPS_H_
+#ifndef ENGINE_SRC_LAPS_H_
+#define ENGINE_SRC_LAPS_H_
 
 #include <chrono>
 #include <map>
@@ -29,4 +29,4 @@ class Laps {
 
 }  // namespace emoe::engine
 
-#endif  // ENGINE_INSTANCES_LAPS_H_
+#endif  // ENGINE_SRC_LAPS_H_

@@ -17,8 +17,8 @@
 #include "hbm/client.h"
 #include "hbm/server.h"
 #include "instances/json_fields.h"
-#include "instances/laps.h"
 #include "instances/mailbox.h"
+#include "laps.h"
 #include "vmm/fd_passing.h"
 
 namespace emoe::engine {

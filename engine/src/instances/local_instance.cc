@@ -12,7 +12,7 @@
 #include <cblas.h>
 
 #include "experts/placement.h"
-#include "instances/laps.h"
+#include "laps.h"
 
 namespace emoe::engine {
 

@@ -16,8 +16,8 @@
 
 #include "hbm/server.h"
 #include "instances/json_fields.h"
-#include "instances/laps.h"
 #include "instances/mailbox.h"
+#include "laps.h"
 #include "vmm/fd_passing.h"
 #include "vmm/process.h"
 

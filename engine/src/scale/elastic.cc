@@ -4,6 +4,7 @@
 #include <set>
 
 #include "engine/deployment.h"
+#include "laps.h"
 #include "scale/procedure.h"
 #include "scale/scale_plan.h"
 
@@ -75,6 +76,10 @@ Status CopyP2p(ScaleEvent& ev, const ScalePlan& plan) {
   VMM_ASSIGN_OR_RETURN(const hbm::CopyBatchReport r, c.hmm->ApplyCopies(batch, c.copy_options));
   ev.rep.bytes_p2p += r.bytes;
   ev.rep.p2p_copy_s += r.copy_s;
+  // The HMM's parts of it: checks and allocations, the copies, the records.
+  ev.rep.phase_s["memory:hmm_prepare"] += r.prepare_s;
+  ev.rep.phase_s["memory:hmm_copy"] += r.copy_s;
+  ev.rep.phase_s["memory:hmm_register"] += r.register_s;
   ev.undo.Add(
       [&ev, records] { ev.Cleanup("copied records", ev.ctx.hmm->Release(records).status()); });
   return Status::Ok();
@@ -109,11 +114,15 @@ Status LoadIncoming(ScaleEvent& ev, const ScalePlan& plan) {
 
 // Phase 2: memory, concurrent with serving.
 Status Memory(ScaleEvent& ev, const ScalePlan& plan) {
+  // The phase's parts, next to the phases (ScaleReport::phase_s).
+  Laps laps;
   VMM_RETURN_IF_ERROR(ev.options.p2p ? CopyP2p(ev, plan) : LoadIncoming(ev, plan));
+  laps.Mark(ev.options.p2p ? "memory:copies" : "memory:load", &ev.rep.phase_s);
   for (int d : plan.added) {
     VMM_ASSIGN_OR_RETURN(bool created, ev.ctx.stores->Ensure(d));
     if (created) ev.undo.Add([&ev, d] { ev.ctx.stores->Drop(d); });
   }
+  laps.Mark("memory:kv_stores", &ev.rep.phase_s);
   return ev.Injected("memory");
 }
 
