@@ -556,7 +556,7 @@ void OnScaleEvent(AutoscaleState* state, double t, int from, int to, bool ok) {
   state->last_down_settled = to >= from;
 }
 
-void OnManualScale(AutoscaleState* state, double t, int devices) {
+void OnManualScale(AutoscaleState* state, double t, int /*devices*/) {
   state->last_event_end_t = t;
   state->below_target_since = -1;
   state->fits_fewer_since = -1;
