@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <string>
 
+#include "engine/kernels.h"
 #include "engine/model.h"
 #include "tools/emoe_serving.h"
 #include "tools/flag_checks.h"
@@ -70,6 +71,10 @@ DEFINE_string(json, "",
 DEFINE_string(hmmd_socket, "",
               "attach to a running hmmd (weights zero-copy, read-only) instead of loading them; "
               "--model still gives config.json");
+DEFINE_int32(threads_per_device, 1,
+             "threads per device, 1..64: a device is a team of threads pinned to its CPUs that "
+             "split the rows of every product (outputs are identical for every count); more "
+             "than 1 needs --compute_share=1");
 DEFINE_double(compute_share, 1.0,
               "device compute share in (0, 1] (DESIGN 4.4): each device idles (1/share - 1) "
               "times its compute after each step, like a slower accelerator");
@@ -133,6 +138,11 @@ Status CheckFlags() {
       t::CreatableFile("json", FLAGS_json),
       t::Socket("hmmd_socket", FLAGS_hmmd_socket),
       t::RealIn("compute_share", FLAGS_compute_share, 0, true, 1),
+      t::IntIn("threads_per_device", FLAGS_threads_per_device, 1, 64),
+      FLAGS_threads_per_device > 1 && FLAGS_compute_share < 1
+          ? Status::InvalidArgument("--threads_per_device > 1 needs --compute_share=1 (the "
+                                    "compute share is accounted per thread)")
+          : Status::Ok(),
   });
 }
 
@@ -163,6 +173,7 @@ int main(int argc, char** argv) {
   o.hmmd_socket = FLAGS_hmmd_socket;
   o.block_tokens = FLAGS_block_tokens;
   o.instance.compute_share = FLAGS_compute_share;
+  o.instance.threads_per_device = FLAGS_threads_per_device;
   o.scheduler.max_tokens_per_step = FLAGS_max_tokens_per_step;
   o.scheduler.max_batch = FLAGS_max_batch;
   emoe::tools::WorkloadOptions& w = o.workload;
@@ -181,6 +192,9 @@ int main(int argc, char** argv) {
   w.max_prompt_tokens = FLAGS_max_prompt_tokens;
   w.max_output_tokens = FLAGS_max_output_tokens;
   o.json = FLAGS_json;
+  std::fprintf(stderr, "emoe: kernels %s, %d thread(s) per device\n",
+               emoe::engine::kernels::IsaName(emoe::engine::kernels::ActiveIsa()),
+               FLAGS_threads_per_device);
   auto rejected = emoe::tools::RunEmoe(o);
   if (!rejected.ok()) return Fail(rejected.status());
   return *rejected > 0 ? emoe::tools::kExitRequestsFailed : emoe::tools::kExitOk;

@@ -38,6 +38,7 @@
 
 #include "engine/deployment.h"
 #include "engine/forward.h"
+#include "engine/kernels.h"
 #include "engine/model.h"
 #include "server/service.h"
 #include "tools/autoscale_flags.h"
@@ -67,6 +68,10 @@ DEFINE_int32(max_tokens_per_step, 2048,
              "token budget of one step, 2..1048576 (a prompt is prefilled in one step: at most "
              "this minus one tokens)");
 DEFINE_int32(block_tokens, 16, "tokens per KV block, 1..4096");
+DEFINE_int32(threads_per_device, 1,
+             "threads per device, 1..64: a device is a team of threads pinned to its CPUs that "
+             "split the rows of every product (outputs are identical for every count); more "
+             "than 1 needs --compute_share=1");
 DEFINE_double(compute_share, 1.0,
               "device compute share in (0, 1] (DESIGN 4.4): each device idles (1/share - 1) "
               "times its compute after each step, like a slower accelerator");
@@ -158,6 +163,11 @@ Status CheckFlags() {
       t::IntIn("max_tokens_per_step", FLAGS_max_tokens_per_step, 2, 1 << 20),
       t::IntIn("block_tokens", FLAGS_block_tokens, 1, 4096),
       t::RealIn("compute_share", FLAGS_compute_share, 0, true, 1),
+      t::IntIn("threads_per_device", FLAGS_threads_per_device, 1, 64),
+      FLAGS_threads_per_device > 1 && FLAGS_compute_share < 1
+          ? Status::InvalidArgument("--threads_per_device > 1 needs --compute_share=1 (the "
+                                    "compute share is accounted per thread)")
+          : Status::Ok(),
       t::Executable("instance_binary", FLAGS_instance_binary),
       t::Executable("hmmd_binary", FLAGS_hmmd_binary),
       t::Socket("hmmd_socket", FLAGS_hmmd_socket),
@@ -263,6 +273,9 @@ Status Prepare(Setup* s) {
   VMM_RETURN_IF_ERROR(emoe::engine::ValidateCheckpoint(s->config, s->ckpt));
   VMM_ASSIGN_OR_RETURN(s->text, emoe::tools::ModelText::ForModel(s->model, s->config.vocab_size));
   std::fprintf(stderr, "emoe_server: %s\n", s->text->start_line().c_str());
+  std::fprintf(stderr, "emoe_server: kernels %s, %d thread(s) per device\n",
+               emoe::engine::kernels::IsaName(emoe::engine::kernels::ActiveIsa()),
+               FLAGS_threads_per_device);
   VMM_ASSIGN_OR_RETURN(s->hmm, SizedHmmOptions(s->config, s->ckpt));
   return Status::Ok();
 }
@@ -270,6 +283,7 @@ Status Prepare(Setup* s) {
 emoe::engine::CoordinatorOptions CoordinatorOptionsFor(const Setup& s) {
   emoe::engine::CoordinatorOptions co;
   co.instance.compute_share = FLAGS_compute_share;
+  co.instance.threads_per_device = FLAGS_threads_per_device;
   co.scheduler.max_batch = FLAGS_max_num_seqs;
   co.scheduler.max_tokens_per_step = FLAGS_max_tokens_per_step;
   co.block_tokens = FLAGS_block_tokens;

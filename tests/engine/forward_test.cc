@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <set>
 
 #include "../hbm/test_files.h"
@@ -212,6 +213,58 @@ INSTANTIATE_TEST_SUITE_P(Models, ForwardTest,
                            return std::string(std::get<0>(info.param) == 0 ? "qwen3" : "mixtral") +
                                   (std::get<1>(info.param) == hbm::DType::kF32 ? "_f32" : "_bf16");
                          });
+
+// A prompt longer than kFusedMaxTokens takes the BLAS path (widened tiles + sgemm); its decode
+// steps then run fused.
+TEST_P(ForwardTest, LongPrefillThroughBlasMatchesReference) {
+  const ModelConfig config = std::get<0>(GetParam()) == 0 ? *PresetConfig("tiny") : TinyMixtral();
+  auto l = Load(config, std::get<1>(GetParam()));
+  Forward fwd(&l->weights);
+  kv::ContiguousSequence kv(KvGeometryFor(config), 64);
+  std::vector<int32_t> seq;
+  for (int i = 0; i < kFusedMaxTokens + 5; ++i) seq.push_back((i * 37 + 11) % 256);
+  auto logits = fwd.Run(seq, &kv);
+  ASSERT_TRUE(logits.ok()) << logits.status().ToString();
+  Ref ref{l->weights};
+  EXPECT_LT(RelErr(*logits, ref.Logits(seq)), 1e-4) << "prefill of " << seq.size();
+  seq.push_back(42);
+  logits = fwd.Run({42}, &kv);
+  ASSERT_TRUE(logits.ok());
+  EXPECT_LT(RelErr(*logits, ref.Logits(seq)), 1e-4) << "decode after a long prefill";
+}
+
+// Several sequences' attention in one call (their projections one fused product) gives each the
+// bits it gets alone; a long one among them runs on its own path.
+TEST(AttentionBlocksTest, BatchedSequencesGetTheirOwnBits) {
+  const ModelConfig config = *PresetConfig("tiny");
+  auto l = Load(config, hbm::DType::kBF16);
+  const int64_t H = config.hidden_size;
+  const std::vector<std::vector<int32_t>> prompts = {
+      {1, 2, 3}, {40, 50}, {7}, std::vector<int32_t>(kFusedMaxTokens + 3, 9), {100, 101, 102}};
+  auto run = [&](bool batched) {
+    Forward fwd(&l->weights);
+    std::vector<std::unique_ptr<kv::ContiguousSequence>> kvs;
+    std::vector<std::vector<float>> h(prompts.size());
+    std::vector<AttentionInput> in;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      kvs.push_back(std::make_unique<kv::ContiguousSequence>(KvGeometryFor(config), 64));
+      EXPECT_TRUE(fwd.Prepare(prompts[i], kvs[i].get()).ok());
+      h[i].resize(prompts[i].size() * H);
+      fwd.Embed(prompts[i], h[i].data());
+      in.push_back({0, static_cast<int64_t>(prompts[i].size()), kvs[i].get(), h[i].data()});
+    }
+    for (int layer = 0; layer < config.num_hidden_layers; ++layer) {
+      if (batched) {
+        fwd.AttentionBlocks(layer, in);
+      } else {
+        for (const AttentionInput& s : in) fwd.AttentionBlock(layer, s.t0, s.count, s.kv, s.h);
+      }
+    }
+    return h;
+  };
+  const auto alone = run(false), together = run(true);
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(alone[i], together[i]) << "sequence " << i;
+}
 
 TEST(GreedyTest, GeneratedModelIsNotDegenerate) {
   const ModelConfig config = *PresetConfig("tiny");

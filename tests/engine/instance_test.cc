@@ -17,9 +17,9 @@ struct World {
   std::vector<std::unique_ptr<kv::KvStore>> stores;  // one per device
 };
 
-std::unique_ptr<World> MakeWorld(const std::string& preset) {
+std::unique_ptr<World> MakeWorld(const ModelConfig& config, std::vector<int> cpus = {}) {
   auto w = std::make_unique<World>();
-  w->config = *PresetConfig(preset);
+  w->config = config;
   EXPECT_TRUE(GenerateModel(w->config, {}, w->dir.path()).ok());
   auto ckpt = hbm::OpenCheckpoint(w->dir.path());
   hbm::HmmOptions o;
@@ -28,7 +28,7 @@ std::unique_ptr<World> MakeWorld(const std::string& preset) {
   std::vector<hbm::DeviceSpec> specs(4);
   for (int i = 0; i < 4; ++i) {
     specs[i].id = i;
-    specs[i].cpus = {i % 2};
+    specs[i].cpus = cpus.empty() ? std::vector<int>{i % 2} : cpus;
     specs[i].capacity_bytes = 32 << 20;
   }
   w->hmm = std::move(*hbm::Hmm::CreateWithDevices(specs, o));
@@ -40,13 +40,20 @@ std::unique_ptr<World> MakeWorld(const std::string& preset) {
   return w;
 }
 
+std::unique_ptr<World> MakeWorld(const std::string& preset) {
+  return MakeWorld(*PresetConfig(preset));
+}
+
 // Greedy decoding of `prompts` as one batch on the first `n` devices (sequence i on rank i % n).
 std::vector<std::vector<int32_t>> Generate(World& w, int n,
                                            const std::vector<std::vector<int32_t>>& prompts,
-                                           int steps, std::vector<float>* first_logits) {
+                                           int steps, std::vector<float>* first_logits,
+                                           int threads_per_device = 1) {
   std::vector<int> devices;
   for (int d = 0; d < n; ++d) devices.push_back(d);
-  auto inst = LocalInstance::Create(w.hmm.get(), w.config, devices);
+  InstanceOptions o;
+  o.threads_per_device = threads_per_device;
+  auto inst = LocalInstance::Create(w.hmm.get(), w.config, devices, o);
   EXPECT_TRUE(inst.ok()) << inst.status().ToString();
   std::vector<std::unique_ptr<kv::PagedSequence>> seqs;
   std::vector<SequenceInput> batch;
@@ -81,6 +88,37 @@ TEST(InstanceTest, SameTokensBitForBitOnOneToFourDevices) {
     EXPECT_EQ(Generate(*w, n, prompts, 12, &ln), want) << n << " devices";
     EXPECT_EQ(ln, l1) << "logits differ in bits on " << n << " devices";
   }
+}
+
+// A device as a team of threads: products large enough to split (experts 2048 wide: the fused
+// products and, for the 20-token prompt, the widened sgemm tiles) give the same bits with 1, 2
+// and 3 threads per device, on 1 and 2 devices.
+TEST(InstanceTest, SameBitsForEveryThreadCountPerDevice) {
+  ModelConfig c = *PresetConfig("tiny");
+  c.moe_intermediate_size = 2048;
+  auto w = MakeWorld(c, {0, 1});
+  std::vector<int32_t> longer;
+  for (int i = 0; i < 20; ++i) longer.push_back((i * 29 + 3) % 256);
+  const std::vector<std::vector<int32_t>> prompts = {{72, 101, 108, 108, 111}, longer, {7}};
+  std::vector<float> l1;
+  const auto want = Generate(*w, 1, prompts, 6, &l1);
+  for (int n = 1; n <= 2; ++n) {
+    for (int threads = 2; threads <= 3; ++threads) {
+      std::vector<float> ln;
+      EXPECT_EQ(Generate(*w, n, prompts, 6, &ln, threads), want)
+          << n << " devices, " << threads << " threads each";
+      EXPECT_EQ(ln, l1) << "logits differ in bits: " << n << " devices, " << threads << " threads";
+    }
+  }
+  InstanceOptions o;
+  o.threads_per_device = 0;
+  EXPECT_EQ(LocalInstance::Create(w->hmm.get(), w->config, {0}, o).status().code(),
+            vmm::StatusCode::kInvalidArgument);
+  o.threads_per_device = 2;
+  o.compute_share = 0.5;
+  EXPECT_EQ(LocalInstance::Create(w->hmm.get(), w->config, {0}, o).status().code(),
+            vmm::StatusCode::kInvalidArgument)
+      << "a compute share is accounted per thread";
 }
 
 TEST(InstanceTest, ExpertsAreSpreadOverRanks) {

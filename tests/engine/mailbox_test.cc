@@ -12,6 +12,7 @@
 #include <random>
 
 #include "engine/model.h"
+#include "instances/json_fields.h"
 #include "vmm/fd_passing.h"
 
 namespace emoe::engine {
@@ -313,6 +314,31 @@ TEST_F(InstanceHostTest, MalformedRequestsGetErrorsNamingTheField) {
   ASSERT_EQ(waitpid(pid_, &status, 0), pid_);
   pid_ = 0;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// The timing parts of an attach reply are diagnostics: malformed ones are skipped and counted,
+// never an error, and "rpc" is the round trip outside the valid ones.
+TEST(TimingPartsTest, MalformedPartsAreSkippedNotFatal) {
+  std::map<std::string, double> out;
+  int skipped = 0;
+  AddTimingParts(nlohmann::json::parse(R"({"phases":{"weights":0.25,"populate":0.5}})"), 1.0, &out,
+                 &skipped);
+  EXPECT_EQ(skipped, 0);
+  EXPECT_DOUBLE_EQ(out["weights"], 0.25);
+  EXPECT_DOUBLE_EQ(out["rpc"], 0.25);
+  AddTimingParts(nlohmann::json::parse(
+                     R"({"phases":{"weights":"fast","populate":-1,"sources":0.125,"x":null}})"),
+                 0.1, &out, &skipped);
+  EXPECT_EQ(skipped, 3);
+  EXPECT_DOUBLE_EQ(out["weights"], 0.25);
+  EXPECT_DOUBLE_EQ(out["sources"], 0.125);
+  EXPECT_DOUBLE_EQ(out["rpc"], 0.25) << "the round trip was shorter than its parts: adds 0";
+  AddTimingParts(nlohmann::json::parse(R"({"phases":[1,2]})"), 0.5, &out, &skipped);
+  EXPECT_EQ(skipped, 4);
+  EXPECT_DOUBLE_EQ(out["rpc"], 0.75);
+  AddTimingParts(nlohmann::json::parse("[]"), 0.5, &out, &skipped);  // not even an object
+  EXPECT_EQ(skipped, 4);
+  EXPECT_DOUBLE_EQ(out["rpc"], 1.25);
 }
 
 }  // namespace

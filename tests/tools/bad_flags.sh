@@ -63,6 +63,8 @@ emoe#--preset=tiny --prompt=x --block_tokens=0#--block_tokens
 emoe#--preset=tiny --prompt=x --max_tokens_per_step=0#--max_tokens_per_step
 emoe#--preset=tiny --prompt=x --max_batch=-1#--max_batch
 emoe#--preset=tiny --prompt=x --compute_share=0#--compute_share
+emoe#--preset=tiny --prompt=x --threads_per_device=0#--threads_per_device
+emoe#--preset=tiny --prompt=x --threads_per_device=2 --compute_share=0.5#--threads_per_device
 emoe#--preset=tiny --prompt=x --json=$work/nope/report.json#--json
 emoe#--preset=tiny --prompt=x --hmmd_socket=$work/file#--hmmd_socket
 emoe#--preset=nope --prompt=x#--preset

@@ -2,11 +2,18 @@
 //
 // Weights are never owned here: a WeightSource hands out views (an HMM's records, an attachment
 // to hmmd, ...). ModelWeights::Bind resolves every tensor of the schema once and checks shapes.
-// Matrix products go through BLAS (serial OpenBLAS: each device owns its threads); bf16 weights
-// are widened to fp32 into a scratch buffer per product.
+// Matrix products of at most kFusedMaxTokens tokens (decode, small expert batches) run on the
+// fused kernels of engine/kernels.h: each weight element read once in its own type. Larger ones
+// (prefill) widen a cache-sized tile of bf16/f16 rows to fp32 and call BLAS sgemm (serial BLIS:
+// each device owns its threads). The attention projections of all the short sequences of a
+// step run as one fused product over all their tokens (AttentionBlocks), so the weights are
+// read once per step, not once per sequence.
 //
 // Determinism: expert outputs of a token are summed in ascending expert id, so results do not
-// depend on which device computed which expert.
+// depend on which device computed which expert; a fused product's output for one token does not
+// depend on the other tokens of the product (engine/kernels.h), and whether a sequence's product
+// is fused depends on its own token count only, so a token's result does not depend on which
+// sequences share its device or step.
 //
 // Thread safety: ModelWeights is immutable after Bind. A Forward object holds scratch buffers and
 // is used by one thread at a time; use one per worker.
@@ -20,6 +27,7 @@
 #include <vector>
 
 #include "engine/model.h"
+#include "engine/thread_team.h"
 #include "hbm/safetensors.h"
 #include "kv/kv_cache.h"
 
@@ -57,9 +65,30 @@ struct ModelWeights {
 // The KV geometry of a model (fp32 K and V per layer and KV head).
 kv::KvGeometry KvGeometryFor(const ModelConfig& config, int64_t block_tokens = 16);
 
+// Products over at most this many tokens run fused (engine/kernels.h); more go to BLAS.
+inline constexpr int64_t kFusedMaxTokens = 16;
+// A fused product is split among a team's members from this many weight elements up (below,
+// waking the team costs more than the rows it shares).
+inline constexpr int64_t kMinTeamElements = 64 << 10;
+
+// One sequence's share of an attention layer: `count` tokens at positions t0.. of `kv`, their
+// hidden states h[count x H].
+struct AttentionInput {
+  int64_t t0 = 0, count = 0;
+  kv::Sequence* kv = nullptr;
+  float* h = nullptr;
+};
+
 class Forward {
  public:
   explicit Forward(const ModelWeights* weights) : w_(weights) {}
+  // Products split their rows among `team`'s members (null: this thread alone). Each output is
+  // computed by the same code on the same rows either way: results are bit-identical.
+  void SetTeam(ThreadTeam* team) { team_ = team; }
+  // false: every product takes the BLAS path (bf16/f16 tiles widened to fp32, sgemv for one
+  // token), as the engine did before the fused kernels: engine_bench's baseline. A token's
+  // result may then depend on the other tokens of its product.
+  void SetFusedKernels(bool on) { fused_ = on; }
   // Runs `tokens` (appended after kv->length()) through the model and returns the logits of the
   // last token ([vocab]). The sequence's KV is reserved first: kResourceExhausted when the cache
   // cannot hold the tokens, kInvalidArgument for a token id outside the vocabulary; in both
@@ -76,6 +105,9 @@ class Forward {
   void Embed(const std::vector<int32_t>& tokens, float* h);
   // h += attention(input_norm(h)) for `count` tokens at positions t0.. of `kv`.
   void AttentionBlock(int layer, int64_t t0, int64_t count, kv::Sequence* kv, float* h);
+  // The same for several sequences: those of at most kFusedMaxTokens tokens share one fused
+  // product per projection; each longer one runs on its own.
+  void AttentionBlocks(int layer, const std::vector<AttentionInput>& seqs);
   // x = post_attention_norm(h); routes[t] = the token's top-k (expert, weight), ascending expert.
   void Route(int layer, const float* h, int64_t count, float* x,
              std::vector<std::vector<std::pair<int, float>>>* routes);
@@ -85,11 +117,22 @@ class Forward {
   void Logits(const float* h, float* logits);
 
  private:
-  // y[m x n] = x[m x k] * W^T, W [n x k] (bf16 or fp32).
+  // y[m x n] = x[m x k] * W^T, W [n x k] (bf16, f16 or fp32): fused for m <= kFusedMaxTokens.
   void MatMul(const float* x, int64_t m, const WeightRef& w, float* y);
+  // The same, always fused.
+  void FusedMatMul(const float* x, int64_t m, const WeightRef& w, float* y);
+  // Attention over sequences whose rows are stacked: projections fused or by MatMul.
+  void AttentionGroup(int layer, const std::vector<AttentionInput>& seqs, bool fused);
+  // q/k norms and RoPE of the sequence's rows from row0, K and V into its cache.
+  void StoreKv(int layer, const AttentionInput& s, int64_t row0);
+  void Attend(int layer, const AttentionInput& s, int64_t row0);
 
   const ModelWeights* w_;
-  std::vector<float> x_, q_, k_, v_, attn_, proj_, wide_, logits_, gate_, up_, norm_;
+  ThreadTeam* team_ = nullptr;
+  bool fused_ = true;
+  std::vector<float> x_, q_, k_, v_, attn_, proj_, logits_, gate_, up_, norm_, scores_;
+  std::vector<std::vector<float>> wide_;  // a widening tile per team member
+  std::vector<const float*> keys_, values_;
 };
 
 // Widens bf16 or copies f32 into `out` (n elements).

@@ -32,6 +32,14 @@ struct InstanceOptions {
   // about N times the capacity of one such device. 1 (the default) disables it. Memory
   // operations are never slowed.
   double compute_share = 1.0;
+  // Threads per device (DESIGN 4.2: a device is a team of threads): the rank's worker and
+  // threads_per_device - 1 helpers pinned to the device's CPUs split the rows of each product
+  // (engine/thread_team.h); outputs are bit-identical for every count. 1..64; with more than 1
+  // the compute share must be 1 (it is accounted per thread).
+  int threads_per_device = 1;
+  // false: the products of the engine before its fused kernels (Forward::SetFusedKernels), for
+  // benchmarks' baselines only: outputs are then not bit-identical across device counts.
+  bool fused_kernels = true;
   Status Validate() const;
 };
 

@@ -130,6 +130,8 @@ class LocalInstance : public Instance {
   int pending_ GUARDED_BY(mu_) = 0;
   bool stop_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;  // one per rank; set by Boot, joined by the destructor
+  // One per rank (its worker is member 0, the forward of the rank uses it); set by Boot.
+  std::vector<std::unique_ptr<ThreadTeam>> teams_;
 };
 
 }  // namespace emoe::engine

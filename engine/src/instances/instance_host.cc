@@ -100,6 +100,7 @@ class Host {
     VMM_RETURN_IF_ERROR(f.Object("config", &config));
     VMM_RETURN_IF_ERROR(f.IntArrays("cpus", &cpus));
     VMM_RETURN_IF_ERROR(f.Double("compute_share", &o.compute_share, Need::kOptional));
+    VMM_RETURN_IF_ERROR(f.Int("threads_per_device", &o.threads_per_device, Need::kOptional));
     VMM_ASSIGN_OR_RETURN(config_, ParseModelConfig(config->dump()));
     VMM_ASSIGN_OR_RETURN(inst_, LocalInstance::Boot(config_, std::move(cpus), o));
     return json{{"pid", getpid()}};

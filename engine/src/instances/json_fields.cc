@@ -1,5 +1,8 @@
 #include "instances/json_fields.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "hbm/json_reader.h"
 
 namespace emoe::engine {
@@ -98,6 +101,28 @@ Status JsonFields::ObjectArray(const char* field, std::vector<JsonFields>* out) 
     out->emplace_back((*list)[i].value(), context_ + ": " + field + "[" + std::to_string(i) + "]");
   }
   return Status::Ok();
+}
+
+void AddTimingParts(const nlohmann::json& reply, double round_trip_s,
+                    std::map<std::string, double>* out, int* skipped) {
+  double inside = 0;
+  if (reply.is_object() && reply.contains("phases")) {
+    const nlohmann::json& parts = reply["phases"];
+    if (!parts.is_object()) {
+      ++*skipped;
+    } else {
+      for (const auto& [name, value] : parts.items()) {
+        const double s = value.is_number() ? value.get<double>() : -1;
+        if (!std::isfinite(s) || s < 0) {
+          ++*skipped;
+          continue;
+        }
+        (*out)[name] += s;
+        inside += s;
+      }
+    }
+  }
+  (*out)["rpc"] += std::max(0.0, round_trip_s - inside);
 }
 
 }  // namespace emoe::engine

@@ -9,6 +9,7 @@
 #define ENGINE_INSTANCES_JSON_FIELDS_H_
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -51,6 +52,13 @@ class JsonFields {
   const nlohmann::json& obj_;
   std::string context_;
 };
+
+// Adds an instance process's timing parts of a reply ({"phases": {"name": seconds, ...}}, which
+// is optional) to `out`, and "rpc": `round_trip_s` minus their sum (at least 0). Diagnostics
+// never fail the request they came with: a part that is not a finite number >= 0, or "phases"
+// that is not an object, is skipped and counted in `*skipped`.
+void AddTimingParts(const nlohmann::json& reply, double round_trip_s,
+                    std::map<std::string, double>* out, int* skipped);
 
 }  // namespace emoe::engine
 

@@ -21,6 +21,14 @@ Status InstanceOptions::Validate() const {
     return Status::InvalidArgument("compute share must be in (0, 1], got " +
                                    std::to_string(compute_share));
   }
+  if (threads_per_device < 1 || threads_per_device > 64) {
+    return Status::InvalidArgument("threads per device must be in 1..64, got " +
+                                   std::to_string(threads_per_device));
+  }
+  if (threads_per_device > 1 && compute_share < 1.0) {
+    return Status::InvalidArgument(
+        "a compute share below 1 needs one thread per device (it is accounted per thread)");
+  }
   return Status::Ok();
 }
 
@@ -36,6 +44,7 @@ StatusOr<std::unique_ptr<LocalInstance>> LocalInstance::Boot(const ModelConfig& 
   inst->options_ = options;
   inst->hmm_ = hmm;
   for (size_t r = 0; r < cpus.size(); ++r) {
+    inst->teams_.push_back(std::make_unique<ThreadTeam>(options.threads_per_device, cpus[r]));
     inst->workers_.emplace_back(&LocalInstance::WorkerLoop, inst.get(), static_cast<int>(r),
                                 cpus[r]);
     pthread_setname_np(inst->workers_.back().native_handle(),
@@ -89,7 +98,11 @@ Status LocalInstance::AttachSources(std::vector<int> devices,
     ranks.push_back(std::move(rk));
   }
   // Forward keeps a pointer to its weights: create them once the vector no longer moves.
-  for (Rank& r : ranks) r.forward = std::make_unique<Forward>(&r.weights);
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    ranks[r].forward = std::make_unique<Forward>(&ranks[r].weights);
+    ranks[r].forward->SetTeam(teams_[r].get());
+    ranks[r].forward->SetFusedKernels(options_.fused_kernels);
+  }
   ranks_ = std::move(ranks);
   devices_ = std::move(devices);
   placement_ = placement;
@@ -269,11 +282,16 @@ Status LocalInstance::ValidateStep(const std::vector<SequenceInput>& batch) {
 
 void LocalInstance::AttentionPhase(StepState& s, int l, int r) {
   Forward& f = *ranks_[r].forward;
+  std::vector<AttentionInput> seqs;
   for (int i = 0; i < s.n; ++i) {
     if (s.batch[i].rank != r) continue;
-    const int64_t count = s.batch[i].tokens.size();
-    f.AttentionBlock(l, s.t0[i], count, s.batch[i].kv, s.h[i].data());
-    f.Route(l, s.h[i].data(), count, s.x[i].data(), &s.routes[i]);
+    seqs.push_back(
+        {s.t0[i], static_cast<int64_t>(s.batch[i].tokens.size()), s.batch[i].kv, s.h[i].data()});
+  }
+  f.AttentionBlocks(l, seqs);
+  for (int i = 0; i < s.n; ++i) {
+    if (s.batch[i].rank != r) continue;
+    f.Route(l, s.h[i].data(), s.batch[i].tokens.size(), s.x[i].data(), &s.routes[i]);
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -60,7 +61,8 @@ StatusOr<std::unique_ptr<RemoteInstance>> RemoteInstance::Launch(const std::stri
   json boot{{"op", "boot"},
             {"config", std::move(config_json)},
             {"cpus", cpus},
-            {"compute_share", options.compute_share}};
+            {"compute_share", options.compute_share},
+            {"threads_per_device", options.threads_per_device}};
   std::string reply;
   VMM_RETURN_IF_ERROR(inst->Call(boot.dump(), {}, &reply));  // the destructor reaps on error
   return inst;
@@ -114,28 +116,7 @@ Status RemoteInstance::Call(const std::string& request, const std::vector<int>& 
   return hbm::ReplyStatus(*reply, "instance process " + std::to_string(pid_));
 }
 
-namespace {
-
-// The instance process's parts of an attach (its reply's "phases", optional), and "rpc": the
-// round trip's time outside them.
-Status ReadParts(const JsonFields& f, double round_trip_s, std::map<std::string, double>* out) {
-  double inside = 0;
-  if (f.Has("phases")) {
-    const json* parts = nullptr;
-    VMM_RETURN_IF_ERROR(f.Object("phases", &parts));
-    const JsonFields p(*parts, f.context() + ": phases");
-    for (const auto& [name, value] : parts->items()) {
-      double s = 0;
-      VMM_RETURN_IF_ERROR(p.Double(name.c_str(), &s));
-      (*out)[name] += s;
-      inside += s;
-    }
-  }
-  (*out)["rpc"] += std::max(0.0, round_trip_s - inside);
-  return Status::Ok();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Status RemoteInstance::Attach(const AttachSpec& spec, AttachStats* stats) {
   if (spec.private_copy || spec.experts != ExpertView::kSlots) {
@@ -190,7 +171,13 @@ Status RemoteInstance::Attach(const AttachSpec& spec, AttachStats* stats) {
   if (stats != nullptr) {
     stats->bytes_mapped += bytes_mapped;
     stats->slots += slots;
-    VMM_RETURN_IF_ERROR(ReadParts(f, round_trip_s, &stats->phase_s));
+    // Diagnostics never fail an attach that happened: malformed parts are skipped.
+    int skipped = 0;
+    AddTimingParts(j, round_trip_s, &stats->phase_s, &skipped);
+    if (skipped > 0) {
+      std::fprintf(stderr, "remote instance: attach reply had %d malformed timing part(s)\n",
+                   skipped);
+    }
   }
   devices_ = spec.devices;
   placement_ = spec.placement;

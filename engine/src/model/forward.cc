@@ -1,5 +1,7 @@
 #include "engine/forward.h"
 
+#include "engine/kernels.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -144,101 +146,163 @@ kv::KvGeometry KvGeometryFor(const ModelConfig& c, int64_t block_tokens) {
 }
 
 void Forward::MatMul(const float* x, int64_t m, const WeightRef& w, float* y) {
+  if (fused_ && m <= kFusedMaxTokens) return FusedMatMul(x, m, w, y);
   const int64_t n = w.shape[0], k = w.shape[1];
-  if (w.dtype == hbm::DType::kF32) {
-    if (m == 1) {
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, static_cast<const float*>(w.data), k, x,
-                  1, 0.0f, y, 1);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k,
-                  static_cast<const float*>(w.data), k, 0.0f, y, n);
+  // Many tokens (prefill): sgemm over cache-sized tiles of rows, compute-bound here; bf16/f16
+  // tiles are widened to fp32 first (~256 KiB), paid once per tile for all m tokens. A team
+  // splits the tiles, so every sgemm call has the same shape with or without it.
+  const int64_t tile = w.dtype == hbm::DType::kF32 ? n : std::max<int64_t>(8, (64 << 10) / k);
+  const int members = team_ != nullptr && n > tile ? team_->size() : 1;
+  wide_.resize(members);
+  auto share = [&](int i) {
+    const auto [first, last] = ThreadTeam::Range(n, members, i, tile);
+    for (int64_t r0 = first; r0 < last; r0 += tile) {
+      const int64_t rows = std::min(tile, last - r0);
+      const float* b = static_cast<const float*>(w.data) + r0 * k;
+      if (w.dtype != hbm::DType::kF32) {
+        wide_[i].resize(tile * k);
+        ToFloat(w, r0 * k, rows * k, wide_[i].data());
+        b = wide_[i].data();
+      }
+      if (m == 1) {  // only without fused kernels (the baseline)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, k, 1.0f, b, k, x, 1, 0.0f, y + r0, 1);
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, rows, k, 1.0f, x, k, b, k, 0.0f,
+                    y + r0, n);
+      }
     }
-    return;
-  }
-  // bf16/f16: widen a tile of rows small enough to stay in cache (~256 KiB of fp32), multiply it,
-  // move on. Each weight byte then crosses the memory bus once, as bf16, instead of being widened
-  // into a full-size fp32 copy that is written and read back.
-  const int64_t tile = std::max<int64_t>(8, (64 << 10) / k);
-  wide_.resize(std::min(tile, n) * k);
-  for (int64_t r0 = 0; r0 < n; r0 += tile) {
-    const int64_t rows = std::min(tile, n - r0);
-    ToFloat(w, r0 * k, rows * k, wide_.data());
-    if (m == 1) {  // decode of one token: a matrix-vector product
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, k, 1.0f, wide_.data(), k, x, 1, 0.0f, y + r0,
-                  1);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, rows, k, 1.0f, x, k, wide_.data(), k,
-                  0.0f, y + r0, n);
+  };
+  members > 1 ? team_->Run(share) : share(0);
+}
+
+void Forward::FusedMatMul(const float* x, int64_t m, const WeightRef& w, float* y) {
+  const int64_t n = w.shape[0], k = w.shape[1];
+  const int members =
+      team_ != nullptr && n * k >= kMinTeamElements ? std::min<int64_t>(team_->size(), n / 8) : 1;
+  if (members <= 1) return kernels::DotRows(w.data, w.dtype, n, k, x, m, y, n);
+  const int64_t elem = hbm::DTypeSize(w.dtype);
+  team_->Run([&](int i) {
+    const auto [first, last] = ThreadTeam::Range(n, members, i, 8);
+    if (last > first) {
+      kernels::DotRows(static_cast<const char*>(w.data) + first * k * elem, w.dtype, last - first,
+                       k, x, m, y + first, n);
     }
-  }
+  });
 }
 
 void Forward::AttentionBlock(int layer, int64_t t0, int64_t count, kv::Sequence* kv, float* h) {
+  AttentionBlocks(layer, {AttentionInput{t0, count, kv, h}});
+}
+
+void Forward::AttentionBlocks(int layer, const std::vector<AttentionInput>& seqs) {
+  std::vector<AttentionInput> small;
+  for (const AttentionInput& s : seqs) {
+    if (s.count <= kFusedMaxTokens) {
+      small.push_back(s);
+    } else {
+      AttentionGroup(layer, {s}, /*fused=*/false);
+    }
+  }
+  if (!small.empty()) AttentionGroup(layer, small, /*fused=*/fused_);
+}
+
+void Forward::AttentionGroup(int layer, const std::vector<AttentionInput>& seqs, bool fused) {
   const ModelConfig& c = w_->config;
   const LayerWeights& L = w_->layers[layer];
   const int64_t H = c.hidden_size, hd = c.head_dim, nh = c.num_attention_heads,
-                nkv = c.num_key_value_heads, group = nh / nkv;
-  x_.resize(count * H);
-  for (int64_t t = 0; t < count; ++t) {
-    RmsNorm(&h[t * H], L.input_norm, H, c.rms_norm_eps, &x_[t * H], &norm_);
+                nkv = c.num_key_value_heads;
+  int64_t rows = 0;
+  for (const AttentionInput& s : seqs) rows += s.count;
+  x_.resize(rows * H);
+  int64_t row = 0;
+  for (const AttentionInput& s : seqs) {
+    for (int64_t t = 0; t < s.count; ++t, ++row) {
+      RmsNorm(&s.h[t * H], L.input_norm, H, c.rms_norm_eps, &x_[row * H], &norm_);
+    }
   }
-  q_.resize(count * nh * hd);
-  k_.resize(count * nkv * hd);
-  v_.resize(count * nkv * hd);
-  MatMul(x_.data(), count, L.q, q_.data());
-  MatMul(x_.data(), count, L.k, k_.data());
-  MatMul(x_.data(), count, L.v, v_.data());
-  for (int64_t t = 0; t < count; ++t) {
+  q_.resize(rows * nh * hd);
+  k_.resize(rows * nkv * hd);
+  v_.resize(rows * nkv * hd);
+  auto product = [&](const float* x, const WeightRef& w, float* y) {
+    fused ? FusedMatMul(x, rows, w, y) : MatMul(x, rows, w, y);
+  };
+  product(x_.data(), L.q, q_.data());
+  product(x_.data(), L.k, k_.data());
+  product(x_.data(), L.v, v_.data());
+  attn_.assign(rows * nh * hd, 0.0f);
+  row = 0;
+  for (const AttentionInput& s : seqs) {
+    StoreKv(layer, s, row);
+    Attend(layer, s, row);
+    row += s.count;
+  }
+  proj_.resize(rows * H);
+  product(attn_.data(), L.o, proj_.data());
+  row = 0;
+  for (const AttentionInput& s : seqs) {
+    for (int64_t i = 0; i < s.count * H; ++i) s.h[i] += proj_[row * H + i];
+    row += s.count;
+  }
+}
+
+void Forward::StoreKv(int layer, const AttentionInput& s, int64_t row0) {
+  const ModelConfig& c = w_->config;
+  const LayerWeights& L = w_->layers[layer];
+  const int64_t hd = c.head_dim, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+  for (int64_t t = 0; t < s.count; ++t) {
+    const int64_t row = row0 + t;
     for (int64_t i = 0; i < nh; ++i) {
-      float* qh = &q_[(t * nh + i) * hd];
+      float* qh = &q_[(row * nh + i) * hd];
       if (L.q_norm.data) RmsNorm(qh, L.q_norm, hd, c.rms_norm_eps, qh, &norm_);
-      Rope(qh, hd, t0 + t, c.rope_theta);
+      Rope(qh, hd, s.t0 + t, c.rope_theta);
     }
     for (int64_t i = 0; i < nkv; ++i) {
-      float* kh = &k_[(t * nkv + i) * hd];
+      float* kh = &k_[(row * nkv + i) * hd];
       if (L.k_norm.data) RmsNorm(kh, L.k_norm, hd, c.rms_norm_eps, kh, &norm_);
-      Rope(kh, hd, t0 + t, c.rope_theta);
+      Rope(kh, hd, s.t0 + t, c.rope_theta);
     }
-    std::memcpy(kv->Key(layer, t0 + t), &k_[t * nkv * hd], nkv * hd * sizeof(float));
-    std::memcpy(kv->Value(layer, t0 + t), &v_[t * nkv * hd], nkv * hd * sizeof(float));
+    std::memcpy(s.kv->Key(layer, s.t0 + t), &k_[row * nkv * hd], nkv * hd * sizeof(float));
+    std::memcpy(s.kv->Value(layer, s.t0 + t), &v_[row * nkv * hd], nkv * hd * sizeof(float));
   }
-  attn_.assign(count * nh * hd, 0.0f);
+}
+
+// Causal attention of the sequence's rows (q_ from row0) over its KV, into attn_ from row0.
+void Forward::Attend(int layer, const AttentionInput& s, int64_t row0) {
+  const ModelConfig& c = w_->config;
+  const int64_t hd = c.head_dim, nh = c.num_attention_heads, group = nh / c.num_key_value_heads;
   // K and V of every position, resolved once per layer (the paged lookup is not per head).
-  const int64_t total = t0 + count;
-  std::vector<const float*> keys(total), values(total);
+  const int64_t total = s.t0 + s.count;
+  keys_.resize(total);
+  values_.resize(total);
   for (int64_t j = 0; j < total; ++j) {
-    keys[j] = kv->Key(layer, j);
-    values[j] = kv->Value(layer, j);
+    keys_[j] = s.kv->Key(layer, j);
+    values_[j] = s.kv->Value(layer, j);
   }
-  std::vector<float> scores;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  for (int64_t t = 0; t < count; ++t) {
-    const int64_t len = t0 + t + 1;  // causal: positions 0..t0+t
-    scores.resize(len);
+  for (int64_t t = 0; t < s.count; ++t) {
+    const int64_t len = s.t0 + t + 1;  // causal: positions 0..t0+t
+    scores_.resize(len);
     for (int64_t i = 0; i < nh; ++i) {
-      const float* qh = &q_[(t * nh + i) * hd];
+      const float* qh = &q_[((row0 + t) * nh + i) * hd];
       const int64_t g = i / group;
       float mx = -INFINITY;
       for (int64_t j = 0; j < len; ++j) {
-        const float* kj = keys[j] + g * hd;
+        const float* kj = keys_[j] + g * hd;
         float sc = 0;
         for (int64_t d = 0; d < hd; ++d) sc += qh[d] * kj[d];
-        scores[j] = sc * scale;
-        mx = std::max(mx, scores[j]);
+        scores_[j] = sc * scale;
+        mx = std::max(mx, scores_[j]);
       }
       double sum = 0;
-      for (int64_t j = 0; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
-      float* out = &attn_[(t * nh + i) * hd];
+      for (int64_t j = 0; j < len; ++j) sum += (scores_[j] = std::exp(scores_[j] - mx));
+      float* out = &attn_[((row0 + t) * nh + i) * hd];
       for (int64_t j = 0; j < len; ++j) {
-        const float p = static_cast<float>(scores[j] / sum);
-        const float* vj = values[j] + g * hd;
+        const float p = static_cast<float>(scores_[j] / sum);
+        const float* vj = values_[j] + g * hd;
         for (int64_t d = 0; d < hd; ++d) out[d] += p * vj[d];
       }
     }
   }
-  proj_.resize(count * H);
-  MatMul(attn_.data(), count, L.o, proj_.data());
-  for (int64_t i = 0; i < count * H; ++i) h[i] += proj_[i];
 }
 
 void Forward::Route(int layer, const float* h, int64_t count, float* x,

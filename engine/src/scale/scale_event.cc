@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "laps.h"
+
 namespace emoe::engine {
 
 namespace {
@@ -57,16 +59,15 @@ StatusOr<std::unique_ptr<Instance>> ScaleContext::Prepare(const AttachSpec& spec
     if (spec.stores[i] == nullptr)
       return Status::Internal("attach before the KV store of a device");
   }
-  const auto t0 = std::chrono::steady_clock::now();
+  Laps laps;
   VMM_ASSIGN_OR_RETURN(auto inst, pool->Take(spec.devices, allow_standby));
-  const double take_s = Since(t0);
   AttachStats st;
+  laps.Mark("take", &st.phase_s);
   VMM_RETURN_IF_ERROR(inst->Attach(spec, &st));
   if (rep != nullptr) {
     rep->bytes_remapped += st.bytes_mapped;
     rep->bytes_copied += st.bytes_copied;
     // The instance phase's parts (AttachStats::phase_s), next to the phases.
-    rep->phase_s["instance:take"] += take_s;
     for (const auto& [part, s] : st.phase_s) rep->phase_s["instance:" + part] += s;
   }
   return inst;

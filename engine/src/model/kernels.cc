@@ -1,0 +1,300 @@
+#include "engine/kernels.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+namespace emoe::engine::kernels {
+
+namespace {
+
+// ---- scalar: the same lanes and reduction order as the vector path, in portable C++ ----
+
+float WidenBf16(uint16_t v) { return std::bit_cast<float>(static_cast<uint32_t>(v) << 16); }
+
+float WidenF16(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  uint32_t u;
+  if (exp == 0) {
+    if (man == 0) return std::bit_cast<float>(sign);
+    int e = -1;  // subnormal: normalize
+    uint32_t m = man;
+    do {
+      m <<= 1;
+      ++e;
+    } while (!(m & 0x400));
+    u = sign | ((127 - 15 - e) << 23) | ((m & 0x3ff) << 13);
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else {
+    u = sign | ((exp + 112) << 23) | (man << 13);
+  }
+  return std::bit_cast<float>(u);
+}
+
+float ReduceLanes(const float* s) {
+  float a[4];
+  for (int l = 0; l < 4; ++l) a[l] = s[l] + s[l + 4];
+  const float b0 = a[0] + a[2], b1 = a[1] + a[3];
+  return b0 + b1;
+}
+
+// The weight element types, as template arguments.
+enum Kind { kBf16, kF16, kF32 };
+template <Kind K>
+using Elem = std::conditional_t<K == kF32, float, uint16_t>;
+
+template <Kind K>
+float Widen(Elem<K> v) {
+  if constexpr (K == kF32) return v;
+  if constexpr (K == kF16) return WidenF16(v);
+  return WidenBf16(v);
+}
+
+template <Kind K>
+void ScalarRows(const Elem<K>* w, int64_t rows, int64_t k, const float* x, int64_t m, float* y,
+                int64_t ldy) {
+  const int64_t body = k / 8 * 8;
+  for (int64_t r = 0; r < rows; ++r) {
+    const Elem<K>* wr = w + r * k;
+    for (int64_t t = 0; t < m; ++t) {
+      const float* xt = x + t * k;
+      float s[8] = {};
+      for (int64_t j = 0; j < body; j += 8) {
+        for (int l = 0; l < 8; ++l) {
+          s[l] += Widen<K>(wr[j + l]) * xt[j + l];
+        }
+      }
+      float sum = ReduceLanes(s);
+      for (int64_t j = body; j < k; ++j) sum += Widen<K>(wr[j]) * xt[j];
+      y[t * ldy + r] = sum;
+    }
+  }
+}
+
+// ---- AVX2 + FMA: R rows x T tokens per block, one 8-lane accumulator per (row, token) ----
+
+#define EMOE_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// Tokens per pass over a block of rows (their accumulators live on the stack).
+constexpr int64_t kFusedTokens = 16;
+
+template <Kind K>
+EMOE_AVX2 inline __m256 Load8(const Elem<K>* p) {
+  if constexpr (K == kF32) {
+    return _mm256_loadu_ps(p);
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if constexpr (K == kF16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+EMOE_AVX2 inline float Reduce8(__m256 v) {  // lanes (l, l+4), then (l, l+2), then (0, 1)
+  __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+  a = _mm_add_ss(a, _mm_movehdup_ps(a));
+  return _mm_cvtss_f32(a);
+}
+
+// Adds W[r][j0..j1) . x[t][j0..j1) to the lane accumulators acc[r * T + t] (in memory between
+// calls, in registers inside one).
+template <int R, int T, Kind K>
+EMOE_AVX2 void Accumulate(const Elem<K>* w, int64_t k, const float* x, int64_t j0, int64_t j1,
+                          __m256* acc) {
+  __m256 a[R][T];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) a[r][t] = acc[r * T + t];
+  for (int64_t j = j0; j < j1; j += 8) {
+    __m256 xv[T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * k + j);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = Load8<K>(w + r * k + j);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) a[r][t] = _mm256_fmadd_ps(wv, xv[t], a[r][t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) acc[r * T + t] = a[r][t];
+}
+
+// y[t * ldy + r] = the reduced lanes of acc[r * T + t] plus the k % 8 tail.
+template <int R, int T, Kind K>
+EMOE_AVX2 void Finish(const Elem<K>* w, int64_t k, const float* x, const __m256* acc, float* y,
+                      int64_t ldy) {
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      float sum = Reduce8(acc[r * T + t]);
+      for (int64_t j = k / 8 * 8; j < k; ++j) sum += Widen<K>(w[r * k + j]) * x[t * k + j];
+      y[t * ldy + r] = sum;
+    }
+  }
+}
+
+template <int R, int T, Kind K>
+EMOE_AVX2 void Block(const Elem<K>* w, int64_t k, const float* x, float* y, int64_t ldy) {
+  __m256 acc[R * T];
+  for (__m256& a : acc) a = _mm256_setzero_ps();
+  Accumulate<R, T, K>(w, k, x, 0, k / 8 * 8, acc);
+  Finish<R, T, K>(w, k, x, acc, y, ldy);
+}
+
+// Columns per pass when several tokens share a block of rows: the tokens' slices of x (16 x 256
+// floats at most, 16 KiB) and the rows' (4 x 256) stay in L1 while every token pair passes.
+constexpr int64_t kChunk = 256;
+
+// Several tokens: blocks of 4 rows; for each chunk of columns, every pair of tokens in turn.
+template <Kind K>
+EMOE_AVX2 void RowBlockForTokens(const Elem<K>* w, int64_t k, const float* x, int64_t m, float* y,
+                                 int64_t ldy) {
+  __m256 acc[kFusedTokens * 4];
+  for (int64_t i = 0; i < m * 4; ++i) acc[i] = _mm256_setzero_ps();
+  const int64_t body = k / 8 * 8;
+  for (int64_t j0 = 0; j0 < body; j0 += kChunk) {
+    const int64_t j1 = std::min(body, j0 + kChunk);
+    int64_t t = 0;
+    for (; t + 2 <= m; t += 2) Accumulate<4, 2, K>(w, k, x + t * k, j0, j1, &acc[t * 4]);
+    if (t < m) Accumulate<4, 1, K>(w, k, x + t * k, j0, j1, &acc[t * 4]);
+  }
+  int64_t t = 0;
+  for (; t + 2 <= m; t += 2) Finish<4, 2, K>(w, k, x + t * k, &acc[t * 4], y + t * ldy, ldy);
+  if (t < m) Finish<4, 1, K>(w, k, x + t * k, &acc[t * 4], y + t * ldy, ldy);
+}
+
+// One token: 8 rows at a time (8 independent FMA chains keep both FMA ports busy). Several
+// tokens: RowBlockForTokens, in groups of at most kFusedTokens. Leftover rows one by one.
+template <Kind K>
+EMOE_AVX2 void Avx2Rows(const Elem<K>* w, int64_t rows, int64_t k, const float* x, int64_t m,
+                        float* y, int64_t ldy) {
+  for (int64_t t0 = 0; t0 < m; t0 += kFusedTokens) {
+    const int64_t mt = std::min<int64_t>(kFusedTokens, m - t0);
+    const float* xt = x + t0 * k;
+    float* yt = y + t0 * ldy;
+    int64_t r = 0;
+    if (mt == 1) {
+      for (; r + 8 <= rows; r += 8) Block<8, 1, K>(w + r * k, k, xt, yt + r, ldy);
+    } else {
+      for (; r + 4 <= rows; r += 4) RowBlockForTokens<K>(w + r * k, k, xt, mt, yt + r, ldy);
+    }
+    for (; r < rows; ++r) {
+      for (int64_t t = 0; t < mt; ++t) {
+        Block<1, 1, K>(w + r * k, k, xt + t * k, yt + t * ldy + r, ldy);
+      }
+    }
+  }
+}
+
+// The sum of the 8-byte words (mod 2^64), then of the bytes after the last whole word: the same
+// value whatever loads compute it.
+uint64_t WordSum(const char* c, size_t bytes) {
+  uint64_t sum = 0;
+  size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, c + i, 8);
+    sum += v;
+  }
+  for (; i < bytes; ++i) sum += static_cast<unsigned char>(c[i]);
+  return sum;
+}
+
+EMOE_AVX2 uint64_t Avx2ReadSum(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 128 <= bytes; i += 128) {
+    a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i + 32)));
+    a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i + 64)));
+    a3 = _mm256_add_epi64(a3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i + 96)));
+  }
+  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  uint64_t lanes[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes), s);
+  uint64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  return sum + WordSum(c + i, bytes - i);
+}
+
+uint64_t ScalarReadSum(const void* p, size_t bytes) {
+  return WordSum(static_cast<const char*>(p), bytes);
+}
+
+}  // namespace
+
+const char* IsaName(Isa isa) { return isa == Isa::kAvx2 ? "avx2+fma" : "scalar"; }
+
+bool IsaSupported(Isa isa) {
+  if (isa == Isa::kScalar) return true;
+  __builtin_cpu_init();
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+}
+
+vmm::StatusOr<Isa> SelectIsa() {
+  const char* env = std::getenv("EMOE_KERNELS");
+  if (env == nullptr || *env == '\0') return IsaSupported(Isa::kAvx2) ? Isa::kAvx2 : Isa::kScalar;
+  const std::string want = env;
+  Isa isa;
+  if (want == "scalar") {
+    isa = Isa::kScalar;
+  } else if (want == "avx2") {
+    isa = Isa::kAvx2;
+  } else {
+    return vmm::Status::InvalidArgument("EMOE_KERNELS='" + want + "': expected 'scalar' or 'avx2'");
+  }
+  if (!IsaSupported(isa)) {
+    return vmm::Status::FailedPrecondition("EMOE_KERNELS='" + want +
+                                           "': this CPU lacks AVX2 or FMA");
+  }
+  return isa;
+}
+
+Isa ActiveIsa() {
+  static const Isa isa = [] {
+    vmm::StatusOr<Isa> s = SelectIsa();
+    vmm::CheckOk(s.status(), "engine kernels");
+    return *s;
+  }();
+  return isa;
+}
+
+void DotRows(Isa isa, const void* w, hbm::DType dtype, int64_t rows, int64_t k, const float* x,
+             int64_t m, float* y, int64_t ldy) {
+  const bool avx2 = isa == Isa::kAvx2;
+  switch (dtype) {
+    case hbm::DType::kF32: {
+      const float* p = static_cast<const float*>(w);
+      return avx2 ? Avx2Rows<kF32>(p, rows, k, x, m, y, ldy)
+                  : ScalarRows<kF32>(p, rows, k, x, m, y, ldy);
+    }
+    case hbm::DType::kF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w);
+      return avx2 ? Avx2Rows<kF16>(p, rows, k, x, m, y, ldy)
+                  : ScalarRows<kF16>(p, rows, k, x, m, y, ldy);
+    }
+    case hbm::DType::kBF16: {
+      const uint16_t* p = static_cast<const uint16_t*>(w);
+      return avx2 ? Avx2Rows<kBf16>(p, rows, k, x, m, y, ldy)
+                  : ScalarRows<kBf16>(p, rows, k, x, m, y, ldy);
+    }
+  }
+}
+
+uint64_t ReadSum(Isa isa, const void* p, size_t bytes) {
+  return isa == Isa::kAvx2 ? Avx2ReadSum(p, bytes) : ScalarReadSum(p, bytes);
+}
+
+}  // namespace emoe::engine::kernels
