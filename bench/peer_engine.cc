@@ -107,10 +107,9 @@ Setup Build(const engine::ModelConfig& config, const emoe::hbm::Checkpoint& ckpt
   auto load = s.hmm->LoadCheckpoint(ckpt, [&](const emoe::hbm::TensorInfo& t) {
     const auto& ts = spec[t.name];
     if (ts.expert >= 0) {
-      return emoe::hbm::PlacementDecision{
-          emoe::hbm::Usage::kExperts,
-          {owner[ts.expert]},
-          "l" + std::to_string(ts.layer) + "e" + std::to_string(ts.expert)};
+      std::string group = "l";  // appended, not concatenated: GCC 12's -Wrestrict false positive
+      group.append(std::to_string(ts.layer)).append("e").append(std::to_string(ts.expert));
+      return emoe::hbm::PlacementDecision{emoe::hbm::Usage::kExperts, {owner[ts.expert]}, group};
     }
     return emoe::hbm::PlacementDecision{emoe::hbm::Usage::kWeights, devices, ""};
   });

@@ -13,7 +13,12 @@
 // llama.cpp's on a small machine.
 import fs from "node:fs";
 import process from "node:process";
-import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+
+// node-llama-cpp from bench/peer/node/node_modules (npm ci there; scripts/peer_bench.sh does).
+const nodeModules = new URL("./node/node_modules/", import.meta.url);
+const { getLlama, LlamaLogLevel } = await import(
+  new URL("node-llama-cpp/dist/index.js", nodeModules).href
+);
 
 function parseArgs(argv) {
   const a = { threads: 1, batch: 1, new_tokens: 64, repeats: 3, kv: "f16", json: "" };
@@ -95,7 +100,7 @@ async function main() {
   const out = {
     engine: "llama.cpp",
     node_llama_cpp: JSON.parse(
-      fs.readFileSync(new URL("./node/node_modules/node-llama-cpp/package.json", import.meta.url)),
+      fs.readFileSync(new URL("node-llama-cpp/package.json", nodeModules)),
     ).version,
     llama_cpp_release: llama.llamaCppRelease?.release ?? null,
     build_type: llama.buildType,

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -140,11 +141,24 @@ uint64_t Elements(const Info& t) {
 
 // --- fixtures -------------------------------------------------------------------------------
 
+// Every TempDir, removed when the test program ends (kept with GGUF_EXPORT_TEST_KEEP=1, e.g. to
+// load the files in llama.cpp).
+struct TempDirs {
+  std::vector<fs::path> dirs;
+  ~TempDirs() {
+    std::error_code ec;
+    if (const char* keep = std::getenv("GGUF_EXPORT_TEST_KEEP"); keep && *keep == '1') return;
+    for (const fs::path& d : dirs) fs::remove_all(d, ec);
+  }
+};
+TempDirs temp_dirs;
+
 std::string TempDir(const std::string& name) {
   const fs::path d =
       fs::temp_directory_path() / ("gguf_export_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
+  temp_dirs.dirs.push_back(d);
   return d.string();
 }
 
@@ -279,18 +293,25 @@ TEST(GgufExportTest, TinyBytesBf16AndF32) {
 TEST(GgufExportTest, MixtralPermutesQueryAndKeyRows) {
   engine::ModelConfig c = *engine::PresetConfig("mixtral-text");
   c.vocab_size = 300;  // byte tokens and 44 plain ones; small
-  c.tie_word_embeddings = true;
   const Exported e = Export(c, "mixtral", gguf::TensorType::kF32);
   EXPECT_EQ(e.gguf.kv.at("general.architecture").s, "llama");
   EXPECT_EQ(e.gguf.kv.at("llama.feed_forward_length").u, 128u);
   EXPECT_EQ(e.gguf.kv.at("llama.rope.dimension_count").u, 32u);
   EXPECT_EQ(e.gguf.kv.at("tokenizer.ggml.tokens").strings[299], "<t299>");
-  for (const Info& t : e.gguf.tensors) EXPECT_NE(t.name, "output.weight");  // tied
+  EXPECT_EQ(e.gguf.tensors.back().name, "output.weight");
   CheckTensors(e, gguf::TensorType::kF32);
   // The permutation itself: a head of 4 rows takes source rows 0, 2, 1, 3.
   EXPECT_EQ(PermutedSourceRow(1, 4), 2);
   EXPECT_EQ(PermutedSourceRow(2, 4), 1);
   EXPECT_EQ(PermutedSourceRow(5, 4), 6);
+}
+
+TEST(GgufExportTest, TiedEmbeddingsHaveNoOutputTensor) {
+  engine::ModelConfig c = *engine::PresetConfig("tiny");
+  c.tie_word_embeddings = true;  // llama.cpp then reuses token_embd
+  const Exported e = Export(c, "tied", gguf::TensorType::kBF16);
+  for (const Info& t : e.gguf.tensors) EXPECT_NE(t.name, "output.weight");
+  CheckTensors(e, gguf::TensorType::kBF16);
 }
 
 TEST(GgufExportTest, BadInputIsAnErrorAndLeavesNoFile) {
@@ -317,7 +338,7 @@ TEST(GgufExportTest, HuggingFaceGgufReadsTheSameHeader) {
   const Exported e = Export(*engine::PresetConfig("tiny"), "tiny_hf", gguf::TensorType::kBF16);
   const std::string script = (fs::path(EMOE_SOURCE_DIR) / "tests/tools/gguf_read.mjs").string();
   const std::string cmd =
-      "cd '" + node_dir.string() + "' && node '" + script + "' '" + e.path + "' 2>&1";
+      "node '" + script + "' '" + e.path + "' '" + (node_dir / "node_modules").string() + "' 2>&1";
   std::FILE* p = ::popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;

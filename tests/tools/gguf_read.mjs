@@ -1,10 +1,14 @@
-// gguf_read.mjs FILE.gguf: the GGUF's header as @huggingface/gguf (an independent reader) parses
+// gguf_read.mjs FILE.gguf NODE_MODULES: the GGUF's header as @huggingface/gguf (an independent reader) parses
 // it, as JSON: scalar metadata, array lengths, tensor infos and the data section's offset.
-// gguf_export_test runs it (from bench/peer/node, where npm installs the package) to check the
+// gguf_export_test runs it (NODE_MODULES: bench/peer/node's, where npm installs it) to check the
 // writer against a reader that is not ours.
-import { gguf } from "@huggingface/gguf";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
 
-const file = process.argv[2];
+const [file, nodeModules] = process.argv.slice(2);
+const { gguf } = await import(
+  pathToFileURL(path.join(nodeModules, "@huggingface/gguf/dist/index.mjs")).href
+);
 const { metadata, tensorInfos, tensorDataOffset } = await gguf(file, { allowLocalFile: true });
 const scalars = {};
 const arrays = {};
