@@ -11,7 +11,7 @@
 #   5. for each (threads, batch): build/bench/peer_engine --devices=threads (ours: one worker
 #      thread per device) and llama_peer_bench.mjs --threads (llama.cpp, bf16 GGUF, one
 #      context of `batch` sequences, UV_THREADPOOL_SIZE=1); then llama.cpp once more on the f32
-#      GGUF for the token agreement;
+#      GGUF (KV cache f32) for the token agreement;
 #   6. the table (bench/peer/peer_table.mjs) and build/peer_bench/peer_bench.json.
 # Environment: PRESET (bench), THREADS ("1 2"), BATCHES ("1 8"), REPEATS (3), NEW_TOKENS (64),
 # PROMPT_TOKENS (64), MODEL (a model directory instead of the preset's), OUT (build/peer_bench).
@@ -36,14 +36,34 @@ die() {
 for tool in node npm; do
   command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install nodejs npm)"
 done
-# shellcheck source=npm_lock.sh
-source scripts/npm_lock.sh
-if installed_as_locked "$NODE_DIR"; then
+# Whether node_modules holds what package-lock.json names, each at its version and integrity
+# (scripts/npm_lock.sh's check, except that an optional package npm did not install, another
+# platform's prebuilt binaries, is not required).
+installed() {
+  [ -f "$NODE_DIR/node_modules/.package-lock.json" ] || return 1
+  (cd "$NODE_DIR" && node --input-type=module -e '
+    import fs from "fs";
+    const want = JSON.parse(fs.readFileSync("package-lock.json")).packages;
+    const have = JSON.parse(fs.readFileSync("node_modules/.package-lock.json")).packages;
+    for (const [path, meta] of Object.entries(want)) {
+      if (path === "" || (meta.optional && !have[path])) continue;
+      const pkg = path + "/package.json";
+      if (!have[path] || have[path].integrity !== meta.integrity || !fs.existsSync(pkg) ||
+          JSON.parse(fs.readFileSync(pkg)).version !== meta.version) process.exit(1);
+    }
+    if (!have["node_modules/@node-llama-cpp/linux-x64"] && process.arch === "x64") process.exit(1);')
+}
+export NODE_LLAMA_CPP_SKIP_DOWNLOAD=true
+if installed; then
   echo "peer_bench: $NODE_DIR/node_modules already matches package-lock.json"
 else
   echo "peer_bench: npm ci in $NODE_DIR (prebuilt llama.cpp binaries, no download)"
-  (cd "$NODE_DIR" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --no-audit --no-fund \
-    --loglevel=error) || die "npm ci in $NODE_DIR failed (registry $(npm config get registry))"
+  # A registry that lacks some platforms' optional packages (a mirror) fails npm ci's lock
+  # check; npm install --no-save then installs the same locked versions and leaves the lock.
+  (cd "$NODE_DIR" && { npm ci --no-audit --no-fund --loglevel=error 2>/dev/null ||
+    npm install --no-save --no-audit --no-fund --loglevel=error; }) ||
+    die "npm in $NODE_DIR failed (registry $(npm config get registry))"
+  installed || die "$NODE_DIR/node_modules does not hold what package-lock.json names"
 fi
 [ "${1:-}" = --install_only ] && exit 0
 
@@ -81,7 +101,7 @@ done
 first_t=${THREADS%% *}
 last_b=${BATCHES##* }
 echo "peer_bench: agreement: llama.cpp on the f32 GGUF, threads $first_t, batch $last_b"
-llama --model="$OUT/model.f32.gguf" --threads="$first_t" --batch="$last_b" --repeats=1 \
+llama --model="$OUT/model.f32.gguf" --threads="$first_t" --batch="$last_b" --repeats=1 --kv=f32 \
   --json="$OUT/agree_f32.json"
 to_json_list() { printf '[%s]' "$(echo "$1" | tr ' ' ',')"; }
 cat >"$OUT/meta.json" <<JSON

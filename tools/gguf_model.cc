@@ -50,12 +50,15 @@ std::vector<GgufTensorPlan> PlanGgufTensors(const ModelConfig& c, TensorType t) 
   const uint64_t h = U(c.hidden_size), q = U(c.num_attention_heads * c.head_dim),
                  kv = U(c.num_key_value_heads * c.head_dim), f = U(c.moe_intermediate_size),
                  hd = U(c.head_dim);
+  // Norm weights and the router stay f32 (as llama.cpp's converter keeps them): ggml's CPU
+  // backend multiplies f32 activations elementwise by f32 weights only.
+  const TensorType f32 = TensorType::kF32;
   std::vector<GgufTensorPlan> out;
   out.push_back(One("token_embd.weight", {h, U(c.vocab_size)}, t, "model.embed_tokens.weight"));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    out.push_back(One(b + "attn_norm.weight", {h}, t, p + "input_layernorm.weight"));
+    out.push_back(One(b + "attn_norm.weight", {h}, f32, p + "input_layernorm.weight"));
     // Interleaved RoPE ("llama"): Q and K rows permuted per head.
     out.push_back(One(b + "attn_q.weight", {h, q}, t, p + "self_attn.q_proj.weight",
                       mixtral ? c.num_attention_heads : 0));
@@ -64,19 +67,19 @@ std::vector<GgufTensorPlan> PlanGgufTensors(const ModelConfig& c, TensorType t) 
     out.push_back(One(b + "attn_v.weight", {h, kv}, t, p + "self_attn.v_proj.weight"));
     out.push_back(One(b + "attn_output.weight", {q, h}, t, p + "self_attn.o_proj.weight"));
     if (!mixtral) {
-      out.push_back(One(b + "attn_q_norm.weight", {hd}, t, p + "self_attn.q_norm.weight"));
-      out.push_back(One(b + "attn_k_norm.weight", {hd}, t, p + "self_attn.k_norm.weight"));
+      out.push_back(One(b + "attn_q_norm.weight", {hd}, f32, p + "self_attn.q_norm.weight"));
+      out.push_back(One(b + "attn_k_norm.weight", {hd}, f32, p + "self_attn.k_norm.weight"));
     }
-    out.push_back(One(b + "ffn_norm.weight", {h}, t, p + "post_attention_layernorm.weight"));
+    out.push_back(One(b + "ffn_norm.weight", {h}, f32, p + "post_attention_layernorm.weight"));
     const std::string moe = p + (mixtral ? "block_sparse_moe." : "mlp.");
-    out.push_back(One(b + "ffn_gate_inp.weight", {h, U(c.num_experts)}, t, moe + "gate.weight"));
+    out.push_back(One(b + "ffn_gate_inp.weight", {h, U(c.num_experts)}, f32, moe + "gate.weight"));
     out.push_back(
         Stacked(b + "ffn_gate_exps.weight", h, f, t, c, moe, mixtral ? "w1" : "gate_proj"));
     out.push_back(Stacked(b + "ffn_up_exps.weight", h, f, t, c, moe, mixtral ? "w3" : "up_proj"));
     out.push_back(
         Stacked(b + "ffn_down_exps.weight", f, h, t, c, moe, mixtral ? "w2" : "down_proj"));
   }
-  out.push_back(One("output_norm.weight", {h}, t, "model.norm.weight"));
+  out.push_back(One("output_norm.weight", {h}, f32, "model.norm.weight"));
   if (!c.tie_word_embeddings) {
     out.push_back(One("output.weight", {h, U(c.vocab_size)}, t, "lm_head.weight"));
   }
@@ -257,7 +260,7 @@ StatusOr<GgufExportStats> ExportGguf(const std::string& model_dir, const std::st
       const hbm::TensorInfo* t = ckpt.Find(source);
       if (t == nullptr) return Status::DataLoss("checkpoint lacks tensor '" + source + "'");
       VMM_ASSIGN_OR_RETURN(std::string raw, reader.Read(*t));
-      std::string bytes = Convert(raw, t->dtype, type);
+      std::string bytes = Convert(raw, t->dtype, plan[i].entry.type);
       if (plan[i].permute_heads > 0) {
         bytes = PermuteRows(bytes, plan[i].permute_heads, t->shape[0]);
       }

@@ -15,9 +15,10 @@
 // Tokenizer: an SPM ("llama") vocabulary of vocab_size entries, ids 0..255 the byte tokens
 // <0x00>..<0xFF> (our byte tokenizer's ids), any further id a plain token "<tN>"; token ids
 // are fed directly, so only the ids matter.
-// Norm weights, the router and everything else keep their values; the output type is f32 or
-// bf16 (bf16 from f32 rounds to nearest even; a bf16 checkpoint exported as bf16 keeps its
-// bytes).
+// Every value is kept; the output type is f32 or bf16 (bf16 from f32 rounds to nearest even; a
+// bf16 checkpoint exported as bf16 keeps its bytes), except the norm weights and the router,
+// always f32 (as llama.cpp's converter writes them; ggml multiplies f32 activations
+// elementwise by f32 only), which from a bf16 checkpoint is exact.
 //
 // Thread safety: reentrant.
 #ifndef TOOLS_GGUF_MODEL_H_
@@ -43,7 +44,8 @@ struct GgufTensorPlan {
   int64_t permute_heads = 0;         // > 0: permute each source's rows for interleaved RoPE
 };
 
-// The tensors of `config` in GGUF order and type `type`. REQUIRES: config.Validate() is OK.
+// The tensors of `config` in GGUF order, in type `type` (norms and router: f32).
+// REQUIRES: config.Validate() is OK.
 std::vector<GgufTensorPlan> PlanGgufTensors(const engine::ModelConfig& config,
                                             gguf::TensorType type);
 // The metadata llama.cpp's loader needs for `config` (hyperparameters and the tokenizer).

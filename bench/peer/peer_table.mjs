@@ -11,15 +11,22 @@ const meta = read("meta.json");
 
 // Per sequence: the number of leading tokens equal in both, and whether all are.
 function agreement(a, b) {
-  let prefix = 0, total = 0, equal = 0;
+  let prefix = 0, total = 0, equal = 0, whole = 0;
   a.forEach((seq, i) => {
     let k = 0;
     while (k < seq.length && k < b[i].length && seq[k] === b[i][k]) ++k;
     prefix = i === 0 ? k : Math.min(prefix, k);
+    if (k === seq.length && k === b[i].length) ++whole;
     total += seq.length;
     equal += seq.filter((t, j) => t === b[i][j]).length;
   });
-  return { sequences: a.length, min_equal_prefix: prefix, equal_tokens: equal, tokens: total };
+  return {
+    sequences: a.length,
+    sequences_equal: whole,
+    min_equal_prefix: prefix,
+    equal_tokens: equal,
+    tokens: total,
+  };
 }
 
 const rows = [];
@@ -64,8 +71,8 @@ for (const r of rows) {
 console.log(
   `\nagreement on the f32 GGUF (llama.cpp ${agreeRun.threads} thread(s), batch ` +
     `${agreeRun.batch}, KV ${agreeRun.kv_cache}) with ours: ${f32.equal_tokens}/${f32.tokens} ` +
-    `tokens equal; every sequence equal for its first ${f32.min_equal_prefix} of ` +
-    `${meta.new_tokens}`,
+    `tokens equal; ${f32.sequences_equal} of ${f32.sequences} sequences equal throughout, ` +
+    `every one for its first ${f32.min_equal_prefix} of ${meta.new_tokens}`,
 );
 const out = { ...meta, llama_cpp: llamaInfo, rows, f32_agreement: { ...f32, run: agreeRun } };
 fs.writeFileSync(path.join(dir, "peer_bench.json"), JSON.stringify(out, null, 1) + "\n");
