@@ -58,9 +58,10 @@ async function step(seq, token) {
   return out[0].next.token;
 }
 
-async function oneRun(context, a) {
-  const seqs = [];
-  for (let i = 0; i < a.batch; ++i) seqs.push(context.getSequence());
+// One run on the context's sequences, their KV cleared first (node-llama-cpp hands a disposed
+// sequence's id back only later, so the sequences are kept across runs).
+async function oneRun(seqs, a) {
+  await Promise.all(seqs.map((s) => s.clearHistory()));
   const prompts = seqs.map((_, i) => a.prompts[i % a.prompts.length]);
   const promptTokens = prompts.reduce((n, p) => n + p.length, 0);
   let t0 = performance.now();
@@ -73,7 +74,6 @@ async function oneRun(context, a) {
     next.forEach((t, i) => tokens[i].push(t));
   }
   const decodeS = (performance.now() - t0) / 1000;
-  for (const s of seqs) s.dispose();
   return {
     prefill_tok_s: promptTokens / prefillS,
     decode_tok_s: (a.batch * (a.new_tokens - 1)) / decodeS,
@@ -95,8 +95,11 @@ async function main() {
     experimentalKvCacheKeyType: kvType,
     experimentalKvCacheValueType: kvType,
   });
+  const seqs = [];
+  for (let i = 0; i < a.batch; ++i) seqs.push(context.getSequence());
   const runs = [];
-  for (let r = 0; r < a.repeats; ++r) runs.push(await oneRun(context, a));
+  for (let r = 0; r < a.repeats; ++r) runs.push(await oneRun(seqs, a));
+  for (const s of seqs) s.dispose();
   const out = {
     engine: "llama.cpp",
     node_llama_cpp: JSON.parse(
