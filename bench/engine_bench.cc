@@ -4,8 +4,8 @@
 //   engine_bench [--preset=bench | --model=DIR] [--max_devices=2] [--threads=1,2] [--batch=8]
 //                [--prompt_len=64] [--decode_steps=16] [--reps=3]
 // Roofline: a decode step must read every non-expert weight once per device, and each expert
-// that any token of the batch routes to once (all of them when batch x top-k >= experts); the
-// fastest that can go is those bytes over the read bandwidth of all the threads the
+// that any token of the batch routes to once (LocalInstance::last_experts_run, averaged over the
+// steps); the fastest that can go is those bytes over the read bandwidth of all the threads the
 // configuration runs (devices x threads per device), measured in the same run with that many
 // threads reading disjoint parts of a 1 GiB buffer. The ratio printed is achieved / roofline
 // tokens per second. Each row is the median of --reps runs. The baseline, measured in the same
@@ -101,6 +101,7 @@ std::vector<int> ParseList(const std::string& s) {
 
 struct Rates {
   double prefill = 0, decode = 0;
+  double experts_per_step = 0;  // (layer, expert) pairs a decode step computed, on average
 };
 
 // Prefill of `batch` random prompts, then decode_steps greedy steps, on `inst`.
@@ -129,6 +130,7 @@ Rates Measure(emoe::engine::LocalInstance* inst, const emoe::engine::ModelConfig
     }
     logits = inst->Step(in);
     vmm::CheckOk(logits.status(), "decode");
+    r.experts_per_step += static_cast<double>(inst->last_experts_run()) / FLAGS_decode_steps;
   }
   r.decode = batch * FLAGS_decode_steps / Since(t0);
   return r;
@@ -231,23 +233,24 @@ int main(int argc, char** argv) {
       }
       for (int batch : {1, FLAGS_batch}) {
         std::map<bool, std::vector<double>> prefill, decode;
+        double experts_per_step = 0;
         for (int rep = 0; rep < FLAGS_reps; ++rep) {
           for (auto& [fused, inst] : insts) {  // interleaved: drift hits both alike
             const Rates r = Measure(inst.get(), *config, stores, batch);
             prefill[fused].push_back(r.prefill);
             decode[fused].push_back(r.decode);
+            if (fused) experts_per_step = r.experts_per_step;  // the same tokens every run
           }
         }
         // Bytes a decode step must read at least: the dense weights on each device, plus each
-        // expert routed to (at most min(E, batch * k) per layer; all of them is the bound used).
-        const int64_t k = config->num_experts_per_tok, e = config->num_experts;
-        const uint64_t experts_read = std::min<int64_t>(e, static_cast<int64_t>(batch) * k) *
-                                      config->num_hidden_layers * one_expert;
-        const double step_bytes = static_cast<double>(dense) * n + experts_read;
+        // expert the step computed (counted by the instance, averaged over the steps).
+        const double step_bytes =
+            static_cast<double>(dense) * n + experts_per_step * static_cast<double>(one_expert);
         const double roofline = batch * read_bw[n * threads] / step_bytes;
         const double dec = Median(decode[true]);
-        std::printf("%-8d %-8d %-6d %14.1f %14.1f %16.1f %9.0f%%", n, threads, batch,
-                    Median(prefill[true]), dec, roofline, 100 * dec / roofline);
+        std::printf("%-8d %-8d %-6d %9.1f %14.1f %14.1f %16.1f %9.0f%%", n, threads, batch,
+                    experts_per_step / config->num_hidden_layers, Median(prefill[true]), dec,
+                    roofline, 100 * dec / roofline);
         if (FLAGS_baseline) {
           const double bp = Median(prefill[false]), bd = Median(decode[false]);
           std::printf(" %10.1f %10.1f %7.2fx %7.2fx", bp, bd, Median(prefill[true]) / bp, dec / bd);

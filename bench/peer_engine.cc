@@ -1,9 +1,11 @@
 // peer_engine: the engine's side of the peer benchmark (scripts/peer_bench.sh): given prompt
 // token ids, the prefill and decode throughput of one (devices, batch) configuration, median of
 // --repeats runs, and the greedy tokens, as JSON. The model, HMM and instance are set up as
-// engine_bench does (experts balanced over the devices, one pinned worker thread per device).
+// engine_bench does (experts balanced over the devices, a team of --threads_per_device pinned
+// threads per device).
 //
-//   peer_engine --model=DIR --prompts="1,2,3;4,5,6" [--devices=1] [--batch=1]
+//   peer_engine --model=DIR --prompts="1,2,3;4,5,6" [--devices=1] [--threads_per_device=1]
+//               [--batch=1]
 //               [--new_tokens=64] [--repeats=3] [--json=FILE]
 // Sequence i of the batch gets prompt i % (number of prompts). A run: fresh KV, one prefill step
 // over every sequence's prompt (timed: batch * prompt tokens / s), which gives the first new
@@ -25,7 +27,9 @@
 
 DEFINE_string(model, "", "model directory (config.json + safetensors)");
 DEFINE_string(prompts, "", "prompt token ids: comma-separated ids, prompts separated by ';'");
-DEFINE_int32(devices, 1, "devices (one worker thread each), 1..64");
+DEFINE_int32(devices, 1, "devices, 1..64");
+DEFINE_int32(threads_per_device, 1,
+             "threads per device (InstanceOptions::threads_per_device), 1..64");
 DEFINE_int32(batch, 1, "sequences per step, 1..256");
 DEFINE_int32(new_tokens, 64, "tokens generated per sequence (the first by the prefill), 2..4096");
 DEFINE_int32(repeats, 3, "runs; the median is reported, 1..100");
@@ -114,7 +118,9 @@ Setup Build(const engine::ModelConfig& config, const emoe::hbm::Checkpoint& ckpt
     return emoe::hbm::PlacementDecision{emoe::hbm::Usage::kWeights, devices, ""};
   });
   vmm::CheckOk(load.status(), "load");
-  auto inst = engine::LocalInstance::Create(s.hmm.get(), config, devices);
+  engine::InstanceOptions io;
+  io.threads_per_device = FLAGS_threads_per_device;
+  auto inst = engine::LocalInstance::Create(s.hmm.get(), config, devices, io);
   vmm::CheckOk(inst.status(), "instance");
   s.instance = std::move(*inst);
   for (int d : devices) {
@@ -166,6 +172,9 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   if (FLAGS_model.empty()) return Usage("--model is required");
   if (FLAGS_devices < 1 || FLAGS_devices > 64) return Usage("--devices must be 1..64");
+  if (FLAGS_threads_per_device < 1 || FLAGS_threads_per_device > 64) {
+    return Usage("--threads_per_device must be 1..64");
+  }
   if (FLAGS_batch < 1 || FLAGS_batch > 256) return Usage("--batch must be 1..256");
   if (FLAGS_new_tokens < 2 || FLAGS_new_tokens > 4096) return Usage("--new_tokens must be 2..4096");
   if (FLAGS_repeats < 1 || FLAGS_repeats > 100) return Usage("--repeats must be 1..100");
@@ -185,6 +194,7 @@ int main(int argc, char** argv) {
   }
   json out = {{"engine", "emoe"},
               {"devices", FLAGS_devices},
+              {"threads_per_device", FLAGS_threads_per_device},
               {"batch", FLAGS_batch},
               {"new_tokens", FLAGS_new_tokens},
               {"prefill_tok_s", prefill},

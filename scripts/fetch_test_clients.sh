@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Fetches the real clients the server's tests drive: the official OpenAI SDK for Node (npm
-# package `openai`), pinned to an exact version with the registry's integrity hash by
-# tests/server/node/package-lock.json, installed by `npm ci` into tests/server/node/node_modules
-# (gitignored; skipped when it already holds exactly what the lock file names).
-# tests/server/openai_sdk_e2e.sh skips, naming this script, while it is missing. Idempotent.
+# Fetches the real clients and validators the tests drive: the official OpenAI SDK for Node (npm
+# package `openai`, tests/server/node) and Hugging Face's GGUF reader (`@huggingface/gguf`,
+# tests/tools/node, for gguf_export_test), each pinned to an exact version with the registry's
+# integrity hash by its package-lock.json, installed by `npm ci` into its node_modules
+# (gitignored; skipped when it already holds exactly what the lock file names). The tests that
+# need them skip, naming this script, while they are missing. Idempotent.
 # Node is for tests only: nothing at run time needs it.
 #
 # Environment:
@@ -31,16 +32,23 @@ major=$(node -p 'process.versions.node.split(".")[0]')
 # shellcheck source=npm_lock.sh
 source scripts/npm_lock.sh
 
-start=$SECONDS
-if installed_as_locked "$NODE_DIR"; then
-  echo "fetch_test_clients: $NODE_DIR/node_modules already matches package-lock.json"
-  exit 0
-fi
-registry=$(npm config get registry 2>/dev/null || echo "?")
-echo "fetch_test_clients: npm ci in $NODE_DIR (registry $registry)"
-if ! (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error); then
-  die "npm ci in $NODE_DIR failed: is the registry $registry reachable (npm config get registry; a proxy?)"
-fi
-installed_as_locked "$NODE_DIR" || die "npm ci in $NODE_DIR did not install what package-lock.json names"
-version=$(node -p "require('./$NODE_DIR/node_modules/openai/package.json').version")
-echo "fetch_test_clients: openai@$version in $NODE_DIR/node_modules in $((SECONDS - start)) s"
+# One npm ci per directory (each pinned by its own package-lock.json).
+install_dir() {
+  local dir=$1 what=$2 start=$SECONDS
+  if installed_as_locked "$dir"; then
+    echo "fetch_test_clients: $dir/node_modules already matches package-lock.json"
+    return 0
+  fi
+  local registry
+  registry=$(npm config get registry 2>/dev/null || echo "?")
+  echo "fetch_test_clients: npm ci in $dir (registry $registry)"
+  if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); then
+    die "npm ci in $dir failed: is the registry $registry reachable (npm config get registry; a proxy?)"
+  fi
+  installed_as_locked "$dir" || die "npm ci in $dir did not install what package-lock.json names"
+  local version
+  version=$(node -p "require('./$dir/node_modules/$what/package.json').version")
+  echo "fetch_test_clients: $what@$version in $dir/node_modules in $((SECONDS - start)) s"
+}
+install_dir "$NODE_DIR" openai
+install_dir tests/tools/node @huggingface/gguf

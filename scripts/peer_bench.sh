@@ -8,13 +8,14 @@
 #   3. the model: /var/tmp/emoe_bench_$PRESET, generated (bf16, seed 1) when missing, the same
 #      directory build/bench/engine_bench uses;
 #   4. its GGUF in f32 and bf16 (build/peer_bench/, rewritten when older than the model);
-#   5. for each (threads, batch): build/bench/peer_engine --devices=threads (ours: one worker
-#      thread per device) and llama_peer_bench.mjs --threads (llama.cpp, bf16 GGUF, one
+#   5. for each (threads, batch): build/bench/peer_engine (ours: one device of `threads`
+#      threads, --threads_per_device; OURS_LAYOUT=devices: `threads` devices of one thread
+#      each) and llama_peer_bench.mjs --threads (llama.cpp, bf16 GGUF, one
 #      context of `batch` sequences, UV_THREADPOOL_SIZE=1); then llama.cpp once more on the f32
 #      GGUF (KV cache f32) for the token agreement;
 #   6. the table (bench/peer/peer_table.mjs) and build/peer_bench/peer_bench.json.
 # Environment: PRESET (bench), THREADS ("1 2"), BATCHES ("1 8"), REPEATS (3), NEW_TOKENS (64),
-# PROMPT_TOKENS (64), MODEL (a model directory instead of the preset's), OUT (build/peer_bench).
+# PROMPT_TOKENS (64), OURS_LAYOUT (team), MODEL (a model directory instead of the preset's), OUT (build/peer_bench).
 # --install_only: step 1 alone. Node is a benchmark and test tool only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,12 +28,17 @@ NEW_TOKENS=${NEW_TOKENS:-64}
 PROMPT_TOKENS=${PROMPT_TOKENS:-64}
 MODEL=${MODEL:-/var/tmp/emoe_bench_$PRESET}
 OUT=${OUT:-build/peer_bench}
+OURS_LAYOUT=${OURS_LAYOUT:-team}
 
 die() {
   echo "peer_bench: $*" >&2
   exit 1
 }
 
+case "$OURS_LAYOUT" in
+  team | devices) ;;
+  *) die "OURS_LAYOUT must be team or devices, got '$OURS_LAYOUT'" ;;
+esac
 for tool in node npm; do
   command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install nodejs npm)"
 done
@@ -91,7 +97,9 @@ llama() { node bench/peer/llama_peer_bench.mjs --prompts="$prompts" --new_tokens
 for t in $THREADS; do
   for b in $BATCHES; do
     echo "peer_bench: threads $t, batch $b: ours"
-    build/bench/peer_engine --model="$MODEL" --prompts="$prompts" --devices="$t" --batch="$b" \
+    if [ "$OURS_LAYOUT" = team ]; then layout=(--devices=1 --threads_per_device="$t"); else
+      layout=(--devices="$t" --threads_per_device=1); fi
+    build/bench/peer_engine --model="$MODEL" --prompts="$prompts" "${layout[@]}" --batch="$b" \
       --new_tokens="$NEW_TOKENS" --repeats="$REPEATS" --json="$OUT/ours_t${t}_b${b}.json"
     echo "peer_bench: threads $t, batch $b: llama.cpp"
     llama --model="$OUT/model.bf16.gguf" --threads="$t" --batch="$b" --repeats="$REPEATS" \
@@ -107,7 +115,7 @@ to_json_list() { printf '[%s]' "$(echo "$1" | tr ' ' ',')"; }
 cat >"$OUT/meta.json" <<JSON
 {"preset": "$PRESET", "model": "$MODEL", "threads": $(to_json_list "$THREADS"),
  "batches": $(to_json_list "$BATCHES"), "repeats": $REPEATS, "new_tokens": $NEW_TOKENS,
- "prompt_tokens": $PROMPT_TOKENS, "host_cpus": $(nproc),
+ "prompt_tokens": $PROMPT_TOKENS, "host_cpus": $(nproc), "ours_layout": "$OURS_LAYOUT",
  "command": "scripts/peer_bench.sh", "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
 JSON
 node bench/peer/peer_table.mjs "$OUT"

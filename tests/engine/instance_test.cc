@@ -121,6 +121,21 @@ TEST(InstanceTest, SameBitsForEveryThreadCountPerDevice) {
       << "a compute share is accounted per thread";
 }
 
+// The experts a step computed: one token computes top-k per layer, on whichever ranks own them.
+TEST(InstanceTest, CountsTheExpertsAStepRan) {
+  auto w = MakeWorld("tiny");
+  auto inst = std::move(*LocalInstance::Create(w->hmm.get(), w->config, {0, 1}));
+  kv::PagedSequence a(w->stores[0].get());
+  ASSERT_TRUE(inst->Step({{&a, {5}, 0}}).ok());
+  EXPECT_EQ(inst->last_experts_run(), w->config.num_experts_per_tok * w->config.num_hidden_layers);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 40; ++i) prompt.push_back(i * 7 % 256);
+  kv::PagedSequence b(w->stores[1].get());
+  ASSERT_TRUE(inst->Step({{&b, prompt, 1}}).ok());
+  EXPECT_GT(inst->last_experts_run(), w->config.num_experts_per_tok * w->config.num_hidden_layers);
+  EXPECT_LE(inst->last_experts_run(), w->config.num_experts * w->config.num_hidden_layers);
+}
+
 TEST(InstanceTest, ExpertsAreSpreadOverRanks) {
   auto w = MakeWorld("tiny");
   auto inst = LocalInstance::Create(w->hmm.get(), w->config, {0, 1, 2});

@@ -84,7 +84,7 @@ class KernelsTest : public ::testing::TestWithParam<Case> {
 TEST_P(KernelsTest, MatchesDoubleReference) {
   const auto [isa, dtype] = GetParam();
   std::mt19937 rng(7);
-  for (int64_t k : {8, 37, 64, 1024}) {
+  for (int64_t k : {8, 37, 56, 64, 100, 1024}) {
     for (int64_t rows : {1, 4, 7, 8, 13, 33}) {
       const Weights w = MakeWeights(dtype, rows * k, &rng);
       for (int64_t m : {1, 2, 3, 5, 9}) {

@@ -22,7 +22,9 @@ TEST(ThreadTeamTest, RangesCoverEveryRowOnceAligned) {
           const auto [first, last] = ThreadTeam::Range(n, members, i, align);
           EXPECT_EQ(first, next) << n << " rows, member " << i << " of " << members;
           EXPECT_LE(first, last);
-          if (last < n) EXPECT_EQ(last % align, 0);
+          if (last < n) {
+            EXPECT_EQ(last % align, 0);
+          }
           next = last;
         }
         EXPECT_EQ(next, n);

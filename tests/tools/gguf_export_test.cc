@@ -1,8 +1,9 @@
 // gguf_export's writer (tools/gguf_model.h) checked by a reader written here from the GGUF
 // specification, independently of the writer: header, metadata, tensor infos, alignment, data
 // offsets, and every tensor's bytes against the checkpoint's (the experts stacked, Mixtral's Q/K
-// rows permuted for llama.cpp's interleaved RoPE); then, when bench/peer/node/node_modules holds
-// @huggingface/gguf (scripts/peer_bench.sh installs it), that reader's parse of the same file.
+// rows permuted for llama.cpp's interleaved RoPE); then, when tests/tools/node/node_modules holds
+// @huggingface/gguf (scripts/fetch_test_clients.sh installs it), that reader's parse of the same
+// file.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -333,10 +334,10 @@ TEST(GgufExportTest, BadInputIsAnErrorAndLeavesNoFile) {
 
 // The independent npm reader (@huggingface/gguf), when installed.
 TEST(GgufExportTest, HuggingFaceGgufReadsTheSameHeader) {
-  const fs::path node_dir = fs::path(EMOE_SOURCE_DIR) / "bench/peer/node";
+  const fs::path node_dir = fs::path(EMOE_SOURCE_DIR) / "tests/tools/node";
   if (!fs::exists(node_dir / "node_modules/@huggingface/gguf/package.json")) {
     GTEST_SKIP() << "no " << (node_dir / "node_modules/@huggingface/gguf")
-                 << ": run scripts/peer_bench.sh --install_only (npm ci there)";
+                 << ": run scripts/fetch_test_clients.sh (npm ci there)";
   }
   const Exported e = Export(*engine::PresetConfig("tiny"), "tiny_hf", gguf::TensorType::kBF16);
   const std::string script = (fs::path(EMOE_SOURCE_DIR) / "tests/tools/gguf_read.mjs").string();

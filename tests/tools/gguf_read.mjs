@@ -1,6 +1,6 @@
 // gguf_read.mjs FILE.gguf NODE_MODULES: the GGUF's header as @huggingface/gguf (an independent reader) parses
 // it, as JSON: scalar metadata, array lengths, tensor infos and the data section's offset.
-// gguf_export_test runs it (NODE_MODULES: bench/peer/node's, where npm installs it) to check the
+// gguf_export_test runs it (NODE_MODULES: tests/tools/node's, scripts/fetch_test_clients.sh) to check the
 // writer against a reader that is not ours.
 import path from "node:path";
 import { pathToFileURL } from "node:url";

@@ -8,11 +8,13 @@
 //   scalar  portable C++ with the same 8-lane blocking (for CPUs without AVX2, and for tests)
 //
 // Determinism (the instance's bit-identical outputs for 1..N devices rest on it): every output
-// y[t][r] is summed in one fixed order -- 8 lane accumulators over k in ascending steps of 8, the
-// lanes reduced pairwise (l, l+4), (l, l+2), (0, 1), then the k % 8 tail in ascending order --
-// whatever m, n, the block shape or the row range a thread takes. So the rows of a product can be
-// split among threads, and a token's result does not depend on the other tokens of its batch.
-//
+// y[t][r] is summed in one fixed order -- four 8-lane accumulators, the 8-element chunk j / 8 of
+// row r going to accumulator (j / 8) mod 4, combined as (a0 + a1) + (a2 + a3), the lanes reduced
+// pairwise (l, l+4), (l, l+2), (0, 1), then the k % 8 tail in ascending order -- whatever m, n,
+// the token grouping or the row range a thread takes. So the rows of a product can be split
+// among threads, and a token's result does not depend on the other tokens of its batch. (Each
+// ISA keeps this order; their results differ in rounding: only AVX2 fuses multiply and add.)
+
 // Thread safety: pure functions of their arguments.
 #ifndef ENGINE_KERNELS_H_
 #define ENGINE_KERNELS_H_

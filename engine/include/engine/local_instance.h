@@ -89,6 +89,9 @@ class LocalInstance : public Instance {
   // CPU seconds each rank computed, and seconds it idled for its compute share, in the last step.
   const std::vector<double>& last_busy_s() const { return busy_s_; }
   const std::vector<double>& last_idle_s() const { return idle_s_; }
+  // (layer, expert) pairs that computed at least one token in the last step, over all ranks:
+  // the expert weights the step had to read.
+  int64_t last_experts_run() const;
 
  private:
   LocalInstance() = default;
@@ -116,6 +119,7 @@ class LocalInstance : public Instance {
   hbm::Hmm* hmm_ = nullptr;
   bool attached_ = false;
   std::vector<double> busy_s_, idle_s_;
+  std::vector<int64_t> experts_run_;  // per rank, written by its worker during a step
   std::vector<int> devices_;
   experts::ExpertPlacement placement_;
   std::vector<std::vector<int>> owner_;  // [layer][expert] -> rank

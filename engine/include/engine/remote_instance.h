@@ -11,7 +11,8 @@
 // arena and returns the logits.
 //
 // Control protocol (one JSON message each way per call, vmm::SendFds/RecvFds):
-//   {"op":"boot","config":{...},"cpus":[[...]],"compute_share":1,"threads_per_device":1}  -> {"ok":true,"pid":N}
+//   {"op":"boot","config":{...},"cpus":[[...]],"compute_share":1,"threads_per_device":1}
+//                                                                       -> {"ok":true,"pid":N}
 //   {"op":"attach","mailbox":meta,"socket":path,"devices":[...],"owner":[[...]],"prefix":"...",
 //    "block_tokens":16,"stores":[{"device":d,"offset":o,"bytes":b}]}
 //                                                       -> {"ok":true,"bytes_mapped":B,"slots":S}

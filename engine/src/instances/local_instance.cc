@@ -313,6 +313,7 @@ void LocalInstance::ExpertPhase(StepState& s, int l, int r, RankScratch* scratch
       }
     }
     if (rows.empty()) continue;
+    ++experts_run_[r];
     scratch->xs.resize(rows.size() * H);
     for (size_t j = 0; j < rows.size(); ++j) {
       std::memcpy(&scratch->xs[j * H], &s.x[rows[j].first][rows[j].second * H], H * sizeof(float));
@@ -379,6 +380,12 @@ void LocalInstance::RunRank(StepState& s, int r) {
   }
 }
 
+int64_t LocalInstance::last_experts_run() const {
+  int64_t n = 0;
+  for (int64_t e : experts_run_) n += e;
+  return n;
+}
+
 StatusOr<std::vector<std::vector<float>>> LocalInstance::Step(
     const std::vector<SequenceInput>& batch) {
   VMM_RETURN_IF_ERROR(ValidateStep(batch));
@@ -398,6 +405,7 @@ StatusOr<std::vector<std::vector<float>>> LocalInstance::Step(
     s.slot[i].resize(batch[i].tokens.size() * K);
   }
   busy_s_.assign(num_ranks(), 0.0);
+  experts_run_.assign(num_ranks(), 0);
   idle_s_.assign(num_ranks(), 0.0);
   RunOnWorkers([this, &s](int r) { RunRank(s, r); });
   return std::move(s.logits);

@@ -65,13 +65,14 @@ void ScalarRows(const Elem<K>* w, int64_t rows, int64_t k, const float* x, int64
     const Elem<K>* wr = w + r * k;
     for (int64_t t = 0; t < m; ++t) {
       const float* xt = x + t * k;
-      float s[8] = {};
+      float s[4][8] = {};  // accumulator c takes the 8-element chunks j / 8 = c (mod 4)
       for (int64_t j = 0; j < body; j += 8) {
-        for (int l = 0; l < 8; ++l) {
-          s[l] += Widen<K>(wr[j + l]) * xt[j + l];
-        }
+        float* acc = s[(j / 8) % 4];
+        for (int l = 0; l < 8; ++l) acc[l] += Widen<K>(wr[j + l]) * xt[j + l];
       }
-      float sum = ReduceLanes(s);
+      float lanes[8];
+      for (int l = 0; l < 8; ++l) lanes[l] = (s[0][l] + s[1][l]) + (s[2][l] + s[3][l]);
+      float sum = ReduceLanes(lanes);
       for (int64_t j = body; j < k; ++j) sum += Widen<K>(wr[j]) * xt[j];
       y[t * ldy + r] = sum;
     }
@@ -81,9 +82,6 @@ void ScalarRows(const Elem<K>* w, int64_t rows, int64_t k, const float* x, int64
 // ---- AVX2 + FMA: R rows x T tokens per block, one 8-lane accumulator per (row, token) ----
 
 #define EMOE_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-// Tokens per pass over a block of rows (their accumulators live on the stack).
-constexpr int64_t kFusedTokens = 16;
 
 template <Kind K>
 EMOE_AVX2 inline __m256 Load8(const Elem<K>* p) {
@@ -103,96 +101,53 @@ EMOE_AVX2 inline float Reduce8(__m256 v) {  // lanes (l, l+4), then (l, l+2), th
   return _mm_cvtss_f32(a);
 }
 
-// Adds W[r][j0..j1) . x[t][j0..j1) to the lane accumulators acc[r * T + t] (in memory between
-// calls, in registers inside one).
-template <int R, int T, Kind K>
-EMOE_AVX2 void Accumulate(const Elem<K>* w, int64_t k, const float* x, int64_t j0, int64_t j1,
-                          __m256* acc) {
-  __m256 a[R][T];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) a[r][t] = acc[r * T + t];
-  for (int64_t j = j0; j < j1; j += 8) {
-    __m256 xv[T];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * k + j);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m256 wv = Load8<K>(w + r * k + j);
-#pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) a[r][t] = _mm256_fmadd_ps(wv, xv[t], a[r][t]);
+// One weight row against T tokens: four 8-lane accumulators per token, chunk j / 8 going to
+// accumulator j / 8 mod 4, so the row streams from memory as one sequential read (what this
+// generation of hardware prefetchers follows best: 1.45x the bandwidth of 8 interleaved rows on
+// a Zen 3 guest) with 4 FMA chains per token in flight.
+template <int T, Kind K>
+EMOE_AVX2 void RowTokens(const Elem<K>* w, int64_t k, const float* x, float* y, int64_t ldy) {
+  __m256 a[T][4];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t)
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) a[t][c] = _mm256_setzero_ps();
+  const int64_t body = k / 8 * 8, blocks = k / 32 * 32;
+  for (int64_t j = 0; j < blocks; j += 32) {
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m256 wv = Load8<K>(w + j + 8 * c);
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        a[t][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * k + j + 8 * c), a[t][c]);
+      }
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) acc[r * T + t] = a[r][t];
-}
-
-// y[t * ldy + r] = the reduced lanes of acc[r * T + t] plus the k % 8 tail.
-template <int R, int T, Kind K>
-EMOE_AVX2 void Finish(const Elem<K>* w, int64_t k, const float* x, const __m256* acc, float* y,
-                      int64_t ldy) {
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) {
-      float sum = Reduce8(acc[r * T + t]);
-      for (int64_t j = k / 8 * 8; j < k; ++j) sum += Widen<K>(w[r * k + j]) * x[t * k + j];
-      y[t * ldy + r] = sum;
-    }
+  for (int64_t j = blocks; j < body; j += 8) {  // 1-3 chunks left: accumulators 0, 1, 2
+    const int c = static_cast<int>((j - blocks) / 8);
+    const __m256 wv = Load8<K>(w + j);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t)
+      a[t][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * k + j), a[t][c]);
+  }
+  for (int t = 0; t < T; ++t) {
+    float sum =
+        Reduce8(_mm256_add_ps(_mm256_add_ps(a[t][0], a[t][1]), _mm256_add_ps(a[t][2], a[t][3])));
+    for (int64_t j = body; j < k; ++j) sum += Widen<K>(w[j]) * x[t * k + j];
+    y[t * ldy] = sum;
   }
 }
 
-template <int R, int T, Kind K>
-EMOE_AVX2 void Block(const Elem<K>* w, int64_t k, const float* x, float* y, int64_t ldy) {
-  __m256 acc[R * T];
-  for (__m256& a : acc) a = _mm256_setzero_ps();
-  Accumulate<R, T, K>(w, k, x, 0, k / 8 * 8, acc);
-  Finish<R, T, K>(w, k, x, acc, y, ldy);
-}
-
-// Columns per pass when several tokens share a block of rows: the tokens' slices of x (16 x 256
-// floats at most, 16 KiB) and the rows' (4 x 256) stay in L1 while every token pair passes.
-constexpr int64_t kChunk = 256;
-
-// Several tokens: blocks of 4 rows; for each chunk of columns, every pair of tokens in turn.
-template <Kind K>
-EMOE_AVX2 void RowBlockForTokens(const Elem<K>* w, int64_t k, const float* x, int64_t m, float* y,
-                                 int64_t ldy) {
-  __m256 acc[kFusedTokens * 4];
-  for (int64_t i = 0; i < m * 4; ++i) acc[i] = _mm256_setzero_ps();
-  const int64_t body = k / 8 * 8;
-  for (int64_t j0 = 0; j0 < body; j0 += kChunk) {
-    const int64_t j1 = std::min(body, j0 + kChunk);
-    int64_t t = 0;
-    for (; t + 2 <= m; t += 2) Accumulate<4, 2, K>(w, k, x + t * k, j0, j1, &acc[t * 4]);
-    if (t < m) Accumulate<4, 1, K>(w, k, x + t * k, j0, j1, &acc[t * 4]);
-  }
-  int64_t t = 0;
-  for (; t + 2 <= m; t += 2) Finish<4, 2, K>(w, k, x + t * k, &acc[t * 4], y + t * ldy, ldy);
-  if (t < m) Finish<4, 1, K>(w, k, x + t * k, &acc[t * 4], y + t * ldy, ldy);
-}
-
-// One token: 8 rows at a time (8 independent FMA chains keep both FMA ports busy). Several
-// tokens: RowBlockForTokens, in groups of at most kFusedTokens. Leftover rows one by one.
+// Row by row; the tokens in groups of 3 (12 accumulators), the row staying in L1 between groups.
 template <Kind K>
 EMOE_AVX2 void Avx2Rows(const Elem<K>* w, int64_t rows, int64_t k, const float* x, int64_t m,
                         float* y, int64_t ldy) {
-  for (int64_t t0 = 0; t0 < m; t0 += kFusedTokens) {
-    const int64_t mt = std::min<int64_t>(kFusedTokens, m - t0);
-    const float* xt = x + t0 * k;
-    float* yt = y + t0 * ldy;
-    int64_t r = 0;
-    if (mt == 1) {
-      for (; r + 8 <= rows; r += 8) Block<8, 1, K>(w + r * k, k, xt, yt + r, ldy);
-    } else {
-      for (; r + 4 <= rows; r += 4) RowBlockForTokens<K>(w + r * k, k, xt, mt, yt + r, ldy);
-    }
-    for (; r < rows; ++r) {
-      for (int64_t t = 0; t < mt; ++t) {
-        Block<1, 1, K>(w + r * k, k, xt + t * k, yt + t * ldy + r, ldy);
-      }
-    }
+  for (int64_t r = 0; r < rows; ++r) {
+    const Elem<K>* wr = w + r * k;
+    int64_t t = 0;
+    for (; t + 3 <= m; t += 3) RowTokens<3, K>(wr, k, x + t * k, y + t * ldy + r, ldy);
+    if (m - t == 2) RowTokens<2, K>(wr, k, x + t * k, y + t * ldy + r, ldy);
+    if (m - t == 1) RowTokens<1, K>(wr, k, x + t * k, y + t * ldy + r, ldy);
   }
 }
 
