@@ -44,6 +44,9 @@ inline void DotRows(const void* w, hbm::DType dtype, int64_t rows, int64_t k, co
   DotRows(ActiveIsa(), w, dtype, rows, k, x, m, y, ldy);
 }
 
+// An IEEE half as a float (exact: subnormals, infinities and NaNs included).
+float HalfToFloat(uint16_t h);
+
 // Reads `bytes` at `p` with the widest loads the ISA has and returns the sum of its 8-byte words
 // (mod 2^64) plus the bytes after the last whole word, the same for every ISA: the
 // read-bandwidth probe of engine_bench (a result the compiler cannot drop).

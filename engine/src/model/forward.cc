@@ -62,29 +62,7 @@ void ToFloat(const WeightRef& w, int64_t offset, int64_t n, float* out) {
       out[i] = std::bit_cast<float>(static_cast<uint32_t>(p[i]) << 16);
     return;
   }
-  for (int64_t i = 0; i < n; ++i) {  // IEEE half
-    const uint16_t h = p[i];
-    const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    uint32_t u;
-    if (exp == 0) {
-      if (man == 0) {
-        u = sign;
-      } else {  // subnormal
-        int e = -1;
-        uint32_t m = man;
-        do {
-          m <<= 1;
-          ++e;
-        } while (!(m & 0x400));
-        u = sign | ((127 - 15 - e) << 23) | ((m & 0x3ff) << 13);
-      }
-    } else if (exp == 31) {
-      u = sign | 0x7f800000u | (man << 13);
-    } else {
-      u = sign | ((exp + 112) << 23) | (man << 13);
-    }
-    std::memcpy(&out[i], &u, 4);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = kernels::HalfToFloat(p[i]);  // IEEE half
 }
 
 StatusOr<ModelWeights> ModelWeights::Bind(const ModelConfig& c, const WeightSource& src,

@@ -18,25 +18,7 @@ namespace {
 
 float WidenBf16(uint16_t v) { return std::bit_cast<float>(static_cast<uint32_t>(v) << 16); }
 
-float WidenF16(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  uint32_t u;
-  if (exp == 0) {
-    if (man == 0) return std::bit_cast<float>(sign);
-    int e = -1;  // subnormal: normalize
-    uint32_t m = man;
-    do {
-      m <<= 1;
-      ++e;
-    } while (!(m & 0x400));
-    u = sign | ((127 - 15 - e) << 23) | ((m & 0x3ff) << 13);
-  } else if (exp == 31) {
-    u = sign | 0x7f800000u | (man << 13);
-  } else {
-    u = sign | ((exp + 112) << 23) | (man << 13);
-  }
-  return std::bit_cast<float>(u);
-}
+float WidenF16(uint16_t h) { return HalfToFloat(h); }
 
 float ReduceLanes(const float* s) {
   float a[4];
@@ -187,6 +169,26 @@ uint64_t ScalarReadSum(const void* p, size_t bytes) {
 }
 
 }  // namespace
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  uint32_t u;
+  if (exp == 0) {
+    if (man == 0) return std::bit_cast<float>(sign);
+    int e = -1;  // subnormal: normalize
+    uint32_t m = man;
+    do {
+      m <<= 1;
+      ++e;
+    } while (!(m & 0x400));
+    u = sign | ((127 - 15 - e) << 23) | ((m & 0x3ff) << 13);
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else {
+    u = sign | ((exp + 112) << 23) | (man << 13);
+  }
+  return std::bit_cast<float>(u);
+}
 
 const char* IsaName(Isa isa) { return isa == Isa::kAvx2 ? "avx2+fma" : "scalar"; }
 
