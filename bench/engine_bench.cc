@@ -14,6 +14,7 @@
 #include <gflags/gflags.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -62,6 +63,8 @@ double CopyBandwidth() {
   return best;
 }
 
+std::atomic<uint64_t> read_sink{0};
+
 // Bytes per second that `threads` threads read together, each its own part of one buffer.
 double ReadBandwidth(const std::vector<char>& buf, int threads) {
   double best = 0;
@@ -78,7 +81,7 @@ double ReadBandwidth(const std::vector<char>& buf, int threads) {
     }
     for (auto& th : ts) th.join();
     best = std::max(best, part * threads / Since(t));
-    if (sums[0] == 42) std::printf(" ");  // keeps the sums alive
+    for (uint64_t s : sums) read_sink.fetch_add(s, std::memory_order_relaxed);  // a use
   }
   return best;
 }

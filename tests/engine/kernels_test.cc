@@ -35,6 +35,8 @@ struct Weights {
   }
 };
 
+// The test's own reading of an IEEE half (normal and subnormal; MakeWeights makes no infinities
+// or NaNs), independent of kernels::HalfToFloat, which the kernels under test use.
 double F16ToDouble(uint16_t h) {
   const int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
   const double v = exp == 0 ? std::ldexp(man, -24) : std::ldexp(1024 + man, exp - 25);

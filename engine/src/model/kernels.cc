@@ -18,8 +18,6 @@ namespace {
 
 float WidenBf16(uint16_t v) { return std::bit_cast<float>(static_cast<uint32_t>(v) << 16); }
 
-float WidenF16(uint16_t h) { return HalfToFloat(h); }
-
 float ReduceLanes(const float* s) {
   float a[4];
   for (int l = 0; l < 4; ++l) a[l] = s[l] + s[l + 4];
@@ -35,7 +33,7 @@ using Elem = std::conditional_t<K == kF32, float, uint16_t>;
 template <Kind K>
 float Widen(Elem<K> v) {
   if constexpr (K == kF32) return v;
-  if constexpr (K == kF16) return WidenF16(v);
+  if constexpr (K == kF16) return HalfToFloat(v);
   return WidenBf16(v);
 }
 
