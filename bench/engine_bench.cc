@@ -187,8 +187,8 @@ int main(int argc, char** argv) {
   }
   for (const auto& [t, b] : read_bw)
     std::printf("read bandwidth, %d threads: %.1f GB/s\n", t, b / 1e9);
-  std::printf("%-8s %-8s %-6s %14s %14s %16s %10s", "devices", "threads", "batch", "prefill tok/s",
-              "decode tok/s", "roofline tok/s", "ratio");
+  std::printf("%-8s %-8s %-6s %9s %14s %14s %16s %10s", "devices", "threads", "batch", "experts",
+              "prefill tok/s", "decode tok/s", "roofline tok/s", "ratio");
   if (FLAGS_baseline) {
     std::printf(" %10s %10s %8s %8s", "base pre", "base dec", "pre x", "dec x");
   }
