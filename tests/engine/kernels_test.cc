@@ -21,8 +21,7 @@ struct Case {
 };
 
 std::string Name(const ::testing::TestParamInfo<Case>& info) {
-  return std::string(info.param.isa == Isa::kAvx2 ? "avx2" : "scalar") + "_" +
-         hbm::DTypeName(info.param.dtype);
+  return std::string(IsaFlag(info.param.isa)) + "_" + hbm::DTypeName(info.param.dtype);
 }
 
 // Weights as raw element bytes plus their exact values as doubles.
@@ -85,11 +84,14 @@ class KernelsTest : public ::testing::TestWithParam<Case> {
 
 TEST_P(KernelsTest, MatchesDoubleReference) {
   const auto [isa, dtype] = GetParam();
+  // fp32 summation of up to 1024 terms; avx512bf16's bf16 products carry the activations as two
+  // bf16 halves (16 significant bits: 2^-16 = 1.5e-5 of each term at worst).
+  const double tolerance = isa == Isa::kAvx512Bf16 && dtype == hbm::DType::kBF16 ? 2e-5 : 1e-5;
   std::mt19937 rng(7);
   for (int64_t k : {8, 37, 56, 64, 100, 1024}) {
     for (int64_t rows : {1, 4, 7, 8, 13, 33}) {
       const Weights w = MakeWeights(dtype, rows * k, &rng);
-      for (int64_t m : {1, 2, 3, 5, 9}) {
+      for (int64_t m : {1, 2, 3, 5, 9, 20}) {  // 9 and 20: the register tiles (AVX-512)
         std::vector<float> x(m * k);
         std::normal_distribution<float> nd(0.0f, 1.0f);
         for (float& v : x) v = nd(rng);
@@ -102,7 +104,7 @@ TEST_P(KernelsTest, MatchesDoubleReference) {
               want += w.exact[r * k + j] * x[t * k + j];
               mag += std::abs(w.exact[r * k + j] * x[t * k + j]);
             }
-            EXPECT_NEAR(y[t * rows + r], want, 1e-5 * mag + 1e-30)
+            EXPECT_NEAR(y[t * rows + r], want, tolerance * mag + 1e-30)
                 << "k=" << k << " rows=" << rows << " m=" << m << " t=" << t << " r=" << r;
           }
         }
@@ -111,30 +113,35 @@ TEST_P(KernelsTest, MatchesDoubleReference) {
   }
 }
 
-// Bit for bit: a token alone, a token among others, a row range alone.
+// Bit for bit: a token alone, a token among others, a row range alone. 23 tokens and 29 rows
+// take the AVX-512 register tiles (full and partial ones) where a token alone takes the row
+// kernel.
 TEST_P(KernelsTest, OutputsDoNotDependOnTheRestOfTheProduct) {
   const auto [isa, dtype] = GetParam();
   std::mt19937 rng(11);
-  const int64_t k = 200, rows = 29, m = 7;
-  const Weights w = MakeWeights(dtype, rows * k, &rng);
-  std::vector<float> x(m * k);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (float& v : x) v = nd(rng);
-  std::vector<float> all(m * rows);
-  DotRows(isa, w.data(dtype), dtype, rows, k, x.data(), m, all.data(), rows);
-  for (int64_t t = 0; t < m; ++t) {
-    std::vector<float> one(rows);
-    DotRows(isa, w.data(dtype), dtype, rows, k, &x[t * k], 1, one.data(), rows);
-    EXPECT_EQ(0, std::memcmp(one.data(), &all[t * rows], rows * sizeof(float))) << "token " << t;
-  }
-  const int64_t elem = dtype == hbm::DType::kF32 ? 4 : 2;
-  for (auto [r0, n] : {std::pair<int64_t, int64_t>{0, 3}, {3, 10}, {13, 16}}) {
-    std::vector<float> part(m * rows, NAN);
-    DotRows(isa, static_cast<const char*>(w.data(dtype)) + r0 * k * elem, dtype, n, k, x.data(), m,
-            &part[r0], rows);
+  const int64_t rows = 29, m = 23;
+  for (int64_t k : {37, 200, 1030}) {
+    const Weights w = MakeWeights(dtype, rows * k, &rng);
+    std::vector<float> x(m * k);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (float& v : x) v = nd(rng);
+    std::vector<float> all(m * rows);
+    DotRows(isa, w.data(dtype), dtype, rows, k, x.data(), m, all.data(), rows);
     for (int64_t t = 0; t < m; ++t) {
-      EXPECT_EQ(0, std::memcmp(&part[t * rows + r0], &all[t * rows + r0], n * sizeof(float)))
-          << "rows " << r0 << ".." << r0 + n << " token " << t;
+      std::vector<float> one(rows);
+      DotRows(isa, w.data(dtype), dtype, rows, k, &x[t * k], 1, one.data(), rows);
+      EXPECT_EQ(0, std::memcmp(one.data(), &all[t * rows], rows * sizeof(float)))
+          << "k " << k << " token " << t;
+    }
+    const int64_t elem = dtype == hbm::DType::kF32 ? 4 : 2;
+    for (auto [r0, n] : {std::pair<int64_t, int64_t>{0, 3}, {3, 10}, {13, 16}}) {
+      std::vector<float> part(m * rows, NAN);
+      DotRows(isa, static_cast<const char*>(w.data(dtype)) + r0 * k * elem, dtype, n, k, x.data(),
+              m, &part[r0], rows);
+      for (int64_t t = 0; t < m; ++t) {
+        EXPECT_EQ(0, std::memcmp(&part[t * rows + r0], &all[t * rows + r0], n * sizeof(float)))
+            << "k " << k << " rows " << r0 << ".." << r0 + n << " token " << t;
+      }
     }
   }
 }
@@ -158,11 +165,42 @@ TEST_P(KernelsTest, ReadSumIsTheWordSum) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    All, KernelsTest,
-    ::testing::Values(Case{Isa::kScalar, hbm::DType::kBF16}, Case{Isa::kScalar, hbm::DType::kF16},
-                      Case{Isa::kScalar, hbm::DType::kF32}, Case{Isa::kAvx2, hbm::DType::kBF16},
-                      Case{Isa::kAvx2, hbm::DType::kF16}, Case{Isa::kAvx2, hbm::DType::kF32}),
+    All, KernelsTest, ::testing::ValuesIn([] {
+      std::vector<Case> cases;
+      for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16}) {
+        for (hbm::DType d : {hbm::DType::kBF16, hbm::DType::kF16, hbm::DType::kF32})
+          cases.push_back({isa, d});
+      }
+      return cases;
+    }()),
     Name);
+
+// The bf16 halves carry 16 significant bits: against a float product of activations rounded to
+// one bf16 (what a plain vdpbf16ps kernel computes) the error is far smaller.
+TEST(KernelsAvx512Bf16Test, ActivationsKeepSixteenBits) {
+  if (!IsaSupported(Isa::kAvx512Bf16)) GTEST_SKIP() << "this CPU lacks avx512+bf16";
+  const int64_t k = 4096;
+  std::vector<uint16_t> w(k, 0x3f80);  // 1.0
+  std::vector<float> x(k);
+  // 1 + (1..7) * 2^-12: one bf16 (7 bits after the point) would round every term down to 1.
+  for (int64_t j = 0; j < k; ++j) x[j] = 1.0f + static_cast<float>(j % 7 + 1) * 0x1p-12f;
+  double want = 0;
+  for (float v : x) want += v;
+  float y = 0;
+  DotRows(Isa::kAvx512Bf16, w.data(), hbm::DType::kBF16, 1, k, x.data(), 1, &y, 1);
+  // One bf16 would be 3.9e-4 low here (relatively); two halves keep every term exact.
+  EXPECT_NEAR(y, want, 1e-6 * want);
+}
+
+// Which kernels the forward pass may give prefill-sized products (the others take BLAS there).
+TEST(ManyTokensTest, TheAvx512WideningKernels) {
+  for (hbm::DType d : {hbm::DType::kBF16, hbm::DType::kF16, hbm::DType::kF32}) {
+    EXPECT_TRUE(ManyTokens(Isa::kAvx512, d));
+    EXPECT_FALSE(ManyTokens(Isa::kAvx2, d));
+    EXPECT_FALSE(ManyTokens(Isa::kScalar, d));
+    EXPECT_EQ(ManyTokens(Isa::kAvx512Bf16, d), d != hbm::DType::kBF16) << "vdpbf16ps: rows only";
+  }
+}
 
 TEST(SelectIsaTest, TheEnvironmentChoosesAndBadValuesAreNamed) {
   ASSERT_EQ(setenv("EMOE_KERNELS", "scalar", 1), 0);
@@ -178,8 +216,21 @@ TEST(SelectIsaTest, TheEnvironmentChoosesAndBadValuesAreNamed) {
   } else {
     EXPECT_EQ(avx2.status().code(), vmm::StatusCode::kFailedPrecondition);
   }
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx512Bf16}) {
+    ASSERT_EQ(setenv("EMOE_KERNELS", IsaFlag(isa), 1), 0);
+    auto got = SelectIsa();
+    if (IsaSupported(isa)) {
+      EXPECT_EQ(*got, isa);
+    } else {
+      EXPECT_EQ(got.status().code(), vmm::StatusCode::kFailedPrecondition);
+      EXPECT_NE(got.status().message().find(IsaName(isa)), std::string::npos);
+    }
+  }
   ASSERT_EQ(unsetenv("EMOE_KERNELS"), 0);
-  EXPECT_EQ(*SelectIsa(), IsaSupported(Isa::kAvx2) ? Isa::kAvx2 : Isa::kScalar);
+  Isa best = Isa::kScalar;  // the widest the CPU has (avx512bf16 only when asked for)
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
+    if (IsaSupported(isa)) best = isa;
+  EXPECT_EQ(*SelectIsa(), best);
 }
 
 }  // namespace

@@ -3,9 +3,10 @@
 // Weights are never owned here: a WeightSource hands out views (an HMM's records, an attachment
 // to hmmd, ...). ModelWeights::Bind resolves every tensor of the schema once and checks shapes.
 // Matrix products of at most kFusedMaxTokens tokens (decode, small expert batches) run on the
-// fused kernels of engine/kernels.h: each weight element read once in its own type. Larger ones
-// (prefill) widen a cache-sized tile of bf16/f16 rows to fp32 and call BLAS sgemm (serial BLIS:
-// each device owns its threads). The attention projections of all the short sequences of a
+// fused kernels of engine/kernels.h: each weight element read in its own type. Larger ones
+// (prefill) too where those kernels are built for many tokens (kernels::ManyTokens: AVX-512);
+// elsewhere they widen a cache-sized tile of bf16/f16 rows to fp32 and call BLAS sgemm (serial
+// BLIS: each device owns its threads). The attention projections of all the short sequences of a
 // step run as one fused product over all their tokens (AttentionBlocks), so the weights are
 // read once per step, not once per sequence.
 //
@@ -65,7 +66,8 @@ struct ModelWeights {
 // The KV geometry of a model (fp32 K and V per layer and KV head).
 kv::KvGeometry KvGeometryFor(const ModelConfig& config, int64_t block_tokens = 16);
 
-// Products over at most this many tokens run fused (engine/kernels.h); more go to BLAS.
+// Products over at most this many tokens run fused (engine/kernels.h); more go to BLAS unless
+// the kernels are built for many tokens (kernels::ManyTokens).
 inline constexpr int64_t kFusedMaxTokens = 16;
 // A fused product is split among a team's members from this many weight elements up (below,
 // waking the team costs more than the rows it shares).

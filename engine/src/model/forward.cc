@@ -124,7 +124,9 @@ kv::KvGeometry KvGeometryFor(const ModelConfig& c, int64_t block_tokens) {
 }
 
 void Forward::MatMul(const float* x, int64_t m, const WeightRef& w, float* y) {
-  if (fused_ && m <= kFusedMaxTokens) return FusedMatMul(x, m, w, y);
+  if (fused_ && (m <= kFusedMaxTokens || kernels::ManyTokens(w.dtype))) {
+    return FusedMatMul(x, m, w, y);
+  }
   const int64_t n = w.shape[0], k = w.shape[1];
   // Many tokens (prefill): sgemm over cache-sized tiles of rows, compute-bound here; bf16/f16
   // tiles are widened to fp32 first (~256 KiB), paid once per tile for all m tokens. A team
