@@ -117,6 +117,41 @@ TEST(ServingLoopTest, SubmitDoesNotWaitForAColdRestartsStop) {
   AwaitFinished(loop, 2);
 }
 
+// What a task waits for (a switch's "switch:wait"): nothing when the loop is idle; under load
+// the step in flight and never more than that one.
+TEST(ServingLoopTest, ATaskWaitsForTheStepInFlightOnly) {
+  auto w = MakeWorld();
+  const auto t0 = std::chrono::steady_clock::now();
+  ServingLoop loop(
+      [t0] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); },
+      w->config.vocab_size, false, true);
+  loop.Start(std::make_unique<Scheduler>(
+      w->insts[0].get(), std::vector<kv::KvStore*>{w->stores[0].get()}, SchedulerOptions{}));
+  const auto noop = [&] { loop.thread().AssertHeld(); };
+  ServingLoop::TaskWait idle = loop.RunBetweenSteps(noop);
+  EXPECT_EQ(idle.steps, 0);
+  EXPECT_EQ(idle.longest_step_s, 0.0);
+  EXPECT_GE(idle.wait_s, 0.0);
+  for (int i = 0; i < 4; ++i) {
+    Request r = MakeRequest(40 + i);
+    r.max_new_tokens = 200;
+    ASSERT_TRUE(loop.Submit(r).ok());
+  }
+  int waited_for_a_step = 0;
+  for (int i = 0; i < 20 && loop.stats().outstanding() > 0; ++i) {
+    const ServingLoop::TaskWait tw = loop.RunBetweenSteps(noop);
+    EXPECT_LE(tw.steps, 1) << "a queued task runs before the next step";
+    if (tw.steps == 1) {
+      ++waited_for_a_step;
+      EXPECT_GT(tw.longest_step_s, 0.0);
+      EXPECT_GT(tw.step_tokens, 0);
+      EXPECT_LE(tw.step_tokens, SchedulerOptions{}.max_tokens_per_step);
+    }
+  }
+  EXPECT_GT(waited_for_a_step, 0) << "the serving thread steps all the time under load";
+  loop.Stop();
+}
+
 TEST(ServingLoopTest, ConcurrentReplicasStepOnTheirOwnThreads) {
   auto w = MakeWorld();
   ServingLoop loop([] { return 0.0; }, w->config.vocab_size, false, true);

@@ -80,6 +80,12 @@ struct ScaleReport {
   // Cleanup steps that failed (a release or a KV resize after the switch or during a rollback):
   // each is logged naming what was not given back; serving is not affected.
   int cleanup_errors = 0;
+  // What the switch waited for (phase part "switch:wait"): the steps that ended while it was
+  // queued (at most the one in flight), the longest one's length and its tokens (prefill +
+  // decode, all schedulers).
+  int switch_steps_waited = 0;
+  double switch_step_s = 0;
+  int64_t switch_step_tokens = 0;
   std::string ToJson() const;
 };
 

@@ -145,6 +145,8 @@ class Scheduler {
   bool idle() const { return waiting_.empty() && running_.empty(); }
   size_t waiting() const { return waiting_.size(); }
   size_t running() const { return running_.size(); }
+  // Prefill + decode tokens of the last Step (0 before the first).
+  int64_t last_step_tokens() const { return last_step_tokens_; }
   std::vector<RequestResult> TakeFinished();
 
   // Ok when the invariants above hold; otherwise kInternal naming the first one broken and the

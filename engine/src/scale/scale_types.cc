@@ -96,7 +96,9 @@ std::string ScaleReport::ToJson() const {
     << ",\"requests_kv_copied\":" << requests_kv_copied
     << ",\"requests_recomputed\":" << requests_recomputed
     << ",\"requests_drained\":" << requests_drained << ",\"kv_shrunk_bytes\":" << kv_shrunk_bytes
-    << ",\"cleanup_errors\":" << cleanup_errors << ",\"p2p_copy_s\":" << p2p_copy_s << "}";
+    << ",\"cleanup_errors\":" << cleanup_errors << ",\"p2p_copy_s\":" << p2p_copy_s
+    << ",\"switch_steps_waited\":" << switch_steps_waited << ",\"switch_step_s\":" << switch_step_s
+    << ",\"switch_step_tokens\":" << switch_step_tokens << "}";
   return o.str();
 }
 

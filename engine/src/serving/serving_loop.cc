@@ -144,12 +144,17 @@ ServingSnapshot ServingLoop::Snapshot() const {
   return s;
 }
 
-void ServingLoop::RunBetweenSteps(const std::function<void()>& fn) {
+ServingLoop::TaskWait ServingLoop::RunBetweenSteps(const std::function<void()>& fn) {
+  const auto called = std::chrono::steady_clock::now();
+  TaskWait wait;
   vmm::MutexLock l(&mu_);
   while (task_ != nullptr) task_cv_.Wait(&mu_);
   task_ = &fn;
+  task_wait_ = &wait;
+  task_called_ = called;
   cv_.SignalAll();
   while (task_ == &fn) task_cv_.Wait(&mu_);
+  return wait;
 }
 
 std::unique_ptr<Scheduler> ServingLoop::ReplacePrimary(std::unique_ptr<Scheduler> s) {
@@ -270,6 +275,16 @@ void ServingLoop::Publish() {
   snapshot_ = std::move(s);
 }
 
+void ServingLoop::CountStepForTask(double step_s) {
+  vmm::MutexLock l(&mu_);
+  if (task_wait_ == nullptr) return;
+  ++task_wait_->steps;
+  if (step_s >= task_wait_->longest_step_s) {
+    task_wait_->longest_step_s = step_s;
+    task_wait_->step_tokens = step_tokens_;
+  }
+}
+
 bool ServingLoop::Idle() const {
   bool idle = primary_->idle();
   for (const auto& r : replicas_) idle = idle && r->sched->idle();
@@ -336,12 +351,18 @@ void ServingLoop::Run() {
     std::vector<int64_t> cancels;
     if (!Next(&task, &in, &cancels)) return;
     if (task != nullptr) {
+      {
+        vmm::MutexLock l(&mu_);
+        task_wait_->wait_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - task_called_).count();
+      }
       (*task)();
       CheckInvariants("a task");
       Publish();
       {
         vmm::MutexLock l(&mu_);
         task_ = nullptr;
+        task_wait_ = nullptr;
       }
       task_cv_.SignalAll();
       continue;
@@ -365,7 +386,9 @@ void ServingLoop::Run() {
     int replica_tokens = 0;
     const double step_t0 = clock_();
     auto n = StepAll(&tokens, &done, &replica_tokens);
-    busy_s_ += clock_() - step_t0;
+    const double step_s = clock_() - step_t0;
+    busy_s_ += step_s;
+    CountStepForTask(step_s);
     if (!n.ok()) {
       stats_.CountError();
       if (n.status().code() == vmm::StatusCode::kUnavailable && primary_->instance()->pid() != 0 &&
@@ -429,7 +452,9 @@ StatusOr<int> ServingLoop::StepAll(std::vector<TokenEvent>* tokens,
     if (!jobs[i].replica->concurrent) run(jobs[i]);
   }
   int stepped = 0;
+  step_tokens_ = 0;
   for (Job& j : jobs) {
+    step_tokens_ += j.sched->last_step_tokens();
     for (auto& r : j.sched->TakeFinished()) done->push_back(std::move(r));
     tokens->insert(tokens->end(), j.tokens.begin(), j.tokens.end());
     if (j.replica != nullptr) *replica_tokens += static_cast<int>(j.tokens.size());

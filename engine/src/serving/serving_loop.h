@@ -18,6 +18,7 @@
 #ifndef ENGINE_SRC_SERVING_SERVING_LOOP_H_
 #define ENGINE_SRC_SERVING_SERVING_LOOP_H_
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -96,9 +97,18 @@ class ServingLoop {
   void Cancel(int64_t id) EXCLUDES(mu_);
   // The load and configuration as of the last step or task, device_seconds brought up to now.
   ServingSnapshot Snapshot() const EXCLUDES(mu_);
+  // What a task waited for before it ran (a scale event's switch reports it): the steps that
+  // ended between the task's queueing and its start, at most one (the step in flight), since
+  // the loop runs a queued task before it steps again.
+  struct TaskWait {
+    double wait_s = 0;          // the call -> the task starts (an earlier caller's task included)
+    int steps = 0;              // steps that ended in between
+    double longest_step_s = 0;  // the longest of them, its start to its end
+    int64_t step_tokens = 0;    // that step's prefill + decode tokens, all schedulers
+  };
   // Runs `fn` on the serving thread between two steps and waits for it. One task at a time:
   // a second caller waits for the first. REQUIRES: the loop runs.
-  void RunBetweenSteps(const std::function<void()>& fn) EXCLUDES(mu_);
+  TaskWait RunBetweenSteps(const std::function<void()>& fn) EXCLUDES(mu_);
 
   // The serving thread's role: what tasks assert (thread().AssertHeld()) before they touch
   // serving-thread state.
@@ -150,6 +160,8 @@ class ServingLoop {
   // A replica whose instance failed: its requests go to the primary; it gets nothing new.
   void FailReplica(Replica* r, const Status& s) REQUIRES(thread_);
   void Publish() REQUIRES(thread_) EXCLUDES(mu_);
+  // A step of `step_s` ended: counted into the queued task's TaskWait, if one waits.
+  void CountStepForTask(double step_s) REQUIRES(thread_) EXCLUDES(mu_);
   void CheckInvariants(const char* after) const REQUIRES(thread_);
 
   const std::function<double()> clock_;
@@ -173,6 +185,11 @@ class ServingLoop {
   ServingSnapshot snapshot_ GUARDED_BY(mu_);  // as of the last Publish
   bool published_ GUARDED_BY(mu_) = false;    // the first Publish is done
   const std::function<void()>* task_ GUARDED_BY(mu_) = nullptr;
+  // The caller's record of what it waits for (RunBetweenSteps' frame), from the call until its
+  // task has run: every step that ends meanwhile is counted into it.
+  TaskWait* task_wait_ GUARDED_BY(mu_) = nullptr;
+  std::chrono::steady_clock::time_point task_called_ GUARDED_BY(mu_);
+  int64_t step_tokens_ GUARDED_BY(thread_) = 0;  // the last StepAll's, all schedulers
   bool stop_ GUARDED_BY(mu_) = false;
   bool supervisor_stop_ GUARDED_BY(mu_) = false;
   bool crashed_ GUARDED_BY(mu_) = false;

@@ -53,7 +53,7 @@ StatusOr<SwitchResult> SwitchServing(ServingLoop& loop, hbm::HmmControl* hmm, co
   };
   StatusOr<Scheduler::SwitchStats> sw = Status::Internal("switch did not run");
   SwitchResult out;
-  loop.RunBetweenSteps([&] {
+  out.wait = loop.RunBetweenSteps([&] {
     loop.thread().AssertHeld();
     const auto ts = std::chrono::steady_clock::now();
     if (drain) {
@@ -78,6 +78,10 @@ void ReportSwitch(const SwitchResult& sw, bool drain, ScaleReport* rep) {
   rep->requests_kv_copied = sw.copied;
   rep->requests_recomputed = sw.recomputed;
   rep->bytes_p2p += sw.bytes_copied;
+  rep->phase_s["switch:wait"] = sw.wait.wait_s;
+  rep->switch_steps_waited = sw.wait.steps;
+  rep->switch_step_s = sw.wait.longest_step_s;
+  rep->switch_step_tokens = sw.wait.step_tokens;
 }
 
 void Retire(ServingLoop& loop, const Replica* r) {

@@ -25,6 +25,7 @@ struct SwitchResult {
   int kept = 0, copied = 0, recomputed = 0;
   uint64_t bytes_copied = 0;
   Replica* drained = nullptr;  // with drain: the old scheduler, now a retiring replica
+  ServingLoop::TaskWait wait;  // what the switch waited for: the step in flight
 };
 
 // Makes `next` (attached to `devices`) the primary's instance. On error nothing changed.
