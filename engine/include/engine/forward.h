@@ -133,6 +133,7 @@ class Forward {
   ThreadTeam* team_ = nullptr;
   bool fused_ = true;
   std::vector<float> x_, q_, k_, v_, attn_, proj_, logits_, gate_, up_, norm_, scores_;
+  std::vector<float> rope_;  // one token's RoPE cos/sin (RopeAngles), shared by its heads
   std::vector<std::vector<float>> wide_;  // a widening tile per team member
   std::vector<const float*> keys_, values_;
 };

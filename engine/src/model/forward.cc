@@ -24,13 +24,22 @@ void RmsNorm(const float* x, const WeightRef& w, int64_t n, double eps, float* o
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * r * (*scratch)[i];
 }
 
-// Hugging Face's rotate_half convention: element i pairs with i + d/2.
-void Rope(float* x, int64_t d, int64_t pos, double theta) {
+// RoPE's rotation at position `pos` for a head of d: cs[i] = cos, cs[d/2 + i] = sin of
+// pos * theta^(-2i/d), i < d/2 (the same for every head and layer: computed once per token).
+void RopeAngles(int64_t d, int64_t pos, double theta, float* cs) {
   const int64_t half = d / 2;
   for (int64_t i = 0; i < half; ++i) {
-    const double inv = std::pow(theta, -2.0 * i / d);
-    const double a = pos * inv;
-    const float c = static_cast<float>(std::cos(a)), s = static_cast<float>(std::sin(a));
+    const double a = pos * std::pow(theta, -2.0 * i / d);
+    cs[i] = static_cast<float>(std::cos(a));
+    cs[half + i] = static_cast<float>(std::sin(a));
+  }
+}
+
+// Hugging Face's rotate_half convention: element i pairs with i + d/2.
+void Rope(float* x, int64_t d, const float* cs) {
+  const int64_t half = d / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float c = cs[i], s = cs[half + i];
     const float x1 = x[i], x2 = x[i + half];
     x[i] = x1 * c - x2 * s;
     x[i + half] = x2 * c + x1 * s;
@@ -229,17 +238,19 @@ void Forward::StoreKv(int layer, const AttentionInput& s, int64_t row0) {
   const ModelConfig& c = w_->config;
   const LayerWeights& L = w_->layers[layer];
   const int64_t hd = c.head_dim, nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+  rope_.resize(hd);
   for (int64_t t = 0; t < s.count; ++t) {
     const int64_t row = row0 + t;
+    RopeAngles(hd, s.t0 + t, c.rope_theta, rope_.data());
     for (int64_t i = 0; i < nh; ++i) {
       float* qh = &q_[(row * nh + i) * hd];
       if (L.q_norm.data) RmsNorm(qh, L.q_norm, hd, c.rms_norm_eps, qh, &norm_);
-      Rope(qh, hd, s.t0 + t, c.rope_theta);
+      Rope(qh, hd, rope_.data());
     }
     for (int64_t i = 0; i < nkv; ++i) {
       float* kh = &k_[(row * nkv + i) * hd];
       if (L.k_norm.data) RmsNorm(kh, L.k_norm, hd, c.rms_norm_eps, kh, &norm_);
-      Rope(kh, hd, s.t0 + t, c.rope_theta);
+      Rope(kh, hd, rope_.data());
     }
     std::memcpy(s.kv->Key(layer, s.t0 + t), &k_[row * nkv * hd], nkv * hd * sizeof(float));
     std::memcpy(s.kv->Value(layer, s.t0 + t), &v_[row * nkv * hd], nkv * hd * sizeof(float));
