@@ -124,7 +124,7 @@ TEST(ServingLoopTest, ATaskWaitsForTheStepInFlightOnly) {
   const auto t0 = std::chrono::steady_clock::now();
   ServingLoop loop(
       [t0] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); },
-      w->config.vocab_size, false, true);
+      w->config.vocab_size, false);
   loop.Start(std::make_unique<Scheduler>(
       w->insts[0].get(), std::vector<kv::KvStore*>{w->stores[0].get()}, SchedulerOptions{}));
   const auto noop = [&] { loop.thread().AssertHeld(); };
@@ -132,13 +132,18 @@ TEST(ServingLoopTest, ATaskWaitsForTheStepInFlightOnly) {
   EXPECT_EQ(idle.steps, 0);
   EXPECT_EQ(idle.longest_step_s, 0.0);
   EXPECT_GE(idle.wait_s, 0.0);
-  for (int i = 0; i < 4; ++i) {
-    Request r = MakeRequest(40 + i);
-    r.max_new_tokens = 200;
-    ASSERT_TRUE(loop.Submit(r).ok());
-  }
+  // Requests keep coming, so the loop steps all the time. A task queued right after the
+  // previous one may still find the loop between two steps; one queued after a pause finds it
+  // inside a step.
+  int64_t next_id = 40;
   int waited_for_a_step = 0;
-  for (int i = 0; i < 20 && loop.stats().outstanding() > 0; ++i) {
+  for (int i = 0; i < 3000 && waited_for_a_step < 3; ++i) {
+    while (loop.stats().outstanding() < 4) {
+      Request r = MakeRequest(next_id++);
+      r.max_new_tokens = 100;  // longer than the pause: the loop is busy when the task comes
+      ASSERT_TRUE(loop.Submit(r).ok());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const ServingLoop::TaskWait tw = loop.RunBetweenSteps(noop);
     EXPECT_LE(tw.steps, 1) << "a queued task runs before the next step";
     if (tw.steps == 1) {
@@ -150,6 +155,7 @@ TEST(ServingLoopTest, ATaskWaitsForTheStepInFlightOnly) {
   }
   EXPECT_GT(waited_for_a_step, 0) << "the serving thread steps all the time under load";
   loop.Stop();
+  loop.stats().TakeFinished();
 }
 
 TEST(ServingLoopTest, ConcurrentReplicasStepOnTheirOwnThreads) {
