@@ -113,9 +113,9 @@ TEST_P(KernelsTest, MatchesDoubleReference) {
   }
 }
 
-// Bit for bit: a token alone, a token among others, a row range alone. 23 tokens and 29 rows
-// take the AVX-512 register tiles (full and partial ones) where a token alone takes the row
-// kernel.
+// Bit for bit: a token alone, a token among others, a row range alone. With AVX-512, 23 tokens
+// and 29 rows take full and partial register tiles (4 x 6 down to 1 x 5) where a token alone
+// takes tiles of one token.
 TEST_P(KernelsTest, OutputsDoNotDependOnTheRestOfTheProduct) {
   const auto [isa, dtype] = GetParam();
   std::mt19937 rng(11);

@@ -25,7 +25,7 @@ void RmsNorm(const float* x, const WeightRef& w, int64_t n, double eps, float* o
 }
 
 // RoPE's rotation at position `pos` for a head of d: cs[i] = cos, cs[d/2 + i] = sin of
-// pos * theta^(-2i/d), i < d/2 (the same for every head and layer: computed once per token).
+// pos * theta^(-2i/d), i < d/2 (the same for every head: computed once per token and layer).
 void RopeAngles(int64_t d, int64_t pos, double theta, float* cs) {
   const int64_t half = d / 2;
   for (int64_t i = 0; i < half; ++i) {
