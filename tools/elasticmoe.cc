@@ -43,6 +43,10 @@ DEFINE_string(schedule, "2,3,4,3,2,4,2",
 DEFINE_int32(concurrency, 8, "requests kept in flight (closed loop), 1..4096");
 DEFINE_int32(prompt_tokens, 24, "prompt length of each request, 1..1048576");
 DEFINE_int32(output_tokens, 48, "tokens generated per request, 1..1048576");
+DEFINE_int32(max_tokens_per_step, 512, "token budget of one serving step, 1..1048576");
+DEFINE_bool(enable_chunked_prefill, false,
+            "prefill a prompt larger than what a step's budget has left over several steps "
+            "(bounds the step in flight that a switchover waits for)");
 DEFINE_double(settle_s, 6.0,
               "seconds of serving before each event and after the last, 0..3600; at least 2 x "
               "--window_s (an event's after window must end before the next one's before "
@@ -161,6 +165,7 @@ Status CheckFlags() {
       t::IntIn("concurrency", FLAGS_concurrency, 1, 4096),
       t::IntIn("prompt_tokens", FLAGS_prompt_tokens, 1, 1 << 20),
       t::IntIn("output_tokens", FLAGS_output_tokens, 1, 1 << 20),
+      t::IntIn("max_tokens_per_step", FLAGS_max_tokens_per_step, 1, 1 << 20),
       t::RealIn("settle_s", FLAGS_settle_s, 0, false, 3600),
       t::RealIn("window_s", FLAGS_window_s, 0, true, 1800),
       t::IntIn("repeat", FLAGS_repeat, 1, 100),
@@ -236,6 +241,8 @@ vmm::StatusOr<emoe::tools::ExperimentOptions> OptionsFromFlags() {
   o.concurrency = FLAGS_concurrency;
   o.prompt_tokens = FLAGS_prompt_tokens;
   o.output_tokens = FLAGS_output_tokens;
+  o.max_tokens_per_step = FLAGS_max_tokens_per_step;
+  o.chunked_prefill = FLAGS_enable_chunked_prefill;
   o.settle_s = FLAGS_settle_s;
   o.window_s = FLAGS_window_s;
   o.repeat = FLAGS_repeat;

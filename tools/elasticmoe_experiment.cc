@@ -248,6 +248,8 @@ Status RunMethod(const ExperimentOptions& o, size_t mi, int run, RunContext& ctx
   HmmSession& hmm = ctx.hmm;
   engine::CoordinatorOptions co;
   co.instance.compute_share = o.compute_share;
+  co.scheduler.max_tokens_per_step = o.max_tokens_per_step;
+  co.scheduler.chunked_prefill = o.chunked_prefill;
   co.instance_binary = InstanceBinary(o, mi);
   VMM_RETURN_IF_ERROR(hmm.Use(NeedsInProcessHmm(o, mi)));
   std::fprintf(stderr, "elasticmoe: %s: instances %s, HMM %s (run %d of %d)\n", name.c_str(),

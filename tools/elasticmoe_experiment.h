@@ -36,6 +36,8 @@ struct ExperimentOptions {
   int concurrency = 8;                  // requests in flight (closed loop)
   int prompt_tokens = 24;               // per request
   int output_tokens = 48;               // per request
+  int max_tokens_per_step = 512;        // engine::SchedulerOptions
+  bool chunked_prefill = false;         // likewise
   // Seconds of serving before each event and after the last. REQUIRES: >= 2 * window_s (the
   // next event's before window must not reach into this one's after window).
   double settle_s = 6.0;

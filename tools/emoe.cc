@@ -43,6 +43,9 @@ DEFINE_int32(devices, 1,
              "own on one NUMA node (the same as --devices_per_node)");
 DEFINE_int32(block_tokens, 16, "tokens per KV block, 1..4096");
 DEFINE_int32(max_tokens_per_step, 512, "token budget of one batch step, 1..1048576");
+DEFINE_bool(enable_chunked_prefill, false,
+            "prefill a prompt larger than what a step's budget has left over several steps "
+            "(prompts may then exceed the budget)");
 DEFINE_int32(max_batch, 64, "sequences per step, 1..4096");
 DEFINE_string(prompt, "", "prompt text; several (non-empty) prompts separated by '|'");
 DEFINE_bool(chat, false,
@@ -175,6 +178,7 @@ int main(int argc, char** argv) {
   o.instance.compute_share = FLAGS_compute_share;
   o.instance.threads_per_device = FLAGS_threads_per_device;
   o.scheduler.max_tokens_per_step = FLAGS_max_tokens_per_step;
+  o.scheduler.chunked_prefill = FLAGS_enable_chunked_prefill;
   o.scheduler.max_batch = FLAGS_max_batch;
   emoe::tools::WorkloadOptions& w = o.workload;
   w.kind = FLAGS_workload;

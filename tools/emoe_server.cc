@@ -65,8 +65,12 @@ DEFINE_int32(max_num_seqs, 64, "sequences in one batch step (vLLM's max_num_seqs
 DEFINE_int32(max_queue, 1024,
              "requests waiting beyond max_num_seqs before new ones get 429, 0..1048576");
 DEFINE_int32(max_tokens_per_step, 2048,
-             "token budget of one step, 2..1048576 (a prompt is prefilled in one step: at most "
-             "this minus one tokens)");
+             "token budget of one step (vLLM's max_num_batched_tokens), 2..1048576; without "
+             "--enable_chunked_prefill a prompt is prefilled in one step: at most this minus one "
+             "tokens");
+DEFINE_bool(enable_chunked_prefill, true,
+            "prefill a prompt larger than what a step's budget has left over several steps, "
+            "beside the decodes (vLLM's --enable-chunked-prefill); prompts up to the context");
 DEFINE_int32(block_tokens, 16, "tokens per KV block, 1..4096");
 DEFINE_int32(threads_per_device, 1,
              "threads per device, 1..64: a device is a team of threads pinned to its CPUs that "
@@ -286,6 +290,7 @@ emoe::engine::CoordinatorOptions CoordinatorOptionsFor(const Setup& s) {
   co.instance.threads_per_device = FLAGS_threads_per_device;
   co.scheduler.max_batch = FLAGS_max_num_seqs;
   co.scheduler.max_tokens_per_step = FLAGS_max_tokens_per_step;
+  co.scheduler.chunked_prefill = FLAGS_enable_chunked_prefill;
   co.block_tokens = FLAGS_block_tokens;
   co.kv_bytes_per_device = s.hmm.memory.usage_bytes[static_cast<int>(emoe::hbm::Usage::kKv)];
   co.keep_history = false;  // a long-running service: bounded memory
@@ -315,7 +320,8 @@ emoe::server::ServiceOptions ServiceOptionsFor(const Setup& s,
   const int64_t kv_tokens =
       static_cast<int64_t>(co.kv_bytes_per_device / block_bytes) * co.block_tokens;
   so.max_model_len = std::min<int64_t>(s.config.max_position_embeddings, kv_tokens);
-  so.max_prompt_tokens = FLAGS_max_tokens_per_step - 1;
+  so.max_prompt_tokens =
+      FLAGS_enable_chunked_prefill ? so.max_model_len - 1 : FLAGS_max_tokens_per_step - 1;
   so.max_num_seqs = FLAGS_max_num_seqs;
   so.max_queue = FLAGS_max_queue;
   so.max_devices = s.hmm.devices.devices_per_node * static_cast<int>(s.hmm.devices.nodes.size());

@@ -84,11 +84,13 @@ std::variant<engine::Request, OpenAiService::Refusal> OpenAiService::MakeRequest
         "too_long"};
   }
   if (n > o_.max_prompt_tokens) {
-    return Refusal{BadRequest("the prompt has " + std::to_string(n) + " tokens; this server " +
-                                  "prefills at most " + std::to_string(o_.max_prompt_tokens) +
-                                  " in one step (--max_tokens_per_step minus one)",
-                              field),
-                   "too_long"};
+    return Refusal{
+        BadRequest("the prompt has " + std::to_string(n) + " tokens; this server " +
+                       "serves prompts of at most " + std::to_string(o_.max_prompt_tokens) +
+                       " (--max_tokens_per_step minus one: it prefills a prompt in "
+                       "one step without --enable_chunked_prefill)",
+                   field),
+        "too_long"};
   }
   q.max_new_tokens =
       static_cast<int>(std::min<int64_t>(r.max_tokens.value_or(o_.max_model_len - n), INT_MAX));

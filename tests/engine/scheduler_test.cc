@@ -366,6 +366,159 @@ TEST(SchedulerTest, SwitchInstanceKeepsOrCopiesTheKv) {
   for (auto& s : w->stores) EXPECT_EQ(s->pool().free_blocks(), 64) << "all KV returned";
 }
 
+// Requests with prompts longer than a small step budget, some sampled (seeded): their tokens
+// depend on every logit, so equal outputs mean the chunked prefill computed the same KV.
+std::vector<Request> LongRequests(int n) {
+  std::vector<Request> out = Requests(n);
+  for (Request& r : out) {
+    for (int t = 0; t < 20 + (r.id * 11) % 31; ++t) r.prompt.push_back((r.id * 13 + t * 29) % 256);
+    if (r.id % 3 == 1) {
+      r.temperature = 0.8f;
+      r.top_p = 0.9f;
+      r.seed = 100 + r.id;
+    }
+  }
+  return out;
+}
+
+SchedulerOptions Chunked(int64_t budget) {
+  SchedulerOptions o;
+  o.chunked_prefill = true;
+  o.max_tokens_per_step = budget;
+  return o;
+}
+
+// Chunked prefill: no step exceeds the budget (invariant 5, checked after every step), a
+// prompt several times the budget is served, the decodes keep stepping beside a long prefill,
+// and the tokens equal those of whole-prompt prefills bit for bit (on one and two devices).
+TEST(SchedulerTest, ChunkedPrefillKeepsTheBudgetAndTheTokens) {
+  const auto reqs = LongRequests(9);
+  for (int devices : {1, 2}) {
+    SCOPED_TRACE(devices);
+    auto w = MakeWorld(devices, 128);
+    int whole_steps = 0, chunked_steps = 0;
+    auto want = RunAll(*w, reqs, {}, &whole_steps);
+    Scheduler sched(w->inst.get(), StoresOf(*w), Chunked(8));
+    for (const Request& r : reqs) ASSERT_TRUE(SubmitChecked(sched, r).ok());
+    // Request 0 (admitted first: a prompt of 25 tokens, 4 chunks) gets a token in every step
+    // from its first to its last, while the others' prompts are prefilled beside it.
+    std::vector<int> steps_of_0;
+    double now = 1.0;
+    while (!sched.idle() && chunked_steps < 10000) {
+      auto n = StepChecked(sched, now, [&](int64_t id, int32_t) {
+        if (id == 0) steps_of_0.push_back(chunked_steps);
+      });
+      ASSERT_TRUE(n.ok()) << n.status().ToString();
+      EXPECT_LE(sched.last_step_tokens(), 8);
+      now += 0.005;
+      ++chunked_steps;
+    }
+    ASSERT_EQ(static_cast<int>(steps_of_0.size()), reqs[0].max_new_tokens);
+    EXPECT_EQ(steps_of_0.front(), 3) << "25 tokens in chunks of 8: the 4th step samples";
+    for (size_t k = 1; k < steps_of_0.size(); ++k) EXPECT_EQ(steps_of_0[k], steps_of_0[k - 1] + 1);
+    std::map<int64_t, RequestResult> got;
+    for (auto& r : sched.TakeFinished()) got[r.id] = r;
+    ASSERT_EQ(got.size(), reqs.size());
+    for (const Request& r : reqs) {
+      EXPECT_EQ(got[r.id].output, want[r.id].output) << "request " << r.id;
+      EXPECT_EQ(got[r.id].finish_reason, "length");
+    }
+    EXPECT_GT(chunked_steps, whole_steps) << "the prompts took several steps each";
+    for (auto& s : w->stores) EXPECT_EQ(s->pool().free_blocks(), 128) << "all KV returned";
+  }
+}
+
+// A chunked prefill meets the rest of the scheduler: a prompt larger than the budget is
+// refused only without chunking; failed steps on a small KV store, a preemption in the middle
+// of a prefill and a switchover that copies a prompt halfway through its prefill all keep the
+// tokens.
+TEST(SchedulerTest, ChunkedPrefillSurvivesFailuresPreemptionAndSwitches) {
+  const auto reqs = LongRequests(8);
+  {
+    auto w = MakeWorld(1, 16);
+    Request r = reqs[0];  // 25 tokens
+    Scheduler whole(w->inst.get(), StoresOf(*w), [] {
+      SchedulerOptions o;
+      o.max_tokens_per_step = 8;
+      return o;
+    }());
+    EXPECT_EQ(SubmitChecked(whole, r).code(), vmm::StatusCode::kInvalidArgument);
+    Scheduler chunked(w->inst.get(), StoresOf(*w), Chunked(8));
+    EXPECT_TRUE(SubmitChecked(chunked, r).ok());
+  }
+  int steps = 0;
+  auto big = MakeWorld(2, 256);
+  auto want = RunAll(*big, reqs, {}, &steps);
+  {
+    SCOPED_TRACE("failed steps and preemptions");
+    // The short requests of FullKvPreemptsAndRecomputesWithTheSameOutput in chunks of 4.
+    const auto shorter = Requests(10);
+    auto want_short = RunAll(*big, shorter, {}, &steps);
+    auto w = MakeWorld(2, 6);  // 48 tokens per device: the prompts wait and preempt
+    FlakyInstance flaky(w->inst.get());
+    Scheduler sched(&flaky, StoresOf(*w), Chunked(4));
+    for (const Request& r : shorter) ASSERT_TRUE(SubmitChecked(sched, r).ok());
+    double now = 1.0;
+    for (int i = 0; i < 10000 && !sched.idle(); ++i, now += 0.005) (void)StepChecked(sched, now);
+    EXPECT_GT(flaky.failures(), 2);
+    std::map<int64_t, RequestResult> got;
+    for (auto& r : sched.TakeFinished()) got[r.id] = r;
+    ASSERT_EQ(got.size(), shorter.size());
+    for (const Request& r : shorter) {
+      EXPECT_EQ(got[r.id].output, want_short[r.id].output) << "request " << r.id;
+    }
+    for (auto& s : w->stores) EXPECT_EQ(s->pool().free_blocks(), 6) << "all KV returned";
+  }
+  {
+    SCOPED_TRACE("a prefill preempted halfway");
+    // One device of 8 blocks (64 tokens). A (14 tokens, 40 new) starts; B (40 tokens) is then
+    // admitted with all 6 free blocks and prefills 3 tokens a step beside A's decode, until A
+    // needs a third block: B, the youngest, is preempted in the middle of its prefill, waits
+    // for A to finish, and is recomputed.
+    std::vector<Request> ab(2);
+    for (int t = 0; t < 14; ++t) ab[0].prompt.push_back((t * 37 + 3) % 256);
+    ab[0].max_new_tokens = 40;
+    ab[1].id = 1;
+    for (int t = 0; t < 40; ++t) ab[1].prompt.push_back((t * 53 + 11) % 256);
+    ab[1].max_new_tokens = 8;
+    ab[1].arrival_s = 0.001;
+    auto want_ab = RunAll(*big, ab, {}, &steps);
+    auto w = MakeWorld(1, 8);
+    auto got = RunAll(*w, ab, Chunked(4), &steps);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].output, want_ab[0].output);
+    EXPECT_EQ(got[1].output, want_ab[1].output);
+    EXPECT_EQ(got[0].preemptions, 0);
+    EXPECT_EQ(got[1].preemptions, 1) << "B was preempted while it prefilled";
+    EXPECT_GT(got[1].first_token_s, got[0].finish_s) << "and came back after A";
+    EXPECT_EQ(w->stores[0]->pool().free_blocks(), 8) << "all KV returned";
+  }
+  {
+    SCOPED_TRACE("a switchover in the middle of a prefill");
+    auto w = MakeWorld(2, 64);
+    Scheduler sched(w->inst.get(), StoresOf(*w), Chunked(8));
+    for (const Request& r : reqs) ASSERT_TRUE(SubmitChecked(sched, r).ok());
+    // Two steps: request 0's first 16 of 25 tokens, on rank 0 (device 0), nothing else.
+    ASSERT_TRUE(StepChecked(sched, 1.0).ok());
+    ASSERT_TRUE(StepChecked(sched, 1.005).ok());
+    ASSERT_EQ(sched.running(), 1u);
+    auto one = LocalInstance::Create(w->hmm.get(), w->config, {1});
+    ASSERT_TRUE(one.ok()) << one.status().ToString();
+    auto memcpy_copy = [](void* dst, const void* src, uint64_t bytes) {
+      std::memcpy(dst, src, bytes);
+      return Status::Ok();
+    };
+    auto moved = SwitchChecked(sched, one->get(), {w->stores[1].get()}, memcpy_copy);
+    ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+    EXPECT_EQ(moved->copied, 1) << "the half-prefilled prompt moved to device 1";
+    steps = 0;
+    auto got = Drain(sched, 1.01, &steps);
+    ASSERT_EQ(got.size(), reqs.size());
+    for (const Request& r : reqs) EXPECT_EQ(got[r.id].output, want[r.id].output) << r.id;
+    for (auto& s : w->stores) EXPECT_EQ(s->pool().free_blocks(), 64) << "all KV returned";
+  }
+}
+
 // CheckInvariants reports broken states that the public API lets a caller make.
 TEST(SchedulerTest, CheckInvariantsCatchesBrokenStates) {
   auto w = MakeWorld(1, 16);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # emoe_server end to end with curl: the real binary on its default preset (qwen3-text: the real
 # Qwen3 vocabulary), hmmd and instance processes; every endpoint (streams read with -N), every
-# error status (400, 404, 405, 409, 413, 429, 431, 503), /metrics through `promtool check
-# metrics`, scale events 2 -> 4 -> 2 while a stream runs, and SIGTERM: a request arriving
-# during the grace period gets 503, the stream still running ends with an error chunk and
-# [DONE], the server exits 0 and leaves no hmmd, no emoe_instance and no scratch model behind.
+# error status (400, 404, 405, 409, 413, 429, 431, 503), a prompt longer than a step's budget
+# (chunked prefill), /metrics through `promtool check metrics`, scale events 2 -> 4 -> 2 while a
+# stream runs, and SIGTERM: a request arriving during the grace period gets 503, the stream
+# still running ends with an error chunk and [DONE], the server exits 0 and leaves no hmmd, no
+# emoe_instance and no scratch model behind.
 # Bad flags exit 2 naming the flag. Skipped (77) without data/tokenizers/qwen3.
 # usage: emoe_server_e2e.sh BINDIR WORKDIR TOKENIZER_DATA
 set -euo pipefail
@@ -58,9 +59,10 @@ grep -q "stopped before serving" "$work/early.err" || fail "start-up went on: $(
 [ -z "$(ls -A "$work/early")" ] || fail "start-up left $(ls "$work/early")"
 if pgrep -f "$work/early" >/dev/null; then fail "start-up left a process: $(pgrep -af "$work/early")"; fi
 
-# --- start: a free port, a small admission bound, 64 KiB bodies, 3 s of grace
+# --- start: a free port, a small admission bound, 64 KiB bodies, 3 s of grace, steps of 32
+# tokens (longer prompts are prefilled in chunks: --enable_chunked_prefill is the default)
 TMPDIR=$work "$bin" --port=0 --max_num_seqs=4 --max_queue=2 --max_body_kb=64 \
-  --shutdown_grace_s=3 >"$work/stdout" 2>"$work/stderr" &
+  --shutdown_grace_s=3 --max_tokens_per_step=32 >"$work/stdout" 2>"$work/stderr" &
 pid=$!
 for _ in $(seq 3000); do
   grep -q "^emoe_server: serving" "$work/stdout" && break
@@ -121,6 +123,12 @@ streamed=$(grep '^data: {' "$work/stream" | sed 's/^data: //' | jq -rj '.choices
 [ "$streamed" = "$whole" ] || fail "streamed text '$streamed' differs from the whole answer '$whole'"
 grep '^data: {' "$work/stream" | tail -1 | sed 's/^data: //' | jq -e '.usage.prompt_tokens > 0' \
   >/dev/null || fail "no usage chunk"
+# a prompt of 100 token ids, prefilled in 4 steps of at most 32 tokens
+ids=$(seq 1000 1099 | paste -sd, -)
+post 200 /v1/completions "{\"model\": \"qwen3-text\", \"prompt\": [$ids], \"max_tokens\": 4,
+  \"temperature\": 0}"
+jq -e '.usage.prompt_tokens == 100 and .usage.completion_tokens > 0' "$work/body" >/dev/null ||
+  fail "a prompt of 100 tokens in steps of 32: $(cat "$work/body")"
 curl -sN "$url/v1/chat/completions" -d '{"model": "qwen3-text", "stream": true, "max_tokens": 8,
   "messages": [{"role": "user", "content": "Hi!"}]}' >"$work/chat"
 grep '^data: {' "$work/chat" | head -1 | sed 's/^data: //' |

@@ -3,11 +3,16 @@
 // Every Step: running requests decode one token each; waiting requests are admitted in arrival
 // order while the step's token budget, the batch limit and the KV blocks of some rank allow
 // (a new request goes to the rank with the most free blocks: DP load balancing); their whole
-// prompt is prefilled in that step. When a running request needs a new KV block and its rank
-// has none, the youngest running request of that rank is preempted: its blocks are released
-// and it goes back to the front of the queue, to be recomputed (prompt + tokens so far) when
-// room returns. Recomputation rebuilds the same KV in exact arithmetic; the tests check that
-// greedy outputs with preemptions equal those without.
+// prompt is prefilled in that step. With chunked prefill (SchedulerOptions::chunked_prefill,
+// vLLM's --enable-chunked-prefill) a prompt larger than what the budget has left is prefilled
+// a chunk per step instead (decodes first, then the prefills in flight, then admissions), so
+// that no step exceeds the budget and decodes keep stepping beside a long prompt; it holds the
+// KV blocks of its whole prompt from admission on, and its first token is sampled after its
+// last chunk. The tokens are the same either way (tested bit for bit). When a running request needs
+// a new KV block and its rank has none, the youngest running request of that rank is preempted: its
+// blocks are released and it goes back to the front of the queue, to be recomputed (prompt + tokens
+// so far) when room returns. Recomputation rebuilds the same KV in exact arithmetic; the tests
+// check that greedy outputs with preemptions equal those without.
 //
 // Invariants (Scheduler::CheckInvariants; they hold between calls, also after a failed Step,
 // which puts the requests it admitted back at the front of the queue without their blocks):
@@ -17,10 +22,13 @@
 //  2. A waiting request holds no KV (no sequence, rank -1), has not finished (output <
 //     max_new_tokens, and its last output token is not one of its stop tokens) and has started
 //     exactly when it has output (a preempted one).
-//  3. A running request has started (its output is not empty: the next step decodes its last
-//     token), runs on a rank of the instance (0 <= rank < ranks) with its sequence in that
-//     rank's store, and its KV holds every token but the last one generated: length = prompt +
-//     output - 1 tokens, in at least as many blocks as that length needs. It has not finished:
+//  3. A running request runs on a rank of the instance (0 <= rank < ranks) with its sequence in
+//     that rank's store, and either decodes or prefills. A decoding one has started (its output
+//     is not empty: the next step decodes its last token) and its KV holds every token but the
+//     last one generated: length = prompt + output - 1 tokens, in at least as many blocks as
+//     that length needs. A prefilling one (chunked prefill) prefills prompt + output (output:
+//     what it generated before a preemption); its KV holds the first `prefilled` of them, 0 <
+//     prefilled < their count, in blocks for all of them plus one. It has not finished:
 //     output < max_new_tokens, its last output token is not one of its stop tokens, and
 //     length + 1 < the model's context.
 //  4. Block accounting: every block a running request holds is a block of its store in use
@@ -88,6 +96,10 @@ struct RequestResult {
 struct SchedulerOptions {
   int64_t max_tokens_per_step = 512;  // prefill + decode tokens in one step
   int max_batch = 64;                 // sequences in one step
+  // A prompt larger than the budget left in a step is prefilled over several steps (and a
+  // prompt may exceed the budget); off: a prompt is prefilled in one step, at most the budget
+  // minus one tokens.
+  bool chunked_prefill = false;
   // Seconds on the scheduler's clock, read when a step's tokens are ready (TTFT/TPOT/E2E).
   // Unset: token times are the step's `now_s`.
   std::function<double()> clock;
@@ -162,9 +174,20 @@ class Scheduler {
     int rank = -1;
     std::mt19937_64 rng;
     bool started = false;
+    // Chunked prefill in flight: the tokens being prefilled (prompt + output) and how many of
+    // them the KV holds; empty when decoding or waiting.
+    std::vector<int32_t> prefill;
+    int64_t prefilled = 0;
+    bool prefilling() const { return !prefill.empty(); }
   };
   int64_t BlocksFor(int64_t tokens) const;
   void Preempt(size_t index);
+  void Unadmit(Active* a);  // back to waiting's state: no KV, no prefill in flight
+  // The parts of Step: its batch's running members, its admissions, the finished requests.
+  struct Batch;
+  void AddRunning(Batch& b);
+  void Admit(Batch& b, double now_s);
+  void Retire(double now_s);
   void UndoAdmissions(size_t admitted);  // after a failed instance step
   void PreemptForRoom();
   Status CheckQueues() const;   // invariants 1 and 2

@@ -98,7 +98,7 @@ Status Scheduler::Submit(Request r) {
   for (kv::KvStore* s : stores_) largest = std::max(largest, s->pool().num_blocks());
   const int64_t need = static_cast<int64_t>(r.prompt.size()) + 1;
   if (BlocksFor(need) > largest || need > c.max_position_embeddings ||
-      need > options_.max_tokens_per_step) {
+      (!options_.chunked_prefill && need > options_.max_tokens_per_step)) {
     return Status::InvalidArgument(
         "request " + std::to_string(r.id) + ": a prompt of " + std::to_string(r.prompt.size()) +
         " tokens exceeds the KV store, the model's context or the step's token budget");
@@ -126,17 +126,22 @@ void Scheduler::UndoAdmissions(size_t admitted) {
   for (size_t k = 0; k < admitted; ++k) {
     std::unique_ptr<Active> a = std::move(running_.back());
     running_.pop_back();
-    a->seq.reset();
-    a->rank = -1;
+    Unadmit(a.get());
     waiting_.push_front(std::move(a));
   }
+}
+
+void Scheduler::Unadmit(Active* a) {
+  a->seq.reset();  // blocks back to the pool; the tokens so far are recomputed on readmission
+  a->rank = -1;
+  a->prefill.clear();
+  a->prefilled = 0;
 }
 
 void Scheduler::Preempt(size_t index) {
   std::unique_ptr<Active> a = std::move(running_[index]);
   running_.erase(running_.begin() + index);
-  a->seq.reset();  // blocks back to the pool; the tokens so far are recomputed on readmission
-  a->rank = -1;
+  Unadmit(a.get());
   ++a->result.preemptions;
   waiting_.push_front(std::move(a));
 }
@@ -168,71 +173,91 @@ void Scheduler::PreemptForRoom() {
   }
 }
 
-StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, int32_t)>& on_token) {
-  const ModelConfig& c = inst_->config();
-  PreemptForRoom();  // 1.
-  // 2. The batch: decodes first, then admissions within the budget.
-  std::vector<SequenceInput> batch;
+// A step's batch as it is built: decodes first, then the prefills in flight, then admissions,
+// within the budget. chunk[i]: how many tokens of member i's prefill its input is (0: a decode
+// or a whole prompt).
+struct Scheduler::Batch {
+  std::vector<SequenceInput> inputs;
   std::vector<Active*> members;
-  int64_t budget = options_.max_tokens_per_step;
-  std::vector<int64_t> free_blocks(inst_->num_ranks());
-  for (int r = 0; r < inst_->num_ranks(); ++r) free_blocks[r] = stores_[r]->pool().free_blocks();
-  for (auto& a : running_) {
-    if (static_cast<int>(batch.size()) >= options_.max_batch || budget < 1) break;
-    batch.push_back({a->seq.get(), {a->result.output.back()}, a->rank});
-    members.push_back(a.get());
-    free_blocks[a->rank] -= std::max<int64_t>(
-        0, BlocksFor(a->seq->length() + 1) - static_cast<int64_t>(a->seq->blocks().size()));
-    --budget;
+  std::vector<int64_t> chunk;
+  int64_t budget = 0;
+  std::vector<int64_t> free_blocks;  // per rank, after what the batch needs
+  size_t admitted = 0;               // the last `admitted` of running_ were admitted by it
+  void Add(Active* a, std::vector<int32_t> tokens, int64_t chunk_tokens) {
+    budget -= static_cast<int64_t>(tokens.size());
+    inputs.push_back({a->seq.get(), std::move(tokens), a->rank});
+    members.push_back(a);
+    chunk.push_back(chunk_tokens);
   }
-  size_t admitted = 0;  // the last `admitted` of running_ were admitted by this step
-  while (!waiting_.empty() && static_cast<int>(batch.size()) < options_.max_batch &&
+};
+
+void Scheduler::AddRunning(Batch& b) {
+  auto room = [&] {
+    return static_cast<int>(b.inputs.size()) < options_.max_batch && b.budget >= 1;
+  };
+  for (auto& a : running_) {
+    if (!room()) break;
+    if (a->prefilling()) continue;
+    b.free_blocks[a->rank] -= std::max<int64_t>(
+        0, BlocksFor(a->seq->length() + 1) - static_cast<int64_t>(a->seq->blocks().size()));
+    b.Add(a.get(), {a->result.output.back()}, 0);
+  }
+  for (auto& a : running_) {
+    if (!room()) break;
+    if (!a->prefilling()) continue;
+    const int64_t n =
+        std::min<int64_t>(b.budget, static_cast<int64_t>(a->prefill.size()) - a->prefilled);
+    auto from = a->prefill.begin() + a->prefilled;
+    b.Add(a.get(), {from, from + n}, n);
+  }
+}
+
+void Scheduler::Admit(Batch& b, double now_s) {
+  while (!waiting_.empty() && static_cast<int>(b.inputs.size()) < options_.max_batch &&
+         b.budget >= 1 && static_cast<int>(running_.size()) < options_.max_batch &&
          waiting_.front()->req.arrival_s <= now_s) {
     Active& a = *waiting_.front();
     std::vector<int32_t> tokens = a.req.prompt;  // plus what it generated before a preemption
     tokens.insert(tokens.end(), a.result.output.begin(), a.result.output.end());
-    if (static_cast<int64_t>(tokens.size()) > budget) break;
+    const int64_t total = static_cast<int64_t>(tokens.size());
+    if (total > b.budget && !options_.chunked_prefill) break;
     int best = -1;
     for (int r = 0; r < inst_->num_ranks(); ++r) {
-      if (free_blocks[r] >= BlocksFor(tokens.size() + 1) &&
-          (best < 0 || free_blocks[r] > free_blocks[best])) {
+      if (b.free_blocks[r] >= BlocksFor(total + 1) &&
+          (best < 0 || b.free_blocks[r] > b.free_blocks[best])) {
         best = r;
       }
     }
     if (best < 0) break;  // wait for KV to free up
     a.rank = best;
     a.seq = std::make_unique<kv::PagedSequence>(stores_[best]);
-    free_blocks[best] -= BlocksFor(tokens.size() + 1);
-    budget -= tokens.size();
-    batch.push_back({a.seq.get(), std::move(tokens), best});
-    members.push_back(&a);
+    const int64_t n = std::min(total, b.budget);
+    if (n < total) {
+      // A chunked prefill holds the blocks of its whole prompt from now on, so that it never
+      // stalls halfway for want of KV (another scheduler may share the store: then it waits).
+      if (!a.seq->Reserve(total + 1).ok()) {
+        Unadmit(&a);
+        break;
+      }
+      a.prefill = tokens;
+      tokens.resize(n);
+    }
+    b.free_blocks[best] -= BlocksFor(total + 1);
+    b.Add(&a, std::move(tokens), n < total ? n : 0);
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
-    ++admitted;
+    ++b.admitted;
   }
-  last_step_batch_ = static_cast<int>(batch.size());
-  last_step_tokens_ = options_.max_tokens_per_step - budget;
-  if (batch.empty()) return 0;
-  auto stepped = inst_->Step(batch);
-  if (!stepped.ok()) {
-    UndoAdmissions(admitted);
-    return stepped.status();
-  }
-  auto& logits = *stepped;
-  if (options_.clock) now_s = options_.clock();
-  // 3. Sample, stream, retire.
-  for (size_t i = 0; i < members.size(); ++i) {
-    Active& a = *members[i];
-    const int32_t tok = SampleToken(logits[i], a.req.temperature, a.req.top_p, &a.rng);
-    a.result.output.push_back(tok);
-    if (!a.started) {
-      a.started = true;
-      a.result.first_token_s = now_s;
-    }
-    if (on_token) on_token(a.req.id, tok);
-  }
+}
+
+void Scheduler::Retire(double now_s) {
+  const ModelConfig& c = inst_->config();
   for (size_t i = 0; i < running_.size();) {
     Active& a = *running_[i];
+    if (a.prefilling()) {
+      ++i;
+      continue;
+    }
     // vLLM's order: a stop token first (also when it is the last token allowed), then length.
     const bool stop = EndsWithStopToken(a.req, a.result.output);
     const bool length = static_cast<int>(a.result.output.size()) >= a.req.max_new_tokens;
@@ -247,7 +272,46 @@ StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, in
       ++i;
     }
   }
-  return static_cast<int>(batch.size());
+}
+
+StatusOr<int> Scheduler::Step(double now_s, const std::function<void(int64_t, int32_t)>& on_token) {
+  PreemptForRoom();  // 1. (a prefill in flight holds its blocks already: it needs none)
+  // 2. The batch.
+  Batch b;
+  b.budget = options_.max_tokens_per_step;
+  b.free_blocks.resize(inst_->num_ranks());
+  for (int r = 0; r < inst_->num_ranks(); ++r) b.free_blocks[r] = stores_[r]->pool().free_blocks();
+  AddRunning(b);
+  Admit(b, now_s);
+  last_step_batch_ = static_cast<int>(b.inputs.size());
+  last_step_tokens_ = options_.max_tokens_per_step - b.budget;
+  if (b.inputs.empty()) return 0;
+  auto stepped = inst_->Step(b.inputs);
+  if (!stepped.ok()) {
+    UndoAdmissions(b.admitted);  // the prefills in flight keep their KV: no length was committed
+    return stepped.status();
+  }
+  auto& logits = *stepped;
+  if (options_.clock) now_s = options_.clock();
+  // 3. Sample, stream, retire. A prefill's chunks before its last give no token.
+  for (size_t i = 0; i < b.members.size(); ++i) {
+    Active& a = *b.members[i];
+    if (a.prefilling()) {
+      a.prefilled += b.chunk[i];
+      if (a.prefilled < static_cast<int64_t>(a.prefill.size())) continue;
+      a.prefill.clear();
+      a.prefilled = 0;
+    }
+    const int32_t tok = SampleToken(logits[i], a.req.temperature, a.req.top_p, &a.rng);
+    a.result.output.push_back(tok);
+    if (!a.started) {
+      a.started = true;
+      a.result.first_token_s = now_s;
+    }
+    if (on_token) on_token(a.req.id, tok);
+  }
+  Retire(now_s);
+  return static_cast<int>(b.inputs.size());
 }
 
 StatusOr<Scheduler::SwitchStats> Scheduler::SwitchInstance(Instance* instance,
@@ -428,7 +492,9 @@ Status Scheduler::CheckRunning() const {
   std::map<kv::KvStore*, std::set<kv::BlockId>> held;
   for (const auto& a : running_) {
     const std::string who = Req(a->req.id);
-    if (!a->started || a->result.output.empty()) return Broken(3, who + " runs unstarted");
+    if (!a->prefilling() && (!a->started || a->result.output.empty())) {
+      return Broken(3, who + " decodes unstarted");
+    }
     if (a->rank < 0 || a->rank >= static_cast<int>(stores_.size())) {
       return Broken(3, who + " runs on rank " + std::to_string(a->rank) + " of " +
                            std::to_string(stores_.size()));
@@ -437,15 +503,26 @@ Status Scheduler::CheckRunning() const {
       return Broken(3, who + " has no KV in its rank's store");
     }
     const kv::PagedSequence& seq = *a->seq;
-    const int64_t want = static_cast<int64_t>(a->req.prompt.size() + a->result.output.size()) - 1;
+    const int64_t tokens = static_cast<int64_t>(a->req.prompt.size() + a->result.output.size());
+    const int64_t want = a->prefilling() ? a->prefilled : tokens - 1;
     if (seq.length() != want) {
       return Broken(3, who + " holds " + std::to_string(seq.length()) + " tokens of KV, not " +
                            std::to_string(want));
     }
+    if (a->prefilling()) {
+      std::vector<int32_t> all = a->req.prompt;
+      all.insert(all.end(), a->result.output.begin(), a->result.output.end());
+      if (a->prefill != all) return Broken(3, who + " prefills other tokens than its own");
+      if (a->prefilled <= 0 || a->prefilled >= tokens) {
+        return Broken(3, who + " prefills with " + std::to_string(a->prefilled) + " of " +
+                             std::to_string(tokens) + " tokens done");
+      }
+    }
     const int64_t bt = seq.store()->geometry().block_tokens;
-    if (static_cast<int64_t>(seq.blocks().size()) * bt < seq.length()) {
+    const int64_t hold = a->prefilling() ? tokens + 1 : seq.length();
+    if (static_cast<int64_t>(seq.blocks().size()) * bt < hold) {
       return Broken(3, who + ": " + std::to_string(seq.blocks().size()) + " blocks for " +
-                           std::to_string(seq.length()) + " tokens");
+                           std::to_string(hold) + " tokens");
     }
     if (static_cast<int>(a->result.output.size()) >= a->req.max_new_tokens ||
         seq.length() + 1 >= config_.max_position_embeddings) {

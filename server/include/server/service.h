@@ -57,8 +57,9 @@ struct ServiceOptions {
   // A request's prompt + max_tokens at most this many tokens (vLLM's max_model_len): the
   // model's context, or less when a device's KV store holds fewer tokens.
   int64_t max_model_len = 4096;
-  // A prompt at most this many tokens: the scheduler prefills a prompt in one step (its token
-  // budget, --max_tokens_per_step, minus the first generated token).
+  // A prompt at most this many tokens: without chunked prefill the scheduler prefills a prompt
+  // in one step (its token budget, --max_tokens_per_step, minus the first generated token);
+  // with it, the context minus one.
   int64_t max_prompt_tokens = 2047;
   // Admission: a request that finds max_num_seqs + max_queue requests in flight (admitted, not
   // yet answered) is answered 429 with Retry-After.
